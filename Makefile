@@ -1,0 +1,27 @@
+# The two commands of the README's quick start, and the tools around them.
+# Each target sets up what it needs: the first use creates .venv and installs railguard into it.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)  ## run the demo of the main job on the bundled example
+	@$(BIN)/python examples/demo.py
+
+test: $(STAMP)  ## run the test suite
+	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## run the benchmarks by hand (see bench/README.md)
+	@$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist

@@ -1,0 +1,3 @@
+from railguard.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""Streaming compression that stock tools can undo: ``gunzip`` for gzip, ``zstd -d`` for zstd.
+
+Memory stays flat whatever the database size: data moves in 1 MiB chunks. The sha256 of the
+raw input and of the stored output are computed in the same pass.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+CHUNK = 1 << 20
+DEFAULT_LEVEL = {"gzip": 6, "zstd": 3, "none": None}
+Progress = Callable[[int], None]
+
+
+class _HashingWriter:
+    """A write-only file object that hashes and counts what passes through it."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self.target = target
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.target.write(data)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+
+def compress_file(
+    source: Path, target: BinaryIO, compression: str, level: int | None, progress: Progress | None = None
+) -> tuple[str, str, int]:
+    """Compress ``source`` into the open ``target``. Returns (raw sha256, stored sha256, stored size)."""
+    level = level or DEFAULT_LEVEL[compression]
+    stored = _HashingWriter(target)
+    raw = hashlib.sha256()
+    with source.open("rb") as reader:
+        if compression == "zstd":
+            compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+            writer = compressor.stream_writer(stored, size=source.stat().st_size, closefd=False)
+        elif compression == "gzip":
+            # mtime=0 and no file name in the header: the same database gives the same bytes.
+            writer = gzip.GzipFile(filename="", fileobj=stored, mode="wb", compresslevel=level, mtime=0)
+        else:
+            writer = stored
+        while chunk := reader.read(CHUNK):
+            raw.update(chunk)
+            writer.write(chunk)
+            if progress:
+                progress(len(chunk))
+        if writer is not stored:
+            writer.close()
+    target.flush()
+    return raw.hexdigest(), stored.sha256.hexdigest(), stored.size
+
+
+def open_decompressed(path: Path, compression: str) -> BinaryIO:
+    """A readable stream of the raw database inside a stored backup file."""
+    if compression == "zstd":
+        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)  # type: ignore[return-value]
+    if compression == "gzip":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def decompress_to(path: Path, compression: str, target: BinaryIO) -> str:
+    """Write the raw database to ``target``; returns its sha256."""
+    digest = hashlib.sha256()
+    with open_decompressed(path, compression) as reader:
+        while chunk := reader.read(CHUNK):
+            digest.update(chunk)
+            target.write(chunk)
+    target.flush()
+    return digest.hexdigest()
+
+
+def sha256_of_decompressed(path: Path, compression: str) -> str:
+    digest = hashlib.sha256()
+    with open_decompressed(path, compression) as reader:
+        while chunk := reader.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as reader:
+        while chunk := reader.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+

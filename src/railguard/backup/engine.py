@@ -1,0 +1,240 @@
+"""``take_backup``: the whole verified backup of one database.
+
+Order of work, and why:
+
+1. Check the source and lock the backup directory for this database (one run at a time).
+2. Remove temporary files left by a crashed run (we hold the lock, so they are stale).
+3. Copy the live database into a hidden temporary file (single-step backup API or VACUUM INTO).
+4. At the same time, on two threads: integrity_check the raw copy, and compress it into a
+   second temporary file (both only read the copy; SQLite and zstd release the GIL).
+5. Read the compressed file back and compare with the raw sha256 (it decompresses to exactly
+   what was checked).
+6. Only then: fsync, give the file its final name without ever replacing one, write the
+   manifest, fsync the directory, and log one line.
+
+A copy that fails its check is moved to ``failed/`` for inspection and never gets a final name.
+Any other failure (disk full, interrupted) removes the temporary files, logs a ``failed`` line
+and leaves every older backup untouched.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import errno
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from railguard import __version__
+from railguard.backup.compression import compress_file, sha256_of_decompressed, sha256_of_file
+from railguard.backup.manifest import Manifest
+from railguard.backup.naming import FAILED_DIR, BackupId, id_for, parse_name, stem_for
+from railguard.backup.snapshot import check_source, take_snapshot
+from railguard.backup.verify import check_database
+from railguard.config import BackupSettings
+from railguard.durable import fsync_directory, fsync_file, is_temp_name, promote, temp_path_for, write_bytes_atomic
+from railguard.errors import RailguardError, VerifyFailed
+from railguard.locking import exclusive_lock
+from railguard.logfmt import append_line
+
+LOG_NAME = "backup.log"
+
+#: Called with (stage, bytes done, bytes total); total is 0 when unknown.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class BackupResult:
+    path: Path
+    manifest: Manifest
+    warnings: list[str]
+
+
+class BackupDirectoryError(RailguardError):
+    pass
+
+
+def take_backup(
+    database: Path,
+    settings: BackupSettings,
+    *,
+    now: datetime,
+    tz: str = "UTC",
+    progress: Progress | None = None,
+) -> BackupResult:
+    """Take one verified backup of ``database`` into ``settings.directory``."""
+    check_source(database)
+    directory = settings.directory
+    _prepare_directory(directory)
+    stem = stem_for(database)
+    with exclusive_lock(directory / f".{stem}.lock", f"backups of {database}"):
+        remove_stale_temporaries(directory, stem)
+        backup_id = _free_id(directory, stem, now.astimezone(ZoneInfo(tz)))
+        final = directory / backup_id.data_name(settings.compression)
+        started = time.monotonic()
+        raw = directory / f".{backup_id}.sqlite3{'.raw' if settings.compression != 'none' else ''}.tmp-{os.getpid()}"
+        stored = temp_path_for(final) if settings.compression != "none" else raw
+        fields = {"time": now.astimezone(timezone.utc), "database": database, "file": final.name}
+        try:
+            manifest, warnings = _copy_check_compress(database, settings, raw, stored, backup_id, final, now, progress)
+            manifest.durations["total"] = round(time.monotonic() - started, 3)
+            promote(stored, final)
+            write_bytes_atomic(directory / backup_id.manifest_name, manifest.to_json())
+        except BaseException as exc:
+            for leftover in {raw, stored}:
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+            _log_failure(directory, fields, exc, time.monotonic() - started)
+            raise _explain(exc, database, directory) from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                if raw != stored:
+                    raw.unlink()
+        append_line(directory / LOG_NAME, {
+            **fields, "result": "ok", "method": manifest.method, "compression": manifest.compression,
+            "size_raw": manifest.size_raw, "size_stored": manifest.size_stored, "check": manifest.check,
+            "check_result": manifest.check_result, "fk_problems": manifest.foreign_key_problems,
+            "wal_bytes": manifest.wal_bytes, **{f"{k}_s": v for k, v in manifest.durations.items()},
+        })
+        return BackupResult(final, manifest, warnings)
+
+
+def _copy_check_compress(
+    database: Path, settings: BackupSettings, raw: Path, stored: Path, backup_id: BackupId, final: Path,
+    now: datetime, progress: Progress | None,
+) -> tuple[Manifest, list[str]]:
+    if progress:
+        progress("copy", 0, 0)
+    snapshot = take_snapshot(database, raw, method=settings.method,
+                             busy_timeout=settings.busy_timeout.total_seconds())
+    os.chmod(raw, 0o600)
+    fsync_file(raw)
+    size_raw = raw.stat().st_size
+    durations = {"copy": round(snapshot.seconds, 3)}
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        check_future = pool.submit(check_database, raw, settings.check)
+        compress_started = time.monotonic()
+        if settings.compression == "none":
+            raw_sha = stored_sha = sha256_of_file(raw)
+            size_stored = size_raw
+        else:
+            done = 0
+
+            def report(n: int) -> None:
+                nonlocal done
+                done += n
+                if progress:
+                    progress("compress", done, size_raw)
+
+            fd = os.open(stored, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                raw_sha, stored_sha, size_stored = compress_file(raw, handle, settings.compression,
+                                                                 settings.level, report)
+                os.fsync(handle.fileno())
+            # The stored file must decompress to exactly the bytes that were checked.
+            if progress:
+                progress("verify", 0, 0)
+            if sha256_of_decompressed(stored, settings.compression) != raw_sha:
+                raise VerifyFailed(f"compressed copy {final.name} does not decompress to the checked database",
+                                   hint="Check the disk and memory of this machine; try --compression none")
+        durations["compress"] = round(time.monotonic() - compress_started, 3)
+        if progress:
+            progress("check", 0, 0)
+        check = check_future.result()
+    durations["check"] = round(check.seconds, 3)
+
+    if not check.ok:
+        kept = _keep_aside(raw, final.parent, backup_id)
+        raise VerifyFailed(
+            f"the copy of {database} failed {settings.check}_check: {check.summary}; kept aside as {kept}",
+            hint="The source database is damaged: inspect it with sqlite3 and restore a good backup",
+        )
+    warnings = []
+    if check.foreign_key_problems:
+        warnings.append(f"foreign_key_check found {check.foreign_key_problems} problem(s) in {database}")
+    manifest = Manifest(
+        name=str(backup_id), file=final.name, source=str(database.absolute()),
+        created_at=now.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        sqlite_version=sqlite3.sqlite_version, page_size=snapshot.page_size, page_count=snapshot.page_count,
+        journal_mode=snapshot.journal_mode, size_raw=size_raw, size_stored=size_stored, sha256=stored_sha,
+        raw_sha256=raw_sha, method=settings.method, compression=settings.compression,
+        level=settings.level if settings.compression != "none" else None, check=settings.check,
+        check_result=check.summary, verified=True, foreign_key_problems=check.foreign_key_problems,
+        durations=durations, wal_bytes=snapshot.wal_bytes, railguard_version=__version__,
+    )
+    return manifest, warnings
+
+
+def remove_stale_temporaries(directory: Path, stem: str) -> list[Path]:
+    """Remove temporary files a crashed run left behind. Call only while holding the lock."""
+    removed = []
+    for entry in directory.iterdir():
+        if is_temp_name(entry.name) and entry.name.startswith(f".{stem}-") and entry.is_file():
+            entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def _prepare_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupDirectoryError(f"cannot create the backup directory {directory}: {exc.strerror}",
+                                   hint="Create it, or choose another with --dir") from None
+    if not directory.is_dir():
+        raise BackupDirectoryError(f"backup directory {directory} is not a directory", hint="Choose another with --dir")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise BackupDirectoryError(f"backup directory {directory} is not writable by this user",
+                                   hint="Fix its permissions, or choose another with --dir")
+
+
+def _free_id(directory: Path, stem: str, local_now: datetime) -> BackupId:
+    taken = set()
+    for place in (directory, directory / FAILED_DIR):
+        if place.is_dir():
+            for entry in place.iterdir():
+                parsed = parse_name(entry.name, stem)
+                if parsed:
+                    taken.add(parsed[0])
+    seq = 1
+    while (candidate := id_for(stem, local_now, seq)) in taken:
+        seq += 1
+    return candidate
+
+
+def _keep_aside(raw: Path, directory: Path, backup_id: BackupId) -> Path:
+    failed = directory / FAILED_DIR
+    failed.mkdir(mode=0o700, exist_ok=True)
+    target = failed / f"{backup_id}.sqlite3"
+    os.replace(raw, target)
+    fsync_directory(failed)
+    return target
+
+
+def _log_failure(directory: Path, fields: dict, exc: BaseException, seconds: float) -> None:
+    reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__
+    with contextlib.suppress(OSError):  # a full disk must not hide the original error
+        append_line(directory / LOG_NAME, {**fields, "result": "failed", "total_s": round(seconds, 3),
+                                           "error": reason})
+
+
+def _explain(exc: BaseException, database: Path, directory: Path) -> BaseException:
+    if isinstance(exc, RailguardError) or not isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "full" in str(exc).lower():
+        return BackupDirectoryError(f"no space left in {directory} while writing the backup; older backups are untouched",
+                                    hint="Free space there, prune old backups, or choose another --dir")
+    if isinstance(exc, OSError):
+        return BackupDirectoryError(f"cannot write the backup in {directory}: {exc.strerror or exc}",
+                                    hint="Check the directory's permissions and free space")
+    if isinstance(exc, sqlite3.Error):
+        return RailguardError(f"SQLite failed while copying {database}: {exc}",
+                              hint="Check the database with: sqlite3 DB 'PRAGMA integrity_check'")
+    return exc

@@ -1,0 +1,159 @@
+"""A consistent copy of a live SQLite database that never blocks the app's writers.
+
+Two methods, both a single read transaction:
+
+* ``backup-api``: ``sqlite3_backup_step(-1)``. Never a chunked backup: SQLite restarts a
+  chunked backup from page 1 whenever another connection writes between steps, so on a busy
+  database it may never finish (sqlite.org/backup.html).
+* ``vacuum-into``: ``VACUUM INTO``, a compacted copy with no free pages.
+
+In WAL mode readers never block writers, so the app keeps writing while the copy is taken;
+the only cost is that the WAL cannot be reset until the read transaction ends, so we keep
+that transaction as short as the copy itself. In rollback-journal mode a writer can hold the
+database locked: we retry until ``busy_timeout`` and then fail with :class:`DatabaseBusy`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from railguard.errors import Busy, NotFound, RailguardError, UsageError
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class NotADatabase(UsageError):
+    pass
+
+
+class DatabaseBusy(Busy):
+    pass
+
+
+@dataclass
+class SnapshotInfo:
+    page_size: int
+    page_count: int
+    journal_mode: str
+    wal_bytes: int
+    seconds: float
+
+
+def check_source(database: Path) -> None:
+    """Fail with a clear message unless ``database`` is a readable SQLite file."""
+    if not database.exists():
+        raise NotFound(f"database {database} does not exist",
+                       hint="Check the path (--db or apps.<name>.database in railguard.toml)")
+    if database.is_dir():
+        raise NotADatabase(f"database {database} is a directory, not a SQLite file",
+                           hint="Point --db at the .db file inside it")
+    try:
+        with database.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except PermissionError:
+        raise RailguardError(f"database {database} is not readable by this user",
+                             hint="Run railguard as the app's user, or grant read access") from None
+    if header != SQLITE_HEADER:
+        raise NotADatabase(f"{database} is not a SQLite database (bad header)",
+                           hint="Check the path; the file may be empty or something else")
+
+
+def open_readonly(path: Path, *, timeout: float = 5.0, immutable: bool = False) -> sqlite3.Connection:
+    """A read-only connection. ``immutable`` skips locking: only for files nobody else writes."""
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro" + ("&immutable=1" if immutable else "")
+    return sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+
+
+def take_snapshot(database: Path, target: Path, *, method: str, busy_timeout: float) -> SnapshotInfo:
+    """Copy ``database`` consistently into the new file ``target`` (which must not exist)."""
+    started = time.monotonic()
+    wal = database.with_name(database.name + "-wal")
+    wal_bytes = wal.stat().st_size if wal.exists() else 0
+    deadline = started + busy_timeout
+    source = _open_source(database, busy_timeout)
+    try:
+        journal_mode = source.execute("PRAGMA journal_mode").fetchone()[0]
+        if method == "vacuum-into":
+            _with_busy_retry(lambda: source.execute("VACUUM INTO ?", (str(target),)), deadline, database)
+        else:
+            _backup_api(source, target, deadline, database)
+    finally:
+        source.close()
+    # The copy keeps the source's WAL flag in its header; make it a plain rollback-journal file
+    # so opening it (to verify, or with stock tools) never creates -wal/-shm beside it.
+    # The manifest records journal_mode so a restore can put WAL back.
+    copy = sqlite3.connect(target, isolation_level=None)
+    try:
+        copy.execute("PRAGMA journal_mode=DELETE")
+        page_size = copy.execute("PRAGMA page_size").fetchone()[0]
+        page_count = copy.execute("PRAGMA page_count").fetchone()[0]
+    finally:
+        copy.close()
+    return SnapshotInfo(page_size, page_count, journal_mode, wal_bytes, time.monotonic() - started)
+
+
+def _open_source(database: Path, busy_timeout: float) -> sqlite3.Connection:
+    # Not mode=ro: a read-only connection cannot run WAL recovery or create a missing -shm,
+    # and then fails on a database the app has just closed. We only ever read from it.
+    try:
+        connection = sqlite3.connect(database, timeout=min(busy_timeout, 5.0), isolation_level=None,
+                                     check_same_thread=False)
+        connection.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if _is_busy(exc):
+            raise DatabaseBusy(f"database {database} stayed locked", hint="Retry later, or raise backup.busy_timeout") from exc
+        raise NotADatabase(f"{database} cannot be opened as a SQLite database: {exc}",
+                           hint="Check the path and that the file is not damaged") from exc
+    return connection
+
+
+def _backup_api(source: sqlite3.Connection, target: Path, deadline: float, database: Path) -> None:
+    destination = sqlite3.connect(target, isolation_level=None)
+    try:
+        # Nothing to protect in a file nobody has seen yet: we fsync it ourselves afterwards.
+        destination.execute("PRAGMA journal_mode=OFF")
+        destination.execute("PRAGMA synchronous=OFF")
+
+        def give_up_when_late(status: int, remaining: int, total: int) -> None:
+            # CPython retries BUSY/LOCKED forever; raising here is the only way to stop it.
+            if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) and time.monotonic() > deadline:
+                raise DatabaseBusy(f"database {database} stayed locked past the busy timeout",
+                                   hint="Retry later, or raise backup.busy_timeout")
+
+        source.backup(destination, pages=-1, progress=give_up_when_late, sleep=0.05)
+    finally:
+        destination.close()
+
+
+def _with_busy_retry(action, deadline: float, database: Path) -> None:
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise DatabaseBusy(f"database {database} stayed locked past the busy timeout",
+                                   hint="Retry later, or raise backup.busy_timeout") from exc
+            time.sleep(0.05)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,118 @@
+"""Rendering: human tables on a terminal, JSON for scripts, one-line errors with a hint.
+
+``--json`` writes exactly one JSON document to stdout, also on failure
+(``{"ok": false, "error": ..., "hint": ..., "exit_code": ...}``), so a script never has to
+parse the human form. Progress bars appear only when stderr is a terminal: under cron or in
+a pipe railguard is silent except for its result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+_json_mode: ContextVar[bool] = ContextVar("json_mode", default=False)
+
+
+def json_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` for a command that reports."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        _json_mode.set(value)
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, callback=remember, expose_value=True,
+                        is_eager=True, help="Print one JSON document for scripts instead of a table.")(function)
+
+
+def json_mode() -> bool:
+    return _json_mode.get()
+
+
+def stdout() -> Console:
+    return Console(soft_wrap=True, highlight=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, default=_jsonable, ensure_ascii=False))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def error(message: str, hint: str | None, *, code: int | None = None) -> None:
+    if json_mode() and code is not None:
+        emit_json({"ok": False, "error": message, "hint": hint, "exit_code": int(code)})
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+
+
+def warning(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    grid = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column in columns:
+        grid.add_column(column, justify="right" if column in {"size", "ratio", "age", "raw"} else "left")
+    for row in rows:
+        grid.add_row(*(str(cell) for cell in row))
+    stdout().print(grid)
+
+
+def human_size(size: int | float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 0:
+        return "in the future"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A ``(stage, done, total)`` callback drawing a rich progress bar, or None when silent."""
+    if not enabled or json_mode() or not sys.stderr.isatty():
+        yield None
+        return
+    labels = {"copy": "copying", "compress": "compressing", "verify": "re-reading", "check": "checking"}
+    with Progress(TextColumn("{task.description:<12}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+                  console=stderr(), transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=labels.get(stage, stage), completed=done, total=total or None)
+
+        yield update

@@ -1,0 +1,83 @@
+"""The root command group: global options, error rendering and exit codes."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from railguard import __version__
+from railguard.cli import output
+from railguard.cli.context import Context
+from railguard.errors import ExitCode, RailguardError
+
+EPILOG = "\b\nExit codes:\n" + ExitCode.describe()
+
+
+class RailguardGroup(click.Group):
+    """Turns every expected failure into one line, a hint and a documented exit code."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _in_main_thread() else None
+        try:
+            result = super().main(args, prog_name or "railguard", complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            output.error("interrupted", None)
+            sys.exit(ExitCode.INTERRUPTED)
+        except click.UsageError as exc:
+            output.error(exc.format_message(), _usage_hint(exc))
+            sys.exit(ExitCode.USAGE)
+        except click.ClickException as exc:
+            output.error(exc.format_message(), None)
+            sys.exit(ExitCode.USAGE)
+        except RailguardError as exc:
+            output.error(exc.message, exc.hint, code=exc.exit_code)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            output.error("interrupted; cleaned up", None, code=ExitCode.INTERRUPTED)
+            sys.exit(ExitCode.INTERRUPTED)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        sys.exit(int(result) if isinstance(result, int) else ExitCode.OK)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    # SIGTERM (docker stop, systemd, the daemon) takes the same clean-up path as Ctrl-C.
+    raise KeyboardInterrupt
+
+
+def _usage_hint(exc: click.UsageError) -> str:
+    command = exc.ctx.command_path if exc.ctx else "railguard"
+    return f"Try: {command} --help"
+
+
+@click.group(cls=RailguardGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="railguard")
+@click.option("--config", "config_path", metavar="PATH", envvar="RAILGUARD_CONFIG", show_envvar=True,
+              help="Configuration file (default: ./railguard.toml if present, else built-in defaults).")
+@click.option("--app", "app_name", metavar="NAME", help="Which app of the configuration (needed when it has several).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, app_name: str | None) -> None:
+    """Verified SQLite backups, deploy guardrails and early failure detection for a
+    self-hosted app."""
+    ctx.obj = Context(config_path=config_path, app_name=app_name)
+
+
+def main() -> None:
+    cli.main()
+
+
+# Command modules register themselves on import; keep this list in the order of the help.
+from railguard.cli import backup_cmd  # noqa: E402,F401

@@ -1,0 +1,85 @@
+"""One greppable line per event, in logfmt (``key=value key2="with spaces"``).
+
+Used for ``backup.log`` and ``drill.log``. A line is appended with a single ``write`` on a file
+opened ``O_APPEND`` and fsynced, so concurrent writers never interleave inside a line and a
+crash never leaves half a line behind a complete one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+_PLAIN = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:+@,%")
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = f"{value:.3f}".rstrip("0").rstrip(".")
+    elif isinstance(value, datetime):
+        text = value.isoformat(timespec="seconds")
+    else:
+        text = str(value)
+    if text and set(text) <= _PLAIN:
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
+
+
+def format_line(fields: Mapping[str, Any]) -> str:
+    return " ".join(f"{key}={_value(value)}" for key, value in fields.items() if value is not None)
+
+
+def parse_line(line: str) -> dict[str, str]:
+    """Inverse of :func:`format_line` (values come back as strings)."""
+    fields: dict[str, str] = {}
+    i, n = 0, len(line)
+    while i < n:
+        while i < n and line[i] == " ":
+            i += 1
+        eq = line.find("=", i)
+        if eq < 0:
+            break
+        key = line[i:eq]
+        i = eq + 1
+        if i < n and line[i] == '"':
+            i += 1
+            chars: list[str] = []
+            while i < n and line[i] != '"':
+                if line[i] == "\\" and i + 1 < n:
+                    i += 1
+                    chars.append({"n": "\n", "r": "\r"}.get(line[i], line[i]))
+                else:
+                    chars.append(line[i])
+                i += 1
+            i += 1
+            fields[key] = "".join(chars)
+        else:
+            end = line.find(" ", i)
+            end = n if end < 0 else end
+            fields[key] = line[i:end]
+            i = end
+    return fields
+
+
+def append_line(path: Path, fields: Mapping[str, Any], *, mode: int = 0o600) -> None:
+    data = (format_line(fields) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_lines(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    return [parse_line(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

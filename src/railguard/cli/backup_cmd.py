@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
-from railguard.backup import list_backups, resolve_backup, take_backup, verify_backup
+from railguard.backup import list_backups, resolve_backup, verify_backup
 from railguard.backup.naming import stem_for
 from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.errors import ExitCode, RailguardError
+from railguard.jobs import backup_job
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -43,18 +45,18 @@ def backup(ctx: Context, database: str | None, directory: str | None, method: st
         "app.backup.busy_timeout": ("--busy-timeout", busy_timeout),
     })
     with output.progress_bar(True) as progress:
-        result = take_backup(app.database, app.backup, now=ctx.now(), tz=settings.timezone, progress=progress)
-    manifest = result.manifest
+        report = backup_job(settings, name, app, now=ctx.now(), progress=progress)
+    result, manifest = report.backup, report.backup.manifest
     if as_json:
-        output.emit_json({"ok": True, "app": name, "file": result.path, "warnings": result.warnings,
-                          "manifest": manifest.__dict__})
+        output.emit_json({"ok": True, "app": name, "file": result.path, "warnings": report.warnings,
+                          "manifest": asdict(manifest), "steps": report.steps})
     else:
         click.echo(f"backup {result.path} ({output.human_size(manifest.size_raw)} → "
                    f"{output.human_size(manifest.size_stored)}, {manifest.check}_check {manifest.check_result}, "
                    f"{manifest.durations['total']:.1f}s)")
-        for message in result.warnings:
+        for message in report.warnings:
             output.warning(message)
-    return ExitCode.WARNING if result.warnings else ExitCode.OK
+    return report.exit_code
 
 
 @cli.group()

@@ -1,0 +1,2 @@
+"""Stand-ins for services that cannot run here (CapRover, Forgejo), following the documented
+behaviour in shared/reference/forgejo-caprover.md, quirks included."""

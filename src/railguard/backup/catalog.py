@@ -40,11 +40,13 @@ class BackupRecord:
 
     @property
     def created_at(self) -> datetime:
-        """When the backup was taken (UTC); from the manifest, else from the file name."""
+        """When the backup was taken (UTC): from the manifest, else when its file was written
+        (the name carries the time in the configured zone, which this record does not know)."""
         if self.manifest is not None:
             return datetime.fromisoformat(self.manifest.created_at)
-        naive = datetime.strptime(f"{self.id.date}{self.id.time}", "%Y%m%d%H%M")
-        return naive.replace(tzinfo=timezone.utc)
+        path = self.data_path or self.manifest_path
+        assert path is not None
+        return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
 
 
 def list_backups(directory: Path, stem: str | None = None) -> list[BackupRecord]:

@@ -46,7 +46,12 @@ class SnapshotInfo:
 
 def check_source(database: Path) -> None:
     """Fail with a clear message unless ``database`` is a readable SQLite file."""
-    if not database.exists():
+    try:
+        database.stat()
+    except PermissionError:
+        raise RailguardError(f"database {database} is not readable by this user (a directory on its path is closed)",
+                             hint="Run railguard as the app's user, or grant access to the path") from None
+    except FileNotFoundError:
         raise NotFound(f"database {database} does not exist",
                        hint="Check the path (--db or apps.<name>.database in railguard.toml)")
     if database.is_dir():

@@ -54,7 +54,9 @@ def check_database(path: Path, mode: str = "integrity") -> CheckResult:
     except sqlite3.DatabaseError as exc:
         return CheckResult(False, [f"cannot be read as a database: {exc}"], 0, time.monotonic() - started)
     ok = rows == ["ok"]
-    return CheckResult(ok, [] if ok else rows, fk_problems, time.monotonic() - started)
+    # A row may hold several lines, led by a "*** in database main ***" header: keep the findings.
+    problems = [line for row in rows for line in str(row).splitlines() if line and not line.startswith("*** ")]
+    return CheckResult(ok, [] if ok else problems or rows, fk_problems, time.monotonic() - started)
 
 
 @dataclass

@@ -65,12 +65,13 @@ def backups() -> None:
 
 
 @backups.command("list")
+@click.option("--db", "database", metavar="PATH", help="Whose backups [apps.NAME.database].")
 @click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
 @output.json_option
 @pass_context
-def list_command(ctx: Context, directory: str | None, as_json: bool) -> int:
+def list_command(ctx: Context, database: str | None, directory: str | None, as_json: bool) -> int:
     """Show every backup: name, time, size, ratio, verified, age."""
-    _, name, app = ctx.app({"app.backup.directory": ("--dir", directory)})
+    _, name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
     records = list_backups(app.backup.directory, stem_for(app.database))
     now = ctx.now()
     if as_json:
@@ -87,29 +88,31 @@ def list_command(ctx: Context, directory: str | None, as_json: bool) -> int:
     rows = []
     for r in records:
         m = r.manifest
-        rows.append([r.name, r.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+        rows.append([r.name, r.created_at.strftime("%Y-%m-%d %H:%M"),
                      output.human_size(m.size_stored) if m else "-", f"{m.ratio:.0%}" if m else "-",
                      "yes" if r.is_good else f"no ({r.status})", output.human_age(now - r.created_at)])
-    output.table(f"backups in {app.backup.directory}", ["name", "time", "size", "ratio", "verified", "age"], rows)
+    output.table(f"backups in {app.backup.directory}", ["name", "time (UTC)", "size", "ratio", "verified", "age"], rows)
     return ExitCode.OK
 
 
 @backups.command("verify")
 @click.argument("name", required=False)
 @click.option("--all", "verify_all", is_flag=True, help="Verify every backup (finds bit rot in old ones).")
+@click.option("--db", "database", metavar="PATH", help="Whose backups [apps.NAME.database].")
 @click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
 @click.option("--check", type=click.Choice(["integrity", "quick"]), help="[backup.check]")
 @output.json_option
 @pass_context
-def verify_command(ctx: Context, name: str | None, verify_all: bool, directory: str | None, check: str | None,
-                   as_json: bool) -> int:
+def verify_command(ctx: Context, name: str | None, verify_all: bool, database: str | None, directory: str | None,
+                   check: str | None, as_json: bool) -> int:
     """Re-hash a backup against its manifest, decompress it and run integrity_check.
 
     NAME is a backup name from `railguard backups list`, or `latest` (the default).
     """
     if name and verify_all:
         raise click.UsageError("give a NAME or --all, not both")
-    _, app_name, app = ctx.app({"app.backup.directory": ("--dir", directory), "app.backup.check": ("--check", check)})
+    _, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory),
+                                "app.backup.check": ("--check", check)})
     stem = stem_for(app.database)
     records = list_backups(app.backup.directory, stem) if verify_all else [
         resolve_backup(app.backup.directory, stem, name)]

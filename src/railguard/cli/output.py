@@ -41,7 +41,9 @@ def json_mode() -> bool:
 
 
 def stdout() -> Console:
-    return Console(soft_wrap=True, highlight=False)
+    # In a pipe or a log there is no terminal width to respect: never wrap a table row there.
+    width = None if sys.stdout.isatty() else 240
+    return Console(soft_wrap=True, highlight=False, width=width)
 
 
 def stderr() -> Console:

@@ -1,0 +1,97 @@
+"""``railguard daemon`` and ``railguard schedule``."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import click
+
+from railguard.cli import output
+from railguard.cli.context import Context
+from railguard.cli.root import cli
+from railguard.daemon import Daemon, RunLog, plan_jobs
+from railguard.daemon import http as daemon_http
+from railguard.errors import ExitCode, UsageError
+from railguard.schedule import is_due_at_start
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@cli.command()
+@pass_context
+def daemon(ctx: Context) -> int:
+    """Run every enabled job on its schedule, in one long-running process.
+
+    Backups (followed by prune and the copies off the host), the monthly drill, the monitor and
+    the webhook gate, as the configuration enables them. A job whose last success is older than
+    its previous scheduled run starts at once (catch-up after downtime). SIGTERM lets a running
+    job finish or abort cleanly. Logs one line per job run on stdout.
+    """
+    settings = ctx.settings()
+    jobs = plan_jobs(settings)
+    if not jobs:
+        raise UsageError("nothing to run: every job is switched off in the configuration",
+                         hint="Set [apps.NAME.schedule] backup, or enable [daemon] monitor or gate")
+    runlog = RunLog(settings.state_dir / "daemon.db")
+    runner = Daemon(jobs, runlog, tz=settings.timezone, stop_grace=settings.daemon.stop_grace,
+                    job_timeout=settings.daemon.job_timeout, log=lambda line: print(line, flush=True))
+    server = None
+    if settings.daemon.listen:
+        host, _, port = settings.daemon.listen.rpartition(":")
+        try:
+            server = daemon_http.serve(runner, host or "127.0.0.1", int(port))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"daemon.listen {settings.daemon.listen!r}: cannot listen there ({exc})",
+                             hint="Choose a free host:port, or \"\" to turn the endpoints off") from None
+
+    def stop(signum: int, frame: object) -> None:
+        runner.stop()
+
+    # The daemon stops by finishing its loop, not by an exception in the middle of it.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"railguard daemon: {len(jobs)} job(s): {', '.join(job.name for job in jobs)}", file=sys.stderr, flush=True)
+    try:
+        return runner.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+        runlog.close()
+
+
+@cli.command()
+@output.json_option
+@pass_context
+def schedule(ctx: Context, as_json: bool) -> int:
+    """Show every job the daemon runs, its schedule, its next run and its last success."""
+    settings = ctx.settings()
+    now = ctx.now()
+    runlog_path = settings.state_dir / "daemon.db"
+    runlog = RunLog(runlog_path) if runlog_path.exists() else None
+    rows = []
+    for job in plan_jobs(settings):
+        last = runlog.last_success(job.name) if runlog else None
+        if job.is_service:
+            next_run, catch_up = None, False
+        else:
+            catch_up = is_due_at_start(job.schedule, last, now, settings.timezone)
+            next_run = now if catch_up else job.schedule.next_after(now, settings.timezone)
+        rows.append({"job": job.name, "schedule": str(job.schedule) if job.schedule else "always running",
+                     "next_run": next_run, "catch_up": catch_up, "last_success": last})
+    if as_json:
+        output.emit_json({"ok": True, "timezone": settings.timezone, "jobs": rows})
+        return ExitCode.OK
+    output.table(f"jobs (times in {settings.timezone})", ["job", "schedule", "next run", "last success"], [
+        [r["job"], r["schedule"],
+         "now (catch-up: a run was missed)" if r["catch_up"] else _local(r["next_run"], settings.timezone),
+         _local(r["last_success"], settings.timezone) if r["last_success"] else "never"] for r in rows])
+    return ExitCode.OK
+
+
+def _local(moment: datetime | None, tz: str) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")

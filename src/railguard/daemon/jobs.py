@@ -1,0 +1,47 @@
+"""Which jobs the configuration enables, and the command line each one runs."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from railguard.config import Settings
+from railguard.schedule import Schedule, parse_schedule
+
+
+@dataclass(frozen=True)
+class Job:
+    #: ``backup:tasks``, ``drill:tasks``, ``monitor``, ``gate``.
+    name: str
+    argv: tuple[str, ...]
+    #: None for a service: started once, restarted when it exits.
+    schedule: Schedule | None
+
+    @property
+    def is_service(self) -> bool:
+        return self.schedule is None
+
+
+def railguard_argv(settings: Settings, *args: str) -> tuple[str, ...]:
+    config = ("--config", str(settings.source.absolute())) if settings.source else ()
+    return (sys.executable, "-m", "railguard", *config, *args)
+
+
+def plan_jobs(settings: Settings) -> list[Job]:
+    jobs = []
+    for name, app in settings.apps.items():
+        if app.schedule.backup:
+            jobs.append(Job(f"backup:{name}", railguard_argv(settings, "--app", name, "backup"),
+                            parse_schedule(app.schedule.backup)))
+        if app.schedule.drill and (app.drill.command or app.drill.image):
+            jobs.append(Job(f"drill:{name}", railguard_argv(settings, "--app", name, "drill"),
+                            parse_schedule(app.schedule.drill)))
+    if settings.daemon.monitor and _has_monitor_targets(settings):
+        jobs.append(Job("monitor", railguard_argv(settings, "monitor"), None))
+    if settings.daemon.gate:
+        jobs.append(Job("gate", railguard_argv(settings, "gate", "serve"), None))
+    return jobs
+
+
+def _has_monitor_targets(settings: Settings) -> bool:
+    return bool(settings.monitor.targets) or any(app.url for app in settings.apps.values())

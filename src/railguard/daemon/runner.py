@@ -1,0 +1,222 @@
+"""The daemon's loop: start jobs when due, never two runs of the same job at once, supervise
+services, and stop cleanly on SIGTERM.
+
+The clock and the sleep are parameters so tests can run second-level schedules; the loop
+itself holds no policy beyond "due and not running → start".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import IO
+
+from railguard.daemon.jobs import Job
+from railguard.daemon.runlog import RunLog
+from railguard.errors import ExitCode
+from railguard.logfmt import format_line
+from railguard.schedule import is_due_at_start
+
+Clock = Callable[[], datetime]
+TICK_SECONDS = 0.2
+#: Service restarts back off up to this long, so a crashing monitor does not spin.
+MAX_RESTART_DELAY = 60.0
+TAIL_BYTES = 2000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class _Running:
+    process: subprocess.Popen
+    run_id: int
+    started: datetime
+    output: IO[bytes]
+    terminated_at: float | None = None
+
+
+@dataclass
+class _JobState:
+    job: Job
+    next_due: datetime | None = None
+    running: _Running | None = None
+    restart_delay: float = 1.0
+
+
+@dataclass
+class Daemon:
+    jobs: list[Job]
+    runlog: RunLog
+    tz: str = "UTC"
+    stop_grace: timedelta = timedelta(minutes=2)
+    job_timeout: timedelta = timedelta(hours=6)
+    clock: Clock = _utc_now
+    log: Callable[[str], None] = print
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    #: Monotonic time of the last loop pass: /healthz reports the loop stuck when it gets old.
+    last_tick: float = field(default_factory=time.monotonic)
+    _states: dict[str, _JobState] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._states = {job.name: _JobState(job) for job in self.jobs}
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self) -> int:
+        now = self.clock()
+        for state in self._states.values():
+            self._plan_first_run(state, now)
+        try:
+            while not self.stop_event.is_set():
+                self.last_tick = time.monotonic()
+                now = self.clock()
+                for state in self._states.values():
+                    self._reap(state, now)
+                    self._enforce_timeout(state)
+                    if state.next_due is not None and now >= state.next_due:
+                        self._start_or_skip(state, now)
+                self.stop_event.wait(TICK_SECONDS)
+        finally:
+            self._stop_all()
+        return ExitCode.OK
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # -- scheduling ---------------------------------------------------------------------------
+    def _plan_first_run(self, state: _JobState, now: datetime) -> None:
+        job = state.job
+        if job.is_service:
+            state.next_due = now
+            return
+        last = self.runlog.last_success(job.name)
+        if is_due_at_start(job.schedule, last, now, self.tz):
+            state.next_due = now
+            self._line(job.name, "catch-up", reason="never succeeded" if last is None else
+                       f"missed the run due at {job.schedule.previous_at_or_before(now, self.tz).isoformat()}")
+        else:
+            state.next_due = job.schedule.next_after(now, self.tz)
+
+    def _start_or_skip(self, state: _JobState, now: datetime) -> None:
+        job = state.job
+        if state.running is not None:
+            # Never two runs of the same job: this occurrence is skipped, and said so.
+            self.runlog.skipped(job.name, now, "the previous run is still going")
+            self._line(job.name, "skipped", reason="the previous run is still going")
+        else:
+            self._start(state, now)
+        if not job.is_service:
+            state.next_due = job.schedule.next_after(now, self.tz)
+        else:
+            state.next_due = None
+
+    def _start(self, state: _JobState, now: datetime) -> None:
+        output = tempfile.TemporaryFile()
+        # Its own session: a Ctrl-C in the daemon's terminal must not reach the job twice; the
+        # daemon forwards SIGTERM itself and gives the job time to clean up.
+        process = subprocess.Popen(state.job.argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                                   start_new_session=True)
+        run_id = self.runlog.start(state.job.name, now)
+        state.running = _Running(process, run_id, now, output)
+
+    def _reap(self, state: _JobState, now: datetime) -> None:
+        running = state.running
+        if running is None or running.process.poll() is None:
+            return
+        code = running.process.returncode
+        tail = _tail(running.output)
+        running.output.close()
+        if running.terminated_at is not None:
+            result = "killed"
+        else:
+            result = {ExitCode.OK: "ok", ExitCode.WARNING: "warning"}.get(code, "failed")
+        summary = tail.strip().splitlines()[-1] if tail.strip() else ""
+        self.runlog.finish(running.run_id, now, code, result, summary)
+        self._line(state.job.name, result, exit_code=code,
+                   duration_s=round((now - running.started).total_seconds(), 3), last_line=summary)
+        state.running = None
+        if state.job.is_service and not self.stop_event.is_set():
+            # A service that exits is restarted, later each time it keeps failing.
+            state.next_due = now + timedelta(seconds=state.restart_delay)
+            state.restart_delay = min(state.restart_delay * 2, MAX_RESTART_DELAY)
+
+    def _enforce_timeout(self, state: _JobState) -> None:
+        running = state.running
+        if running is None or state.job.is_service:
+            return
+        if running.terminated_at is None and self.clock() - running.started > self.job_timeout:
+            self._line(state.job.name, "timeout", after_s=self.job_timeout.total_seconds())
+            self._signal(running, signal.SIGTERM)
+            running.terminated_at = time.monotonic()
+        elif running.terminated_at is not None and time.monotonic() - running.terminated_at > \
+                self.stop_grace.total_seconds():
+            self._signal(running, signal.SIGKILL)
+
+    # -- stopping -----------------------------------------------------------------------------
+    def _stop_all(self) -> None:
+        running = [s for s in self._states.values() if s.running is not None]
+        for state in running:
+            self._signal(state.running, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_grace.total_seconds()
+        for state in running:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                state.running.process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                self._line(state.job.name, "killed", reason="did not stop within stop_grace")
+                self._signal(state.running, signal.SIGKILL)
+                state.running.process.wait()
+            state.running.terminated_at = state.running.terminated_at or time.monotonic()
+            # Report how the job ended; "killed" only if we had to.
+            self._reap_stopped(state)
+
+    def _reap_stopped(self, state: _JobState) -> None:
+        running = state.running
+        code = running.process.returncode
+        tail = _tail(running.output)
+        running.output.close()
+        result = "interrupted" if code == ExitCode.INTERRUPTED else "killed" if code and code < 0 else \
+            {0: "ok", 1: "warning"}.get(code, "failed")
+        summary = tail.strip().splitlines()[-1] if tail.strip() else ""
+        self.runlog.finish(running.run_id, self.clock(), code, result, summary)
+        self._line(state.job.name, result, exit_code=code, last_line=summary)
+        state.running = None
+
+    @staticmethod
+    def _signal(running: _Running, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(running.process.pid, signum)
+
+    # -- what the outside sees ----------------------------------------------------------------
+    def snapshot(self) -> list[dict]:
+        """Per job: schedule, next due, running, last success (for /healthz, /metrics, status)."""
+        out = []
+        for state in self._states.values():
+            out.append({
+                "job": state.job.name,
+                "schedule": str(state.job.schedule) if state.job.schedule else "service",
+                "next_run": state.next_due,
+                "running": state.running is not None,
+                "last_success": self.runlog.last_success(state.job.name),
+            })
+        return out
+
+    def _line(self, job: str, event: str, **fields: object) -> None:
+        self.log(format_line({"time": self.clock().isoformat(timespec="seconds"), "job": job, "event": event,
+                              **fields}))
+
+
+def _tail(output: IO[bytes]) -> str:
+    output.seek(0, os.SEEK_END)
+    size = output.tell()
+    output.seek(max(0, size - TAIL_BYTES))
+    return output.read().decode("utf-8", "replace")

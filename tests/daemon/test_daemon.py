@@ -1,0 +1,185 @@
+"""railguard daemon: jobs run when due, never overlap, catch up after a stop, stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from railguard.backup import list_backups
+from railguard.backup.verify import verify_backup
+from railguard.daemon import RunLog
+
+from conftest import create_tasks_database
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_config(tmp_path: Path, database: Path, backup_schedule: str, port: int = 0) -> Path:
+    config = tmp_path / "railguard.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        f'[apps.tasks]\ndatabase = "{database}"\n'
+        f'[apps.tasks.backup]\ndirectory = "{tmp_path / "backups"}"\nprune = false\n'
+        f'[apps.tasks.schedule]\nbackup = "{backup_schedule}"\n'
+        f'[daemon]\nlisten = "{f"127.0.0.1:{port}" if port else ""}"\nmonitor = false\nstop_grace = "60s"\n')
+    return config
+
+
+def start_daemon(config: Path) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "railguard", "--config", str(config), "daemon"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = process.stderr.readline()  # printed once its signal handlers are in place
+    assert ready.startswith("railguard daemon: "), ready + process.stderr.read()
+    return process
+
+
+def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def runs(tmp_path: Path) -> list:
+    path = tmp_path / "state" / "daemon.db"
+    if not path.exists():
+        return []
+    log = RunLog(path)
+    try:
+        return log.runs("backup:tasks")
+    finally:
+        log.close()
+
+
+def stop(process: subprocess.Popen) -> tuple[int, str, str]:
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=90)
+    return process.returncode, out, err
+
+
+def test_jobs_run_when_due_and_never_overlap(tmp_path: Path, fill_random):
+    database = create_tasks_database(tmp_path / "tasks.db")
+    fill_random(database, megabytes=12)  # a backup takes longer than the 1 s interval
+    daemon = start_daemon(write_config(tmp_path, database, "every 1s"))
+    try:
+        wait_for(lambda: len([r for r in runs(tmp_path) if r.result == "ok"]) >= 3, what="three backups")
+    finally:
+        code, out, err = stop(daemon)
+    assert code == 0, err
+    finished = [r for r in runs(tmp_path) if r.result != "skipped"]
+    for earlier, later in zip(finished, finished[1:]):
+        assert later.started_at >= earlier.finished_at, "two runs of the same job overlapped"
+    assert any(r.result == "skipped" for r in runs(tmp_path)), "the interval is shorter than a run: some skipped"
+    # One line per job run on stdout, in logfmt.
+    ok_lines = [line for line in out.splitlines() if "job=backup:tasks" in line and "event=ok" in line]
+    assert len(ok_lines) == len([r for r in runs(tmp_path) if r.result == "ok"])
+    assert all(record.is_good for record in list_backups(tmp_path / "backups", "tasks"))
+
+
+def test_a_missed_run_is_caught_up_at_start_and_a_recent_one_is_not(tmp_path: Path):
+    database = create_tasks_database(tmp_path / "tasks.db")
+    config = write_config(tmp_path, database, "0 0 1 1 *")  # once a year: never due during the test
+    log = RunLog(tmp_path / "state" / "daemon.db")
+    run_id = log.start("backup:tasks", datetime.now(timezone.utc) - timedelta(days=800))
+    log.finish(run_id, datetime.now(timezone.utc) - timedelta(days=800), 0, "ok", "")
+    log.close()
+
+    daemon = start_daemon(config)
+    try:
+        wait_for(lambda: any(r.result == "ok" and r.started_at > datetime.now(timezone.utc) - timedelta(minutes=5)
+                             for r in runs(tmp_path)), what="the catch-up backup")
+    finally:
+        code, out, _ = stop(daemon)
+    assert "event=catch-up" in out and "missed the run due at" in out
+    assert len(list_backups(tmp_path / "backups", "tasks")) == 1
+
+    # Started again right after: the last success is newer than the last scheduled run.
+    daemon = start_daemon(config)
+    time.sleep(3)
+    code, out, _ = stop(daemon)
+    assert code == 0
+    assert "event=catch-up" not in out
+    assert len(list_backups(tmp_path / "backups", "tasks")) == 1
+
+
+def test_sigterm_mid_backup_leaves_no_partial_backup(tmp_path: Path, fill_random):
+    database = create_tasks_database(tmp_path / "tasks.db")
+    fill_random(database, megabytes=60)
+    daemon = start_daemon(write_config(tmp_path, database, "every 1h"))
+    backups = tmp_path / "backups"
+    try:
+        # Wait until the first (catch-up) backup is writing its temporary files.
+        wait_for(lambda: backups.is_dir() and any(".tmp-" in p.name for p in backups.iterdir()),
+                 what="a backup in progress")
+    finally:
+        code, out, err = stop(daemon)
+    assert code == 0, err
+    assert [p.name for p in backups.iterdir() if ".tmp-" in p.name] == []
+    for record in list_backups(backups, "tasks"):
+        assert record.is_good
+        verify_backup(record, tmp_path)
+    [run] = runs(tmp_path)
+    assert run.result in ("interrupted", "ok")  # aborted cleanly, or it had just finished
+    assert "result=failed" in (backups / "backup.log").read_text() or run.result == "ok"
+
+
+def test_healthz_and_metrics(tmp_path: Path):
+    database = create_tasks_database(tmp_path / "tasks.db")
+    port = free_port()
+    daemon = start_daemon(write_config(tmp_path, database, "every 1h", port))
+    try:
+        wait_for(lambda: any(r.result == "ok" for r in runs(tmp_path)), what="the first backup")
+
+        def get(path: str) -> tuple[int, str]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+                return response.status, response.read().decode()
+
+        wait_for(lambda: _answers(get), what="the daemon's endpoints")
+        status, body = get("/healthz")
+        assert status == 200 and json.loads(body)["ok"] is True
+        status, metrics = get("/metrics")
+        assert 'railguard_job_last_success_timestamp_seconds{job="backup:tasks"}' in metrics
+        assert 'railguard_job_runs_total{job="backup:tasks",result="ok"} 1' in metrics
+    finally:
+        stop(daemon)
+
+
+def _answers(get) -> bool:
+    try:
+        return get("/healthz")[0] == 200
+    except OSError:
+        return False
+
+
+def test_schedule_shows_the_next_run_of_every_job(tmp_path: Path, run_cli):
+    database = create_tasks_database(tmp_path / "tasks.db")
+    write_config(tmp_path, database, "30 3 * * *")
+    result = run_cli("schedule", "--json")
+    assert result.exit_code == 0, result.stderr
+    [job] = json.loads(result.stdout)["jobs"]
+    assert job["job"] == "backup:tasks" and job["schedule"] == "30 3 * * *"
+    assert job["catch_up"] is True and job["last_success"] is None
+
+
+def test_a_bad_schedule_in_the_config_names_the_key(tmp_path: Path, run_cli):
+    (tmp_path / "railguard.toml").write_text('[apps.tasks.schedule]\nbackup = "daily"\n')
+    result = run_cli("schedule")
+    assert result.exit_code == 3
+    assert "apps.tasks.schedule.backup" in result.stderr and "not a cron expression" in result.stderr

@@ -1,0 +1,105 @@
+"""``railguard prune``: apply the retention policy (restic ``forget`` rules) to the backups."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+
+from railguard.backup.naming import stem_for
+from railguard.cli import dest_cmd, output
+from railguard.cli.context import Context
+from railguard.cli.root import cli
+from railguard.destinations import prune_destinations
+from railguard.errors import ExitCode, UsageError
+from railguard.retention import Plan, Policy, PruneResult, Within, prune_backups
+
+pass_context = click.make_pass_decorator(Context)
+COUNT = click.IntRange(min=0)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Print the plan and the reason for every decision; remove nothing.")
+@click.option("--keep-last", type=COUNT, metavar="N", help="Keep the N newest backups.")
+@click.option("--keep-hourly", type=COUNT, metavar="N", help="Keep the newest backup of each of the last N hours.")
+@click.option("--keep-daily", type=COUNT, metavar="N", help="... of each of the last N calendar days.")
+@click.option("--keep-weekly", type=COUNT, metavar="N", help="... of each of the last N ISO weeks (Monday-Sunday).")
+@click.option("--keep-monthly", type=COUNT, metavar="N", help="... of each of the last N months.")
+@click.option("--keep-yearly", type=COUNT, metavar="N", help="... of each of the last N years.")
+@click.option("--keep-within", metavar="DURATION",
+              help="Keep every backup this recent, counted from the newest one: 2d, 36h, 1y6m (m = months).")
+@click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
+@output.json_option
+@pass_context
+def prune(ctx: Context, dry_run: bool, keep_last: int | None, keep_hourly: int | None, keep_daily: int | None,
+          keep_weekly: int | None, keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None,
+          directory: str | None, as_json: bool) -> int:
+    """Remove the backups that the retention policy does not keep.
+
+    Same rules as `restic forget`: each rule keeps the newest backup of each of its last N
+    periods (in the configured time zone), and a backup is kept if any rule keeps it. Any
+    --keep-* flag replaces the whole policy of railguard.toml (default: 7 daily, 4 weekly), as
+    on restic's command line. The newest good backup is never removed; files that are not
+    backups are never touched. Each removal is logged in backup.log. See docs/retention.md.
+    """
+    settings, name, app = ctx.app({"app.backup.directory": ("--dir", directory)})
+    flags = {"last": keep_last, "hourly": keep_hourly, "daily": keep_daily, "weekly": keep_weekly,
+             "monthly": keep_monthly, "yearly": keep_yearly}
+    if keep_within is not None or any(value is not None for value in flags.values()):
+        policy = Policy(**{rule: value or 0 for rule, value in flags.items()}, within=_within(keep_within))
+    else:
+        policy = Policy.from_settings(app.retention)
+    result = prune_backups(app.backup.directory, stem_for(app.database), policy, now=ctx.now(),
+                           tz=settings.timezone, dry_run=dry_run)
+    # Then each destination: its own policy, else the one in effect here (docs/destinations.md).
+    remote = prune_destinations(settings, app, now=ctx.now(), dry_run=dry_run, fallback=policy)
+    if as_json:
+        output.emit_json({**_document(name, str(app.backup.directory), result),
+                          "destinations": [item.summary() for item in remote]})
+    else:
+        _render(result)
+        dest_cmd.render_prunes(remote)
+    return ExitCode.WARNING if result.plan.leave or any(item.error for item in remote) else ExitCode.OK
+
+
+def _within(text: str | None) -> Within | None:
+    if text is None:
+        return None
+    try:
+        return Within.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"--keep-within: {exc}", hint="Try: railguard prune --keep-within 2d") from None
+
+
+def _render(result: PruneResult) -> None:
+    plan = result.plan
+    click.echo(f"policy: {plan.policy} (periods in {plan.tz})")
+    rows = [(d.action, d.name, plan_time(plan, d.backup.created_at), ", ".join(d.reasons)) for d in plan.decisions]
+    width = max((len(row[1]) for row in rows), default=0)
+    for action, name, when, reasons in rows:
+        click.echo(f"{action:<6}  {name:<{width}}  {when}  {reasons}")
+    total = len(plan.decisions)
+    if result.dry_run:
+        click.echo(f"dry run: would remove {len(plan.remove)} of {total} backups, keep {len(plan.keep)}; "
+                   "nothing was removed")
+    else:
+        click.echo(f"removed {len(result.removed)} of {total} backups, kept {len(plan.keep)}")
+    for decision in plan.leave:
+        output.warning(f"{decision.name} is {decision.backup.status}: left in place; inspect it, then "
+                       "remove its files by hand if it is of no use")
+
+
+def plan_time(plan: Plan, moment: datetime) -> str:
+    return moment.astimezone(ZoneInfo(plan.tz)).strftime("%Y-%m-%d %H:%M")
+
+
+def _document(app: str, directory: str, result: PruneResult) -> dict[str, Any]:
+    plan = result.plan
+    return {
+        "ok": True, "app": app, "directory": directory, "policy": str(plan.policy), "time_zone": plan.tz,
+        "dry_run": result.dry_run, "removed": result.removed,
+        "decisions": [{"name": d.name, "action": d.action, "reasons": list(d.reasons),
+                       "created_at": d.backup.created_at, "status": d.backup.status} for d in plan.decisions],
+    }

@@ -1,0 +1,22 @@
+"""Restore: put a verified backup in place of a database, with a safety copy of the old one."""
+
+from railguard.restore.engine import (
+    DatabaseInUse,
+    RestoreNoSpace,
+    RestoreResult,
+    RestoreTargetIsDirectory,
+    RestoreTargetNotWritable,
+    restore_backup,
+)
+from railguard.restore.holders import Holder, find_holders
+
+__all__ = [
+    "DatabaseInUse",
+    "Holder",
+    "RestoreNoSpace",
+    "RestoreResult",
+    "RestoreTargetIsDirectory",
+    "RestoreTargetNotWritable",
+    "find_holders",
+    "restore_backup",
+]

@@ -1,0 +1,17 @@
+"""Retention: which backups to keep (restic ``forget`` semantics) and pruning the rest."""
+
+from railguard.retention.policy import Decision, Plan, Policy, Within, apply_policy
+from railguard.retention.prune import EmptyPolicy, PruneFailed, PruneResult, plan_prune, prune_backups
+
+__all__ = [
+    "Decision",
+    "EmptyPolicy",
+    "Plan",
+    "Policy",
+    "PruneFailed",
+    "PruneResult",
+    "Within",
+    "apply_policy",
+    "plan_prune",
+    "prune_backups",
+]

@@ -1,0 +1,301 @@
+"""The retention policy and its plan: which backups to keep, and which rule keeps each one.
+
+The semantics are exactly those of ``restic forget`` (internal/restic/snapshot_policy.go), so a
+user who knows restic can predict every decision, and a test checks this against the real
+``restic`` binary:
+
+* every rule looks at every backup (a backup kept by one rule still counts for the others);
+* walking backups newest first, a rule keeps the newest backup of each of its last N distinct
+  periods: hour, calendar day, ISO week (Monday to Sunday), month, year, all in the configured
+  time zone; ``last`` keeps the N newest;
+* ``within`` keeps every backup taken less than that long before the **newest** backup (not
+  before now: a prune that runs late, or after a month without backups, removes nothing more).
+  A backup dated after ``now`` (a clock that jumped ahead) does not move that window, as in
+  restic: the newest backup *not in the future* anchors it;
+* a backup is kept if any rule keeps it.
+
+Only good backups (verified, both files present) take part in the rules. A record that is not
+good is never kept in place of a good one; what happens to it is decided here too:
+
+* a *leftover* (a data file without its manifest, or a manifest without its data file) is what
+  an interrupted backup or prune leaves behind; it cannot be restored, so it is removed once a
+  newer good backup exists;
+* a *damaged* backup (both files present, but the manifest is unreadable, unverified or names
+  another file) is left in place and reported: a human should look at it.
+
+This module is pure: the clock and the time zone are parameters, nothing touches the disk.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Literal, TypeAlias
+from zoneinfo import ZoneInfo
+
+from railguard.backup.catalog import BackupRecord
+
+if TYPE_CHECKING:  # config imports this module to validate keep_within
+    from railguard.config import RetentionSettings
+
+_WITHIN_PART = re.compile(r"(\d+)([ymdh])")
+_WITHIN_UNITS = {"y": "years", "m": "months", "d": "days", "h": "hours"}
+
+
+@dataclass(frozen=True)
+class Within:
+    """restic's calendar duration for ``--keep-within``: ``"2d"``, ``"1y6m"``, ``"36h"``.
+
+    ``m`` is months (not minutes): years, months and days are calendar steps on the newest
+    backup's local date, hours are exact hours, as restic computes them.
+    """
+
+    years: int = 0
+    months: int = 0
+    days: int = 0
+    hours: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Within:
+        compact = str(text).strip().replace(" ", "")
+        parts = _WITHIN_PART.findall(compact)
+        units = [unit for _, unit in parts]
+        if not compact or "".join(n + u for n, u in parts) != compact or len(set(units)) != len(units):
+            raise ValueError(f"expected a duration such as '2d', '36h' or '1y6m' (units y, m = months, d, h; "
+                             f"each at most once), got {text!r}")
+        within = cls(**{_WITHIN_UNITS[unit]: int(number) for number, unit in parts})
+        if within.is_zero():
+            raise ValueError(f"keep-within must be longer than zero, got {text!r}")
+        return within
+
+    def is_zero(self) -> bool:
+        return not (self.years or self.months or self.days or self.hours)
+
+    def __str__(self) -> str:
+        return "".join(f"{getattr(self, name)}{unit}" for unit, name in _WITHIN_UNITS.items()
+                       if getattr(self, name)) or "0h"
+
+    def cutoff(self, newest: datetime, tz: ZoneInfo) -> datetime:
+        """The moment ``self`` before ``newest``; backups strictly after it are within.
+
+        Mirrors Go's ``t.AddDate(-y, -m, -d).Add(-h hours)`` in the configured zone: calendar
+        steps on the local date with overflow rolled forward (31 March minus 1 month is
+        3 March, as ``time.Date`` normalises 31 February), then exact hours.
+        """
+        local = newest.astimezone(tz)
+        month_index = local.year * 12 + (local.month - 1) - self.years * 12 - self.months
+        first = date(month_index // 12, month_index % 12 + 1, 1)
+        day = first + timedelta(days=local.day - 1 - self.days)
+        wall = datetime(day.year, day.month, day.day, local.hour, local.minute, local.second, local.microsecond)
+        return _go_local_to_utc(wall, tz) - timedelta(hours=self.hours)
+
+
+def _go_local_to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The instant of a local wall-clock time, choosing in DST gaps and overlaps as Go does.
+
+    Go's ``time.Date`` looks up the offset in force at the wall time read as UTC, and if the
+    resulting instant falls outside that offset's period it uses the offset at the instant.
+    """
+    as_if_utc = wall.replace(tzinfo=timezone.utc)
+    first = _offset_at(as_if_utc, tz)
+    candidate = as_if_utc - first
+    second = _offset_at(candidate, tz)
+    return as_if_utc - second if second != first else candidate
+
+
+def _offset_at(moment: datetime, tz: ZoneInfo) -> timedelta:
+    offset = moment.astimezone(tz).utcoffset()
+    assert offset is not None
+    return offset
+
+
+PeriodKey: TypeAlias = tuple[int, ...]
+
+
+def _hour(local: datetime) -> PeriodKey:
+    return (local.year, local.month, local.day, local.hour)
+
+
+def _day(local: datetime) -> PeriodKey:
+    return (local.year, local.month, local.day)
+
+
+def _iso_week(local: datetime) -> PeriodKey:
+    year, week, _ = local.isocalendar()
+    return (year, week)
+
+
+def _month(local: datetime) -> PeriodKey:
+    return (local.year, local.month)
+
+
+def _year(local: datetime) -> PeriodKey:
+    return (local.year,)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # as in the reasons and the flags: "daily" → "daily #3", --keep-daily
+    period: Callable[[datetime], PeriodKey] | None  # None: every backup is its own period (last)
+
+
+RULES = (
+    Rule("last", None),
+    Rule("hourly", _hour),
+    Rule("daily", _day),
+    Rule("weekly", _iso_week),
+    Rule("monthly", _month),
+    Rule("yearly", _year),
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How many of each period to keep; 0 means the rule is off."""
+
+    last: int = 0
+    hourly: int = 0
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+    yearly: int = 0
+    within: Within | None = None
+
+    def __post_init__(self) -> None:
+        for rule in RULES:
+            if getattr(self, rule.name) < 0:
+                raise ValueError(f"keep-{rule.name} cannot be negative")
+
+    @classmethod
+    def from_settings(cls, settings: RetentionSettings) -> Policy:
+        """From the ``[apps.NAME.retention]`` table (``keep_daily = 7`` ...); None or 0 means off."""
+        counts = {rule.name: getattr(settings, f"keep_{rule.name}") or 0 for rule in RULES}
+        within = settings.keep_within
+        return cls(**counts, within=Within.parse(within) if within else None)
+
+    def is_empty(self) -> bool:
+        return not any(getattr(self, rule.name) for rule in RULES) and self.within is None
+
+    def __str__(self) -> str:
+        counts = [f"{getattr(self, rule.name)} {rule.name}" for rule in RULES if getattr(self, rule.name)]
+        if self.within is not None:
+            counts.append(f"all within {self.within} of the newest")
+        return "keep " + ", ".join(counts) if counts else "keep nothing (empty policy)"
+
+    def flags(self) -> list[str]:
+        """The same policy as command-line flags (ours and restic's are the same)."""
+        flags = []
+        for rule in RULES:
+            if getattr(self, rule.name):
+                flags += [f"--keep-{rule.name}", str(getattr(self, rule.name))]
+        if self.within is not None:
+            flags += ["--keep-within", str(self.within)]
+        return flags
+
+
+Action = Literal["keep", "remove", "leave"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    backup: BackupRecord
+    action: Action
+    #: Why: the rules that keep it ("daily #3", "weekly #1", "within 2d"), or why it goes or stays.
+    reasons: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.backup.name
+
+
+@dataclass
+class Plan:
+    policy: Policy
+    now: datetime
+    tz: str
+    #: One decision per backup, newest first.
+    decisions: list[Decision] = field(default_factory=list)
+
+    def _where(self, action: Action) -> list[Decision]:
+        return [decision for decision in self.decisions if decision.action == action]
+
+    @property
+    def keep(self) -> list[Decision]:
+        return self._where("keep")
+
+    @property
+    def remove(self) -> list[Decision]:
+        return self._where("remove")
+
+    @property
+    def leave(self) -> list[Decision]:
+        """Damaged or unexplained records that prune does not touch (a human should look)."""
+        return self._where("leave")
+
+    @property
+    def newest_good(self) -> BackupRecord | None:
+        return next((d.backup for d in self.decisions if d.backup.is_good), None)
+
+
+NOT_KEPT = "not kept by any rule"
+
+
+def apply_policy(backups: Sequence[BackupRecord], policy: Policy, *, now: datetime, tz: str) -> Plan:
+    """Decide, for every backup, whether to keep it, remove it or leave it alone.
+
+    ``now`` only matters for backups dated in the future: they never anchor the ``within``
+    window (restic's ``findLatestTimestamp``). Raises ValueError for an empty policy: with no
+    rule every backup would go, which is never what anybody meant.
+    """
+    if policy.is_empty():
+        raise ValueError("the retention policy is empty: it would remove every backup")
+    zone = ZoneInfo(tz)
+    # Read once: a record without a manifest takes its time from its file's mtime.
+    taken = {id(backup): backup.created_at for backup in backups}
+    ordered = sorted(backups, key=lambda b: (taken[id(b)], b.id), reverse=True)
+    good = [backup for backup in ordered if backup.is_good]
+    reasons: dict[str, list[str]] = {backup.name: [] for backup in good}
+
+    cutoff: datetime | None = None
+    if policy.within is not None and good:
+        anchor = next((taken[id(backup)] for backup in good if taken[id(backup)] < now), None)
+        # With every backup in the future restic anchors at the zero time: all are within.
+        cutoff = policy.within.cutoff(anchor, zone) if anchor is not None else datetime.min.replace(tzinfo=timezone.utc)
+    for rule in RULES:
+        budget = getattr(policy, rule.name)
+        if not budget:
+            continue
+        counted = 0
+        last_period: PeriodKey | None = None
+        for index, backup in enumerate(good):
+            if counted == budget:
+                break
+            period = (index,) if rule.period is None else rule.period(taken[id(backup)].astimezone(zone))
+            if period != last_period:
+                counted += 1
+                last_period = period
+                reasons[backup.name].append(f"{rule.name} #{counted}")
+    if cutoff is not None:
+        for backup in good:
+            if taken[id(backup)] > cutoff:
+                reasons[backup.name].insert(0, f"within {policy.within}")
+
+    newest_good = taken[id(good[0])] if good else None
+    plan = Plan(policy, now, tz)
+    for backup in ordered:
+        if backup.is_good:
+            why = reasons[backup.name]
+            plan.decisions.append(Decision(backup, "keep" if why else "remove", tuple(why) or (NOT_KEPT,)))
+        elif _is_leftover(backup) and newest_good is not None and taken[id(backup)] < newest_good:
+            why = f"leftover ({backup.status}), older than the newest good backup"
+            plan.decisions.append(Decision(backup, "remove", (why,)))
+        else:
+            plan.decisions.append(Decision(backup, "leave", (f"{backup.status}: left for you to inspect",)))
+    return plan
+
+
+def _is_leftover(backup: BackupRecord) -> bool:
+    """Exactly one of the two files exists: what an interrupted backup or prune leaves behind."""
+    return (backup.data_path is None) != (backup.manifest_path is None)

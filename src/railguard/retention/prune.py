@@ -1,0 +1,119 @@
+"""``prune_backups``: apply a retention plan to a backup directory.
+
+The plan comes from the pure :func:`~railguard.retention.policy.apply_policy`; this module only
+consumes it. Each removal deletes the manifest first and the data file second, each followed
+by an fsync of the directory. A crash in between leaves a data file without a manifest, which
+:func:`railguard.backup.catalog.list_backups` reports as ``incomplete: no manifest`` (never as
+a good backup, so ``restore latest`` and ``backups verify`` cannot pick it) and which the next
+prune removes as a leftover. The other order would leave a manifest that vouches for nothing.
+
+Only names that :mod:`railguard.backup.naming` recognises are ever considered, and only in the
+backup directory itself: a user's own files there, hidden temporaries and ``failed/`` stay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from railguard.backup.catalog import list_backups
+from railguard.backup.engine import LOG_NAME
+from railguard.durable import remove_durably
+from railguard.errors import RailguardError, UsageError
+from railguard.locking import exclusive_lock
+from railguard.logfmt import append_line
+from railguard.retention.policy import Decision, Plan, Policy, apply_policy
+
+
+class EmptyPolicy(UsageError):
+    pass
+
+
+class PruneFailed(RailguardError):
+    pass
+
+
+@dataclass
+class PruneResult:
+    plan: Plan
+    dry_run: bool
+    #: Names actually removed (empty on a dry run).
+    removed: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The short form that goes into a backup job's report and ``--json``."""
+        return {
+            "policy": str(self.plan.policy),
+            "dry_run": self.dry_run,
+            "kept": len(self.plan.keep),
+            "removed": self.removed if not self.dry_run else [],
+            "would_remove": [d.name for d in self.plan.remove] if self.dry_run else [],
+            "left": [{"name": d.name, "status": d.backup.status} for d in self.plan.leave],
+        }
+
+
+def refuse_empty(policy: Policy) -> None:
+    if policy.is_empty():
+        raise EmptyPolicy("the retention policy is empty: it would remove every backup",
+                          hint="Give at least one --keep-* flag, or set [apps.NAME.retention] in railguard.toml")
+
+
+def plan_prune(directory: Path, stem: str, policy: Policy, *, now: datetime, tz: str) -> Plan:
+    """What :func:`prune_backups` would do, without locking or touching anything."""
+    refuse_empty(policy)
+    return apply_policy(list_backups(directory, stem), policy, now=now, tz=tz)
+
+
+def prune_backups(directory: Path, stem: str, policy: Policy, *, now: datetime, tz: str,
+                  dry_run: bool = False) -> PruneResult:
+    """Remove the backups of ``stem`` in ``directory`` that ``policy`` does not keep."""
+    refuse_empty(policy)
+    if dry_run or not directory.is_dir():
+        return PruneResult(plan_prune(directory, stem, policy, now=now, tz=tz), dry_run=True)
+    # The backup engine's lock: a backup being written or a restore reading one cannot race us.
+    with exclusive_lock(directory / f".{stem}.lock", f"backups of {stem} in {directory}"):
+        plan = plan_prune(directory, stem, policy, now=now, tz=tz)
+        _check_plan(plan)
+        result = PruneResult(plan, dry_run=False)
+        for decision in reversed(plan.remove):  # oldest first: an interrupted prune removed the oldest
+            _remove(decision, directory, str(policy), now)
+            result.removed.append(decision.name)
+        return result
+
+
+def _check_plan(plan: Plan) -> None:
+    # apply_policy never does this for a non-empty policy; a refusal here beats a lost backup if
+    # that ever changes.
+    newest = plan.newest_good
+    if newest is not None and any(d.backup is newest for d in plan.remove):
+        raise PruneFailed(f"refusing a plan that removes the newest good backup {newest.name}",
+                          hint="This is a bug in railguard; please report it with the output of --dry-run")
+
+
+def _remove(decision: Decision, directory: Path, policy: str, now: datetime) -> None:
+    record = decision.backup
+    files = [path for path in (record.manifest_path, record.data_path) if path is not None]
+    fields = {"time": now.astimezone(timezone.utc), "event": "prune", "backup": record.name,
+              "files": ",".join(path.name for path in files), "reason": "; ".join(decision.reasons),
+              "policy": policy}
+    try:
+        for path in files:  # manifest first: see the module docstring
+            try:
+                remove_durably(path)
+            except FileNotFoundError:
+                pass  # already gone (removed by hand, or by a run that crashed right after)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # a failing log must not hide the failing removal
+            _log(directory, {**fields, "result": "failed", "error": exc.strerror or str(exc)})
+        hint = ("The backup directory is on a read-only filesystem or not writable by this user"
+                if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else "Check the backup directory")
+        raise PruneFailed(f"cannot remove {record.name} from {directory}: {exc.strerror or exc}", hint=hint) from exc
+    _log(directory, {**fields, "result": "removed"})
+
+
+def _log(directory: Path, fields: dict[str, Any]) -> None:
+    append_line(directory / LOG_NAME, fields)

@@ -1,0 +1,116 @@
+"""Is the drilled app serving? A bounded wait for ``/health`` 200, then what ``/metrics`` says.
+
+The HTTP part is a thin edge (:func:`wait_for_health`, :func:`fetch`); reading the metrics is a
+pure function of their text (:func:`judge_metrics`), parsed with prometheus_client's parser.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+#: Longest single request while waiting: the app may be slow to answer its first request.
+REQUEST_TIMEOUT = 2.0
+POLL_INTERVAL = 0.2
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int | None  # None: no HTTP answer at all (refused, timeout)
+    body: str
+    error: str | None = None
+
+    def describe(self) -> str:
+        if self.status is None:
+            return self.error or "no answer"
+        first_line = self.body.strip().splitlines()[0][:200] if self.body.strip() else ""
+        return f"HTTP {self.status}" + (f" {first_line!r}" if first_line else "")
+
+
+def fetch(url: str, timeout: float = REQUEST_TIMEOUT) -> Answer:
+    # No proxy: the drilled app is on 127.0.0.1, and an HTTP_PROXY from the environment must not
+    # turn the request into one that leaves the host.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return Answer(response.status, response.read(1 << 20).decode("utf-8", "replace"))
+    except urllib.error.HTTPError as exc:
+        return Answer(exc.code, exc.read(1 << 16).decode("utf-8", "replace"))
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        return Answer(None, "", str(reason) or type(exc).__name__)
+
+
+@dataclass(frozen=True)
+class HealthWait:
+    ok: bool
+    attempts: int
+    seconds: float
+    last: Answer
+    #: Set when the app's process ended while we waited.
+    exited_with: int | None = None
+
+
+def wait_for_health(url: str, *, timeout: float, exit_code: Callable[[], int | None],
+                    monotonic: Callable[[], float] = time.monotonic,
+                    sleep: Callable[[float], None] = time.sleep) -> HealthWait:
+    """Poll ``url`` until it answers 200, the process exits, or ``timeout`` seconds pass."""
+    started = monotonic()
+    deadline = started + timeout
+    attempts = 0
+    last = Answer(None, "", "not asked yet")
+    while True:
+        code = exit_code()
+        if code is not None:
+            return HealthWait(False, attempts, monotonic() - started, last, code)
+        remaining = deadline - monotonic()
+        if remaining <= 0:
+            return HealthWait(False, attempts, monotonic() - started, last)
+        attempts += 1
+        last = fetch(url, min(REQUEST_TIMEOUT, max(remaining, 0.1)))
+        if last.status == 200:
+            return HealthWait(True, attempts, monotonic() - started, last)
+        sleep(min(POLL_INTERVAL, max(deadline - monotonic(), 0)))
+
+
+@dataclass(frozen=True)
+class MetricsVerdict:
+    ok: bool
+    detail: str
+    migrations_ok: float | None = None
+    started_at_ms: float | None = None
+
+
+def judge_metrics(answer: Answer, *, migrations_metric: str, started_metric: str,
+                  started_not_before_ms: float) -> MetricsVerdict:
+    """Require ``migrations_metric`` to be 1 when exposed, and ``started_metric`` (epoch ms), when
+    exposed, to be no older than the drill's own start: otherwise the process answering on the
+    port is not the one the drill started."""
+    if answer.status == 404:
+        return MetricsVerdict(True, "not exposed (404)")
+    if answer.status != 200:
+        return MetricsVerdict(False, f"metrics answered {answer.describe()}")
+    values: dict[str, float] = {}
+    try:
+        for family in text_string_to_metric_families(answer.body):
+            for sample in family.samples:
+                values.setdefault(sample.name, float(sample.value))
+    except (ValueError, TypeError, IndexError) as exc:
+        return MetricsVerdict(False, f"metrics are not valid Prometheus text: {exc}")
+    migrations = values.get(migrations_metric)
+    started = values.get(started_metric)
+    if migrations is not None and migrations != 1:
+        return MetricsVerdict(False, f"{migrations_metric} is {migrations:g}, not 1: the migrations did not apply",
+                              migrations, started)
+    if started is not None and started < started_not_before_ms:
+        return MetricsVerdict(False, f"{started_metric} is {started:.0f}, before the drill started the app: "
+                                     "another process answers on the drill's port", migrations, started)
+    parts = [f"{migrations_metric} 1" if migrations is not None else f"{migrations_metric} not exposed"]
+    if started is not None:
+        parts.append(f"{started_metric} matches the started process")
+    return MetricsVerdict(True, ", ".join(parts), migrations, started)

@@ -1,0 +1,174 @@
+"""``railguard deploy [REF]``, ``railguard rollback [--to VERSION|SHA]``, ``railguard deploys list``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from railguard.cli import output
+from railguard.cli.context import Context
+from railguard.cli.root import cli
+from railguard.config import AppSettings, Settings
+from railguard.deploy import DeployJob, DeployReport, DeployState, build_deployer, deploy_commit, rollback
+from railguard.deploy.caprover import BuildFailed
+from railguard.deploy.git import Git
+from railguard.deploy.state import state_path
+from railguard.errors import ConfigError
+from railguard.locking import exclusive_lock
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def deploy_job(ctx: Context, repository: str | None = None) -> DeployJob:
+    """The deployer, history and repository of the selected app (shared with ``release``)."""
+    settings, name, app = ctx.app({"app.deploy.repository": ("--repo", repository)})
+    return DeployJob(settings=settings, app_name=name, app=app, deployer=build_deployer(name, app.deploy),
+                     state=history_of(settings, app), git=Git(_absolute(app.deploy.repository)), clock=ctx.now)
+
+
+def history_of(settings: Settings, app: AppSettings) -> DeployState:
+    return DeployState(state_path(settings.state_dir, app.deploy.state_file))
+
+
+@contextlib.contextmanager
+def deploy_lock(job: DeployJob) -> Iterator[None]:
+    """One deploy, rollback or release of an app at a time from this machine (exit 5 otherwise)."""
+    directory = job.state.path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {directory} for the deploy history: {exc.strerror}",
+                          hint="Set state_dir to a directory railguard may write") from exc
+    with exclusive_lock(directory / f"deploy-{job.app_name}.lock", f"a deploy of {job.app_name}"):
+        yield
+
+
+def _absolute(path: Path) -> Path:
+    return path if path.is_absolute() else Path.cwd() / path
+
+
+def render_report(report: DeployReport, target: str | None = None) -> None:
+    """The human lines for a deploy, release or rollback (``--json`` has the same facts)."""
+    record = report.record
+    commit = (record.git_hash or "?")[:12]
+    if record.kind == "rollback":
+        headline = f"rolled back {record.caprover_app} to {target or commit}"
+    elif record.kind == "release":
+        headline = f"released {record.tag} ({commit}) to {record.caprover_app}"
+    else:
+        headline = f"deployed {commit} to {record.caprover_app}"
+    if record.result == "ok":
+        image = f"FROM {record.image}" if record.kind == "rollback" else record.image
+        click.echo(f"{headline}: built and running as version {record.version} ({image})")
+    else:
+        click.echo(f"{headline}: CapRover accepted it and is building "
+                   "(an app token cannot see the build; use deploy.mode = \"login\" to wait for it)")
+    for step in report.steps:
+        click.echo(f"{'ok    ' if step.ok else 'FAILED'} {step.name}: {step.summary}")
+
+
+def report_json(report: DeployReport) -> dict[str, Any]:
+    return {"ok": report.exit_code == 0, "deploy": report.record.as_json(), "replaced": report.replaced,
+            "target": report.target,
+            "steps": [{"name": s.name, "ok": s.ok, "summary": s.summary, "details": s.details} for s in report.steps]}
+
+
+def _with_build_log(function: Any) -> Any:
+    """Show the tail of CapRover's build log before the one-line error of a failed build."""
+    try:
+        return function()
+    except BuildFailed as exc:
+        if not output.json_mode():
+            for line in exc.log_tail:
+                click.echo(f"  | {line}", err=True)
+        raise
+
+
+@cli.command()
+@click.argument("ref", required=False, default="HEAD")
+@click.option("--repo", "repository", metavar="PATH", help="The app's git work tree [deploy.repository].")
+@output.json_option
+@pass_context
+def deploy(ctx: Context, ref: str, repository: str | None, as_json: bool) -> int:
+    """Deploy exactly the commit REF names (default HEAD) to CapRover.
+
+    Uploads `git archive` of the commit with its SHA as gitHash, so CapRover builds that
+    tree and nothing else; records the deploy in the history for `railguard rollback`.
+    """
+    job = deploy_job(ctx, repository)
+    with deploy_lock(job):
+        report = _with_build_log(lambda: deploy_commit(job, ref))
+    if as_json:
+        output.emit_json(report_json(report))
+    else:
+        render_report(report)
+    return report.exit_code
+
+
+@cli.command("rollback")
+@click.option("--to", "to", metavar="VERSION|SHA",
+              help="A CapRover version number or a commit; default: the deploy before the current one.")
+@click.option("--repo", "repository", metavar="PATH", help="The app's git work tree [deploy.repository].")
+@output.json_option
+@pass_context
+def rollback_command(ctx: Context, to: str | None, repository: str | None, as_json: bool) -> int:
+    """Go back to an earlier version: deploy its image again (FROM <image>).
+
+    With an app token railguard's own history says which image or commit came before; in
+    login mode CapRover's version list does. A commit with no recorded image is rebuilt
+    from git. Environment variables are not rolled back (CapRover keeps the current ones).
+    """
+    job = deploy_job(ctx, repository)
+    with deploy_lock(job):
+        report = _with_build_log(lambda: rollback(job, to))
+    if as_json:
+        output.emit_json(report_json(report))
+    else:
+        render_report(report, report.target)
+    return report.exit_code
+
+
+@cli.group()
+def deploys() -> None:
+    """The deploys railguard made (and CapRover's own version list in login mode)."""
+
+
+@deploys.command("list")
+@click.option("--caprover", "from_caprover", is_flag=True,
+              help="Show CapRover's version list instead (login mode: needs the password).")
+@output.json_option
+@pass_context
+def list_command(ctx: Context, from_caprover: bool, as_json: bool) -> int:
+    """Every deploy railguard recorded: when, what commit, which image and version, result."""
+    settings, name, app = ctx.app()
+    if from_caprover:
+        deployer = build_deployer(name, app.deploy)
+        listing = deployer.versions()
+        if as_json:
+            output.emit_json({"ok": True, "app": name, "caprover_app": deployer.app,
+                              "deployed_version": listing.deployed_version,
+                              "versions": [{"version": v.version, "image": v.image, "git_hash": v.git_hash,
+                                            "time": v.time} for v in listing.versions]})
+            return 0
+        rows = [[("* " if v.version == listing.deployed_version else "  ") + str(v.version), v.time or "-",
+                 (v.git_hash or "-")[:12], v.image or "(build failed)"] for v in reversed(listing.versions)]
+        output.table(f"CapRover versions of {deployer.app}", ["version", "time", "commit", "image"], rows)
+        return 0
+    records = history_of(settings, app).history(name)
+    if as_json:
+        output.emit_json({"ok": True, "app": name, "deploys": [r.as_json() for r in records]})
+        return 0
+    if not records:
+        click.echo(f"no deploys of {name} recorded yet")
+        return 0
+    now = ctx.now()
+    rows = [[str(r.id), r.started_at.strftime("%Y-%m-%d %H:%M UTC"), output.human_age(now - r.started_at), r.kind,
+             r.tag or "-", (r.git_hash or "-")[:12], r.image or "-", "-" if r.version is None else str(r.version),
+             r.result] for r in records]
+    output.table(f"deploys of {name}", ["#", "time", "age", "kind", "tag", "commit", "image", "version", "result"],
+                 rows)
+    return 0

@@ -1,0 +1,271 @@
+"""Deploy an exact commit, roll back, and the steps that follow every deploy.
+
+The flows only see a :class:`~railguard.deploy.deployer.Deployer` and the
+:class:`~railguard.deploy.state.DeployState` history; :func:`build_deployer` makes the
+CapRover one from the settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from railguard.config import AppSettings, DeploySettings, Settings
+from railguard.deploy.caprover import CapRoverClient, CapRoverDeployer, RetryPolicy, image_name
+from railguard.deploy.deployer import AppVersions, Deployer, DeployOutcome
+from railguard.deploy.git import Git
+from railguard.deploy.state import DeployRecord, DeployState, Kind
+from railguard.errors import ConfigError, ExitCode, NotFound, RailguardError, UsageError
+from railguard.secrets import read_secret
+
+Clock = Callable[[], datetime]
+
+
+class NothingToRollBackTo(NotFound):
+    pass
+
+
+def build_deployer(app_name: str, deploy: DeploySettings, *, env: Mapping[str, str] = os.environ,
+                   sleep: Callable[[float], None] = time.sleep) -> CapRoverDeployer:
+    """The CapRover deployer for one app, with its secrets read from the environment."""
+    if not deploy.caprover_url:
+        raise ConfigError(f"apps.{app_name}.deploy.caprover_url is not set",
+                          hint=f'Add caprover_url = "https://captain.example.com" under [apps.{app_name}.deploy]')
+    token = read_secret(deploy.token_env, env) if deploy.mode == "app-token" else None
+    password = read_secret(deploy.password_env, env) if deploy.mode == "login" else None
+    client = CapRoverClient(
+        deploy.caprover_url, app_token=token, password=password, timeout=deploy.request_timeout.total_seconds(),
+        retry=RetryPolicy(attempts=deploy.busy_retries), sleep=sleep,
+        secret_names={"app-token": deploy.token_env, "password": deploy.password_env,
+                      "webhook": deploy.webhook_token_env})
+    return CapRoverDeployer(client, app=deploy.caprover_app or app_name, mode=deploy.mode,
+                            build_timeout=deploy.build_timeout.total_seconds(),
+                            poll_interval=deploy.poll_interval.total_seconds())
+
+
+# --- the steps after a deploy -----------------------------------------------------------------
+
+@dataclass
+class PostDeployContext:
+    settings: Settings
+    app_name: str
+    app: AppSettings
+    record: DeployRecord
+    clock: Clock
+
+
+@dataclass
+class StepResult:
+    name: str
+    ok: bool
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+PostDeployStep = Callable[[PostDeployContext], StepResult]
+
+#: The checks that run after every successful deploy, release and rollback, in order.
+#: This is where the post-deploy smoke check (issue 8: ``railguard smoke``) plugs in, through
+#: :func:`register_post_deploy`; until a step is registered, a deploy ends when CapRover
+#: accepts it (app-token mode) or reports it built and running (login mode).
+POST_DEPLOY_STEPS: list[PostDeployStep] = []
+
+
+def register_post_deploy(step: PostDeployStep) -> PostDeployStep:
+    if step not in POST_DEPLOY_STEPS:
+        POST_DEPLOY_STEPS.append(step)
+    return step
+
+
+def run_post_deploy(context: PostDeployContext) -> list[StepResult]:
+    """Run every registered step; a step that raises counts as failed, later steps still run."""
+    results = []
+    for step in list(POST_DEPLOY_STEPS):
+        name = getattr(step, "__name__", "step")
+        try:
+            results.append(step(context))
+        except RailguardError as exc:
+            results.append(StepResult(name=name, ok=False, summary=exc.message))
+    return results
+
+
+# --- deploy -------------------------------------------------------------------------------------
+
+@dataclass
+class DeployReport:
+    record: DeployRecord
+    outcome: DeployOutcome
+    steps: list[StepResult] = field(default_factory=list)
+    #: The commit the deploy replaced as far as railguard knows (for a rollback: where it came from).
+    replaced: str | None = None
+    #: For a rollback: what it went back to, in words ("version 7 (img-captain-tasks:7)").
+    target: str | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.CHECK_FAILED if any(not step.ok for step in self.steps) else ExitCode.OK
+
+
+@dataclass
+class DeployJob:
+    """Everything a deploy needs, gathered once by the caller."""
+
+    settings: Settings
+    app_name: str
+    app: AppSettings
+    deployer: Deployer
+    state: DeployState
+    git: Git
+    clock: Clock
+
+
+def deploy_commit(job: DeployJob, ref: str, *, kind: Kind = "deploy", tag: str | None = None) -> DeployReport:
+    """Deploy exactly the commit ``ref`` names: ``git archive`` of it, with its SHA as ``gitHash``."""
+    job.git.ensure_repository()
+    sha = job.git.resolve_commit(ref)
+    tar = job.git.archive(sha)
+    return _ship(job, kind=kind, ref=ref, git_hash=sha, tag=tag, image=None, tar=tar)
+
+
+def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, tag: str | None,
+          image: str | None, tar: bytes | None, replaced: str | None = None,
+          target: str | None = None) -> DeployReport:
+    deploy_id = job.state.start(app=job.app_name, caprover_app=job.deployer.app, kind=kind, ref=ref,
+                                git_hash=git_hash, tag=tag, image=image, now=job.clock(),
+                                rolled_back_from=replaced if kind == "rollback" else None)
+    try:
+        if tar is not None:
+            assert git_hash is not None
+            outcome = job.deployer.deploy_source(tar, git_hash)
+        else:
+            assert image is not None
+            outcome = job.deployer.deploy_image(image, git_hash)
+    except RailguardError as exc:
+        job.state.finish(deploy_id, result="failed", now=job.clock(), detail=exc.message)
+        raise
+    except BaseException:
+        job.state.finish(deploy_id, result="failed", now=job.clock(), detail="interrupted")
+        raise
+    # A rollback keeps the image it went back to: CapRover's new version is only `FROM` that image.
+    record = job.state.finish(deploy_id, result=outcome.result, now=job.clock(), version=outcome.version,
+                              image=outcome.image if image is None else None)
+    steps = run_post_deploy(PostDeployContext(settings=job.settings, app_name=job.app_name, app=job.app,
+                                              record=record, clock=job.clock))
+    return DeployReport(record=record, outcome=outcome, steps=steps, replaced=replaced, target=target)
+
+
+# --- rollback -----------------------------------------------------------------------------------
+
+_VERSION = re.compile(r"\d{1,6}")
+_SHA = re.compile(r"[0-9a-fA-F]{7,40}")
+
+
+@dataclass
+class RollbackTarget:
+    """What a rollback deploys: a built image, or (when no image is known) a commit rebuilt from git."""
+
+    image: str | None
+    git_hash: str | None
+    version: int | None
+    #: The commit running now, as far as railguard can tell.
+    current: str | None
+    reason: str
+
+
+def choose_rollback_target(to: str | None, *, caprover_app: str, history: list[DeployRecord],
+                           versions: AppVersions | None) -> RollbackTarget:
+    """Pure: where ``railguard rollback [--to VERSION|SHA]`` goes.
+
+    ``versions`` is CapRover's own list (login mode) and wins when present; otherwise
+    railguard's history decides. Without ``--to`` the target is the newest earlier deploy of a
+    different commit that was not itself rolled back from.
+    """
+    if to is not None and not (_VERSION.fullmatch(to) or _SHA.fullmatch(to)):
+        raise UsageError(f"--to {to!r} is neither a version number nor a commit SHA",
+                         hint="Give a version from `railguard deploys list` or at least 7 hex digits of a commit")
+    live = [r for r in history if r.is_live_candidate]
+    current_record = live[0] if live else None
+    if versions is not None:
+        target = _from_versions(to, caprover_app, versions)
+        if target is not None:
+            return target
+    current = current_record.git_hash if current_record else None
+    if to is None:
+        return _previous_from_history(live, caprover_app)
+    if _VERSION.fullmatch(to):
+        number = int(to)
+        known = next((r for r in live if r.version == number and r.image), None)
+        image = known.image if known else image_name(caprover_app, number)
+        return RollbackTarget(image=image, git_hash=known.git_hash if known else None, version=number,
+                              current=current, reason=f"version {number} ({image})")
+    match = next((r for r in live if r.git_hash and r.git_hash.startswith(to.lower())), None)
+    if match is not None and match.image:
+        return RollbackTarget(image=match.image, git_hash=match.git_hash, version=match.version, current=current,
+                              reason=f"deploy #{match.id} of {match.git_hash[:12] if match.git_hash else '?'}"
+                                     f" ({match.image})")
+    return RollbackTarget(image=None, git_hash=match.git_hash if match else to, version=None, current=current,
+                          reason=f"commit {to[:12]} rebuilt from git (no image of it is recorded)")
+
+
+def _from_versions(to: str | None, caprover_app: str, versions: AppVersions) -> RollbackTarget | None:
+    deployed = versions.get(versions.deployed_version) if versions.deployed_version is not None else None
+    current = deployed.git_hash if deployed else None
+    built = sorted((v for v in versions.versions if v.image), key=lambda v: v.version, reverse=True)
+    if to is None:
+        earlier = [v for v in built if deployed is None or (v.version < deployed.version and v.image != deployed.image)]
+        if not earlier:
+            raise NothingToRollBackTo(f"CapRover keeps no earlier built version of {caprover_app} to roll back to",
+                                      hint="Give --to SHA to rebuild an older commit from git")
+        chosen = earlier[0]
+    elif _VERSION.fullmatch(to):
+        chosen_or_none = versions.get(int(to))
+        if chosen_or_none is None:
+            raise NothingToRollBackTo(f"CapRover has no version {to} of {caprover_app} (it keeps the last 50)",
+                                      hint="See the versions with: railguard deploys list --caprover")
+        if not chosen_or_none.image:
+            raise NothingToRollBackTo(f"version {to} of {caprover_app} has no image: its build failed",
+                                      hint="Pick a version that built, see: railguard deploys list --caprover")
+        chosen = chosen_or_none
+    else:
+        found = next((v for v in built if v.git_hash and v.git_hash.startswith(to.lower())), None)
+        if found is None:
+            return None
+        chosen = found
+    assert chosen.image is not None
+    return RollbackTarget(image=chosen.image, git_hash=chosen.git_hash, version=chosen.version, current=current,
+                          reason=f"version {chosen.version} ({chosen.image})")
+
+
+def _previous_from_history(live: list[DeployRecord], caprover_app: str) -> RollbackTarget:
+    if not live:
+        raise NothingToRollBackTo(f"railguard has recorded no deploy of {caprover_app} yet",
+                                  hint="Give --to VERSION (CapRover's version number) or --to SHA")
+    current = live[0]
+    left_behind = {current.git_hash} | {r.rolled_back_from for r in live if r.kind == "rollback"}
+    for record in live[1:]:
+        if record.git_hash not in left_behind:
+            what = record.image or f"commit {record.git_hash[:12] if record.git_hash else '?'} rebuilt from git"
+            return RollbackTarget(image=record.image, git_hash=record.git_hash, version=record.version,
+                                  current=current.git_hash, reason=f"deploy #{record.id} ({what})")
+    raise NothingToRollBackTo(f"railguard has recorded no earlier deploy of {caprover_app} to roll back to",
+                              hint="Give --to VERSION (CapRover's version number) or --to SHA")
+
+
+def rollback(job: DeployJob, to: str | None) -> DeployReport:
+    """Deploy an earlier image (``FROM <image>``) or rebuild an earlier commit, and record it."""
+    versions = job.deployer.versions() if job.deployer.observes_builds else None
+    target = choose_rollback_target(to, caprover_app=job.deployer.app, history=job.state.history(job.app_name),
+                                    versions=versions)
+    if target.image is not None:
+        return _ship(job, kind="rollback", ref=to or "previous", git_hash=target.git_hash, tag=None,
+                     image=target.image, tar=None, replaced=target.current, target=target.reason)
+    assert target.git_hash is not None
+    job.git.ensure_repository()
+    sha = job.git.resolve_commit(target.git_hash)
+    return _ship(job, kind="rollback", ref=to or "previous", git_hash=sha, tag=None, image=None,
+                 tar=job.git.archive(sha), replaced=target.current, target=target.reason)

@@ -1,0 +1,306 @@
+"""Option B: a server-side ``pre-receive`` hook that runs the test suite before a push lands.
+
+git (and Forgejo) run the hook with one line per ref on stdin, ``<old> <new> <refname>``;
+any non-zero exit rejects the whole push, and everything the hook prints reaches the pusher
+as ``remote:`` lines. During pre-receive the pushed objects sit in a quarantine directory
+that git exposes through ``GIT_OBJECT_DIRECTORY`` and friends, so the commit is read with
+``git archive`` under the hook's own environment, and those variables are removed before the
+test suite runs (a suite that calls git would otherwise act on the server's repository).
+
+The test command comes from railguard's configuration only, as an argv list: nothing from
+the push (ref names, file contents) is ever interpreted by a shell.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import os
+import shlex
+import shutil
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from railguard.config import DeploySettings
+from railguard.deploy.git import ZERO_SHA, Git, GitError, git_environment_without_git_vars
+from railguard.deploy.suite import SuiteCommandMissing, SuiteRun, check_suite_command, run_suite
+from railguard.errors import ConfigError, NotFound, UsageError
+
+MARKER = "# railguard-hook: installed by `railguard hook install`"
+HOOK_NAME = "railguard"
+CHAINED_SUFFIX = ".railguard-chained"
+
+
+class HookAlreadyInstalled(UsageError):
+    pass
+
+
+class HookNotInstalled(NotFound):
+    pass
+
+
+class NotABareRepository(UsageError):
+    pass
+
+
+class MalformedHookInput(UsageError):
+    pass
+
+
+# --- the pure core --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RefUpdate:
+    old: str
+    new: str
+    ref: str
+
+    @property
+    def is_delete(self) -> bool:
+        return self.new == ZERO_SHA
+
+    @property
+    def branch(self) -> str | None:
+        return self.ref.removeprefix("refs/heads/") if self.ref.startswith("refs/heads/") else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    update: RefUpdate
+    action: Literal["test", "pass", "reject"]
+    reason: str
+
+
+def parse_updates(text: str) -> list[RefUpdate]:
+    """The ref lines git writes to pre-receive's stdin. A ref name may contain anything git allows."""
+    updates = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(" ", 2)
+        if len(parts) != 3 or not all(_is_sha(p) for p in parts[:2]) or not parts[2]:
+            raise MalformedHookInput(f"line {number} of the hook's input is not '<old> <new> <ref>': {line[:80]!r}",
+                                     hint="railguard hook run reads what git gives a pre-receive hook")
+        updates.append(RefUpdate(*parts))
+    return updates
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
+def decide(updates: Iterable[RefUpdate], protected: list[str], *, allow_delete: bool) -> list[Decision]:
+    """Pure: what happens to each ref of a push (test it, let it pass, or reject it outright)."""
+    decisions = []
+    for update in updates:
+        branch = update.branch
+        if branch is None or not any(fnmatch.fnmatchcase(branch, pattern) for pattern in protected):
+            decisions.append(Decision(update, "pass", "not a protected branch"))
+        elif update.is_delete:
+            decisions.append(Decision(update, "pass", "deleting a protected branch is allowed by config")
+                             if allow_delete else
+                             Decision(update, "reject", "deleting a protected branch is not allowed"))
+        else:
+            decisions.append(Decision(update, "test", "protected branch"))
+    return decisions
+
+
+# --- running the checks ---------------------------------------------------------------------------
+
+@dataclass
+class RefVerdict:
+    ref: str
+    accepted: bool
+    summary: str
+    run: SuiteRun | None = None
+
+
+@dataclass
+class PushVerdict:
+    refs: list[RefVerdict] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return all(r.accepted for r in self.refs)
+
+
+def check_push(updates: list[RefUpdate], deploy: DeploySettings, *, git_dir: Path,
+               env: Mapping[str, str] = os.environ, say: Callable[[str], None]) -> PushVerdict:
+    """Test every protected ref of one push, each commit in a directory of its own."""
+    verdict = PushVerdict()
+    decisions = decide(updates, deploy.protected_branches, allow_delete=deploy.allow_delete_protected)
+    tested: dict[str, RefVerdict] = {}
+    for decision in decisions:
+        ref = decision.update.ref
+        if decision.action == "pass":
+            verdict.refs.append(RefVerdict(ref, True, decision.reason))
+            continue
+        if decision.action == "reject":
+            verdict.refs.append(RefVerdict(ref, False, decision.reason))
+            continue
+        commit = decision.update.new
+        if commit in tested:
+            previous = tested[commit]
+            verdict.refs.append(RefVerdict(ref, previous.accepted, previous.summary, previous.run))
+            continue
+        say(f"testing {ref} at {commit[:12]}: {' '.join(shlex.quote(a) for a in deploy.test_command)}")
+        result = _test_commit(ref, commit, deploy, git_dir=git_dir, env=env)
+        if not result.accepted and result.run is not None and result.run.tail:
+            say(f"last {len(result.run.tail)} lines of the test output for {ref}:")
+            for line in result.run.tail:
+                say(f"  | {line}")
+        say(("passed: " if result.accepted else "FAILED: ") + f"{ref}: {result.summary}")
+        tested[commit] = result
+        verdict.refs.append(result)
+    return verdict
+
+
+def _test_commit(ref: str, commit: str, deploy: DeploySettings, *, git_dir: Path,
+                 env: Mapping[str, str]) -> RefVerdict:
+    # Under the hook's own environment git sees the quarantined objects; refs are never touched.
+    try:
+        tar = Git(git_dir, env=dict(env)).archive(commit)
+    except GitError as exc:
+        return RefVerdict(ref, False, f"cannot read the pushed commit: {exc.message}")
+    workdir = Path(tempfile.mkdtemp(prefix=f"railguard-hook-{commit[:12]}-"))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+            # "tar" keeps the tree as git wrote it but never lets a member land outside workdir.
+            archive.extractall(workdir, filter="tar")
+        try:
+            run = run_suite(deploy.test_command, cwd=workdir, timeout=deploy.test_timeout.total_seconds(),
+                            env=git_environment_without_git_vars(env), tail_lines=deploy.output_tail_lines)
+        except SuiteCommandMissing as exc:
+            return RefVerdict(ref, False, exc.message)
+        return RefVerdict(ref, run.passed, run.summary(), run)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_hook(stdin_text: str, deploy: DeploySettings, *, where: str, git_dir: Path,
+             env: Mapping[str, str] = os.environ, say: Callable[[str], None]) -> PushVerdict:
+    """What the installed hook does: parse, test, and print one summary line."""
+    check_suite_command(deploy.test_command, f"{where}.test_command")
+    updates = parse_updates(stdin_text)
+    verdict = check_push(updates, deploy, git_dir=git_dir, env=env, say=say)
+    rejected = [r for r in verdict.refs if not r.accepted]
+    if rejected:
+        first = rejected[0]
+        more = f" (and {len(rejected) - 1} more ref{'s' * (len(rejected) > 2)})" if len(rejected) > 1 else ""
+        say(f"push rejected: {first.ref}: {first.summary}{more}")
+    return verdict
+
+
+# --- install and uninstall ----------------------------------------------------------------------
+
+@dataclass
+class Installation:
+    path: Path
+    layout: Literal["pre-receive.d", "pre-receive"]
+    chained: Path | None = None
+
+
+def _hooks_dir(git_dir: Path) -> Path:
+    git = Git(git_dir)
+    git.ensure_repository()
+    if git.text("rev-parse", "--is-bare-repository") != "true":
+        raise NotABareRepository(f"{git_dir} is not a bare repository: pre-receive runs on the server",
+                                 hint="Give the repository's directory on the Forgejo host "
+                                      "(e.g. /data/git/repositories/OWNER/REPO.git)")
+    return git_dir / "hooks"
+
+
+def hook_script(*, python: str, config: Path, app: str, chain: bool) -> str:
+    """The installed hook: POSIX sh that hands the work to this railguard install.
+
+    The interpreter and the configuration are absolute paths baked in, so the hook works
+    without PATH (Forgejo runs hooks with a minimal environment). It runs
+    :mod:`railguard.deploy.hook_main`, the same check as ``railguard hook run`` without the
+    rest of the command line.
+    """
+    command = " ".join(shlex.quote(part) for part in
+                       [python, "-m", "railguard.deploy.hook_main", "--config", str(config), "--app", app])
+    lines = ["#!/bin/sh", MARKER, "# Tests pushes to protected branches before they land; docs/hook.md."]
+    if chain:
+        lines += [
+            "# The hook that was here before railguard runs first, with the same input.",
+            "input=$(cat)",
+            f'chained="$(dirname "$0")/pre-receive{CHAINED_SUFFIX}"',
+            'printf \'%s\\n\' "$input" | "$chained" "$@" || exit $?',
+            f'printf \'%s\\n\' "$input" | {command}',
+        ]
+    else:
+        lines.append(f"exec {command}")
+    return "\n".join(lines) + "\n"
+
+
+def install_hook(git_dir: Path, *, config: Path, app: str, python: str = sys.executable) -> Installation:
+    """Install the hook into ``hooks/pre-receive.d/`` (Forgejo) or ``hooks/pre-receive`` (plain git).
+
+    An existing plain ``pre-receive`` is never overwritten: it is kept as
+    ``pre-receive.railguard-chained`` and still runs first, with the same input.
+    """
+    if not config.is_absolute():
+        config = config.resolve()
+    hooks = _hooks_dir(git_dir)
+    hooks.mkdir(exist_ok=True)
+    dispatch_dir = hooks / "pre-receive.d"
+    if dispatch_dir.is_dir():
+        target = dispatch_dir / HOOK_NAME
+        if target.exists():
+            raise HookAlreadyInstalled(f"{target} already exists",
+                                       hint=f"railguard hook uninstall {git_dir}, then install again")
+        _write_executable(target, hook_script(python=python, config=config, app=app, chain=False))
+        return Installation(target, "pre-receive.d")
+    target = hooks / "pre-receive"
+    chained = hooks / f"pre-receive{CHAINED_SUFFIX}"
+    if target.exists():
+        if _is_ours(target):
+            raise HookAlreadyInstalled(f"railguard's hook is already installed in {target}",
+                                       hint=f"railguard hook uninstall {git_dir}, then install again")
+        if chained.exists():
+            raise ConfigError(f"{chained} exists but {target} is not railguard's",
+                              hint="Sort the two hooks out by hand, then install again")
+        os.replace(target, chained)
+        _write_executable(target, hook_script(python=python, config=config, app=app, chain=True))
+        return Installation(target, "pre-receive", chained=chained)
+    _write_executable(target, hook_script(python=python, config=config, app=app, chain=False))
+    return Installation(target, "pre-receive")
+
+
+def uninstall_hook(git_dir: Path) -> Installation:
+    """Remove railguard's hook; a chained hook goes back to its place."""
+    hooks = _hooks_dir(git_dir)
+    candidate = hooks / "pre-receive.d" / HOOK_NAME
+    if candidate.is_file() and _is_ours(candidate):
+        candidate.unlink()
+        return Installation(candidate, "pre-receive.d")
+    target = hooks / "pre-receive"
+    if target.is_file() and _is_ours(target):
+        chained = hooks / f"pre-receive{CHAINED_SUFFIX}"
+        if chained.exists():
+            os.replace(chained, target)
+            return Installation(target, "pre-receive", chained=chained)
+        target.unlink()
+        return Installation(target, "pre-receive")
+    raise HookNotInstalled(f"railguard's hook is not installed in {git_dir}",
+                           hint=f"Install it with: railguard hook install {git_dir}")
+
+
+def _is_ours(path: Path) -> bool:
+    try:
+        return MARKER in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def _write_executable(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.railguard-tmp")
+    temp.write_text(text, encoding="utf-8")
+    temp.chmod(0o755)
+    os.replace(temp, path)

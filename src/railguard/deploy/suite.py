@@ -1,0 +1,115 @@
+"""Running the app's test suite: an argv list from trusted config, a timeout, a readable tail.
+
+Used by ``railguard release`` (in the work tree) and by the pre-receive hook (in a fresh
+directory holding ``git archive`` of the pushed commit).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from railguard.errors import ConfigError
+
+
+class SuiteCommandMissing(ConfigError):
+    pass
+
+
+@dataclass
+class SuiteRun:
+    argv: list[str]
+    returncode: int | None
+    timed_out: bool
+    seconds: float
+    #: The last lines of stdout and stderr, interleaved as the suite wrote them.
+    tail: list[str] = field(default_factory=list)
+    lines: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return not self.timed_out and self.returncode == 0
+
+    def summary(self) -> str:
+        command = " ".join(self.argv)
+        if self.timed_out:
+            return f"`{command}` did not finish within {self.seconds:.0f}s and was stopped"
+        if self.returncode == 0:
+            return f"`{command}` passed ({self.lines} lines of output, {self.seconds:.1f}s)"
+        return f"`{command}` failed with exit code {self.returncode}"
+
+
+def check_suite_command(argv: Sequence[str], where: str) -> list[str]:
+    """The configured command, or a clear error when it is empty."""
+    if not argv:
+        raise SuiteCommandMissing(f"{where} is empty: railguard has no test suite to run",
+                                 hint=f'Set it in railguard.toml, e.g. {where.rsplit(".", 1)[-1]} = ["bun", "test"]')
+    return list(argv)
+
+
+def run_suite(argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[str, str] | None = None,
+              tail_lines: int = 40, on_line: Callable[[str], None] | None = None) -> SuiteRun:
+    """Run ``argv`` in ``cwd``; stop it (and everything it started) after ``timeout`` seconds."""
+    argv = list(argv)
+    executable = shutil.which(argv[0], path=(env or os.environ).get("PATH"))
+    if executable is None and not Path(cwd, argv[0]).is_file():
+        raise SuiteCommandMissing(f"the test command {argv[0]!r} was not found",
+                                 hint="Install it on this machine or fix deploy.test_command")
+    tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+    count = 0
+    started = time.monotonic()
+    # A session of its own so a timeout can stop the whole process group (bun, its workers, ...).
+    process = subprocess.Popen(argv, cwd=cwd, env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def pump() -> None:
+        nonlocal count
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            tail.append(line)
+            count += 1
+            if on_line is not None:
+                on_line(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _stop_group(process)
+    finally:
+        if process.poll() is None:
+            _stop_group(process)
+    # Children that inherited the pipe may keep it open; the group kill above closes it.
+    reader.join(timeout=5)
+    seconds = timeout if timed_out else time.monotonic() - started
+    return SuiteRun(argv=argv, returncode=process.returncode, timed_out=timed_out, seconds=seconds,
+                   tail=list(tail), lines=count)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the suite's process group, give it a moment, then SIGKILL whatever is left."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()

@@ -1,0 +1,99 @@
+"""``railguard doctor --fix``: the repairs that cannot change what the app does.
+
+Only three, each a pure text edit computed first and shown as a unified diff: remove the
+tail that makes a HEALTHCHECK always succeed, remove a lone ``sleep`` line from the start
+script, write or complete ``.dockerignore``. Everything else needs a person's judgement.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from railguard.doctor.findings import Finding
+from railguard.doctor.repo import DOCKERIGNORE, DeployFiles
+from railguard.doctor.rules import MUST_IGNORE, SWALLOWING_TAIL, is_ignored, parse_dockerignore
+from railguard.durable import write_bytes_atomic
+
+DOCKERIGNORE_HEADER = "# Keep the build context (and the image) free of history, dependencies, data and backups.\n"
+
+
+@dataclass(frozen=True)
+class FileEdit:
+    name: str
+    before: str | None  #: None when the file is created
+    after: str
+
+    def diff(self) -> str:
+        before = (self.before or "").splitlines(keepends=True)
+        after = self.after.splitlines(keepends=True)
+        lines = difflib.unified_diff(before, after, fromfile="/dev/null" if self.before is None else f"a/{self.name}",
+                                     tofile=f"b/{self.name}")
+        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def plan_fixes(files: DeployFiles, findings: list[Finding]) -> list[FileEdit]:
+    """The edits for the fixable findings; nothing is written."""
+    texts: dict[str, str] = {}
+    originals: dict[str, str | None] = {}
+
+    def current(name: str, original: str | None) -> str:
+        if name not in texts:
+            originals[name] = original
+            texts[name] = original or ""
+        return texts[name]
+
+    # Bottom-up, so that deleting a line does not move the lines still to be edited.
+    for found in sorted(findings, key=lambda f: -(f.line or 0)):
+        if not found.fixable:
+            continue
+        if found.rule == "healthcheck-cannot-fail" and files.dockerfile_file and files.dockerfile:
+            health = files.dockerfile.healthcheck()
+            text = current(files.dockerfile_file.name, files.dockerfile_file.text)
+            texts[files.dockerfile_file.name] = _remove_tail(text, health.instruction.end_line)
+        elif found.rule == "start-sleep" and files.start_script and found.line:
+            text = current(files.start_script.name, files.start_script.text)
+            texts[files.start_script.name] = _edit_line(text, found.line, lambda line: None)
+        elif found.rule in ("dockerignore-missing", "dockerignore-weak"):
+            original = files.dockerignore.text if files.dockerignore else None
+            text = current(DOCKERIGNORE, original)
+            patterns = parse_dockerignore(text)
+            missing = [path for path in MUST_IGNORE if not is_ignored(patterns, path)]
+            if missing:
+                prefix = text if text.endswith("\n") or not text else text + "\n"
+                texts[DOCKERIGNORE] = (prefix or DOCKERIGNORE_HEADER) + "".join(f"{path}\n" for path in missing)
+    return [FileEdit(name, originals[name], after) for name, after in texts.items() if after != originals[name]]
+
+
+def _remove_tail(text: str, number: int) -> str:
+    """Remove ``|| exit 0`` (or the like) from line ``number``; a line left empty goes, with the
+    continuation backslash before it (Docker would otherwise join the next instruction)."""
+    lines = text.splitlines(keepends=True)
+    body = lines[number - 1].rstrip("\r\n")
+    changed = SWALLOWING_TAIL.sub("", body)
+    if changed.strip():
+        return _edit_line(text, number, lambda line: changed)
+    text = _edit_line(text, number, lambda line: None)
+    return _edit_line(text, number - 1, lambda line: line.rstrip().removesuffix("\\").rstrip())
+
+
+def _edit_line(text: str, number: int, change) -> str:
+    """Apply ``change`` to line ``number`` (1-based), keeping its line ending; None deletes it."""
+    lines = text.splitlines(keepends=True)
+    line = lines[number - 1]
+    body = line.rstrip("\r\n")
+    ending = line[len(body):]
+    changed = change(body)
+    lines[number - 1] = "" if changed is None else changed + ending
+    return "".join(lines)
+
+
+def apply_edits(root: Path, edits: list[FileEdit]) -> None:
+    """Write each edited file atomically, keeping its permissions (a start script stays executable)."""
+    for edit in edits:
+        path = root / edit.name
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        write_bytes_atomic(path, edit.after.encode("utf-8"), mode=mode)
+        os.chmod(path, mode)

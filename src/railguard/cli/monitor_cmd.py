@@ -1,0 +1,171 @@
+"""``railguard monitor`` (the long-running uptime monitor) and ``railguard monitor status``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+from wsgiref.simple_server import WSGIServer
+
+import click
+
+from railguard.cli import output
+from railguard.cli.context import Context
+from railguard.cli.root import cli
+from railguard.config import Settings
+from railguard.errors import ConfigError, ExitCode, UsageError
+from railguard.locking import exclusive_lock
+from railguard.logfmt import format_line
+from railguard.monitor import Monitor, RoundReport, targets_from_settings
+from railguard.monitor.report import monitor_status
+from railguard.monitor.runner import lock_path, store_for
+from railguard.notify.notifier import notifier_for
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--interval", metavar="DURATION", help="Time between rounds [monitor.interval].")
+@click.option("--once", is_flag=True, help="Run one round and exit (1 when a check failed).")
+@click.option("--rounds", type=click.IntRange(min=1), hidden=True, help="Stop after N rounds (benchmarks).")
+@click.option("--metrics-listen", metavar="HOST:PORT",
+              help="Also serve railguard's metrics at http://HOST:PORT/metrics.")
+@click.option("-v", "--verbose", is_flag=True, help="Log one line per round, not only transitions.")
+@click.pass_context
+def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: int | None,
+            metrics_listen: str | None, verbose: bool) -> int | None:
+    """Check every target (default: each app's url + /health) every interval; alert on DOWN
+    after N consecutive failures and on RECOVERED after M successes, with the outage's length.
+
+    State survives restarts (no second DOWN for the same outage). Stop with Ctrl-C or SIGTERM.
+    """
+    if click_ctx.invoked_subcommand is not None:
+        return None
+    ctx: Context = click_ctx.find_object(Context)
+    settings = ctx.settings({"monitor.interval": ("--interval", interval)})
+    targets = targets_from_settings(settings)
+    log = logging.getLogger("railguard.monitor")
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the state directory {settings.state_dir}: {exc.strerror or exc}",
+                          hint="Set state_dir in railguard.toml to a directory railguard may write") from exc
+    with _log_to_stderr(), exclusive_lock(lock_path(settings), "the monitor"):
+        store = store_for(settings)
+        server = _serve_metrics(settings, metrics_listen) if metrics_listen else None
+
+        def on_round(report: RoundReport) -> None:
+            if verbose:
+                log.info(format_line({"event": "round", "targets": len(report.results), "failed": report.failed,
+                                      "checks_seconds": round(report.checks_seconds, 3),
+                                      "seconds": round(report.seconds, 3), "alerts": len(report.alerts),
+                                      "maintenance": report.maintenance}))
+            _refresh_textfile(settings, monitor_runner)
+
+        notifier = notifier_for(settings)
+        unrouted = notifier.prepare(["monitor_down", "monitor_recovered"])
+        if unrouted:
+            log.warning(format_line({"event": "no_notifications", "events": ",".join(unrouted),
+                                     "hint": f"set ${settings.notifications.urls_env}; alerts are only logged"}))
+        monitor_runner = Monitor(targets, settings.monitor, store=store, notifier=notifier,
+                                 tz=settings.timezone, on_round=on_round)
+        log.info(format_line({"event": "start", "targets": len(targets),
+                              "interval": settings.monitor.interval.total_seconds(), "state": store.path}))
+        try:
+            if once:
+                report = monitor_runner.run_round()
+                return ExitCode.WARNING if report.failed else ExitCode.OK
+            try:
+                monitor_runner.run(threading.Event(), rounds=rounds)
+            except KeyboardInterrupt:
+                # SIGTERM (docker stop, systemd) and Ctrl-C are how a monitor is meant to stop.
+                log.info(format_line({"event": "stop", "reason": "signal"}))
+        finally:
+            monitor_runner.close()
+            store.close()
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+    return ExitCode.OK
+
+
+@monitor.command("status")
+@output.json_option
+@pass_context
+def status_command(ctx: Context, as_json: bool) -> int:
+    """Each target: UP/DOWN, uptime over 24h / 7d / 30d, last failure and its reason."""
+    settings = ctx.settings()
+    now = ctx.now()
+    targets = monitor_status(settings, now)
+    if targets is None:
+        if as_json:
+            output.emit_json({"ok": True, "targets": [], "note": "the monitor has not run"})
+            return ExitCode.OK
+        click.echo(f"the monitor has not run with state_dir {settings.state_dir}")
+        return ExitCode.OK
+    down = [t for t in targets if t.state.status == "down"]
+    if as_json:
+        output.emit_json({"ok": not down, "targets": [t.as_dict() for t in targets]})
+    else:
+        rows = []
+        for t in targets:
+            s = t.state
+            since = f" since {s.down_since:%Y-%m-%d %H:%M}" if s.down_since else ""
+            rows.append([t.name, s.status.upper() + since, *(_percent(t.uptime[w]) for w in ("24h", "7d", "30d")),
+                         f"{s.last_failure_reason} ({output.human_age(now - s.last_failure_at)} ago)"
+                         if s.last_failure_at else "-"])
+        output.table(None, ["target", "status", "24h", "7d", "30d", "last failure"], rows)
+    return ExitCode.CHECK_FAILED if down else ExitCode.OK
+
+
+def _percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2%}"
+
+
+@contextlib.contextmanager
+def _log_to_stderr() -> Iterator[None]:
+    """A long-running command logs: one logfmt line per event on stderr (for journald/docker logs)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("time=%(asctime)s level=%(levelname)s %(message)s",
+                                           datefmt="%Y-%m-%dT%H:%M:%S%z"))
+    logger = logging.getLogger("railguard")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+def _serve_metrics(settings: Settings, listen: str) -> WSGIServer:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from railguard.metrics import RailguardCollector
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--metrics-listen: expected HOST:PORT, got {listen!r}", hint="For example 127.0.0.1:9321")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RailguardCollector(settings))
+    server, _thread = start_http_server(int(port), addr=host, registry=registry)
+    return server
+
+
+def _refresh_textfile(settings: Settings, runner: Monitor) -> None:
+    directory = settings.metrics.textfile_directory
+    if directory is None:
+        return
+    from railguard.metrics import monitor_families, write_textfile
+
+    try:
+        write_textfile(directory, "railguard_monitor.prom", monitor_families(sorted(runner.states.items())))
+    except OSError as exc:
+        logging.getLogger("railguard.monitor").warning("cannot write the metrics textfile in %s: %s",
+                                                       directory, exc.strerror or exc)
+
+
+

@@ -1,0 +1,147 @@
+"""Dead-man's-switch pings to a healthchecks.io-compatible URL around each job.
+
+The ping API (shared/reference/monitoring.md): ``<base>/start`` when a run begins, ``<base>``
+for success, ``<base>/fail`` or ``<base>/<exit code>`` at the end, ``?rid=<uuid>`` pairing a
+start with its end, and a POST body (up to 10 000 bytes on a self-hosted server) stored as
+the run's log. A failure-only alert cannot notice a backup that never started; a heartbeat
+whose pings stop can.
+
+A ping failure never fails the job: short timeout, a few retries for errors that may pass
+(connection refused, timeouts, 5xx), then one logged line and a counter in
+``<state_dir>/heartbeats.json``. Ping URLs are secrets; only the variable's name is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from railguard.config import AppSettings, Settings
+from railguard.durable import write_bytes_atomic
+from railguard.secrets import Secret, read_secret, redact
+
+log = logging.getLogger("railguard.heartbeat")
+
+#: healthchecks.io's default Ping-Body-Limit on a self-hosted server.
+BODY_LIMIT = 10_000
+STATE_FILE = "heartbeats.json"
+
+
+@dataclass(frozen=True)
+class PingResult:
+    signal: str  # start | success | fail | <exit code>
+    ok: bool
+    attempts: int
+    reason: str = ""
+
+
+class Heartbeat:
+    def __init__(self, url: Secret, *, source: str, timeout: float = 10.0, retries: int = 2,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._url = url
+        self.source = source
+        self.timeout = timeout
+        self.retries = retries
+        self._sleep = sleep
+        self.rid = str(uuid.uuid4())
+
+    def start(self) -> PingResult:
+        return self._ping("start", "/start", b"")
+
+    def success(self, body: str = "") -> PingResult:
+        return self._ping("success", "", body.encode())
+
+    def fail(self, body: str = "") -> PingResult:
+        return self._ping("fail", "/fail", body.encode())
+
+    def exit_status(self, code: int, body: str = "") -> PingResult:
+        """``/<code>``: 0 records a success, anything else a failure with that code."""
+        return self._ping(str(int(code)), f"/{int(code)}", body.encode())
+
+    def _ping(self, signal: str, suffix: str, body: bytes) -> PingResult:
+        base = self._url.reveal().rstrip("/")
+        url = f"{base}{suffix}?rid={self.rid}"
+        # healthchecks keeps the *first* Ping-Body-Limit bytes; the end of a log says most.
+        data = body[-BODY_LIMIT:]
+        reason = ""
+        for attempt in range(1, self.retries + 2):
+            request = urllib.request.Request(url, data=data, method="POST",
+                                             headers={"Content-Type": "text/plain; charset=utf-8",
+                                                      "User-Agent": "railguard-heartbeat"})
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    response.read(1024)
+                return PingResult(signal, True, attempt)
+            except urllib.error.HTTPError as exc:
+                reason = f"HTTP {exc.code}"
+                if exc.code < 500 and exc.code != 429:
+                    break  # a 404 (unknown check) will not change by asking again
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                reason = _reason(exc, self.timeout)
+            if attempt <= self.retries:
+                self._sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+        reason = redact(reason, [self._url])
+        log.warning("heartbeat %s to %s failed after %d attempt(s): %s", signal, self.source, attempt, reason)
+        return PingResult(signal, False, attempt, reason)
+
+
+def _reason(exc: BaseException, timeout: float) -> str:
+    cause = getattr(exc, "reason", None) or exc
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, TimeoutError):
+        return f"timed out after {timeout:g}s"
+    return (getattr(cause, "strerror", None) or str(cause) or type(cause).__name__)
+
+
+def heartbeat_for(app: AppSettings, job: str, *, env: Mapping[str, str] = os.environ,
+                  sleep: Callable[[float], None] = time.sleep) -> Heartbeat | None:
+    """The heartbeat of ``job`` (backup, drill, replicate) when its URL variable is set."""
+    var = getattr(app.heartbeat, f"{job}_url_env")
+    if not var:
+        return None
+    try:
+        secret = read_secret(var, env)
+    except Exception as exc:  # an unreadable _FILE is a heartbeat failure, not a job failure
+        log.warning("heartbeat for %s disabled: %s", job, getattr(exc, "message", exc))
+        return None
+    if secret is None:
+        return None
+    return Heartbeat(secret, source=f"${var}", timeout=app.heartbeat.timeout.total_seconds(),
+                     retries=app.heartbeat.retries, sleep=sleep)
+
+
+def record_pings(settings: Settings, app_name: str, job: str, results: list[PingResult], now: datetime) -> None:
+    """Count failed pings in ``<state_dir>/heartbeats.json`` (for status and metrics); best effort."""
+    failures = [r for r in results if not r.ok]
+    path = settings.state_dir / STATE_FILE
+    try:
+        state = read_ping_state(path)
+        entry = state.setdefault(f"{app_name}/{job}", {"failures": 0, "pings": 0})
+        entry["pings"] += len(results)
+        entry["failures"] += len(failures)
+        if failures:
+            entry["last_failure"] = {"at": now.isoformat(), "signal": failures[-1].signal,
+                                     "reason": failures[-1].reason}
+        else:
+            entry["last_ok"] = now.isoformat()
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, (json.dumps(state, indent=1) + "\n").encode())
+    except OSError as exc:
+        log.warning("cannot record heartbeat results in %s: %s", path, exc.strerror or exc)
+
+
+def read_ping_state(path: Path) -> dict[str, dict]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}

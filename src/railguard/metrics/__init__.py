@@ -1,0 +1,12 @@
+"""railguard's own Prometheus metrics: a textfile for node_exporter and a /metrics renderer.
+
+Names follow the Prometheus conventions (shared/reference/monitoring.md): base units as
+suffixes (``_seconds``, ``_bytes``), event times as ``*_timestamp_seconds`` (alert on
+``time() - x > period + grace``), counters ending in ``_total``, no sample timestamps.
+"""
+
+from railguard.metrics.collect import RailguardCollector, backup_families, monitor_families, state_families
+from railguard.metrics.exposition import CONTENT_TYPE, metrics_endpoint, render, write_textfile
+
+__all__ = ["CONTENT_TYPE", "RailguardCollector", "backup_families", "metrics_endpoint", "monitor_families",
+           "render", "state_families", "write_textfile"]

@@ -1,0 +1,200 @@
+"""The monitor's shell: probe every target concurrently, step the pure state machine, persist,
+send alerts, write metrics. The clock is a parameter so the tests can drive it.
+
+Alerts go out after the round's state is saved; a DOWN alert whose delivery failed leaves
+the outage unannounced (``down_alerted`` stays false), so the next failing check tries
+again, and a RECOVERED follows only an outage that someone was told about. A notification
+failure is logged and counted, never raised: the monitor keeps running.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from railguard.config import MonitorSettings, Settings
+from railguard.errors import ConfigError
+from railguard.logfmt import format_line
+from railguard.monitor.maintenance import active_window
+from railguard.monitor.probe import Target, probe
+from railguard.monitor.state import Alert, CheckResult, Policy, TargetState, describe_duration, step
+from railguard.monitor.store import MonitorStore
+from railguard.notify import Delivery, Notifier
+
+log = logging.getLogger("railguard.monitor")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def targets_from_settings(settings: Settings) -> list[Target]:
+    """``[[monitor.targets]]`` when given, else each app's ``url`` + ``health_path``."""
+    monitor = settings.monitor
+    configured = [(t.name, t.url, t) for t in monitor.targets] or [
+        (name, app.url.rstrip("/") + monitor.health_path, None) for name, app in settings.apps.items() if app.url]
+    if not configured:
+        raise ConfigError("the monitor has no targets",
+                          hint="Set url under [apps.NAME] (its /health is checked) or add [[monitor.targets]]")
+    names = [name for name, _, _ in configured]
+    if len(set(names)) != len(names):
+        duplicate = next(name for name in names if names.count(name) > 1)
+        raise ConfigError(f"monitor target {duplicate!r} appears twice",
+                          hint="Give each [[monitor.targets]] a unique name")
+    return [Target(
+        name=name, url=url,
+        timeout=(t.timeout if t and t.timeout else monitor.timeout),
+        expected_status=(t.expected_status if t and t.expected_status else monitor.expected_status),
+        body_contains=(t.body_contains if t and t.body_contains else monitor.body_contains),
+        max_response_time=(t.max_response_time if t and t.max_response_time else monitor.max_response_time),
+    ) for name, url, t in configured]
+
+
+@dataclass
+class RoundReport:
+    started_at: datetime
+    seconds: float
+    results: dict[str, CheckResult]
+    alerts: list[tuple[str, Alert, Delivery]] = field(default_factory=list)
+    #: The cron expression of the maintenance window in force, if any.
+    maintenance: str | None = None
+    #: Time until every check of the round had answered and was saved (before alerts).
+    checks_seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for result in self.results.values() if not result.ok)
+
+
+class Monitor:
+    def __init__(self, targets: Sequence[Target], settings: MonitorSettings, *, store: MonitorStore,
+                 notifier: Notifier, tz: str = "UTC", clock: Clock = utc_now,
+                 on_round: Callable[[RoundReport], None] | None = None) -> None:
+        self.targets = list(targets)
+        self.settings = settings
+        self.policy = Policy(settings.failure_threshold, settings.success_threshold, settings.reminder)
+        self.store = store
+        self.notifier = notifier
+        self.tz = tz
+        self.clock = clock
+        self.on_round = on_round
+        stored = store.states()
+        self.states: dict[str, TargetState] = {t.name: stored[t.name][1] if t.name in stored else TargetState()
+                                               for t in self.targets}
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, min(settings.concurrency, len(self.targets))), thread_name_prefix="probe")
+        self._last_compaction: datetime | None = None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def run_round(self) -> RoundReport:
+        started_at = self.clock()
+        began = time.monotonic()
+        window = active_window(self.settings.maintenance, started_at, self.tz)
+        futures = {target.name: self._pool.submit(probe, target, clock=self.clock) for target in self.targets}
+        results = {name: future.result() for name, future in futures.items()}
+        pending: list[tuple[Target, Alert]] = []
+        rows = []
+        for target in self.targets:
+            result = results[target.name]
+            state, alerts = step(self.states[target.name], result, self.policy, silenced=window is not None)
+            self.states[target.name] = state
+            rows.append((target.name, target.url, result, state))
+            pending += [(target, alert) for alert in alerts]
+        self.store.record(rows)
+        report = RoundReport(started_at, 0.0, results, maintenance=window.cron if window else None,
+                             checks_seconds=time.monotonic() - began)
+        # Alerts go out side by side: when every target drops at once (the host's network), a
+        # queue of sequential sends would push the next round back by seconds.
+        sends = [(target, alert, self._pool.submit(self._deliver, target, alert)) for target, alert in pending]
+        for target, alert, future in sends:
+            delivery = future.result()
+            self._after_delivery(target, alert, delivery)
+            report.alerts.append((target.name, alert, delivery))
+        self._compact(started_at)
+        report.seconds = time.monotonic() - began
+        if self.on_round:
+            self.on_round(report)
+        return report
+
+    def run(self, stop: threading.Event, *, rounds: int | None = None) -> int:
+        """Rounds every ``interval`` until ``stop`` is set (or ``rounds`` have run); returns the count."""
+        interval = self.settings.interval.total_seconds()
+        done = 0
+        next_start = time.monotonic()
+        while not stop.is_set() and (rounds is None or done < rounds):
+            report = self.run_round()
+            done += 1
+            if report.seconds > interval:
+                log.warning(format_line({"event": "slow_round", "seconds": round(report.seconds, 3),
+                                         "interval": interval, "targets": len(self.targets)}))
+            next_start += interval
+            delay = next_start - time.monotonic()
+            if delay < 0:  # overran: start the next round now, and do not try to catch up
+                next_start = time.monotonic()
+                delay = 0
+            if rounds is not None and done >= rounds:
+                break
+            stop.wait(delay)
+        return done
+
+    def _deliver(self, target: Target, alert: Alert) -> Delivery:
+        event, title, body = alert_message(target, alert, self.states[target.name], self.tz)
+        log.warning(format_line({"event": alert.kind, "target": target.name, "reason": alert.reason or None,
+                                 "outage_s": int(alert.outage.total_seconds()) if alert.outage else None}))
+        return self.notifier.notify(event, title, body, now=alert.at)
+
+    def _after_delivery(self, target: Target, alert: Alert, delivery: Delivery) -> None:
+        if not delivery.ok:
+            log.warning(format_line({"event": "notify_failed", "target": target.name, "alert": alert.kind,
+                                     "reason": delivery.reason}))
+            if alert.kind == "down":
+                # Not announced: the next failed check tries again, and no RECOVERED is owed.
+                state = dataclasses.replace(self.states[target.name], down_alerted=False)
+                self.states[target.name] = state
+                self.store.save_state(target.name, target.url, state)
+
+    def _compact(self, now: datetime) -> None:
+        if self._last_compaction is None or (now - self._last_compaction).total_seconds() >= 3600:
+            self.store.compact(now, self.settings.raw_history, self.settings.hourly_history)
+            self._last_compaction = now
+
+
+def alert_message(target: Target, alert: Alert, state: TargetState, tz: str = "UTC") -> tuple[str, str, str]:
+    """(event, title, body) of an alert, as a person reads it on a phone."""
+    since = _clock_time(alert.down_since, tz) if alert.down_since else "?"
+    if alert.kind == "down":
+        return ("monitor_down", f"{target.name} is DOWN",
+                f"{target.name} is DOWN: {alert.reason}. {state.consecutive_failures} failed checks in a row "
+                f"since {since} ({target.url}).")
+    if alert.kind == "recovered":
+        outage = describe_duration(alert.outage) if alert.outage is not None else "?"
+        return ("monitor_recovered", f"{target.name} RECOVERED after {outage}",
+                f"{target.name} is back UP after {outage} down (since {since}).")
+    outage = describe_duration(alert.outage) if alert.outage is not None else "?"
+    return ("monitor_reminder", f"{target.name} still DOWN ({outage})",
+            f"{target.name} is still DOWN after {outage} (since {since}): {alert.reason}.")
+
+
+def _clock_time(moment: datetime, tz: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def store_for(settings: Settings) -> MonitorStore:
+    return MonitorStore.in_state_dir(settings.state_dir)
+
+
+def lock_path(settings: Settings) -> Path:
+    return settings.state_dir / "monitor.lock"

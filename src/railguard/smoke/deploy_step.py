@@ -1,0 +1,53 @@
+"""The smoke check as the post-deploy step of ``railguard deploy``, ``release`` and ``rollback``.
+
+Registered through :func:`railguard.deploy.actions.register_post_deploy` when
+:mod:`railguard.smoke` is imported (the CLI always imports it). The deploy's own record gives
+the two facts the check needs: when the deploy started (the serving process must have started
+after it) and which commit must be serving.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from railguard.deploy.actions import PostDeployContext, StepResult, register_post_deploy
+from railguard.notify.notifier import Notifier, notifier_for
+from railguard.smoke.record import record_smoke
+from railguard.smoke.runner import SmokeReport, notify_result, run_smoke
+
+log = logging.getLogger("railguard.smoke")
+
+
+def smoke(context: PostDeployContext) -> StepResult:
+    name, app, record = context.app_name, context.app, context.record
+    if not app.url:
+        return StepResult("smoke", True, f"skipped: set url under [apps.{name}] to check that the new process serves")
+    report = run_smoke(name, app.url, app.smoke, deploy_started_at=record.started_at,
+                       expected_commit=record.git_hash)
+    now = context.clock()
+    try:
+        notifier = notifier_for(context.settings)
+        if record.kind == "rollback":
+            _notify_rollback(notifier, report, record.id, now)
+        elif app.smoke.notify_ok or not report.ok:
+            notify_result(notifier, report, now=now)
+    except Exception as exc:  # a notification problem never fails the deploy
+        log.warning("the %s notification could not be sent: %s", record.kind, exc)
+    try:
+        record_smoke(context.settings.state_dir, name, ok=report.ok, summary=report.summary, commit=report.commit,
+                     now=now)
+    except OSError as exc:
+        log.warning("cannot record the smoke result in %s: %s", context.settings.state_dir, exc.strerror or exc)
+    return StepResult("smoke", report.ok, report.summary, details=report.as_dict())
+
+
+def _notify_rollback(notifier: Notifier, report: SmokeReport, deploy_id: int, now: datetime) -> None:
+    commit = (report.commit or report.expected_commit or "?")[:12]
+    verdict = "smoke OK" if report.ok else report.summary
+    report.notification = notifier.notify("rollback", f"{report.app} rolled back to {commit}",
+                                          f"{report.app} rolled back to {commit}: {verdict}",
+                                          key=f"rollback:{report.app}:{deploy_id}", now=now)
+
+
+register_post_deploy(smoke)

@@ -1,0 +1,253 @@
+"""``railguard status``: one screen that says whether the safety net is intact.
+
+Each row is a fact read from disk (the backup directory, its ``backup.log`` and
+``drill.log``, the deploy history, the last smoke result, the monitor's store), with an age
+and whether it is *flagged*. Flags, following the Prometheus advice in
+shared/reference/monitoring.md: the newest good backup older than period + grace
+(``[status] backup_max_age``, 26 h); the newest backup not verified; the last backup attempt
+failed; a destination whose last copy failed or is older than ``backup_max_age``; the last
+drill failed or passed longer ago than ``drill_max_age`` (35 d); the last deploy or smoke
+check failed; a monitored target DOWN. Anything flagged makes the command
+exit CHECK_FAILED, so ``railguard status`` can itself be a check.
+
+A row whose source does not exist yet (no drill ever ran, no deploy, no monitor) is shown
+as ``none`` and is not flagged: nothing has been promised there yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from railguard.backup import list_backups
+from railguard.backup.engine import LOG_NAME
+from railguard.backup.naming import stem_for
+from railguard.config import AppSettings, Settings
+from railguard.logfmt import read_lines
+
+DRILL_LOG = "drill.log"
+#: Written by the copies to destinations (railguard.destinations.replicate), beside the backups.
+DESTINATIONS_LOG = "destinations.log"
+#: Results a drill.log line may carry for a passing drill.
+DRILL_PASSED = {"ok", "passed", "pass"}
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    app: str | None
+    name: str  # backup | verified | last_attempt | drill | deploy | smoke | monitor:<target>
+    state: str  # ok | flagged | none
+    detail: str
+    at: datetime | None = None
+
+    @property
+    def flagged(self) -> bool:
+        return self.state == "flagged"
+
+    def as_dict(self, now: datetime) -> dict[str, Any]:
+        return {"app": self.app, "name": self.name, "state": self.state, "flagged": self.flagged,
+                "detail": self.detail, "at": self.at,
+                "age_seconds": int((now - self.at).total_seconds()) if self.at else None}
+
+
+@dataclass
+class StatusReport:
+    now: datetime
+    rows: list[StatusRow] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> list[StatusRow]:
+        return [row for row in self.rows if row.flagged]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": not self.flagged, "now": self.now, "flagged": len(self.flagged),
+                "rows": [row.as_dict(self.now) for row in self.rows]}
+
+
+def collect_status(settings: Settings, now: datetime) -> StatusReport:
+    report = StatusReport(now)
+    for name, app in settings.apps.items():
+        report.rows += backup_rows(name, app, settings, now)
+        report.rows += destination_rows(name, app, settings, now)
+        report.rows += drill_rows(name, app, settings, now)
+        report.rows += deploy_rows(name, app, settings)
+    report.rows += monitor_rows(settings, now)
+    return report
+
+
+def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -> list[StatusRow]:
+    directory = app.backup.directory
+    records = list_backups(directory, stem_for(app.database)) if directory.is_dir() else []
+    good = [record for record in records if record.is_good]
+    rows: list[StatusRow] = []
+    limit = settings.status.backup_max_age
+    if not good:
+        rows.append(StatusRow(name, "backup", "flagged", f"no verified backup in {directory}",))
+    else:
+        newest = good[-1]
+        age = now - newest.created_at
+        state = "flagged" if age > limit else "ok"
+        rows.append(StatusRow(name, "backup", state, f"{newest.name}, {_age(age)} old"
+                              + (f" (older than {_age(limit)})" if state == "flagged" else ""), newest.created_at))
+    if records:
+        newest_any = records[-1]
+        if newest_any.is_good:
+            manifest = newest_any.manifest
+            assert manifest is not None
+            rows.append(StatusRow(name, "verified", "ok", f"{newest_any.name}: {manifest.check}_check "
+                                  f"{manifest.check_result}", newest_any.created_at))
+        else:
+            rows.append(StatusRow(name, "verified", "flagged", f"{newest_any.name}: {newest_any.status}",
+                                  newest_any.created_at))
+    attempt = last_backup_attempt(directory)
+    if attempt is not None and attempt.get("result") == "failed":
+        rows.append(StatusRow(name, "last_attempt", "flagged",
+                              f"backup failed: {attempt.get('error', 'see backup.log')}", _time(attempt)))
+    return rows
+
+
+def drill_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -> list[StatusRow]:
+    lines = read_lines(app.backup.directory / DRILL_LOG)
+    if not lines:
+        return [StatusRow(name, "drill", "none", "no restore drill recorded yet")]
+    last = lines[-1]
+    passed = [line for line in lines if line.get("result") in DRILL_PASSED and _time(line)]
+    if last.get("result") not in DRILL_PASSED:
+        return [StatusRow(name, "drill", "flagged", f"last drill {last.get('result', '?')}: "
+                          f"{last.get('error') or last.get('reason') or 'see drill.log'}", _time(last))]
+    when = _time(passed[-1]) if passed else None
+    if when is None:
+        return [StatusRow(name, "drill", "flagged", "drill.log has no time on its last passing line")]
+    age = now - when
+    limit = settings.status.drill_max_age
+    if age > limit:
+        return [StatusRow(name, "drill", "flagged", f"last passing drill {_age(age)} ago (more than {_age(limit)})",
+                          when)]
+    return [StatusRow(name, "drill", "ok", f"passed {_age(age)} ago", when)]
+
+
+def deploy_rows(name: str, app: AppSettings, settings: Settings) -> list[StatusRow]:
+    from railguard.smoke.record import read_smoke_results
+
+    rows: list[StatusRow] = []
+    deploy = _last_deploy(name, app, settings)
+    if deploy is None:
+        rows.append(StatusRow(name, "deploy", "none", "no deploy recorded"))
+    else:
+        what = f"{deploy.kind} {deploy.tag or (deploy.git_hash or '')[:12] or deploy.ref or ''}".strip()
+        state = "flagged" if deploy.result == "failed" else "ok"
+        rows.append(StatusRow(name, "deploy", state, f"{what}: {deploy.result}"
+                              + (f" ({deploy.detail})" if deploy.detail and state == "flagged" else ""),
+                              deploy.started_at))
+    smoke = read_smoke_results(settings.state_dir).get(name)
+    if smoke:
+        at = datetime.fromisoformat(smoke["at"]) if smoke.get("at") else None
+        rows.append(StatusRow(name, "smoke", "ok" if smoke.get("ok") else "flagged", str(smoke.get("summary", "")), at))
+    return rows
+
+
+def _last_deploy(name: str, app: AppSettings, settings: Settings) -> Any:
+    try:
+        from railguard.deploy.state import DeployState, state_path
+    except ImportError:
+        return None
+    deploy_settings = getattr(app, "deploy", None)
+    path = state_path(settings.state_dir, getattr(deploy_settings, "state_file", None))
+    if not path.exists():
+        return None
+    history = DeployState(path).history(name)
+    return history[0] if history else None
+
+
+def monitor_rows(settings: Settings, now: datetime) -> list[StatusRow]:
+    from railguard.monitor.report import monitor_status
+
+    targets = monitor_status(settings, now)
+    if targets is None:
+        return []
+    rows = []
+    for target in targets:
+        s = target.state
+        if s.status == "down":
+            rows.append(StatusRow(None, f"monitor:{target.name}", "flagged",
+                                  f"DOWN since {_clock(s.down_since)}: {s.last_failure_reason}", s.down_since))
+        else:
+            uptime = target.uptime.get("24h")
+            rows.append(StatusRow(None, f"monitor:{target.name}", "ok" if s.status == "up" else "none",
+                                  f"{s.status.upper()}" + (f", {uptime:.2%} over 24h" if uptime is not None else ""),
+                                  s.last_check_at))
+    return rows
+
+
+def last_backup_attempt(directory: Path) -> dict[str, str] | None:
+    """The last backup line of ``backup.log`` (prune writes ``event=prune`` lines there too)."""
+    for line in reversed(read_lines(directory / LOG_NAME)):
+        if line.get("event", "backup") == "backup":
+            return line
+    return None
+
+
+def destination_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -> list[StatusRow]:
+    """One row per configured destination, from ``destinations.log`` beside the backups."""
+    configured = getattr(app, "destinations", None) or {}
+    if not configured:
+        return []
+    lines = [line for line in read_lines(app.backup.directory / DESTINATIONS_LOG) if line.get("event") == "copy"]
+    rows = []
+    limit = settings.status.backup_max_age
+    for destination in sorted(configured):
+        mine = [line for line in lines if line.get("destination") == destination]
+        success = last_destination_success(mine)
+        label = f"destination:{destination}"
+        if not mine:
+            rows.append(StatusRow(name, label, "flagged", "no copy made yet"))
+        elif mine[-1].get("result") != "ok":
+            rows.append(StatusRow(name, label, "flagged", f"last copy failed: {mine[-1].get('reason') or '?'}",
+                                  _time(mine[-1])))
+        elif success is not None and now - success > limit:
+            rows.append(StatusRow(name, label, "flagged", f"last copy {_age(now - success)} ago "
+                                  f"(more than {_age(limit)})", success))
+        else:
+            rows.append(StatusRow(name, label, "ok", f"{mine[-1].get('backup', '?')} copied", success))
+    return rows
+
+
+def last_destination_success(lines: list[dict[str, str]]) -> datetime | None:
+    for line in reversed(lines):
+        if line.get("result") == "ok" and _time(line):
+            return _time(line)
+    return None
+
+
+def last_drill_success(directory: Path) -> datetime | None:
+    for line in reversed(read_lines(directory / DRILL_LOG)):
+        if line.get("result") in DRILL_PASSED and _time(line):
+            return _time(line)
+    return None
+
+
+def _time(line: dict[str, str]) -> datetime | None:
+    text = line.get("time") or line.get("at")
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 0:
+        return "in the future"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {rest // 60}m"
+    return f"{rest // 60}m"
+
+
+def _clock(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "?"

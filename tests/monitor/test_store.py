@@ -1,0 +1,57 @@
+"""Bounded history: raw checks for a short window, then hourly aggregates, then nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from railguard.monitor.state import CheckResult, TargetState
+from railguard.monitor.store import MonitorStore
+
+T0 = datetime(2026, 11, 1, 0, 0, tzinfo=timezone.utc)
+
+
+def fill(store: MonitorStore, days: int, *, every: timedelta = timedelta(minutes=5),
+         failing_hours: frozenset[int] = frozenset()) -> datetime:
+    """One check every five minutes for ``days``; checks in ``failing_hours`` (hours since T0) fail. Compacts hourly."""
+    moment = T0
+    end = T0 + timedelta(days=days)
+    batch = []
+    while moment < end:
+        hour = int((moment - T0).total_seconds() // 3600)
+        batch.append(("app", "http://127.0.0.1/health", CheckResult(hour not in failing_hours, moment, "x", 0.01),
+                      TargetState()))
+        moment += every
+        if moment.minute == 0:
+            store.record(batch)
+            batch = []
+            store.compact(moment, timedelta(hours=48), timedelta(days=35))
+    store.record(batch)
+    return moment
+
+
+def test_history_stays_bounded_over_forty_days(tmp_path: Path) -> None:
+    store = MonitorStore(tmp_path / "monitor.sqlite3")
+    fill(store, 40)
+    raw, hourly = store.counts()
+    assert raw <= 49 * 12  # 48 h of raw checks plus the hour being filled
+    assert hourly <= 35 * 24 + 1
+    assert (tmp_path / "monitor.sqlite3").stat().st_size < 2_000_000
+
+
+def test_uptime_counts_both_raw_checks_and_hourly_aggregates(tmp_path: Path) -> None:
+    store = MonitorStore(tmp_path / "monitor.sqlite3")
+    # Ten failing hours ten days back (hourly rows by now) and two one day back (still raw).
+    end = fill(store, 12, failing_hours=frozenset(range(24 * 2, 24 * 2 + 10)) | {24 * 11, 24 * 11 + 1})
+    week = store.uptime("app", end - timedelta(days=7))
+    day = store.uptime("app", end - timedelta(days=1))
+    month = store.uptime("app", end - timedelta(days=30))
+    assert day.checks == 24 * 12 and day.failures == 2 * 12
+    assert week.failures == 2 * 12 and week.checks == 7 * 24 * 12
+    assert month.checks == 12 * 24 * 12 and month.failures == 12 * 12
+    assert month.ratio == 1 - 12 / (12 * 24)
+
+
+def test_uptime_of_a_target_never_checked_is_unknown(tmp_path: Path) -> None:
+    store = MonitorStore(tmp_path / "monitor.sqlite3")
+    assert store.uptime("nothing", T0).ratio is None

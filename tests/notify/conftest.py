@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from local_http import JsonReceiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[JsonReceiver]:
+    server = JsonReceiver()
+    yield server
+    server.stop()

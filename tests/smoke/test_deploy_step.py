@@ -1,0 +1,92 @@
+"""The smoke check as the step after ``railguard deploy``: real git, the fake CapRover, the
+example app as a real process, an apprise receiver, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from deploy.gitrepos import APP_TOKEN, PASSWORD, TEST_SCRIPT, WEBHOOK_TOKEN, Repo, git
+from fakes.caprover import FakeCapRover
+from local_http import JsonReceiver, free_port
+
+UPLOAD = "/api/v2/user/apps/appData/tasks"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    origin, work = tmp_path / "origin.git", tmp_path / "work"
+    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(origin)], check=True)
+    subprocess.run(["git", "init", "--quiet", "--initial-branch=main", str(work)], check=True)
+    for key, value in (("user.name", "Dev"), ("user.email", "dev@example.test"), ("commit.gpgsign", "false")):
+        git(work, "config", key, value)
+    git(work, "remote", "add", "origin", str(origin))
+    repository = Repo(work, origin)
+    repository.commit("first", {"index.ts": "console.log('v1')\n", "run-tests.sh": TEST_SCRIPT})
+    repository.push("main")
+    return repository
+
+
+@pytest.fixture
+def captain(repo: Repo) -> Iterator[FakeCapRover]:
+    with FakeCapRover(password=PASSWORD) as fake:
+        fake.add_app("tasks", app_token=APP_TOKEN, webhook_token=WEBHOOK_TOKEN, repository=repo.origin)
+        yield fake
+
+
+def write_config(tmp_path: Path, captain: FakeCapRover, repo: Repo, port: int) -> Path:
+    path = tmp_path / "railguard.toml"
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[apps.tasks]\ndatabase = "/dev/null"\n'
+                    f'url = "http://127.0.0.1:{port}"\n'
+                    f'[apps.tasks.deploy]\ncaprover_url = "{captain.url}"\nrepository = "{repo.path}"\n'
+                    f'poll_interval = "0s"\n[apps.tasks.smoke]\nwait = "15s"\npoll_interval = "0.2s"\n')
+    return path
+
+
+def test_a_deploy_whose_new_process_comes_up_passes_and_says_deploy_ok_once(
+        run_cli, tmp_path: Path, captain: FakeCapRover, repo: Repo, start_app, receiver: JsonReceiver) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    config = write_config(tmp_path, captain, repo, port)
+
+    def start_new_process_once_uploaded() -> None:  # what CapRover does after the build
+        deadline = time.monotonic() + 20
+        while not captain.calls_to(UPLOAD, "POST") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        start_app(commit=repo.sha(), port=port)
+
+    starter = threading.Thread(target=start_new_process_once_uploaded)
+    starter.start()
+    env = {"CAPROVER_APP_TOKEN": APP_TOKEN, "RAILGUARD_NOTIFY_URLS": receiver.url}
+    result = run_cli("--config", config, "deploy", "--json", env=env)
+    starter.join()
+    assert result.exit_code == 0, result.stdout + result.stderr
+    [step] = json.loads(result.stdout)["steps"]
+    assert step["name"] == "smoke" and step["ok"] is True
+    assert step["details"]["commit"] == repo.sha()
+    # Again by hand: the deploy's start and commit come from the history; no second message.
+    again = run_cli("--config", config, "smoke", env=env)
+    assert again.exit_code == 0, again.stdout
+    assert "notification deploy_ok: duplicate" in again.stdout
+    assert receiver.titles() == [f"tasks deploy OK {repo.sha()[:12]}"]
+
+
+def test_a_deploy_while_the_old_process_keeps_serving_fails_the_smoke_step(
+        run_cli, tmp_path: Path, captain: FakeCapRover, repo: Repo, start_app, receiver: JsonReceiver) -> None:  # type: ignore[no-untyped-def]
+    old = start_app(commit="0123456789abcdef")
+    port = int(old.url.rsplit(":", 1)[1])
+    config = write_config(tmp_path, captain, repo, port)
+    text = config.read_text().replace('wait = "15s"', 'wait = "1s"')
+    config.write_text(text)
+    result = run_cli("--config", config, "deploy", env={"CAPROVER_APP_TOKEN": APP_TOKEN,
+                                                       "RAILGUARD_NOTIFY_URLS": receiver.url})
+    assert result.exit_code == 7
+    assert "FAILED smoke: smoke FAILED for tasks after" in result.stdout
+    assert receiver.titles() == ["tasks deploy FAILED"]
+    status = run_cli("--config", config, "status", "--json")
+    smoke_row = next(row for row in json.loads(status.stdout)["rows"] if row["name"] == "smoke")
+    assert smoke_row["flagged"] is True

@@ -1,0 +1,156 @@
+"""``railguard status``: one screen, flags where the safety net has a hole, exit 7 then."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from railguard.deploy.state import DeployState
+from railguard.logfmt import append_line
+from railguard.monitor.state import CheckResult, TargetState
+from railguard.monitor.store import MonitorStore
+
+
+def config(tmp_path: Path, database: Path, extra: str = "") -> Path:
+    path = tmp_path / "railguard.toml"
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[apps.tasks]\ndatabase = "{database}"\n'
+                    f'[apps.tasks.backup]\ndirectory = "{tmp_path / "backups"}"\n{extra}')
+    return path
+
+
+def rows(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    return {row["name"]: row for row in json.loads(result.stdout)["rows"]}
+
+
+def test_a_fresh_verified_backup_is_all_good(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config(tmp_path, tasks_db)
+    assert run_cli("--config", cfg, "backup").exit_code == 0
+    result = run_cli("--config", cfg, "status")
+    assert result.exit_code == 0, result.stdout
+    assert "all good" in result.stdout
+    document = run_cli("--config", cfg, "status", "--json")
+    found = rows(document)
+    assert found["backup"]["state"] == "ok" and found["verified"]["state"] == "ok"
+    assert found["drill"]["state"] == "none" and found["deploy"]["state"] == "none"
+    assert json.loads(document.stdout)["ok"] is True
+
+
+def test_a_backup_older_than_period_plus_grace_is_flagged(run_cli, tmp_path: Path, tasks_db: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    cfg = config(tmp_path, tasks_db)
+    assert run_cli("--config", cfg, "backup").exit_code == 0
+    clock(timedelta(hours=25))
+    assert run_cli("--config", cfg, "status").exit_code == 0
+    clock(timedelta(hours=27))
+    result = run_cli("--config", cfg, "status", "--json")
+    assert result.exit_code == 7
+    backup = rows(result)["backup"]
+    assert backup["flagged"] and "older than 1d 2h" in backup["detail"]
+    assert json.loads(result.stdout)["flagged"] == 1
+
+
+def test_no_backup_at_all_is_flagged(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("--config", config(tmp_path, tasks_db), "status")
+    assert result.exit_code == 7
+    assert "FLAGGED" in result.stdout and "no verified backup in" in result.stdout and "1 flagged" in result.stdout
+
+
+def test_a_failed_last_attempt_is_flagged(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config(tmp_path, tasks_db)
+    assert run_cli("--config", cfg, "backup").exit_code == 0
+    append_line(tmp_path / "backups" / "backup.log", {"time": datetime.now(timezone.utc), "result": "failed",
+                                                      "error": "disk full"})
+    result = run_cli("--config", cfg, "status", "--json")
+    assert result.exit_code == 7
+    assert rows(result)["last_attempt"]["detail"] == "backup failed: disk full"
+
+
+def test_a_recent_passing_drill_is_ok_and_a_failed_one_is_flagged(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config(tmp_path, tasks_db)
+    assert run_cli("--config", cfg, "backup").exit_code == 0
+    drill_log = tmp_path / "backups" / "drill.log"
+    append_line(drill_log, {"time": datetime.now(timezone.utc) - timedelta(days=1), "result": "ok"})
+    passed = run_cli("--config", cfg, "status", "--json")
+    assert passed.exit_code == 0 and rows(passed)["drill"]["state"] == "ok"
+    append_line(drill_log, {"time": datetime.now(timezone.utc), "result": "failed", "error": "health 503"})
+    failed = run_cli("--config", cfg, "status", "--json")
+    assert failed.exit_code == 7
+    assert rows(failed)["drill"]["detail"] == "last drill failed: health 503"
+
+
+def test_a_passing_drill_goes_stale_after_35_days(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config(tmp_path, tasks_db)
+    assert run_cli("--config", cfg, "backup").exit_code == 0
+    append_line(tmp_path / "backups" / "drill.log",
+                {"time": datetime.now(timezone.utc) - timedelta(days=36), "result": "ok"})
+    result = run_cli("--config", cfg, "status", "--json")
+    assert result.exit_code == 7
+    assert rows(result)["drill"]["detail"].startswith("last passing drill 36d")
+
+
+def test_the_last_deploy_and_its_smoke_result_are_shown(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config(tmp_path, tasks_db)
+    assert run_cli("--config", cfg, "backup").exit_code == 0
+    history = DeployState(tmp_path / "state" / "deploys.sqlite3")
+    now = datetime.now(timezone.utc)
+    deploy = history.start(app="tasks", caprover_app="tasks", kind="deploy", ref="main", git_hash="abc123def4567",
+                           tag=None, image=None, now=now)
+    history.finish(deploy, result="ok", now=now)
+    from railguard.smoke.record import record_smoke
+    record_smoke(tmp_path / "state", "tasks", ok=False, summary="smoke FAILED for tasks: migrations_ok is 0",
+                 commit="abc123def4567", now=now)
+    result = run_cli("--config", cfg, "status", "--json")
+    found = rows(result)
+    assert found["deploy"]["state"] == "ok" and found["deploy"]["detail"] == "deploy abc123def456: ok"
+    assert found["smoke"]["flagged"] and "migrations_ok is 0" in found["smoke"]["detail"]
+    assert result.exit_code == 7
+
+
+def test_a_target_down_in_the_monitor_is_flagged(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config(tmp_path, tasks_db)
+    assert run_cli("--config", cfg, "backup").exit_code == 0
+    store = MonitorStore(tmp_path / "state" / "monitor.sqlite3")
+    now = datetime.now(timezone.utc)
+    down = TargetState(status="down", consecutive_failures=3, down_since=now - timedelta(minutes=5),
+                       down_alerted=True, last_check_at=now, last_failure_at=now, last_failure_reason="HTTP 503")
+    store.record([("tasks", "http://127.0.0.1:1/health", CheckResult(False, now, "HTTP 503"), down)])
+    store.close()
+    result = run_cli("--config", cfg, "status", "--json")
+    assert result.exit_code == 7
+    monitor_row = rows(result)["monitor:tasks"]
+    assert monitor_row["flagged"] and monitor_row["detail"].endswith(": HTTP 503")
+
+
+def test_an_unknown_app_is_an_error_not_an_empty_screen(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("--config", config(tmp_path, tasks_db), "--app", "nope", "status")
+    assert result.exit_code == 6
+    assert "no app named 'nope'" in result.stderr
+
+
+def test_each_destination_shows_its_last_copy_and_a_failed_copy_is_flagged(
+        run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    cfg = config(tmp_path, tasks_db, f'[apps.tasks.destinations.nas]\nurl = "file://{nas}"\n')
+    backup = run_cli("--config", cfg, "backup")
+    assert backup.exit_code == 0, backup.stderr
+    copied = run_cli("--config", cfg, "status", "--json")
+    row = rows(copied)["destination:nas"]
+    assert row["state"] == "ok" and row["detail"].endswith(" copied")
+    assert copied.exit_code == 0
+    append_line(tmp_path / "backups" / "destinations.log",
+                {"time": datetime.now(timezone.utc), "event": "copy", "destination": "nas", "backup": "x",
+                 "result": "failed", "reason": "no space left on the NAS"})
+    failed = run_cli("--config", cfg, "status", "--json")
+    assert failed.exit_code == 7
+    assert rows(failed)["destination:nas"]["detail"] == "last copy failed: no space left on the NAS"
+
+
+def test_prune_lines_in_backup_log_are_not_backup_attempts(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config(tmp_path, tasks_db)
+    assert run_cli("--config", cfg, "backup").exit_code == 0
+    log = tmp_path / "backups" / "backup.log"
+    append_line(log, {"time": datetime.now(timezone.utc), "result": "failed", "error": "disk full"})
+    append_line(log, {"time": datetime.now(timezone.utc), "event": "prune", "backup": "old", "result": "removed"})
+    result = run_cli("--config", cfg, "status", "--json")
+    assert rows(result)["last_attempt"]["detail"] == "backup failed: disk full"

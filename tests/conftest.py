@@ -32,7 +32,8 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Cl
 
     def run(*args: str | Path, env: dict[str, str] | None = None, input: str | None = None) -> CliResult:
         runner = CliRunner()
-        result = runner.invoke(cli, [str(a) for a in args], env=env, input=input, catch_exceptions=False)
+        result = runner.invoke(cli, [str(a) for a in args], env=env, input=input, catch_exceptions=False,
+                               prog_name="railguard")
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
     return run

@@ -157,6 +157,8 @@ def test_healthz_and_metrics(tmp_path: Path):
         status, metrics = get("/metrics")
         assert 'railguard_job_last_success_timestamp_seconds{job="backup:tasks"}' in metrics
         assert 'railguard_job_runs_total{job="backup:tasks",result="ok"} 1' in metrics
+        # railguard's own families come with the daemon's: one scrape sees the last backup too.
+        assert 'railguard_backup_last_success_timestamp_seconds{app="tasks"}' in metrics
     finally:
         stop(daemon)
 

@@ -315,3 +315,19 @@ def test_a_second_deploy_of_the_same_app_at_the_same_time_is_busy(run_cli, write
     assert result.exit_code == ExitCode.BUSY
     assert result.stderr.splitlines()[0] == "error: another railguard run is already working on a deploy of tasks"
     assert captain.calls == []
+
+
+def test_a_deploy_capRover_refuses_is_told_to_the_owner(run_cli, write_config, captain, captain_app, repo):
+    from local_http import JsonReceiver
+
+    owner = JsonReceiver()
+    try:
+        result = run_cli("--config", write_config(), "deploy",
+                         env={"CAPROVER_APP_TOKEN": "wrong-token-value", "RAILGUARD_NOTIFY_URLS": owner.url})
+        assert result.exit_code == ExitCode.USAGE
+        [message] = owner.messages
+        assert message["title"] == "tasks deploy FAILED"
+        assert "CapRover rejected the app token" in message["message"]
+        assert "wrong-token-value" not in json.dumps(message)
+    finally:
+        owner.stop()

@@ -15,6 +15,7 @@ from railguard.cli.root import cli
 from railguard.daemon import Daemon, RunLog, plan_jobs
 from railguard.daemon import http as daemon_http
 from railguard.errors import ExitCode, UsageError
+from railguard.metrics.exposition import metrics_endpoint
 from railguard.schedule import is_due_at_start
 
 pass_context = click.make_pass_decorator(Context)
@@ -42,7 +43,8 @@ def daemon(ctx: Context) -> int:
     if settings.daemon.listen:
         host, _, port = settings.daemon.listen.rpartition(":")
         try:
-            server = daemon_http.serve(runner, host or "127.0.0.1", int(port))
+            server = daemon_http.serve(runner, host or "127.0.0.1", int(port),
+                                       extra_metrics=lambda: metrics_endpoint(settings)[2])
         except (OSError, ValueError) as exc:
             raise UsageError(f"daemon.listen {settings.daemon.listen!r}: cannot listen there ({exc})",
                              hint="Choose a free host:port, or \"\" to turn the endpoints off") from None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -16,8 +18,32 @@ from railguard.errors import ExitCode, RailguardError
 EPILOG = "\b\nExit codes:\n" + ExitCode.describe()
 
 
+#: Which module defines each command, in the order of the help. A module is imported only when
+#: one of its commands runs (or for --help): `railguard backup` under cron, the pre-receive hook
+#: and the daemon's jobs do not pay for the gate's web stack or apprise.
+COMMAND_MODULES = {
+    "backup": "backup_cmd", "backups": "backup_cmd", "prune": "prune_cmd", "restore": "restore_cmd",
+    "replicate": "dest_cmd", "drill": "drill_cmd",
+    "deploy": "deploy_cmd", "rollback": "deploy_cmd", "deploys": "deploy_cmd", "release": "release_cmd",
+    "hook": "hook_cmd", "gate": "gate_cmd",
+    "probe": "probe_cmd", "doctor": "doctor_cmd", "init": "init_cmd",
+    "smoke": "smoke_cmd", "notify": "notify_cmd", "monitor": "monitor_cmd", "status": "status_cmd",
+    "daemon": "daemon_cmd", "schedule": "daemon_cmd",
+}
+
+
 class RailguardGroup(click.Group):
-    """Turns every expected failure into one line, a hint and a documented exit code."""
+    """Loads command modules lazily, and turns every expected failure into one line, a hint and
+    a documented exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMAND_MODULES:
+            # The module registers its commands on this group as it is imported.
+            importlib.import_module(f"railguard.cli.{COMMAND_MODULES[name]}")
+        return self.commands.get(name)
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -26,8 +52,8 @@ class RailguardGroup(click.Group):
             result = super().main(args, prog_name or "railguard", complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
-            output.error("interrupted", None)
+        except click.exceptions.Abort:  # click's form of KeyboardInterrupt (and of SIGTERM, below)
+            output.error("interrupted; cleaned up", None, code=ExitCode.INTERRUPTED)
             sys.exit(ExitCode.INTERRUPTED)
         except click.UsageError as exc:
             output.error(exc.format_message(), _usage_hint(exc))
@@ -48,8 +74,6 @@ class RailguardGroup(click.Group):
 
 
 def _in_main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
@@ -77,7 +101,3 @@ def cli(ctx: click.Context, config_path: str | None, app_name: str | None) -> No
 
 def main() -> None:
     cli.main()
-
-
-# Command modules register themselves on import; keep this list in the order of the help.
-from railguard.cli import backup_cmd  # noqa: E402,F401

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from railguard import __version__
@@ -51,8 +52,12 @@ def render_metrics(daemon: Daemon) -> str:
     return "\n".join(lines) + "\n"
 
 
-def serve(daemon: Daemon, host: str, port: int) -> ThreadingHTTPServer:
-    """Start the endpoints on a background thread; the caller shuts the server down."""
+def serve(daemon: Daemon, host: str, port: int, extra_metrics: Callable[[], bytes] | None = None) -> ThreadingHTTPServer:
+    """Start the endpoints on a background thread; the caller shuts the server down.
+
+    ``extra_metrics`` adds railguard's own families (last backup, destinations, drill, monitor)
+    after the daemon's, so one scrape of the daemon sees everything.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
@@ -61,7 +66,10 @@ def serve(daemon: Daemon, host: str, port: int) -> ThreadingHTTPServer:
                 body = json.dumps({"ok": not stuck, "jobs": daemon.snapshot()}, default=str).encode()
                 self._send(503 if stuck else 200, "application/json", body)
             elif self.path == "/metrics":
-                self._send(200, "text/plain; version=0.0.4", render_metrics(daemon).encode())
+                body = render_metrics(daemon).encode()
+                if extra_metrics is not None:
+                    body += extra_metrics()
+                self._send(200, "text/plain; version=0.0.4", body)
             else:
                 self._send(404, "text/plain", b"not found\n")
 

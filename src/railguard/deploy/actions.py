@@ -7,6 +7,7 @@ CapRover one from the settings.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -24,6 +25,7 @@ from railguard.errors import ConfigError, ExitCode, NotFound, RailguardError, Us
 from railguard.secrets import read_secret
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 
 class NothingToRollBackTo(NotFound):
@@ -147,6 +149,7 @@ def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, 
             outcome = job.deployer.deploy_image(image, git_hash)
     except RailguardError as exc:
         job.state.finish(deploy_id, result="failed", now=job.clock(), detail=exc.message)
+        _tell_deploy_failed(job, kind, git_hash or image, exc.message)
         raise
     except BaseException:
         job.state.finish(deploy_id, result="failed", now=job.clock(), detail="interrupted")
@@ -157,6 +160,19 @@ def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, 
     steps = run_post_deploy(PostDeployContext(settings=job.settings, app_name=job.app_name, app=job.app,
                                               record=record, clock=job.clock))
     return DeployReport(record=record, outcome=outcome, steps=steps, replaced=replaced, target=target)
+
+
+def _tell_deploy_failed(job: DeployJob, kind: Kind, what: str | None, reason: str) -> None:
+    """CapRover refused the deploy before anything ran: the owner hears it, as after a failed smoke."""
+    from railguard.notify.notifier import notifier_for  # apprise loads only when there is news
+
+    try:
+        notifier_for(job.settings).notify(
+            "deploy_failed", f"{job.app_name} {kind} FAILED",
+            f"{job.app_name}: {kind} of {what or 'unknown'} to CapRover app {job.deployer.app} failed: {reason}",
+            now=job.clock())
+    except Exception as exc:  # the notification path must never mask the deploy's own error
+        log.warning("notification of the failed %s could not be sent: %s", kind, exc)
 
 
 # --- rollback -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import click
 
 from railguard.backup import list_backups, resolve_backup, verify_backup
 from railguard.backup.naming import stem_for
-from railguard.cli import output
+from railguard.cli import dest_cmd, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.errors import ExitCode, RailguardError
@@ -67,11 +67,14 @@ def backups() -> None:
 @backups.command("list")
 @click.option("--db", "database", metavar="PATH", help="Whose backups [apps.NAME.database].")
 @click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
+@click.option("--dest", metavar="NAME", help="List the copies at this destination instead (docs/destinations.md).")
 @output.json_option
 @pass_context
-def list_command(ctx: Context, database: str | None, directory: str | None, as_json: bool) -> int:
+def list_command(ctx: Context, database: str | None, directory: str | None, dest: str | None, as_json: bool) -> int:
     """Show every backup: name, time, size, ratio, verified, age."""
     _, name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
+    if dest is not None:
+        return dest_cmd.list_remote(ctx, name, app, dest, as_json)
     records = list_backups(app.backup.directory, stem_for(app.database))
     now = ctx.now()
     if as_json:
@@ -101,10 +104,13 @@ def list_command(ctx: Context, database: str | None, directory: str | None, as_j
 @click.option("--db", "database", metavar="PATH", help="Whose backups [apps.NAME.database].")
 @click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
 @click.option("--check", type=click.Choice(["integrity", "quick"]), help="[backup.check]")
+@click.option("--dest", metavar="NAME", help="Verify the copies at this destination instead (downloads them).")
+@click.option("--identity", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="age identity file to decrypt encrypted copies [destinations.NAME.age_identity_file].")
 @output.json_option
 @pass_context
 def verify_command(ctx: Context, name: str | None, verify_all: bool, database: str | None, directory: str | None,
-                   check: str | None, as_json: bool) -> int:
+                   check: str | None, dest: str | None, identity: Path | None, as_json: bool) -> int:
     """Re-hash a backup against its manifest, decompress it and run integrity_check.
 
     NAME is a backup name from `railguard backups list`, or `latest` (the default).
@@ -113,6 +119,10 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
         raise click.UsageError("give a NAME or --all, not both")
     _, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory),
                                 "app.backup.check": ("--check", check)})
+    if dest is not None:
+        return dest_cmd.verify_remote_copies(app_name, app, dest, name, verify_all, identity, as_json)
+    if identity is not None:
+        raise click.UsageError("--identity only applies with --dest (local backups are not encrypted)")
     stem = stem_for(app.database)
     records = list_backups(app.backup.directory, stem) if verify_all else [
         resolve_backup(app.backup.directory, stem, name)]

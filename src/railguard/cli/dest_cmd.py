@@ -1,0 +1,117 @@
+"""``railguard replicate``: copy to the destinations what they are missing, verified there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from railguard.backup.naming import stem_for
+from railguard.cli import output
+from railguard.cli.context import Context
+from railguard.cli.root import cli
+from railguard.config import AppSettings
+from railguard.destinations import open_destination, verify_remote
+from railguard.destinations.replicate import DestinationPrune, exit_code_for
+from railguard.errors import ExitCode, RailguardError, UsageError
+from railguard.jobs import replicate_job
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@cli.command()
+@click.option("--dest", "only", metavar="NAME", help="Only this destination (default: every one of the app).")
+@click.option("--all", "fill_gaps", is_flag=True,
+              help="Also copy older backups a destination lacks (default: those newer than its newest copy).")
+@click.option("--prune", is_flag=True, help="Then apply each destination's retention policy there.")
+@output.json_option
+@pass_context
+def replicate(ctx: Context, only: str | None, fill_gaps: bool, prune: bool, as_json: bool) -> int:
+    """Copy backups to the off-host destinations and verify each copy there.
+
+    Catch-up after an outage: every good local backup newer than a destination's newest good
+    copy is uploaded, read back and checked (size and sha256) before its manifest is written.
+    Exit code 0 when every destination is complete, 4 when a copy failed verification, 2 when
+    a destination could not be used, 5 while another replicate of this app runs.
+    """
+    settings, name, app = ctx.app()
+    if not app.destinations:
+        raise UsageError(f"app {name} has no destinations",
+                         hint=f"Add one under [apps.{name}.destinations.NAME] in railguard.toml (docs/destinations.md)")
+    if only is not None and only not in app.destinations:
+        open_destination(app, only)  # raises: an unknown name fails before any heartbeat is sent
+    runs, watch = replicate_job(settings, name, app, now=ctx.now(), only=only, fill_gaps=fill_gaps, prune=prune)
+    code = exit_code_for(runs)
+    if as_json:
+        output.emit_json({"ok": code == ExitCode.OK, "app": name, "destinations": [run.summary() for run in runs],
+                          "exit_code": int(code), **watch})
+        return code
+    for run in runs:
+        state = "ok    " if run.ok else "FAILED"
+        pruned = f", pruned {len(run.pruned)}" if run.pruned else ""
+        click.echo(f"{state} {run.name} ({run.url}): copied {len(run.copied)}, already there {run.present}"
+                   f"{pruned}, {output.human_size(run.bytes)} in {run.seconds:.1f}s")
+        for problem in run.problems():
+            output.warning(problem)
+    return code
+
+
+def list_remote(ctx: Context, app_name: str, app: AppSettings, dest: str, as_json: bool) -> int:
+    """``railguard backups list --dest NAME``."""
+    destination = open_destination(app, dest)
+    backups = destination.list_backups(stem_for(app.database))
+    now = ctx.now()
+    if as_json:
+        output.emit_json({"ok": True, "app": app_name, "destination": dest, "url": destination.url, "backups": [
+            {"name": b.name, "file": b.data_key, "status": b.status, "good": b.is_good, "created_at": b.created_at,
+             "size": b.size, "encrypted": b.encryption is not None,
+             "size_raw": b.manifest.size_raw if b.manifest else None} for b in backups]})
+        return ExitCode.OK
+    if not backups:
+        click.echo(f"no backups at {dest} ({destination.url})")
+        return ExitCode.OK
+    rows = [[b.name, b.created_at.strftime("%Y-%m-%d %H:%M UTC"), output.human_size(b.size) if b.size else "-",
+             "age" if b.encryption else "-", "yes" if b.is_good else f"no ({b.status})",
+             output.human_age(now - b.created_at)] for b in backups]
+    output.table(f"backups at {dest} ({destination.url})", ["name", "time", "size", "encrypted", "complete", "age"],
+                 rows)
+    return ExitCode.OK
+
+
+def verify_remote_copies(app_name: str, app: AppSettings, dest: str, name: str | None, verify_all: bool,
+                         identity: Path | None, as_json: bool) -> int:
+    """``railguard backups verify --dest NAME``: download, decrypt (with --identity), check."""
+    destination = open_destination(app, dest)
+    stem = stem_for(app.database)
+    selected = destination.list_backups(stem) if verify_all else [destination.stat_backup(name or "latest", stem)]
+    results: list[dict[str, Any]] = []
+    for backup in selected:
+        try:
+            results.append(verify_remote(destination, backup, mode=app.backup.check, identity_file=identity))
+        except RailguardError as exc:
+            results.append({"name": backup.name, "ok": False, "result": exc.message})
+    failed = [r for r in results if not r["ok"]]
+    if as_json:
+        output.emit_json({"ok": not failed, "app": app_name, "destination": dest, "results": results})
+    else:
+        for r in results:
+            detail = f" ({r['note']})" if r.get("note") else ""
+            click.echo(f"{'ok    ' if r['ok'] else 'FAILED'} {r['name']}"
+                       + (detail if r["ok"] else f": {r['result']}"))
+        if not results:
+            click.echo(f"no backups at {dest} ({destination.url})")
+    return ExitCode.VERIFY_FAILED if failed else ExitCode.OK
+
+
+def render_prunes(results: list[DestinationPrune]) -> None:
+    """The destinations' part of ``railguard prune``."""
+    for item in results:
+        if item.error is not None:
+            output.warning(f"destination {item.name}: not pruned: {item.error}")
+        elif item.dry_run:
+            click.echo(f"destination {item.name} ({item.policy}): would remove {len(item.would_remove)}, "
+                       f"keep {len(item.kept)}" + (f": {', '.join(item.would_remove)}" if item.would_remove else ""))
+        else:
+            click.echo(f"destination {item.name} ({item.policy}): removed {len(item.removed)}, keep {len(item.kept)}"
+                       + (f": {', '.join(item.removed)}" if item.removed else ""))

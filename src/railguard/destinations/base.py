@@ -1,0 +1,480 @@
+"""The ``Destination``: a place off the host that holds copies of backups, in domain words.
+
+Two layers, as in Litestream's replica client:
+
+- :class:`ObjectStore` is what one backend module implements (``file.py``, ``s3.py``,
+  ``rclone.py``): upload a stream under a key without ever making half of it visible, download
+  a key, list keys with sizes, remove a key (a missing key is not an error). Backends register
+  themselves by URL scheme with :func:`register`.
+- :class:`Destination` speaks in backups on top of any store: put a backup (data file, then
+  its manifest), list backups, open one, fetch one for restore, stat it, delete some. The rules
+  that make a copy trustworthy live here once, for every backend: the data object is read back
+  and its size and sha256 compared before the manifest is uploaded, and a copy counts as good
+  only when both objects are there and agree.
+
+Every message that leaves this package goes through :meth:`Destination.redact`: a library
+error may echo a URL or a connection string that carries a password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Protocol, TypeVar
+
+from railguard.backup.compression import CHUNK
+from railguard.backup.manifest import Manifest
+from railguard.backup.naming import MANIFEST_SUFFIX, parse_name
+from railguard.config import DestinationSettings
+from railguard.durable import TEMP_MARK
+from railguard.errors import ConfigError, NotFound, RailguardError, VerifyFailed
+from railguard.secrets import MASK
+
+#: Suffix of an encrypted data object (what ``age -d`` expects).
+AGE_SUFFIX = ".age"
+GOOD = "ok"
+
+
+class DestinationError(RailguardError):
+    """A destination could not be reached, read or written (nothing local was touched)."""
+
+
+class CopyVerifyFailed(VerifyFailed):
+    """A copy at a destination does not match what was sent (size or sha256)."""
+
+
+class RemoteBackupNotFound(NotFound):
+    pass
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: datetime | None = None
+
+
+class ObjectStore(Protocol):
+    """What a backend implements. Keys are plain file names (no slashes) under the URL's path."""
+
+    def upload(self, key: str, source: BinaryIO) -> None:
+        """Stream ``source`` to ``key``. The key appears only once complete (temp + rename,
+        or a multipart upload that is completed or aborted); on any failure it does not exist."""
+
+    def download(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """A readable stream of ``key``; raises :class:`RemoteBackupNotFound` if it is missing."""
+
+    def objects(self) -> list[ObjectInfo]:
+        """Every complete object (temporary names excluded); empty if the location is empty."""
+
+    def remove(self, key: str) -> None:
+        """Delete ``key``; deleting a key that does not exist succeeds."""
+
+    def temporaries(self) -> list[ObjectInfo]:
+        """Objects left under temporary names by interrupted uploads."""
+
+
+Opener = Callable[[str, DestinationSettings, Mapping[str, str], Callable[[str], str]], ObjectStore]
+_BACKENDS: dict[str, Opener] = {}
+
+
+def register(scheme: str) -> Callable[[Opener], Opener]:
+    """Make ``opener`` the backend for URLs starting with ``scheme`` (``"s3://"``)."""
+
+    def remember(opener: Opener) -> Opener:
+        _BACKENDS[scheme] = opener
+        return opener
+
+    return remember
+
+
+@dataclass
+class Encryption:
+    """How a copy was encrypted; stored in its manifest so a copy can be checked without the key."""
+
+    format: str  # "age"
+    recipients: list[str]
+    sha256: str  # of the encrypted object
+    size: int
+
+
+@dataclass
+class RemoteBackup:
+    """One backup as a destination holds it."""
+
+    name: str
+    data_key: str | None
+    manifest_key: str | None
+    size: int | None  # of the data object
+    manifest: Manifest | None
+    encryption: Encryption | None
+    status: str  # "ok", or why the copy is not usable
+
+    @property
+    def is_good(self) -> bool:
+        return self.status == GOOD
+
+    @property
+    def created_at(self) -> datetime:
+        if self.manifest is not None:
+            return datetime.fromisoformat(self.manifest.created_at)
+        backup_id = parse_name(_plain(self.data_key or self.manifest_key or ""))
+        assert backup_id is not None
+        naive = datetime.strptime(f"{backup_id[0].date}{backup_id[0].time}", "%Y%m%d%H%M")
+        return naive.replace(tzinfo=timezone.utc)
+
+    @property
+    def expected_sha256(self) -> str | None:
+        """The sha256 the data object must have: of the encrypted bytes when encrypted."""
+        if self.encryption is not None:
+            return self.encryption.sha256
+        return self.manifest.sha256 if self.manifest else None
+
+    @property
+    def expected_size(self) -> int | None:
+        if self.encryption is not None:
+            return self.encryption.size
+        return self.manifest.size_stored if self.manifest else None
+
+
+def data_key_for(manifest: Manifest, encrypted: bool) -> str:
+    return manifest.file + (AGE_SUFFIX if encrypted else "")
+
+
+def manifest_document(manifest: Manifest, encryption: Encryption | None) -> bytes:
+    """The manifest as it travels: the local one, plus how the copy was encrypted."""
+    document = asdict(manifest)
+    if encryption is not None:
+        document["encryption"] = asdict(encryption)
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+
+
+def parse_manifest_document(data: bytes) -> tuple[Manifest, Encryption | None]:
+    document = json.loads(data.decode("utf-8"))
+    encryption = document.pop("encryption", None)
+    return Manifest.from_dict(document), Encryption(**encryption) if encryption else None
+
+
+def _plain(key: str) -> str:
+    return key.removesuffix(AGE_SUFFIX)
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+#: Environment variables whose values are credentials for the backends railguard drives.
+_SECRET_ENV = re.compile(r"^(AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|AWS_SECURITY_TOKEN"
+                         r"|RCLONE_.*(PASS|TOKEN|SECRET|KEY|PASSWORD|CLIENT_SECRET).*)$")
+#: ``pass=...``, ``token=...`` inside an rclone connection string (``:sftp,pass=XXX:path``).
+_SECRET_PARAMETER = re.compile(r"(?i)\b([a-z_]*(?:pass|password|token|secret|key)[a-z_]*)=('[^']*'|\"[^\"]*\"|[^,:]+)")
+_URL_USERINFO = re.compile(r"(?<=://)([^/@\s]+)@")
+
+
+def secrets_in(url: str, env: Mapping[str, str]) -> list[str]:
+    """Every credential railguard might see while driving this destination."""
+    found = [value for name, value in env.items() if value and _SECRET_ENV.match(name)]
+    found += [match.group(2).strip("'\"") for match in _SECRET_PARAMETER.finditer(url)]
+    found += [match.group(1) for match in _URL_USERINFO.finditer(url)]
+    return sorted({value for value in found if len(value) >= 4}, key=len, reverse=True)
+
+
+def redact_url(url: str) -> str:
+    url = _URL_USERINFO.sub(f"{MASK}@", url)
+    return _SECRET_PARAMETER.sub(lambda match: f"{match.group(1)}={MASK}", url)
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+# --- retries -------------------------------------------------------------------------------
+
+T = TypeVar("T")
+_TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.EBUSY, errno.ESTALE,
+                     errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH, errno.ENETUNREACH}
+
+
+def is_transient_os_error(exc: BaseException) -> bool:
+    """Worth another try: a timeout, a busy or stale (NFS) handle, a dropped connection."""
+    return isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS
+
+
+def retrying(action: Callable[[], T], *, attempts: int, transient: Callable[[BaseException], bool],
+             sleep: Callable[[float], None] = time.sleep, base_delay: float = 0.5, max_delay: float = 8.0) -> T:
+    """Run ``action``; retry it with exponential backoff while it fails transiently.
+
+    A permanent failure (bad credentials, missing bucket, disk full) is raised at once: trying
+    again cannot fix it and only delays the warning.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if attempt == attempts or not transient(exc):
+                raise
+            sleep(min(max_delay, base_delay * 2 ** (attempt - 1)))
+    raise AssertionError("unreachable")
+
+
+# --- the destination -----------------------------------------------------------------------
+
+
+class _HashingReader:
+    """Reads through, counting and hashing the bytes."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self.source = source
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.source.read(n)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+class Destination:
+    """A named place holding copies of one app's backups."""
+
+    def __init__(self, name: str, settings: DestinationSettings, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        self.name = name
+        self.settings = settings
+        self.url = redact_url(settings.url)
+        self._secrets = secrets_in(settings.url, env)
+        scheme = next((s for s in _BACKENDS if settings.url.startswith(s)), None)
+        if scheme is None:
+            raise ConfigError(f"destination {name}: unsupported URL {self.url}",
+                              hint="Use file:///path, s3://bucket/prefix or rclone:REMOTE:path")
+        self.store: ObjectStore = _BACKENDS[scheme](name, settings, env, self.redact)
+
+    def __repr__(self) -> str:
+        return f"Destination({self.name!r}, {self.url!r})"
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.settings.age_recipients)
+
+    def redact(self, text: str) -> str:
+        return redact_text(text, self._secrets)
+
+    # -- put ---------------------------------------------------------------------------------
+
+    def put_backup(self, data_path: Path, manifest: Manifest, *, scratch: Path | None = None) -> RemoteBackup:
+        """Copy one backup here and prove the copy: data object, read back, then the manifest.
+
+        The manifest goes last, so a copy interrupted anywhere is listed as incomplete and never
+        counted as good. Encrypted copies are encrypted into ``scratch`` first (same disk as the
+        backups), because the manifest must record the sha256 of the exact bytes stored.
+        """
+        encrypted = self.encrypted
+        data_key = data_key_for(manifest, encrypted)
+        manifest_key = f"{manifest.name}{MANIFEST_SUFFIX}"
+        # A half-finished earlier copy of this backup (data without manifest) is replaced, in
+        # either form (encryption may have been switched on or off since).
+        for key in (manifest_key, data_key_for(manifest, False), data_key_for(manifest, True)):
+            self.store.remove(key)
+        with contextlib.ExitStack() as stack:
+            if encrypted:
+                from railguard.destinations.encryption import encrypt_file
+
+                handle = stack.enter_context(tempfile.TemporaryFile(dir=scratch, prefix=".railguard-age-"))
+                sha256, size = encrypt_file(data_path, handle, self.settings.age_recipients)
+                handle.seek(0)
+                encryption: Encryption | None = Encryption("age", list(self.settings.age_recipients), sha256, size)
+                source: BinaryIO = handle
+            else:
+                encryption = None
+                sha256, size = manifest.sha256, manifest.size_stored
+                source = stack.enter_context(data_path.open("rb"))
+            self.store.upload(data_key, source)
+        copy = RemoteBackup(manifest.name, data_key, None, size, manifest, encryption, "not verified")
+        try:
+            self.check_copy(copy)
+        except CopyVerifyFailed:
+            # Never leave a copy that failed its check under its final name.
+            self.store.remove(data_key)
+            raise
+        document = manifest_document(manifest, encryption)
+        self.store.upload(manifest_key, io.BytesIO(document))
+        with self.store.download(manifest_key) as reader:
+            if reader.read() != document:
+                self.store.remove(manifest_key)
+                raise CopyVerifyFailed(f"destination {self.name}: manifest of {manifest.name} reads back different",
+                                       hint="The store altered the upload; check it, then run: railguard replicate")
+        copy.manifest_key, copy.status = manifest_key, GOOD
+        return copy
+
+    def check_copy(self, copy: RemoteBackup) -> None:
+        """Read the data object back: its size and sha256 must be what was sent.
+
+        Reading back costs one download, but an upload that "returned 200" proves nothing about
+        the bytes at rest; not every S3-compatible store computes checksums over multipart
+        uploads (moto, older MinIO), and rclone remotes support different hash types.
+        """
+        if copy.data_key is None or copy.expected_sha256 is None:
+            raise CopyVerifyFailed(f"destination {self.name}: copy of {copy.name} is {copy.status}",
+                                   hint="Run: railguard replicate (it copies it again)")
+        with self.store.download(copy.data_key) as stream:
+            reader = _HashingReader(stream)
+            while reader.read(CHUNK):
+                pass
+        if reader.size != copy.expected_size or reader.sha256.hexdigest() != copy.expected_sha256:
+            what = "size" if reader.size != copy.expected_size else "sha256"
+            raise CopyVerifyFailed(
+                f"destination {self.name}: copy of {copy.name} does not match ({what} read back differs)",
+                hint="The stored object is damaged or was changed; run: railguard replicate")
+
+    # -- list, stat, open --------------------------------------------------------------------
+
+    def list_backups(self, stem: str | None = None) -> list[RemoteBackup]:
+        """Every backup here (of database ``stem`` if given), oldest first, each with its status."""
+        data: dict[str, ObjectInfo] = {}
+        manifests: dict[str, ObjectInfo] = {}
+        for info in self.store.objects():
+            parsed = parse_name(_plain(info.key), stem)
+            if parsed is None:
+                continue
+            backup_id, kind = parsed
+            (manifests if kind == "manifest" else data)[str(backup_id)] = info
+        backups = [self._backup(name, data.get(name), manifests.get(name)) for name in data.keys() | manifests.keys()]
+        backups.sort(key=lambda backup: (backup.created_at, backup.name))
+        return backups
+
+    def _backup(self, name: str, data: ObjectInfo | None, manifest_info: ObjectInfo | None) -> RemoteBackup:
+        backup = RemoteBackup(name, data.key if data else None, manifest_info.key if manifest_info else None,
+                              data.size if data else None, None, None, "incomplete: no manifest")
+        if manifest_info is None:
+            return backup
+        try:
+            with self.store.download(manifest_info.key) as reader:
+                backup.manifest, backup.encryption = parse_manifest_document(reader.read())
+        except RemoteBackupNotFound:
+            backup.status = "manifest vanished while listing"
+            return backup
+        except (ValueError, TypeError, KeyError):
+            backup.status = "unreadable manifest"
+            return backup
+        if backup.manifest.name != name:
+            # Names from a store are not trusted: they become local file names in fetch().
+            backup.status = f"manifest is for {backup.manifest.name!r}"
+        elif data is None:
+            backup.status = "missing data file"
+        elif data.key != data_key_for(backup.manifest, backup.encryption is not None):
+            backup.status = f"manifest names {data_key_for(backup.manifest, backup.encryption is not None)}"
+        elif data.size != backup.expected_size:
+            backup.status = f"size {data.size} differs from the manifest's {backup.expected_size}"
+        else:
+            backup.status = GOOD
+        return backup
+
+    def stat_backup(self, name: str, stem: str | None = None) -> RemoteBackup:
+        """The backup called ``name`` here (``latest``: the newest good one)."""
+        backups = self.list_backups(stem)
+        if name in ("latest", None):
+            good = [backup for backup in backups if backup.is_good]
+            if not good:
+                raise RemoteBackupNotFound(f"destination {self.name} holds no good copy",
+                                           hint="Run: railguard replicate --dest " + self.name)
+            return good[-1]
+        for suffix in (MANIFEST_SUFFIX, AGE_SUFFIX, ".zst", ".gz", ".sqlite3"):
+            name = name.removesuffix(suffix)
+        for backup in backups:
+            if backup.name == name:
+                return backup
+        recent = ", ".join(backup.name for backup in backups[-3:]) or "none"
+        raise RemoteBackupNotFound(f"destination {self.name} has no backup named {name!r}",
+                                   hint=f"Newest there: {recent}. See: railguard backups list --dest {self.name}")
+
+    @contextlib.contextmanager
+    def open_backup(self, backup: RemoteBackup) -> Iterator[BinaryIO]:
+        """The stored data object as a stream (still encrypted when the copy is)."""
+        if backup.data_key is None:
+            raise RemoteBackupNotFound(f"destination {self.name}: backup {backup.name} has no data object")
+        with self.store.download(backup.data_key) as stream:
+            yield stream
+
+    def fetch(self, backup: RemoteBackup, into: Path, *, identity_file: Path | None = None) -> Path:
+        """Download ``backup`` into the directory ``into`` as a local backup (data + manifest).
+
+        The result looks exactly like a local backup, so the same verified path reads it
+        (``catalog.list_backups`` + ``verify.materialize``). An encrypted copy is checked
+        against the sha256 of its encrypted bytes while it is decrypted. Returns the data path.
+        """
+        if not backup.is_good or backup.manifest is None:
+            raise CopyVerifyFailed(f"destination {self.name}: backup {backup.name} is {backup.status}",
+                                   hint="Pick another with: railguard backups list --dest " + self.name)
+        manifest = backup.manifest
+        target = into / manifest.file
+        with self.open_backup(backup) as stream, target.open("wb") as output:
+            reader = _HashingReader(stream)
+            if backup.encryption is not None:
+                from railguard.destinations.encryption import decrypt_stream
+
+                identity = identity_file or self.settings.age_identity_file
+                if identity is None:
+                    raise ConfigError(f"destination {self.name}: backup {backup.name} is encrypted; "
+                                      "an age identity is needed to read it",
+                                      hint="Pass --identity FILE or set age_identity_file for this destination")
+                decrypt_stream(reader, output, identity)
+                # age reads its final chunk and stops; drain so the hash covers every stored byte.
+                while reader.read(CHUNK):
+                    pass
+            else:
+                while chunk := reader.read(CHUNK):
+                    output.write(chunk)
+        if reader.size != backup.expected_size or reader.sha256.hexdigest() != backup.expected_sha256:
+            raise CopyVerifyFailed(f"destination {self.name}: copy of {backup.name} does not match its manifest",
+                                   hint="The stored object is damaged; restore another backup")
+        (into / f"{manifest.name}{MANIFEST_SUFFIX}").write_bytes(manifest.to_json())
+        return target
+
+    # -- delete, tidy ------------------------------------------------------------------------
+
+    def delete_backups(self, backups: Iterable[RemoteBackup]) -> list[str]:
+        """Remove these copies: the manifest first, so a half-deleted copy reads as incomplete."""
+        deleted = []
+        for backup in backups:
+            for key in (backup.manifest_key, backup.data_key):
+                if key is not None:
+                    self.store.remove(key)
+            deleted.append(backup.name)
+        return deleted
+
+    def remove_stale_temporaries(self, now: datetime, older_than_seconds: float = 86400) -> list[str]:
+        """Temporary objects of uploads killed mid-way (kill -9, power loss), once clearly stale.
+
+        Age, not ownership, decides: a concurrent upload from another run must not be cut short.
+        """
+        removed = []
+        for info in self.store.temporaries():
+            if info.modified is not None and (now - info.modified).total_seconds() > older_than_seconds:
+                self.store.remove(info.key)
+                removed.append(info.key)
+        return removed
+
+
+def temp_key_for(key: str) -> str:
+    """A hidden temporary name that :func:`is_temp_key` recognises (durable.temp_path_for's form)."""
+    return f".{key}{TEMP_MARK}{os.getpid()}-{os.urandom(3).hex()}"
+
+
+def is_temp_key(key: str) -> bool:
+    return key.startswith(".") and TEMP_MARK in key
+

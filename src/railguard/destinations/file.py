@@ -1,0 +1,136 @@
+"""``file:///path``: a second disk or a mounted NAS share.
+
+Every write goes temp file → fsync → link to the final name → fsync the directory
+(:mod:`railguard.durable`), so a crash leaves either nothing or a complete file under the
+final name. The directory must already exist: if ``/mnt/nas/tasks`` is missing, the share is
+most likely not mounted, and creating it would silently fill the local disk under the mount
+point — the very disk the copy is meant to survive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from railguard.backup.compression import CHUNK
+from railguard.config import DestinationSettings
+from railguard.destinations.base import (
+    DestinationError, ObjectInfo, RemoteBackupNotFound, is_temp_key, is_transient_os_error, register, retrying,
+    temp_key_for,
+)
+from railguard.durable import fsync_directory, promote
+from railguard.errors import ConfigError
+
+
+@register("file://")
+def open_file_store(name: str, settings: DestinationSettings, env: Mapping[str, str],
+                    redact: Callable[[str], str]) -> FileStore:
+    parts = urlsplit(settings.url)
+    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+        raise ConfigError(f"destination {name}: {redact(settings.url)} is not an absolute file URL",
+                          hint="Write it with three slashes: file:///mnt/nas/tasks")
+    return FileStore(name, Path(unquote(parts.path)), settings.attempts)
+
+
+class FileStore:
+    def __init__(self, name: str, directory: Path, attempts: int) -> None:
+        self.name = name
+        self.directory = directory
+        self.attempts = attempts
+
+    def _retry(self, action: Callable[[], object]) -> object:
+        try:
+            return retrying(action, attempts=self.attempts, transient=is_transient_os_error)
+        except (RemoteBackupNotFound, DestinationError):
+            raise
+        except OSError as exc:
+            raise DestinationError(f"destination {self.name}: {exc.strerror or exc} ({self.directory})",
+                                   hint=_hint(exc, self.directory)) from None
+
+    def _existing_directory(self) -> Path:
+        if not self.directory.is_dir():
+            raise DestinationError(f"destination {self.name}: directory {self.directory} does not exist "
+                                   "(is the disk mounted?)",
+                                   hint=f"Mount it, or create it once: mkdir -p {self.directory}")
+        return self.directory
+
+    def upload(self, key: str, source: BinaryIO) -> None:
+        directory = self._existing_directory()
+        start = source.seek(0, os.SEEK_CUR) if source.seekable() else None
+
+        def attempt() -> None:
+            if start is not None:
+                source.seek(start)
+            temp = directory / temp_key_for(key)
+            try:
+                with temp.open("xb") as output:
+                    while chunk := source.read(CHUNK):
+                        output.write(chunk)
+                    output.flush()
+                    os.fsync(output.fileno())
+                promote(temp, directory / key)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    temp.unlink()
+                raise
+
+        self._retry(attempt)
+
+    @contextlib.contextmanager
+    def download(self, key: str) -> Iterator[BinaryIO]:
+        path = self._existing_directory() / key
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise RemoteBackupNotFound(f"destination {self.name}: {key} does not exist") from None
+        except OSError as exc:
+            raise DestinationError(f"destination {self.name}: cannot read {path}: {exc.strerror}",
+                                   hint=_hint(exc, self.directory)) from None
+        with handle:
+            yield handle
+
+    def _entries(self) -> list[ObjectInfo]:
+        directory = self._existing_directory()
+
+        def scan() -> list[ObjectInfo]:
+            found = []
+            for entry in os.scandir(directory):
+                if entry.is_file(follow_symlinks=False):
+                    stat = entry.stat(follow_symlinks=False)
+                    found.append(ObjectInfo(entry.name, stat.st_size,
+                                            datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
+            return found
+
+        return self._retry(scan)  # type: ignore[return-value]
+
+    def objects(self) -> list[ObjectInfo]:
+        return [info for info in self._entries() if not is_temp_key(info.key)]
+
+    def temporaries(self) -> list[ObjectInfo]:
+        return [info for info in self._entries() if is_temp_key(info.key)]
+
+    def remove(self, key: str) -> None:
+        directory = self._existing_directory()
+
+        def attempt() -> None:
+            try:
+                (directory / key).unlink()
+            except FileNotFoundError:
+                return
+            fsync_directory(directory)
+
+        self._retry(attempt)
+
+
+def _hint(exc: OSError, directory: Path) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"Give railguard's user write access to {directory} (and check it is not mounted read-only)"
+    if exc.errno == errno.ENOSPC:
+        return f"Free space on the disk of {directory}, or prune it: railguard prune"
+    return f"Check the disk or share mounted at {directory}"

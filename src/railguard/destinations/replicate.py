@@ -1,0 +1,343 @@
+"""Replication: copy to each destination what it is missing, verify it there, prune it there.
+
+Used by the backup job (after every successful local backup) and by ``railguard replicate``
+(catch-up after an outage). A destination that fails never touches the local backups: its
+failure becomes a warning with the destination's name and the reason (secrets redacted), a
+line in ``destinations.log`` beside the backups, and a ``destination_failed`` notification.
+
+Which backups a destination is missing: every good local backup newer than the newest good
+copy the destination holds (all of them for a new destination). Older gaps, such as a copy
+that failed verification while a later one succeeded, are filled only on request
+(``fill_gaps``, ``railguard replicate --all``): otherwise a destination with a shorter
+retention than the local one would receive, and prune again, the same old backups every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from railguard.backup.catalog import BackupRecord, list_backups
+from railguard.backup.naming import parse_name, stem_for
+from railguard.backup.verify import verify_backup
+from railguard.config import AppSettings, Settings
+from railguard.destinations.base import (
+    CopyVerifyFailed, Destination, RemoteBackup, redact_text, redact_url, secrets_in,
+)
+from railguard.errors import ExitCode, NotFound, RailguardError, VerifyFailed
+from railguard.locking import exclusive_lock
+from railguard.logfmt import append_line
+
+LOG_NAME = "destinations.log"
+log = logging.getLogger("railguard.destinations")
+
+
+class DestinationNotFound(NotFound):
+    pass
+
+
+@dataclass
+class DestinationRun:
+    """What happened at one destination during one run."""
+
+    name: str
+    url: str  # secrets redacted
+    copied: list[str] = field(default_factory=list)
+    present: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    #: Why the destination as a whole could not be used (unreachable, no credentials, ...).
+    error: str | None = None
+    pruned: list[str] = field(default_factory=list)
+    bytes: int = 0
+    seconds: float = 0.0
+    verify_failed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.failed
+
+    def problems(self) -> list[str]:
+        """One line per failure, naming the destination: the job's warnings."""
+        reasons = [self.error] if self.error is not None else [item["reason"] for item in self.failed]
+        return [reason if reason.startswith(f"destination {self.name}") else f"destination {self.name}: {reason}"
+                for reason in reasons]
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "ok": self.ok, "copied": self.copied, "present": self.present,
+                "failed": self.failed, "error": self.error, "pruned": self.pruned, "bytes": self.bytes,
+                "seconds": round(self.seconds, 3)}
+
+
+def exit_code_for(runs: list[DestinationRun]) -> ExitCode:
+    """``railguard replicate``: 0 all complete, 4 a copy failed verification, 2 a destination failed."""
+    if any(run.verify_failed for run in runs):
+        return ExitCode.VERIFY_FAILED
+    return ExitCode.OK if all(run.ok for run in runs) else ExitCode.ERROR
+
+
+def open_destination(app: AppSettings, name: str, env: Mapping[str, str] | None = None) -> Destination:
+    if name not in app.destinations:
+        known = ", ".join(sorted(app.destinations)) or "none configured"
+        raise DestinationNotFound(f"no destination named {name!r}",
+                                  hint=f"Known destinations: {known} (see [apps.NAME.destinations] in railguard.toml)")
+    return Destination(name, app.destinations[name], env)
+
+
+def _selected(app: AppSettings, only: str | None) -> list[str]:
+    if only is not None:
+        if only not in app.destinations:
+            open_destination(app, only)  # raises with the list of known names
+        return [only]
+    return sorted(app.destinations)
+
+
+def replicate(settings: Settings, app_name: str, app: AppSettings, *, now: datetime, only: str | None = None,
+              fill_gaps: bool = False, prune: bool = False, env: Mapping[str, str] | None = None,
+              notify: bool = True) -> list[DestinationRun]:
+    """Copy missing backups to each destination (or just ``only``) and verify them there.
+
+    Raises :class:`~railguard.errors.Busy` while another run replicates this app: two runs
+    putting the same backup would each remove the other's half-verified copy.
+    """
+    stem = stem_for(app.database)
+    names = _selected(app, only)
+    with _replication_lock(app.backup.directory, stem):
+        runs = [_replicate_one(settings, app, name, stem, now, fill_gaps, prune, env) for name in names]
+    if notify:
+        _notify_failures(settings, app_name, [run for run in runs if not run.ok], now)
+    return runs
+
+
+@contextlib.contextmanager
+def _replication_lock(directory: Path, stem: str) -> Iterator[None]:
+    if not directory.is_dir():  # no backups yet: nothing to copy, nothing to race for
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive_lock(directory / f".{stem}.replicate.lock",
+                                               f"copies of {stem} to its destinations"))
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            # A read-only backup directory: no backup job can run there to race with us.
+        yield
+
+
+def _replicate_one(settings: Settings, app: AppSettings, name: str, stem: str, now: datetime, fill_gaps: bool,
+                   prune: bool, env: Mapping[str, str] | None) -> DestinationRun:
+    local = [record for record in list_backups(app.backup.directory, stem) if record.is_good]
+    run = DestinationRun(name, redact_url(app.destinations[name].url))
+    started = time.monotonic()
+    try:
+        destination = Destination(name, app.destinations[name], env)
+        run.url = destination.url
+        _copy_missing(destination, local, stem, run, app.backup.directory, now, fill_gaps)
+        if prune and run.ok:
+            try:
+                run.pruned = _prune(destination, settings, app, stem, now, dry_run=False).removed
+            except RailguardError as exc:
+                run.failed.append({"backup": "", "reason": f"prune failed: {exc.message}"})
+    except RailguardError as exc:
+        run.error = exc.message
+        _log(app.backup.directory, now, name, "", "failed", exc.message)
+    except Exception as exc:  # a library surprise must not turn a good local backup into a failed job
+        secrets = secrets_in(app.destinations[name].url, os.environ if env is None else env)
+        run.error = redact_text(f"unexpected {type(exc).__name__}: {exc}", secrets)
+        log.warning("destination %s: %s", name, run.error)
+        _log(app.backup.directory, now, name, "", "failed", run.error)
+    run.seconds = time.monotonic() - started
+    return run
+
+
+def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str, run: DestinationRun,
+                  directory: Path, now: datetime, fill_gaps: bool) -> None:
+    remote = destination.list_backups(stem)
+    good_remote = {backup.name for backup in remote if backup.is_good}
+    newest_remote = max((backup.created_at for backup in remote if backup.is_good), default=None)
+    missing = [record for record in local if record.name not in good_remote
+               and (fill_gaps or newest_remote is None or record.created_at > newest_remote)]
+    run.present = sum(1 for record in local if record.name in good_remote)
+    with contextlib.suppress(RailguardError):
+        destination.remove_stale_temporaries(now)
+    for record in missing:
+        assert record.data_path is not None and record.manifest is not None
+        started = time.monotonic()
+        try:
+            copy = destination.put_backup(record.data_path, record.manifest, scratch=_scratch(directory))
+        except VerifyFailed as exc:
+            run.failed.append({"backup": record.name, "reason": exc.message})
+            run.verify_failed = run.verify_failed or isinstance(exc, CopyVerifyFailed)
+            _log(directory, now, destination.name, record.name, "failed", exc.message)
+            continue
+        except RailguardError as exc:
+            # Unreachable, credentials, missing bucket: the next backup would fail the same way.
+            run.failed.append({"backup": record.name, "reason": exc.message})
+            _log(directory, now, destination.name, record.name, "failed", exc.message)
+            break
+        run.copied.append(record.name)
+        run.bytes += copy.size or 0
+        _log(directory, now, destination.name, record.name, "ok", None, size=copy.size,
+             seconds=round(time.monotonic() - started, 3), encrypted=copy.encryption is not None)
+
+
+def _scratch(directory: Path) -> Path | None:
+    """Encrypt next to the backups (same disk, sized for them) when we may write there."""
+    return directory if os.access(directory, os.W_OK) else None
+
+
+def _log(directory: Path, now: datetime, destination: str, backup: str, result: str, reason: str | None,
+         **fields: Any) -> None:
+    try:
+        append_line(directory / LOG_NAME, {"time": now.astimezone(timezone.utc), "event": "copy",
+                                           "destination": destination, "backup": backup or None,
+                                           "result": result, **fields, "reason": reason})
+    except OSError as exc:  # the log is a record, not a reason to fail the copy
+        log.warning("cannot append to %s: %s", directory / LOG_NAME, exc.strerror or exc)
+
+
+def _notify_failures(settings: Settings, app_name: str, failed: list[DestinationRun], now: datetime) -> None:
+    if not failed:
+        return
+    try:
+        from railguard.notify.notifier import notifier_for
+
+        notifier = notifier_for(settings)
+        for run in failed:
+            notifier.notify("destination_failed", f"railguard {app_name}: copy to {run.name} failed",
+                            "\n".join(run.problems()), now=now)
+    except Exception as exc:  # a notification problem must never hide the copy's own failure
+        log.warning("destination_failed notification could not be sent: %s", exc)
+
+
+# --- prune at a destination ----------------------------------------------------------------
+
+
+def _as_record(backup: RemoteBackup, destination: Destination) -> BackupRecord:
+    """The catalog's record shape, so the retention policy reads a destination like a directory."""
+    parsed = parse_name((backup.data_key or backup.manifest_key or "").removesuffix(".age"))
+    assert parsed is not None
+    return BackupRecord(parsed[0], Path(destination.url), Path(backup.data_key) if backup.data_key else None,
+                        Path(backup.manifest_key) if backup.manifest_key else None, backup.manifest, backup.status)
+
+
+@dataclass
+class DestinationPrune:
+    name: str
+    policy: str
+    kept: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    would_remove: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    #: Why this destination could not be pruned (unreachable, ...); nothing was removed there.
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "policy": self.policy, "kept": len(self.kept), "removed": self.removed,
+                "would_remove": self.would_remove, "dry_run": self.dry_run, "error": self.error}
+
+
+def _prune(destination: Destination, settings: Settings, app: AppSettings, stem: str, now: datetime, *,
+           dry_run: bool, fallback: Any = None) -> DestinationPrune:
+    """Apply the destination's own policy, else ``fallback``, else the app's, to its copies.
+
+    Consumes the pure plan of :func:`railguard.retention.apply_policy`, as the local prune does:
+    the destination's copies are presented as catalog records, so every rule (and the refusal to
+    remove the newest good backup) is the same one that prunes the local directory.
+    """
+    from railguard.retention import Policy, apply_policy
+    from railguard.retention.prune import refuse_empty
+
+    own = destination.settings.retention
+    policy = Policy.from_settings(own) if own is not None else fallback or Policy.from_settings(app.retention)
+    refuse_empty(policy)
+    remote = {backup.name: backup for backup in destination.list_backups(stem)}
+    records = [_as_record(backup, destination) for backup in remote.values()]
+    plan = apply_policy(records, policy, now=now, tz=settings.timezone)
+    newest = plan.newest_good
+    doomed = [decision for decision in reversed(plan.remove) if newest is None or decision.name != newest.name]
+    result = DestinationPrune(destination.name, str(policy), [d.name for d in plan.keep], dry_run=dry_run)
+    if dry_run:
+        result.would_remove = [decision.name for decision in doomed]
+        return result
+    for decision in doomed:  # oldest first, manifest before data (Destination.delete_backups)
+        result.removed += destination.delete_backups([remote[decision.name]])
+        _log(app.backup.directory, now, destination.name, decision.name, "removed", "; ".join(decision.reasons),
+             event="prune", policy=str(policy))
+    return result
+
+
+def prune_destinations(settings: Settings, app: AppSettings, *, now: datetime, only: str | None = None,
+                       dry_run: bool = False, fallback: Any = None,
+                       env: Mapping[str, str] | None = None) -> list[DestinationPrune]:
+    """Prune every destination (or ``only``); one that fails is reported, the others still run.
+
+    ``fallback`` is the policy for destinations without their own (default: the app's), so
+    ``railguard prune --keep-daily 3`` means the same thing at a destination as locally.
+    """
+    stem = stem_for(app.database)
+    results = []
+    for name in _selected(app, only):
+        try:
+            destination = Destination(name, app.destinations[name], env)
+            results.append(_prune(destination, settings, app, stem, now, dry_run=dry_run, fallback=fallback))
+        except RailguardError as exc:
+            results.append(DestinationPrune(name, "", dry_run=dry_run, error=exc.message))
+    return results
+
+
+# --- list and verify remote copies ---------------------------------------------------------
+
+
+def verify_remote(destination: Destination, backup: RemoteBackup, *, mode: str = "integrity",
+                  identity_file: Path | None = None, scratch: Path | None = None) -> dict[str, Any]:
+    """Prove one remote copy: download it, check its sha256, and (when it can be read) restore-test it.
+
+    An encrypted copy without an identity is checked against the sha256 of its encrypted bytes
+    only (``checked: "checksum"``); with the identity it is decrypted, re-hashed, decompressed
+    and integrity-checked like a local backup (``checked: "database"``).
+    """
+    identity = identity_file or destination.settings.age_identity_file
+    if backup.encryption is not None and identity is None:
+        destination.check_copy(backup)
+        return {"name": backup.name, "ok": True, "result": "ok", "checked": "checksum",
+                "note": "encrypted: checksum of the stored bytes only; pass --identity to check the database"}
+    with tempfile.TemporaryDirectory(prefix="railguard-fetch-", dir=scratch) as work:
+        directory = Path(work)
+        destination.fetch(backup, directory, identity_file=identity)
+        records = list_backups(directory)
+        if len(records) != 1 or not records[0].is_good:
+            raise CopyVerifyFailed(f"destination {destination.name}: {backup.name} does not read as a backup "
+                                   f"({records[0].status if records else 'nothing fetched'})")
+        outcome = verify_backup(records[0], directory, mode=mode)
+    return {"name": backup.name, "ok": True, "result": "ok", "checked": "database",
+            "seconds": round(outcome.seconds, 3)}
+
+
+@contextlib.contextmanager
+def fetched_for_restore(app: AppSettings, destination_name: str, name: str | None, *,
+                        identity_file: Path | None = None, env: Mapping[str, str] | None = None
+                        ) -> Iterator[BackupRecord]:
+    """``restore --from``: fetch one remote copy into a temporary directory and yield it as a
+    local :class:`BackupRecord`, so restore takes exactly the path it takes for local backups
+    (sha256, decompress, raw sha256, integrity_check, then the swap). Removed afterwards.
+    """
+    destination = open_destination(app, destination_name, env)
+    backup = destination.stat_backup(name or "latest", stem_for(app.database))
+    scratch = app.backup.directory if os.access(app.backup.directory, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix=".railguard-fetch-", dir=scratch) as work:
+        into = Path(work)
+        destination.fetch(backup, into, identity_file=identity_file)
+        records = [record for record in list_backups(into) if record.name == backup.name]
+        if not records or not records[0].is_good:
+            raise CopyVerifyFailed(f"destination {destination.name}: {backup.name} does not read as a backup")
+        yield records[0]

@@ -271,6 +271,9 @@ def test_restore_from_a_destination_decrypts_and_takes_the_same_verified_path(ru
     with sqlite3.connect(target) as connection:
         assert connection.execute("SELECT count(*) FROM tasks").fetchone() == (300,)
     assert not list((tmp_path / "backups").glob(".railguard-fetch-*"))  # the fetched copy is gone
+    # The restore is logged where the app's backups live, not in the temporary fetch directory.
+    restores = [line for line in read_lines(tmp_path / "backups" / "backup.log") if line.get("event") == "restore"]
+    assert [(line["backup"], line["result"]) for line in restores] == [("tasks-20261120-0330", "ok")]
 
 
 def test_restore_from_a_damaged_remote_copy_changes_nothing(run_cli, tmp_path, backups):

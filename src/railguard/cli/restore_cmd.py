@@ -48,7 +48,8 @@ def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str
         else:
             record = resolve_backup(app.backup.directory, stem_for(app.database), name)
         result = restore_backup(record, target, now=ctx.now(), tz=settings.timezone, force=force,
-                                check=app.backup.check, busy_timeout=app.backup.busy_timeout.total_seconds())
+                                check=app.backup.check, busy_timeout=app.backup.busy_timeout.total_seconds(),
+                                log_directory=app.backup.directory if app.backup.directory.is_dir() else None)
     steps = next_steps(result, live=live, url=app.url)
     if as_json:
         output.emit_json({"ok": True, "app": app_name, "backup": result.backup, "target": result.target,

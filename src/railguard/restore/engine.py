@@ -84,8 +84,13 @@ class RestoreResult:
 
 
 def restore_backup(record: BackupRecord, target: Path, *, now: datetime, tz: str = "UTC", force: bool = False,
-                   check: str = "integrity", busy_timeout: float = 30.0) -> RestoreResult:
-    """Replace (or create) the database ``target`` with the verified contents of ``record``."""
+                   check: str = "integrity", busy_timeout: float = 30.0,
+                   log_directory: Path | None = None) -> RestoreResult:
+    """Replace (or create) the database ``target`` with the verified contents of ``record``.
+
+    The restore is logged in ``log_directory``'s backup.log (default: the backup's own
+    directory; a copy fetched from a destination lives in a temporary one).
+    """
     started = time.monotonic()
     target = _check_target(Path(target))
     directory = target.parent
@@ -101,7 +106,7 @@ def restore_backup(record: BackupRecord, target: Path, *, now: datetime, tz: str
             raise explained from exc
     result.forced_past = sorted(set(forced_past) | set(result.forced_past))
     result.seconds = time.monotonic() - started
-    _log(record, target, result, now)
+    _log(log_directory or record.directory, record, target, result, now)
     return result
 
 
@@ -313,9 +318,9 @@ def _explain(exc: BaseException, target: Path) -> BaseException:
     return exc
 
 
-def _log(record: BackupRecord, target: Path, result: RestoreResult, now: datetime) -> None:
+def _log(directory: Path, record: BackupRecord, target: Path, result: RestoreResult, now: datetime) -> None:
     with contextlib.suppress(OSError):  # a read-only backup directory must not fail a finished restore
-        append_line(record.directory / LOG_NAME, {
+        append_line(directory / LOG_NAME, {
             "time": now.astimezone(timezone.utc), "event": "restore", "backup": record.name, "target": target,
             "safety_copy": result.safety_copy.name if result.safety_copy else None,
             "journal_mode": result.journal_mode, "forced": bool(result.forced_past), "result": "ok",

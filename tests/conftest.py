@@ -3,6 +3,7 @@ conftest.py (tests/<capability>/conftest.py)."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +55,23 @@ def create_tasks_database(path: Path, rows: int = 100, *, wal: bool = True) -> P
     connection.commit()
     connection.close()
     return path
+
+
+def grow_with_random_rows(database: Path, megabytes: int, *, seed: int = 1) -> None:
+    """Grow a database with incompressible rows: compression cannot hide the size, and a backup
+    takes long enough to be interrupted or overlapped."""
+    rng = random.Random(seed)
+    connection = sqlite3.connect(database)
+    connection.execute("CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY, data BLOB)")
+    for _ in range(megabytes * 16):
+        connection.execute("INSERT INTO blobs(data) VALUES (?)", (rng.randbytes(64 * 1024),))
+    connection.commit()
+    connection.close()
+
+
+@pytest.fixture
+def fill_with_random_rows() -> Callable[..., None]:
+    return grow_with_random_rows
 
 
 @pytest.fixture

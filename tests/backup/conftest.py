@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 import subprocess
 import sys
@@ -61,28 +60,12 @@ def settings(tmp_path: Path) -> BackupSettings:
     return BackupSettings(directory=tmp_path / "backups")
 
 
-def _fill_with_random_rows(database: Path, megabytes: int, *, seed: int = 1) -> None:
-    """Grow the database with incompressible rows (so compression cannot hide the size)."""
-    rng = random.Random(seed)
-    connection = sqlite3.connect(database)
-    connection.execute("CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY, data BLOB)")
-    for _ in range(megabytes * 16):
-        connection.execute("INSERT INTO blobs(data) VALUES (?)", (rng.randbytes(64 * 1024),))
-    connection.commit()
-    connection.close()
-
-
 def _as_nobody(command: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     """Run a command as the unprivileged user `nobody` (tests run as root, which reads anything)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to the user nobody")
     return subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", *command],
                           capture_output=True, text=True, **kwargs)
-
-
-@pytest.fixture
-def fill_with_random_rows():
-    return _fill_with_random_rows
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ DEFAULT_LEVEL = {"gzip": 6, "zstd": 3, "none": None}
 Progress = Callable[[int], None]
 
 
-class _HashingWriter:
+class HashingWriter:
     """A write-only file object that hashes and counts what passes through it."""
 
     def __init__(self, target: BinaryIO) -> None:
@@ -48,7 +48,7 @@ def compress_file(
 ) -> tuple[str, str, int]:
     """Compress ``source`` into the open ``target``. Returns (raw sha256, stored sha256, stored size)."""
     level = level or DEFAULT_LEVEL[compression]
-    stored = _HashingWriter(target)
+    stored = HashingWriter(target)
     raw = hashlib.sha256()
     with source.open("rb") as reader:
         if compression == "zstd":

@@ -8,10 +8,10 @@ the size of the backup.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from railguard.backup.compression import HashingWriter
 from railguard.errors import ConfigError, VerifyFailed
 
 
@@ -66,26 +66,11 @@ def read_identities(path: Path) -> list[Any]:
     return identities
 
 
-class _HashingWriter:
-    def __init__(self, target: BinaryIO) -> None:
-        self.target = target
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self.target.write(data)
-
-    def flush(self) -> None:
-        self.target.flush()
-
-
 def encrypt_file(source: Path, target: BinaryIO, recipients: list[str]) -> tuple[str, int]:
     """Encrypt ``source`` into ``target``; returns the sha256 and size of the encrypted bytes."""
     pyrage = _pyrage()
     parsed = parse_recipients(recipients)
-    writer = _HashingWriter(target)
+    writer = HashingWriter(target)
     with source.open("rb") as reader:
         try:
             pyrage.encrypt_io(reader, writer, parsed)

@@ -1,0 +1,76 @@
+"""Forgejo's commit-status API: ``pending`` while a commit is tested, then ``success`` or ``failure``.
+
+``POST /api/v1/repos/{owner}/{repo}/statuses/{sha}`` with ``state``, ``context``,
+``description`` and ``target_url``, authorised by ``Authorization: token <TOKEN>`` (the
+token needs ``write:repository``); Forgejo answers 201. A status is information for people:
+a failure to post one is logged and never stops a run. Standard-library HTTP: one JSON POST
+does not justify a dependency.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Literal
+
+from railguard.errors import ConfigError
+from railguard.secrets import Secret, redact
+
+log = logging.getLogger("railguard.gate")
+
+CONTEXT = "railguard/tests"
+State = Literal["pending", "success", "error", "failure", "warning"]
+#: Forgejo keeps a status description to 255 characters.
+DESCRIPTION_LIMIT = 255
+
+
+@dataclass(frozen=True)
+class StatusPosted:
+    ok: bool
+    detail: str
+
+
+@dataclass
+class ForgejoStatuses:
+    base_url: str
+    token: Secret | None
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        parsed = urllib.parse.urlsplit(self.base_url)
+        if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+            raise ConfigError(f"gate.forgejo_url {self.base_url!r} is not an http(s) URL",
+                              hint="Use Forgejo's base URL, e.g. https://git.example.com")
+        self.base_url = self.base_url.rstrip("/")
+
+    def post(self, repository: str, sha: str, state: State, description: str, target_url: str | None) -> StatusPosted:
+        """Post one status; never raises for a Forgejo or network problem (the result says what happened)."""
+        owner, _, name = repository.partition("/")
+        path = (f"/api/v1/repos/{urllib.parse.quote(owner, safe='')}/{urllib.parse.quote(name, safe='')}"
+                f"/statuses/{urllib.parse.quote(sha, safe='')}")
+        body = {"state": state, "context": CONTEXT, "description": description[:DESCRIPTION_LIMIT]}
+        if target_url:
+            body["target_url"] = target_url
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "railguard-gate"}
+        if self.token is not None:
+            headers["Authorization"] = f"token {self.token.reveal()}"
+        request = urllib.request.Request(self.base_url + path, data=json.dumps(body).encode(), method="POST",
+                                         headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                response.read()
+                return StatusPosted(True, f"{state} posted (HTTP {response.status})")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(300).decode("utf-8", "replace")
+            hint = " (check the token and its write:repository scope)" if exc.code in (401, 403) else ""
+            result = StatusPosted(False, f"Forgejo refused the {state} status: HTTP {exc.code}{hint} "
+                                         f"{redact(detail, [self.token])}".strip())
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            result = StatusPosted(False, f"cannot reach Forgejo at {self.base_url}: {reason}")
+        log.warning("commit status for %s: %s", sha[:12], result.detail)
+        return result

@@ -1,0 +1,154 @@
+"""A pre-receive hook in POSIX sh that asks the gate (``POST /api/v1/check``) to test a push.
+
+Forgejo's official image has git, curl and a POSIX shell but no Python, so this hook does only
+what those can: for each ref line on stdin it sends ``git archive`` of the new commit to the
+gate with curl, prints the gate's lines (they reach the pusher as ``remote:`` lines) and
+rejects the push unless every answer is ``pass``. It fails closed: no answer from the gate is a
+rejection.
+
+The shared secret is read from a file at push time (Forgejo runs hooks with a minimal
+environment) and handed to curl in a header file made with mode 0600, never in an argv.
+The ref name is only ever a quoted variable passed as one argument; nothing is ``eval``'d.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from railguard.deploy.hook import (
+    CHAINED_SUFFIX,
+    HOOK_NAME,
+    MARKER,
+    HookAlreadyInstalled,
+    _hooks_dir,
+    _is_ours,
+    _write_executable,
+)
+from railguard.durable import fsync_directory
+from railguard.errors import ConfigError, UsageError
+from railguard.secrets import Secret
+
+SECRET_FILE_NAME = "railguard-gate.secret"
+#: The gate runs the whole suite while git waits; this bounds one ref's wait.
+DEFAULT_MAX_SECONDS = 1800
+
+_CHECK_REFS = r"""
+check_refs() {
+  if [ ! -r "$secret_file" ]; then
+    echo "railguard: cannot read the gate's shared secret ($secret_file); push rejected" >&2
+    return 1
+  fi
+  headers=$(mktemp) || return 1
+  answer=$(mktemp) || return 1
+  trap 'rm -f "$headers" "$answer"' EXIT
+  printf 'Authorization: Bearer %s\n' "$(head -n 1 "$secret_file")" > "$headers"
+  zero=0000000000000000000000000000000000000000
+  result=0
+  while read -r old new ref; do
+    [ -n "$ref" ] || continue
+    : > "$answer"
+    if [ "$new" = "$zero" ]; then
+      code=$(curl -sS --max-time "$max_seconds" -H @"$headers" -H "X-Railguard-App: $app" \
+        -H "X-Railguard-Ref: $ref" -H "X-Railguard-Old: $old" -H "X-Railguard-New: $new" \
+        -H "X-Railguard-Pusher: ${GITEA_PUSHER_NAME:-}" --data-binary '' -o "$answer" -w '%{http_code}' "$url")
+    else
+      code=$(git archive --format=tar "$new" | curl -sS --max-time "$max_seconds" -H @"$headers" \
+        -H "X-Railguard-App: $app" -H "X-Railguard-Ref: $ref" -H "X-Railguard-Old: $old" \
+        -H "X-Railguard-New: $new" -H "X-Railguard-Pusher: ${GITEA_PUSHER_NAME:-}" \
+        -H "Content-Type: application/x-tar" --data-binary @- -o "$answer" -w '%{http_code}' "$url")
+    fi
+    verdict=$(head -n 1 "$answer")
+    sed '1d' "$answer" >&2
+    if [ "$code" != 200 ] || [ "$verdict" != pass ]; then
+      [ "$code" = 200 ] || echo "railguard: the gate at $url answered HTTP ${code:-none}; push rejected" >&2
+      result=1
+    fi
+  done
+  return $result
+}
+"""
+
+
+def remote_hook_script(*, url: str, app: str, secret_file: Path, chain: bool,
+                       max_seconds: int = DEFAULT_MAX_SECONDS) -> str:
+    """The sh hook; every value baked in is quoted with :func:`shlex.quote`."""
+    lines = ["#!/bin/sh", MARKER, "# Asks the railguard gate to test each push before it lands; docs/gate.md.",
+             f"url={shlex.quote(url.rstrip('/') + '/api/v1/check')}", f"app={shlex.quote(app)}",
+             f"secret_file={shlex.quote(str(secret_file))}", f"max_seconds={int(max_seconds)}",
+             "umask 077", _CHECK_REFS.strip("\n")]
+    if chain:
+        lines += [
+            "# The hook that was here before railguard runs first, with the same input.",
+            "input=$(cat)",
+            f'chained="$(dirname "$0")/pre-receive{CHAINED_SUFFIX}"',
+            'printf \'%s\\n\' "$input" | "$chained" "$@" || exit $?',
+            'printf \'%s\\n\' "$input" | check_refs',
+        ]
+    else:
+        lines.append("check_refs")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class RemoteInstallation:
+    path: Path
+    secret_file: Path
+    secret_written: bool
+    chained: Path | None = None
+
+
+def install_remote_hook(git_dir: Path, *, url: str, app: str, secret: Secret | None,
+                        secret_file: Path | None = None) -> RemoteInstallation:
+    """Install the sh hook into ``hooks/pre-receive.d/`` (Forgejo) or ``hooks/pre-receive`` (plain git).
+
+    The secret file is written (mode 0600) only when it does not exist yet; an existing
+    pre-receive is kept as ``pre-receive.railguard-chained`` and still runs first.
+    """
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--remote {url!r} is not an http(s) URL",
+                         hint="Give the gate's base URL, e.g. http://127.0.0.1:8787")
+    hooks = _hooks_dir(git_dir)
+    hooks.mkdir(exist_ok=True)
+    secret_file = (secret_file or hooks / SECRET_FILE_NAME).absolute()
+    dispatch_dir = hooks / "pre-receive.d"
+    target = dispatch_dir / HOOK_NAME if dispatch_dir.is_dir() else hooks / "pre-receive"
+    chained = hooks / f"pre-receive{CHAINED_SUFFIX}"
+    chain = False
+    if target.exists():
+        if _is_ours(target) or target.parent == dispatch_dir:
+            raise HookAlreadyInstalled(f"{target} already exists",
+                                       hint=f"railguard hook uninstall {git_dir}, then install again")
+        if chained.exists():
+            raise ConfigError(f"{chained} exists but {target} is not railguard's",
+                              hint="Sort the two hooks out by hand, then install again")
+        chain = True
+    written = _write_secret(secret_file, secret)
+    if chain:
+        os.replace(target, chained)
+    _write_executable(target, remote_hook_script(url=url, app=app, secret_file=secret_file, chain=chain))
+    return RemoteInstallation(target, secret_file, written, chained if chain else None)
+
+
+def _write_secret(path: Path, secret: Secret | None) -> bool:
+    if path.exists():
+        return False
+    if secret is None:
+        raise ConfigError(f"the hook's shared secret file {path} does not exist and no secret is set",
+                          hint="Export RAILGUARD_GATE_CHECK_SECRET (the gate's gate.check_secret_env) and install "
+                               "again, or give --secret-file with an existing file")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            return False
+        raise ConfigError(f"cannot write the hook's secret file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret.reveal() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    fsync_directory(path.parent)
+    return True

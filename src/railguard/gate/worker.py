@@ -1,0 +1,580 @@
+"""One worker per app: test the newest pushed commit, then deploy exactly that commit.
+
+The steps of a run (docs/gate.md):
+
+1. Forgejo status ``pending``; fetch the commit into the app's cached bare mirror, from the
+   **configured** clone URL (a payload's URL was only compared with it).
+2. ``git archive`` of the commit into a fresh directory; the test command (an argv list from
+   the configuration) runs there with a timeout and a clean environment that holds none of the
+   gate's secrets; every line goes to the run's log.
+3. Status ``failure`` and no deploy, or status ``success`` and a deploy of that very commit
+   (upload of the tar with its SHA as ``gitHash``; or, in legacy mode, CapRover's build webhook,
+   which builds whatever the branch head is when it builds).
+4. The smoke check (which also proves the live commit is the tested one); on failure the
+   previous good deploy goes back when ``rollback_on_smoke_failure`` is on.
+5. "deploy OK <commit>" once per commit, or "deploy failed" with the reason.
+
+Never deploy backwards: a commit that is live already, or an ancestor of the live commit (as the
+deploy history says), is skipped: a replayed old delivery, a late catch-up.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from railguard.config import AppSettings, GateAppSettings, Settings
+from railguard.deploy.actions import DeployJob, deploy_commit, rollback
+from railguard.deploy.deployer import Deployer
+from railguard.deploy.git import Git, GitError, git_environment_without_git_vars
+from railguard.deploy.state import DeployState, state_path
+from railguard.deploy.suite import SuiteCommandMissing, run_suite
+from railguard.errors import ConfigError, RailguardError
+from railguard.gate.forgejo import ForgejoStatuses, State
+from railguard.gate.queue import Run, RunQueue
+from railguard.notify import Notifier
+from railguard.secrets import Secret, read_secret, redact
+from railguard.smoke import notify_result, run_smoke
+from railguard.smoke.checks import same_commit
+from railguard.smoke.record import record_smoke
+
+log = logging.getLogger("railguard.gate")
+Clock = Callable[[], datetime]
+#: A run starts once no delivery arrived for SETTLE_QUIET seconds, or SETTLE_LIMIT after the first.
+SETTLE_QUIET = 0.1
+SETTLE_LIMIT = 1.0
+
+
+class MirrorFailed(RailguardError):
+    """The commit could not be fetched from the repository."""
+
+
+@dataclass
+class GateTarget:
+    """One app behind the gate, with its settings resolved once."""
+
+    name: str
+    app: AppSettings
+    gate: GateAppSettings
+    test_command: list[str]
+    test_timeout: float
+
+    @classmethod
+    def resolve(cls, settings: Settings, name: str) -> GateTarget:
+        gate = settings.gate.apps[name]
+        if name not in settings.apps:
+            raise ConfigError(f"[gate.apps.{name}] names no app under [apps]",
+                              hint=f"Add [apps.{name}] (with its deploy settings), or rename the gate entry")
+        app = settings.apps[name]
+        command = gate.test_command if gate.test_command is not None else app.deploy.test_command
+        if not command:
+            raise ConfigError(f"the gate has no test command for {name}",
+                              hint=f'Set test_command = ["bun", "test"] under [gate.apps.{name}] '
+                                   f"or [apps.{name}.deploy]")
+        secret_vars = {settings.gate.secret_env, settings.gate.forgejo_token_env, settings.gate.check_secret_env,
+                       app.deploy.token_env, app.deploy.password_env, app.deploy.webhook_token_env,
+                       gate.clone_token_env}
+        leaked = sorted(v for v in gate.pass_env if v in secret_vars or v.removesuffix("_FILE") in secret_vars)
+        if leaked:
+            raise ConfigError(f"gate.apps.{name}.pass_env would hand the secret {leaked[0]} to the test suite",
+                              hint="Remove it: tests run without the gate's secrets")
+        timeout = gate.test_timeout or app.deploy.test_timeout
+        return cls(name=name, app=app, gate=gate, test_command=list(command), test_timeout=timeout.total_seconds())
+
+
+class RunLog:
+    """The run's log file, every line scrubbed of the gate's secrets before it is written."""
+
+    def __init__(self, path: Path, secrets: list[Secret | None]) -> None:
+        self.path = path
+        self._secrets = secrets
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def line(self, text: str) -> None:
+        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(redact(text, self._secrets).rstrip("\n") + "\n")
+
+
+def read_log(path: Path, limit: int = 512 * 1024) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            data = handle.read()
+    except FileNotFoundError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    return text if size <= limit else "[... earlier lines cut ...]\n" + text.split("\n", 1)[-1]
+
+
+# --- git: the cached mirror ---------------------------------------------------------------------
+
+def git_environment(env: Mapping[str, str], token: Secret | None) -> dict[str, str]:
+    """What git runs with: no inherited GIT_* variables, no prompts, and the clone token (if any)
+    passed as git configuration through the environment, so it never appears in an argv."""
+    result = git_environment_without_git_vars(env)
+    result["GIT_TERMINAL_PROMPT"] = "0"
+    if token is not None:
+        basic = base64.b64encode(f"railguard:{token.reveal()}".encode()).decode()
+        result.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+                       "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"})
+    return result
+
+
+@dataclass
+class Mirror:
+    """A bare repository per app that keeps what was fetched before, so a fetch moves only new objects."""
+
+    path: Path
+    clone_url: str
+    env: dict[str, str]
+    secrets: list[Secret | None] = field(default_factory=list)
+
+    @property
+    def git(self) -> Git:
+        return Git(self.path, env=self.env)
+
+    def ensure(self) -> None:
+        if not (self.path / "HEAD").exists():
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._run("init", "--quiet", "--bare", str(self.path), where=self.path.parent)
+
+    def fetch_refs(self, refspec: str) -> None:
+        self.ensure()
+        self._run("fetch", "--quiet", "--no-tags", "--prune", "--end-of-options", self.clone_url, refspec)
+
+    def fetch(self, refspec: str, commit: str) -> str:
+        """Fetch ``refspec`` (and ``commit`` itself when the refspec no longer leads to it); returns
+        the full SHA of the commit."""
+        self.fetch_refs(refspec)
+        if not self._has_commit(commit):
+            # Force-pushed away since the push: ask for the object itself.
+            self._run("fetch", "--quiet", "--no-tags", "--end-of-options", self.clone_url, commit, check=False)
+        if not self._has_commit(commit):
+            raise MirrorFailed(f"commit {commit[:12]} is not in {self.clone_url} any more",
+                               hint="It was probably force-pushed away; push it again to test it")
+        return self.git.text("rev-parse", "--verify", "--end-of-options", f"{commit}^{{commit}}")
+
+    def ls_remote(self, ref: str) -> str | None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        done = self._run("ls-remote", "--end-of-options", self.clone_url, ref, where=self.path.parent)
+        for line in done.splitlines():
+            sha, _, name = line.partition("\t")
+            if name == ref:
+                return sha
+        return None
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        done = self.git.run("merge-base", "--is-ancestor", older, newer, check=False)
+        return done.returncode == 0
+
+    def _has_commit(self, commit: str) -> bool:
+        return self.git.run("cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode == 0
+
+    def _run(self, *args: str, where: Path | None = None, check: bool = True) -> str:
+        done = Git(where or self.path, env=self.env).run(*args, check=False)
+        if check and done.returncode != 0:
+            detail = redact(done.stderr.decode(errors="replace").strip(), self.secrets).splitlines()
+            raise MirrorFailed(f"git {args[0]} from {self.clone_url} failed: "
+                               f"{detail[-1] if detail else 'exit ' + str(done.returncode)}",
+                               hint="Check gate.apps.NAME.clone_url and the clone token")
+        return done.stdout.decode(errors="replace")
+
+
+@dataclass(frozen=True)
+class TestedTree(Git):
+    """The mirror, whose ``git archive`` of the tested commit returns the very bytes the tests ran
+    on: what is deployed is byte for byte what was tested, and the 10 MB are not made twice."""
+
+    tested: tuple[str, bytes] | None = None
+
+    def archive(self, commit: str) -> bytes:
+        if self.tested is not None and self.tested[0] == commit:
+            return self.tested[1]
+        return super().archive(commit)
+
+
+def clean_test_environment(env: Mapping[str, str], pass_env: list[str], *, home: Path, commit: str) -> dict[str, str]:
+    """Only what a test suite needs to start, plus the variables the config names; no secrets."""
+    result = {"PATH": env.get("PATH", os.defpath), "LANG": env.get("LANG", "C.UTF-8"), "HOME": str(home),
+              "TMPDIR": str(home), "CI": "true", "RAILGUARD_COMMIT": commit}
+    for name in pass_env:
+        if name in env:
+            result[name] = env[name]
+    return result
+
+
+# --- the worker -------------------------------------------------------------------------------
+
+@dataclass
+class WorkerContext:
+    """What every worker shares, gathered once by the service."""
+
+    settings: Settings
+    directory: Path
+    queue: RunQueue
+    statuses: ForgejoStatuses | None
+    notifier: Notifier
+    secrets: list[Secret | None]
+    public_url: str
+    env: Mapping[str, str]
+    clock: Clock
+    deployer_for: Callable[[GateTarget], Deployer]
+    on_finish: Callable[[Run, str], None] = lambda run, status: None
+
+    def run_url(self, run_id: int) -> str:
+        return f"{self.public_url.rstrip('/')}/runs/{run_id}"
+
+    def log_path(self, run_id: int) -> Path:
+        return self.directory / "logs" / f"{run_id}.log"
+
+
+class AppWorker:
+    """The thread that works through one app's queue, one run at a time."""
+
+    def __init__(self, context: WorkerContext, target: GateTarget) -> None:
+        self.context = context
+        self.target = target
+        self.wake = threading.Event()
+        #: Set once the start-up catch-up and mirror fetch are done (or failed).
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self.current: int | None = None
+        #: (commit, tar) of the run that just passed its tests, until it is deployed.
+        self.tested: tuple[str, bytes] | None = None
+        token = read_secret(target.gate.clone_token_env, context.env) if target.gate.clone_token_env else None
+        env = git_environment(context.env, token)
+        # The header git sends carries the token base64-encoded: scrub that form from git's messages too.
+        header = Secret(env["GIT_CONFIG_VALUE_0"].rsplit(" ", 1)[-1]) if token is not None else None
+        self.mirror = Mirror(context.directory / "mirrors" / f"{target.name}.git", target.gate.clone_url, env,
+                             secrets=[*context.secrets, token, header])
+        self.thread = threading.Thread(target=self._loop, name=f"gate-worker-{target.name}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def _loop(self) -> None:
+        try:
+            self.catch_up()
+            # Fill the mirror now, so the first push after a start fetches only what it adds.
+            self.mirror.fetch_refs(self._refspec())
+        except RailguardError as exc:
+            log.warning("catch-up for %s failed: %s", self.target.name, redact(exc.message, self.context.secrets))
+        self.ready.set()
+        while not self.stopping.is_set():
+            if self.wake.wait(timeout=1.0):
+                self._settle()
+            self.wake.clear()
+            run = self.context.queue.claim_next(self.target.name, now=self.context.clock())
+            if run is None:
+                self.context.queue.checkpoint()
+                continue
+            self.current = run.id
+            try:
+                self.process(run)
+            except Exception as exc:  # a bug in one run must not stop the app's queue
+                log.exception("run %s of %s failed unexpectedly", run.id, self.target.name)
+                self._finish(run, "error", f"internal error: {type(exc).__name__}: {exc}")
+            finally:
+                self.current = None
+
+    def _settle(self) -> None:
+        """Let a burst of deliveries end before taking the newest: a script or a rebase that pushes
+        ten times in a second costs one run, and the worker stays off the CPU (and the GIL) while
+        the webhook handler answers the burst. Bounded, so a steady stream cannot starve the queue."""
+        deadline = time.monotonic() + SETTLE_LIMIT
+        self.wake.clear()
+        while time.monotonic() < deadline and self.wake.wait(timeout=SETTLE_QUIET):
+            self.wake.clear()
+
+    # --- catch-up ---------------------------------------------------------------------------
+
+    def catch_up(self) -> int | None:
+        """Queue the branch head when it is not the commit the gate last knew of (a missed webhook).
+
+        On the very first start there is nothing to compare with: the head is recorded as the
+        baseline and not deployed (docs/gate.md, "Catching up")."""
+        if self.target.gate.deploy_tags:
+            return None
+        ref = f"refs/heads/{self.target.gate.branch}"
+        head = self.mirror.ls_remote(ref)
+        if head is None:
+            log.warning("catch-up: %s has no branch %s", self.target.gate.clone_url, self.target.gate.branch)
+            return None
+        known = self.context.queue.known_commit(self.target.name)
+        if known is None:
+            # First look at this app: the head is what already runs, not a push the gate missed.
+            self.context.queue.set_baseline(self.target.name, head, now=self.context.clock())
+            log.info("first start for %s: %s is the baseline; later pushes are tested", self.target.name, head[:12])
+            return None
+        if known == head:
+            return None
+        queued = self.context.queue.enqueue(app=self.target.name, commit=head, ref=ref, source="catch-up",
+                                            now=self.context.clock(),
+                                            title="branch head found on start (a push the gate did not see)")
+        log.info("catch-up: queued %s of %s (last known: %s)", head[:12], self.target.name,
+                 known[:12] if known else "none")
+        self.wake.set()
+        return queued.run_id
+
+    # --- one run ----------------------------------------------------------------------------
+
+    def process(self, run: Run) -> None:
+        context, target = self.context, self.target
+        out = RunLog(context.log_path(run.id), context.secrets)
+        out.line(f"run {run.id}: {target.name} {run.ref} at {run.commit_sha} ({run.source})")
+        if run.commit_sha == self._live_commit():
+            # Its statuses were posted when it was tested; nothing to fetch, test or post again.
+            out.line(f"skipped: {run.commit_sha[:12]} is already live (deploy history)")
+            self._finish(run, "skipped", "already live")
+            return
+        self._status(run, run.commit_sha, "pending", "testing", out)
+        refspec = f"+{run.ref}:{run.ref}" if run.ref.startswith("refs/tags/") else self._refspec()
+        try:
+            commit = self.mirror.fetch(refspec, run.commit_sha)
+        except (MirrorFailed, GitError) as exc:
+            out.line(f"fetch failed: {exc.message}")
+            self._status(run, run.commit_sha, "error", "could not fetch the commit", out)
+            self._finish(run, "error", exc.message)
+            return
+        if commit != run.commit_sha:
+            context.queue.update(run.id, commit_sha=commit)
+            run.commit_sha = commit
+        live = self._live_commit()
+        if live and (live == commit or self.mirror.is_ancestor(commit, live)):
+            why = "already live" if live == commit else f"older than the live {live[:12]}"
+            out.line(f"skipped: {commit[:12]} is {why} (deploy history)")
+            self._status(run, commit, "warning", f"not tested or deployed: {why}", out)
+            self._finish(run, "skipped", why)
+            return
+        if not self._test(run, commit, out):
+            return
+        try:
+            self._deploy(run, commit, out)
+        finally:
+            self.tested = None
+
+    def _test(self, run: Run, commit: str, out: RunLog) -> bool:
+        context, target = self.context, self.target
+        workdir = Path(tempfile.mkdtemp(prefix=f"railguard-gate-{run.id}-"))
+        try:
+            tree, home = workdir / "tree", workdir / "home"
+            tree.mkdir()
+            home.mkdir()
+            tar = self.mirror.git.archive(commit)
+            with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+                archive.extractall(tree, filter="tar")
+            out.line(f"$ {' '.join(target.test_command)}  (timeout {target.test_timeout:g}s, clean environment)")
+            context.queue.update(run.id, tests_started_at=context.clock())
+            try:
+                result = run_suite(target.test_command, cwd=tree, timeout=target.test_timeout,
+                                   env=clean_test_environment(context.env, target.gate.pass_env, home=home,
+                                                              commit=commit),
+                                   tail_lines=target.app.deploy.output_tail_lines,
+                                   on_line=lambda line: out.line(f"  | {line}"))
+            except SuiteCommandMissing as exc:
+                context.queue.update(run.id, tests_finished_at=context.clock())
+                out.line(exc.message)
+                self._status(run, commit, "error", exc.message, out)
+                self._finish(run, "error", exc.message)
+                return False
+            context.queue.update(run.id, tests_finished_at=context.clock())
+        except (GitError, tarfile.TarError, OSError) as exc:
+            message = getattr(exc, "message", None) or str(exc)
+            out.line(f"cannot prepare the tree: {message}")
+            self._status(run, commit, "error", "could not extract the commit", out)
+            self._finish(run, "error", message)
+            return False
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        summary = result.summary()
+        out.line(summary)
+        if not result.passed:
+            self._status(run, commit, "failure", summary, out)
+            self._notify_failed(f"{target.name}: {commit[:12]} not deployed, tests failed", summary)
+            self._finish(run, "failed", summary)
+            return False
+        self._status(run, commit, "success", summary, out)
+        self.tested = (commit, tar)
+        return True
+
+    def _deploy(self, run: Run, commit: str, out: RunLog) -> None:
+        context, target = self.context, self.target
+        deployer = context.deployer_for(target)
+        job = DeployJob(settings=context.settings, app_name=target.name, app=target.app, deployer=deployer,
+                        state=DeployState(state_path(context.settings.state_dir, target.app.deploy.state_file)),
+                        git=TestedTree(self.mirror.path, env=self.mirror.env, tested=self.tested),
+                        clock=context.clock)
+        context.queue.update(run.id, deploy_called_at=context.clock())
+        started = context.clock()
+        try:
+            if target.gate.deploy_mode == "upload":
+                out.line(f"deploying {commit} to CapRover app {deployer.app} (upload of the tested tree)")
+                report = deploy_commit(job, commit)
+                context.queue.update(run.id, deploy_id=report.record.id)
+                out.line(f"CapRover: {report.record.result}"
+                         + (f", version {report.record.version} ({report.record.image})"
+                            if report.record.version is not None else ""))
+                steps = report.steps
+            else:
+                self._trigger_legacy(job, commit, out)
+                steps = []
+        except RailguardError as exc:
+            message = redact(exc.message, context.secrets)
+            out.line(f"deploy failed: {message}")
+            self._notify_failed(f"{target.name} deploy FAILED", f"{commit[:12]}: {message}")
+            self._finish(run, "deploy_failed", message)
+            return
+        for step in steps:
+            out.line(f"post-deploy {step.name}: {'ok' if step.ok else 'FAILED'}: {step.summary}")
+            for check in (step.details or {}).get("checks") or []:
+                out.line(f"  {'ok    ' if check.get('ok') else 'FAILED'} {check.get('name')}: {check.get('detail')}")
+        # The smoke check is a post-deploy step (railguard.smoke registers it, and it sends "deploy OK"
+        # once per commit itself); the legacy webhook does not go through it, so the gate runs it here.
+        smoked = any(step.name == "smoke" for step in steps)
+        problems = [f"{step.name}: {step.summary}" for step in steps if not step.ok]
+        summary = next((step.summary for step in steps if step.name == "smoke"), "")
+        if not smoked and target.app.url:
+            out.line(f"smoke check of {target.app.url} (expects {commit[:12]})")
+            smoke = run_smoke(target.name, target.app.url, target.app.smoke, deploy_started_at=started,
+                              expected_commit=commit)
+            for check in smoke.checks:
+                out.line(f"  {'ok    ' if check.ok else 'FAILED'} {check.name}: {check.detail}")
+            self._record_smoke(smoke.ok, smoke.summary, smoke.commit)
+            if target.app.smoke.notify_ok or not smoke.ok:
+                delivery = notify_result(context.notifier, smoke, now=context.clock())
+                out.line(f"notification {delivery.event}: {delivery.status}")
+            smoked, summary = True, smoke.summary
+            if not smoke.ok:
+                race = (target.gate.deploy_mode == "legacy-webhook" and smoke.commit
+                        and not same_commit(smoke.commit, commit))
+                problems.append(f"live commit {smoke.commit[:12]} is not the tested {commit[:12]}: CapRover's "
+                                "build webhook built a later branch head (the legacy mode's race)"
+                                if race and smoke.commit else smoke.summary)
+        if problems:
+            self._after_bad_deploy(run, job, commit, problems[0], out)
+            return
+        if not smoked or summary.startswith("skipped"):
+            out.line(f"no smoke check: apps.{target.name}.url is not set"
+                     + ("; the live commit cannot be confirmed" if target.gate.deploy_mode == "legacy-webhook" else ""))
+            if target.app.smoke.notify_ok:
+                delivery = context.notifier.notify(
+                    "deploy_ok", f"{target.name} deploy OK {commit[:12]}",
+                    f"{target.name} deploy OK {commit[:12]} (tested by the gate: {context.run_url(run.id)})",
+                    key=f"deploy_ok:{target.name}:{commit}", now=context.clock())
+                out.line(f"notification deploy_ok: {delivery.status}")
+            self._finish(run, "deployed", f"deployed {commit[:12]}")
+            return
+        self._finish(run, "deployed", f"deployed {commit[:12]}; {summary}")
+
+    def _trigger_legacy(self, job: DeployJob, commit: str, out: RunLog) -> None:
+        """CapRover's build webhook: it builds the branch head when it builds, which may not be ``commit``."""
+        context, target = self.context, self.target
+        client = getattr(job.deployer, "client", None)
+        if client is None:
+            raise ConfigError("legacy-webhook mode needs the CapRover deployer",
+                              hint=f'Set deploy_mode = "upload" under [gate.apps.{target.name}]')
+        token = read_secret(target.app.deploy.webhook_token_env, context.env, required=True)
+        assert token is not None
+        out.line(f"calling CapRover's build webhook for {target.gate.branch} (it builds the branch head, "
+                 f"expected {commit[:12]})")
+        deploy_id = job.state.start(app=target.name, caprover_app=job.deployer.app, kind="deploy",
+                                    ref=f"refs/heads/{target.gate.branch}", git_hash=commit, tag=None, image=None,
+                                    now=context.clock())
+        # X-GitHub-Event: push makes CapRover check the branch; an unrecognised event builds anyway.
+        body = json.dumps({"ref": f"refs/heads/{target.gate.branch}", "after": commit}).encode()
+        try:
+            client.trigger_webhook(token, body, headers={"X-GitHub-Event": "push"})
+        except RailguardError as exc:
+            job.state.finish(deploy_id, result="failed", now=context.clock(), detail=exc.message)
+            raise
+        job.state.finish(deploy_id, result="accepted", now=context.clock())
+        out.line("CapRover: build webhook accepted")
+
+    def _after_bad_deploy(self, run: Run, job: DeployJob, commit: str, reason: str, out: RunLog) -> None:
+        context, target = self.context, self.target
+        out.line(f"after the deploy: {reason}")
+        if not target.gate.rollback_on_smoke_failure:
+            self._finish(run, "smoke_failed", f"deployed {commit[:12]} but the smoke check failed: {reason}")
+            return
+        try:
+            report = rollback(job, None)
+        except RailguardError as exc:
+            message = redact(exc.message, context.secrets)
+            out.line(f"rollback failed: {message}")
+            context.notifier.notify("rollback", f"{target.name} rollback FAILED",
+                                    f"{commit[:12]} failed its smoke check ({reason}) and the rollback failed: "
+                                    f"{message}", now=context.clock())
+            self._finish(run, "smoke_failed", f"smoke check failed ({reason}); rollback failed: {message}")
+            return
+        target_commit = (report.record.git_hash or "?")[:12]
+        what = f"{target_commit} ({report.record.image})" if report.record.image else target_commit
+        after = next((step for step in report.steps if step.name == "smoke"), None)
+        out.line(f"rolled back to {what}" + (f"; {after.summary}" if after else ""))
+        if after is None:
+            # Without the smoke step nobody has told people about the rollback yet.
+            context.notifier.notify("rollback", f"{target.name} rolled back",
+                                    f"{commit[:12]} failed its smoke check ({reason}); the gate rolled back to {what}.",
+                                    now=context.clock())
+        self._finish(run, "rolled_back", f"smoke check failed ({reason}); rolled back to {what}")
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _refspec(self) -> str:
+        if self.target.gate.deploy_tags:
+            return "+refs/tags/*:refs/tags/*"
+        return f"+refs/heads/{self.target.gate.branch}:refs/heads/{self.target.gate.branch}"
+
+    def _live_commit(self) -> str | None:
+        """The commit running now as far as the deploy history knows (gate, CLI and rollbacks alike)."""
+        state = DeployState(state_path(self.context.settings.state_dir, self.target.app.deploy.state_file))
+        live = next((record for record in state.history(self.target.name) if record.is_live_candidate), None)
+        return live.git_hash if live else None
+
+    def _status(self, run: Run, commit: str, state: State, description: str, out: RunLog) -> None:
+        if self.context.statuses is None:
+            return
+        posted = self.context.statuses.post(self.target.gate.repository, commit, state, description,
+                                            self.context.run_url(run.id))
+        if not posted.ok:
+            out.line(f"commit status: {posted.detail}")
+
+    def _finish(self, run: Run, status: str, summary: str) -> None:
+        summary = redact(summary, self.context.secrets)
+        self.context.queue.finish(run.id, status, summary, now=self.context.clock())  # type: ignore[arg-type]
+        RunLog(self.context.log_path(run.id), self.context.secrets).line(f"run {run.id}: {status}: {summary}")
+        log.info("run %s of %s: %s: %s", run.id, self.target.name, status, summary)
+        self.context.on_finish(run, status)
+
+    def _notify_failed(self, title: str, body: str) -> None:
+        self.context.notifier.notify("deploy_failed", title, redact(body, self.context.secrets),
+                                     now=self.context.clock())
+
+    def _record_smoke(self, ok: bool, summary: str, commit: str | None) -> None:
+        try:
+            record_smoke(self.context.settings.state_dir, self.target.name, ok=ok, summary=summary, commit=commit,
+                         now=self.context.clock())
+        except OSError as exc:
+            log.warning("cannot record the smoke result: %s", exc.strerror or exc)

@@ -1,0 +1,220 @@
+"""A fake Forgejo commit-status API on 127.0.0.1 that records every call.
+
+Follows /work/shared/reference/forgejo-caprover.md and Forgejo's API:
+
+* ``POST /api/v1/repos/{owner}/{repo}/statuses/{sha}`` with JSON ``state`` (``pending``,
+  ``success``, ``error``, ``failure``, ``warning``), ``context``, ``description``, ``target_url``
+  answers **201** with the stored status (an ``id``, ``created_at``, the fields echoed back);
+* ``Authorization: token <TOKEN>`` (also ``Bearer``) must match, else **401**; an unknown
+  repository is **404**; an unknown state is **422**;
+* ``GET /api/v1/repos/{owner}/{repo}/commits/{ref}/statuses`` lists them, newest first.
+
+Also, for the tests that need it: :func:`push_payload` builds a push webhook body shaped like
+Forgejo's (every field the reference lists) and :func:`signed_headers` the headers Forgejo
+sends with it, signatures included.
+
+Usage::
+
+    with FakeForgejo(token="t0k", repositories={"dev/tasks"}) as forgejo:
+        ... railguard posts to forgejo.url ...
+        assert [s.state for s in forgejo.statuses_for(sha)] == ["pending", "success"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+STATES = {"pending", "success", "error", "failure", "warning"}
+ZERO_SHA = "0" * 40
+
+
+@dataclass
+class RecordedCall:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    http_status: int
+
+
+@dataclass
+class CommitStatus:
+    id: int
+    repository: str
+    sha: str
+    state: str
+    context: str
+    description: str
+    target_url: str
+    created_at: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.state, "context": self.context, "description": self.description,
+                "target_url": self.target_url, "created_at": self.created_at, "updated_at": self.created_at,
+                "url": f"/api/v1/repos/{self.repository}/statuses/{self.sha}"}
+
+
+class FakeForgejo:
+    def __init__(self, *, token: str, repositories: set[str]) -> None:
+        self.token = token
+        self.repositories = set(repositories)
+        self.calls: list[RecordedCall] = []
+        self.statuses: list[CommitStatus] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FakeForgejo:
+        handler = type("Handler", (_Handler,), {"forgejo": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-forgejo", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeForgejo:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def statuses_for(self, sha: str) -> list[CommitStatus]:
+        """Every status posted for ``sha``, oldest first."""
+        with self._lock:
+            return [status for status in self.statuses if status.sha == sha]
+
+    def states_for(self, sha: str) -> list[str]:
+        return [status.state for status in self.statuses_for(sha)]
+
+    # --- request handling -------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        with self._lock:
+            status, document = self._route(method, path, headers, body)
+            self.calls.append(RecordedCall(method, path, headers, body, status))
+            return status, document
+
+    def _route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        parts = path.strip("/").split("/")
+        if parts[:3] != ["api", "v1", "repos"] or len(parts) < 6:
+            return 404, {"message": "Not Found"}
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        if scheme.lower() not in {"token", "bearer"} or not hmac.compare_digest(given.encode(), self.token.encode()):
+            return 401, {"message": "token is required"}
+        repository = f"{parts[3]}/{parts[4]}"
+        if repository not in self.repositories:
+            return 404, {"message": "repository does not exist"}
+        if method == "POST" and parts[5] == "statuses" and len(parts) == 7:
+            try:
+                document = json.loads(body)
+            except ValueError:
+                return 422, {"message": "invalid JSON"}
+            state = document.get("state")
+            if state not in STATES:
+                return 422, {"message": f"invalid state {state!r}"}
+            status = CommitStatus(id=len(self.statuses) + 1, repository=repository, sha=parts[6], state=state,
+                                  context=str(document.get("context") or "default"),
+                                  description=str(document.get("description") or ""),
+                                  target_url=str(document.get("target_url") or ""),
+                                  created_at=datetime.now(timezone.utc).isoformat())
+            self.statuses.append(status)
+            return 201, status.as_json()
+        if method == "GET" and parts[5] == "commits" and len(parts) == 8 and parts[7] == "statuses":
+            found = [s.as_json() for s in reversed(self.statuses) if s.repository == repository and s.sha == parts[6]]
+            return 200, found
+        return 404, {"message": "Not Found"}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    forgejo: FakeForgejo
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        status, document = self.forgejo.handle(self.command, self.path, headers, body)
+        payload = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = _serve
+    do_POST = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+# --- what Forgejo sends with a push -------------------------------------------------------------
+
+def push_payload(*, ref: str, before: str, after: str, clone_url: str, full_name: str = "dev/tasks",
+                 commits: list[dict[str, Any]] | None = None, html_base: str = "http://forgejo.test") -> dict[str, Any]:
+    """A push payload with the fields Forgejo sends (``commits`` capped at 15, as Forgejo does)."""
+    owner, name = full_name.split("/", 1)
+    user = {"id": 1, "login": "dev", "username": "dev", "full_name": "Dev", "email": "dev@example.test"}
+    commits = (commits if commits is not None else [{"id": after, "message": "change\n"}])[:15]
+    shaped = [{
+        "id": c["id"], "message": c.get("message", "change\n"), "url": f"{html_base}/{full_name}/commit/{c['id']}",
+        "author": {"name": "Dev", "email": "dev@example.test", "username": "dev"},
+        "committer": {"name": "Dev", "email": "dev@example.test", "username": "dev"},
+        "verification": None, "timestamp": "2026-11-27T04:00:00Z",
+        "added": c.get("added", []), "removed": c.get("removed", []), "modified": c.get("modified", []),
+    } for c in commits]
+    return {
+        "ref": ref, "before": before, "after": after,
+        "compare_url": f"{html_base}/{full_name}/compare/{before}...{after}",
+        "commits": shaped, "total_commits": len(shaped), "head_commit": shaped[-1] if shaped else None,
+        "repository": {"id": 7, "owner": user, "name": name, "full_name": full_name, "private": True,
+                       "fork": False, "html_url": f"{html_base}/{full_name}", "clone_url": clone_url,
+                       "ssh_url": f"git@forgejo.test:{full_name}.git", "default_branch": "main",
+                       "empty": False, "archived": False},
+        "pusher": user, "sender": user,
+    }
+
+
+def signed_headers(body: bytes, secret: str, *, event: str = "push", delivery: str | None = None,
+                   which: str = "all") -> dict[str, str]:
+    """The headers Forgejo sends: event and delivery under X-Forgejo-*, X-Gitea-*, X-Gogs-* and GitHub's
+    names, the SHA-256 HMAC bare and as ``sha256=``. ``which`` keeps only one signature header
+    (``forgejo``, ``gitea`` or ``hub``) to test each on its own."""
+    delivery = delivery or str(uuid.uuid4())
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "X-Forgejo-Event": event, "X-Forgejo-Event-Type": event,
+               "X-Forgejo-Delivery": delivery, "X-Gitea-Event": event, "X-Gitea-Event-Type": event,
+               "X-Gitea-Delivery": delivery, "X-Gogs-Event": event, "X-GitHub-Event": event,
+               "X-GitHub-Event-Type": event, "X-GitHub-Delivery": delivery,
+               "X-Hub-Signature": "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()}
+    signatures = {"forgejo": {"X-Forgejo-Signature": digest}, "gitea": {"X-Gitea-Signature": digest},
+                  "hub": {"X-Hub-Signature-256": "sha256=" + digest}}
+    if which == "all":
+        for extra in signatures.values():
+            headers.update(extra)
+        headers["X-Gogs-Signature"] = digest
+    else:
+        headers.update(signatures[which])
+    return headers

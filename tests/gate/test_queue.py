@@ -1,0 +1,98 @@
+"""The run queue on a real SQLite file: replays, newest wins, restarts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from railguard.gate.queue import RunNotFound, RunQueue
+from railguard.gate.worker import clean_test_environment
+
+T0 = datetime(2026, 11, 27, 4, 0, tzinfo=timezone.utc)
+
+
+def _sha(n: int) -> str:
+    return f"{n:040x}"
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> RunQueue:
+    return RunQueue(tmp_path / "gate" / "queue.sqlite3")
+
+
+def test_a_delivery_id_queues_once(queue: RunQueue) -> None:
+    first = queue.enqueue(app="tasks", commit=_sha(1), ref="refs/heads/main", source="webhook", now=T0,
+                          delivery_id="d-1")
+    replay = queue.enqueue(app="tasks", commit=_sha(1), ref="refs/heads/main", source="webhook", now=T0,
+                           delivery_id="d-1")
+    assert (first.duplicate, replay.duplicate, replay.run_id) == (False, True, None)
+    assert [run.id for run in queue.list()] == [first.run_id]
+
+
+def test_the_newest_queued_run_is_taken_and_older_ones_are_superseded_per_app(queue: RunQueue) -> None:
+    ids = [queue.enqueue(app="tasks", commit=_sha(n), ref="refs/heads/main", source="webhook",
+                         now=T0 + timedelta(seconds=n)).run_id for n in range(4)]
+    other = queue.enqueue(app="billing", commit=_sha(9), ref="refs/heads/main", source="webhook", now=T0).run_id
+
+    taken = queue.claim_next("tasks", now=T0 + timedelta(minutes=1))
+
+    assert taken is not None and (taken.id, taken.commit_sha, taken.status) == (ids[-1], _sha(3), "running")
+    statuses = {run.id: (run.status, run.superseded_by) for run in queue.list()}
+    assert [statuses[i] for i in ids[:-1]] == [("superseded", ids[-1])] * 3
+    assert statuses[other] == ("queued", None)
+    assert queue.claim_next("tasks", now=T0) is None
+
+
+def test_a_run_left_running_is_marked_interrupted_and_queued_again_unless_newer_work_waits(tmp_path: Path) -> None:
+    path = tmp_path / "queue.sqlite3"
+    before = RunQueue(path)
+    lone = before.enqueue(app="tasks", commit=_sha(1), ref="refs/heads/main", source="webhook", now=T0).run_id
+    before.claim_next("tasks", now=T0)
+    busy = before.enqueue(app="billing", commit=_sha(2), ref="refs/heads/main", source="webhook", now=T0).run_id
+    before.claim_next("billing", now=T0)
+    newer = before.enqueue(app="billing", commit=_sha(3), ref="refs/heads/main", source="webhook", now=T0).run_id
+
+    after = RunQueue(path)  # the restarted gate
+    recovered = after.recover_interrupted(now=T0 + timedelta(minutes=5))
+
+    [(first, again), (second, none)] = recovered
+    assert (first, second, none) == (lone, busy, None)
+    assert after.get(lone).status == after.get(busy).status == "interrupted"
+    retry = after.get(again)
+    assert (retry.status, retry.commit_sha, retry.retry_of, retry.source) == ("queued", _sha(1), lone, "retry")
+    assert f"run {newer} (newer) takes over" in after.get(busy).summary
+
+
+def test_the_catch_up_compares_with_tested_or_waiting_work_then_the_baseline(queue: RunQueue) -> None:
+    assert queue.known_commit("tasks") is None
+    queue.set_baseline("tasks", _sha(1), now=T0)
+    assert queue.known_commit("tasks") == _sha(1)
+    run = queue.enqueue(app="tasks", commit=_sha(2), ref="refs/heads/main", source="webhook", now=T0).run_id
+    assert queue.known_commit("tasks") == _sha(2)
+    assert run is not None
+    queue.finish(run, "error", "could not fetch", now=T0)
+    assert queue.known_commit("tasks") == _sha(1)  # an errored run does not count as tested
+
+
+def test_an_unknown_run_is_a_not_found_error_with_a_hint(queue: RunQueue) -> None:
+    with pytest.raises(RunNotFound) as caught:
+        queue.get(42)
+    assert caught.value.hint == "See the runs at GET /runs"
+
+
+def test_the_test_environment_keeps_only_what_a_suite_needs_and_what_config_names(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin", "RAILGUARD_GATE_SECRET": "x" * 10, "CAPROVER_APP_TOKEN": "y" * 10,
+           "BUN_INSTALL": "/opt/bun", "GIT_DIR": "/srv/repo.git"}
+    clean = clean_test_environment(env, ["BUN_INSTALL"], home=tmp_path, commit=_sha(7))
+    assert clean == {"PATH": "/usr/bin", "LANG": "C.UTF-8", "HOME": str(tmp_path), "TMPDIR": str(tmp_path),
+                     "CI": "true", "RAILGUARD_COMMIT": _sha(7), "BUN_INSTALL": "/opt/bun"}
+
+
+def test_delivery_ids_older_than_the_memory_are_forgotten(queue: RunQueue) -> None:
+    queue.seen_delivery("old", now=T0, outcome="ignored")
+    queue.seen_delivery("new", now=T0 + timedelta(days=100), outcome="ignored")
+    assert queue.forget_deliveries(before=T0 + timedelta(days=10)) == 1
+    assert queue.seen_delivery("old", now=T0 + timedelta(days=100), outcome="ignored") is True
+    assert queue.seen_delivery("new", now=T0 + timedelta(days=100), outcome="ignored") is False

@@ -1,0 +1,116 @@
+"""The pure core: signatures, parsing and what each Forgejo delivery leads to."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fakes.forgejo import push_payload, signed_headers
+from railguard.config import GateAppSettings
+from railguard.gate.webhook import (
+    MalformedPayload,
+    SignatureInvalid,
+    decide,
+    normalise_clone_url,
+    parse_delivery,
+    verify_signature,
+)
+
+SECRET = "s3cret"
+A, B = "a" * 40, "b" * 40
+CLONE = "https://git.example.test/dev/tasks.git"
+APPS = {"tasks": GateAppSettings(repository="dev/tasks", clone_url=CLONE)}
+TAGGED = {"tasks": GateAppSettings(repository="dev/tasks", clone_url=CLONE, deploy_tags=True)}
+
+
+def _body(**fields: object) -> bytes:
+    payload = push_payload(ref="refs/heads/main", before=A, after=B, clone_url=CLONE)
+    payload.update(fields)
+    return json.dumps(payload).encode()
+
+
+def _verdict(body: bytes, apps: dict = APPS, event: str = "push"):  # type: ignore[no-untyped-def]
+    delivery = parse_delivery(body, signed_headers(body, SECRET, event=event))
+    return decide(delivery, apps, tag_prefix={"tasks": "v"})
+
+
+@pytest.mark.parametrize("which", ["forgejo", "gitea", "hub"])
+def test_each_signature_header_verifies_the_raw_body(which: str) -> None:
+    body = _body()
+    assert verify_signature(body, signed_headers(body, SECRET, which=which), SECRET.encode()).startswith("x-")
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda h, b: ({**h, "X-Forgejo-Signature": "0" * 64}, b),
+    lambda h, b: (h, b + b" "),  # a re-serialised body no longer matches: the raw bytes are signed
+    lambda h, b: ({k: v for k, v in h.items() if "Signature" not in k}, b),
+    lambda h, b: ({**h, "X-Forgejo-Signature": ""}, b),  # what Forgejo sends without a secret... and no other
+])
+def test_a_wrong_missing_or_empty_signature_is_refused(tamper) -> None:  # type: ignore[no-untyped-def]
+    body = _body()
+    headers, sent = tamper(signed_headers(body, SECRET, which="forgejo"), body)
+    with pytest.raises(SignatureInvalid):
+        verify_signature(sent, headers, SECRET.encode())
+
+
+def test_a_hub_signature_without_its_prefix_is_refused() -> None:
+    body = _body()
+    bare = signed_headers(body, SECRET, which="forgejo")["X-Forgejo-Signature"]
+    with pytest.raises(SignatureInvalid, match="does not start with 'sha256='"):
+        verify_signature(body, {"X-Hub-Signature-256": bare}, SECRET.encode())
+
+
+def test_a_push_to_the_configured_branch_is_queued_with_what_the_run_page_shows() -> None:
+    verdict = _verdict(_body(head_commit={"id": B, "message": "Add due dates\n\nlong text"}))
+    assert verdict.action == "queue" and verdict.push is not None
+    assert (verdict.push.app, verdict.push.ref, verdict.push.after, verdict.push.title, verdict.push.pusher) == (
+        "tasks", "refs/heads/main", B, "Add due dates", "dev")
+
+
+@pytest.mark.parametrize(("fields", "event", "apps", "reason"), [
+    ({}, "issues", APPS, "event 'issues' is not a push"),
+    ({"ref": "refs/heads/feature"}, "push", APPS, "push to 'feature', not 'main'"),
+    ({"ref": "refs/tags/v1.2.0", "before": "0" * 40}, "push", APPS,
+     "tag push 'v1.2.0': tasks deploys the branch 'main'"),
+    ({"after": "0" * 40}, "push", APPS, "refs/heads/main was deleted"),
+    ({"ref": "refs/heads/main"}, "push", TAGGED, "branch push to 'main': tasks deploys tags"),
+    ({"ref": "refs/tags/nightly"}, "push", TAGGED, "tag 'nightly' does not start with 'v'"),
+    ({"ref": "refs/notes/commits"}, "push", APPS, "refs/notes/commits is neither a branch nor a tag"),
+])
+def test_deliveries_the_gate_ignores_say_why(fields: dict, event: str, apps: dict, reason: str) -> None:
+    verdict = _verdict(_body(**fields), apps, event)
+    assert (verdict.action, verdict.reason) == ("ignore", reason)
+
+
+def test_a_tag_push_is_queued_when_the_app_deploys_by_tag() -> None:
+    verdict = _verdict(_body(ref="refs/tags/v1.2.0", before="0" * 40), TAGGED)
+    assert verdict.action == "queue" and verdict.push is not None and verdict.push.ref == "refs/tags/v1.2.0"
+
+
+def test_a_push_from_another_repository_is_ignored_even_with_a_valid_signature() -> None:
+    payload = push_payload(ref="refs/heads/main", before=A, after=B, clone_url="https://evil.example/dev/tasks.git")
+    verdict = _verdict(json.dumps(payload).encode())
+    assert verdict.action == "ignore" and "no gate app is configured" in verdict.reason
+
+
+def test_clone_urls_match_without_case_trailing_slash_or_dot_git() -> None:
+    assert normalise_clone_url("HTTPS://Git.Example.test/dev/tasks/") == normalise_clone_url(CLONE)
+    assert normalise_clone_url("file:///srv/Tasks.git") != normalise_clone_url("file:///srv/tasks.git")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"payload=%7B%7D", "not JSON"),
+    (b"[1, 2]", "not an object"),
+    (_body(after="$(reboot)"), "'after' is not a commit SHA"),
+    (_body(ref="main"), "no valid 'ref'"),
+    (_body(repository={"full_name": "dev/tasks"}), "repository.clone_url"),
+])
+def test_malformed_pushes_are_refused_with_what_is_wrong(body: bytes, message: str) -> None:
+    with pytest.raises(MalformedPayload, match=message.replace("(", r"\(").replace(")", r"\)").replace("$", r"\$")):
+        _verdict(body)
+
+
+def test_a_delivery_without_an_event_header_is_malformed() -> None:
+    with pytest.raises(MalformedPayload, match="X-Forgejo-Event"):
+        parse_delivery(_body(), {"X-Forgejo-Signature": "x"})

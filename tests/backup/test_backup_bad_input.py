@@ -227,3 +227,25 @@ def test_invalid_toml_is_a_usage_error(run_cli, tmp_path: Path):
     result = run_cli("backup")
     assert result.exit_code == ExitCode.USAGE
     assert "railguard.toml: not valid TOML" in result.stderr
+
+
+def test_a_write_error_in_the_copy_points_at_the_backup_directory(tmp_path: Path, fill_with_random_rows):
+    """A file-size limit makes SQLite's own write fail ("disk I/O error"), like a failing disk."""
+    import resource
+    import signal
+
+    database = create_tasks_database(tmp_path / "tasks.db")
+    fill_with_random_rows(database, megabytes=8)
+    directory = tmp_path / "b"
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))
+
+    result = subprocess.run([sys.executable, "-m", "railguard", "backup", "--db", str(database), "--dir",
+                             str(directory)], capture_output=True, text=True, preexec_fn=limit_file_size)
+    assert result.returncode == ExitCode.ERROR, result.stderr
+    first, hint = result.stderr.splitlines()[:2]
+    assert f"into {directory}" in first and first.endswith("older backups are untouched")
+    assert hint.startswith(f"hint: Check free space and file size limits in {directory}")
+    assert list_backups(directory) == [] and [p for p in directory.iterdir() if ".tmp-" in p.name] == []

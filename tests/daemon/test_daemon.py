@@ -207,3 +207,12 @@ def test_an_occurrence_due_while_the_job_still_runs_is_skipped_not_overlapped(tm
         assert later.started_at >= earlier.finished_at
     assert [r for r in history if r.result == "skipped"], "occurrences due during a run are skipped"
     assert any("event=skipped" in line and 'reason="the previous run is still going"' in line for line in lines)
+
+
+def test_a_backup_taken_by_hand_counts_as_the_last_success(tmp_path: Path, run_cli):
+    database = create_tasks_database(tmp_path / "tasks.db")
+    write_config(tmp_path, database, "30 3 * * *")
+    assert json.loads(run_cli("schedule", "--json").stdout)["jobs"][0]["catch_up"] is True
+    assert run_cli("backup").exit_code == 0
+    [job] = json.loads(run_cli("schedule", "--json").stdout)["jobs"]
+    assert job["catch_up"] is False and job["last_success"] is not None

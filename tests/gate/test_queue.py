@@ -96,3 +96,22 @@ def test_delivery_ids_older_than_the_memory_are_forgotten(queue: RunQueue) -> No
     assert queue.forget_deliveries(before=T0 + timedelta(days=10)) == 1
     assert queue.seen_delivery("old", now=T0 + timedelta(days=100), outcome="ignored") is True
     assert queue.seen_delivery("new", now=T0 + timedelta(days=100), outcome="ignored") is False
+
+
+def test_old_finished_runs_are_forgotten_but_never_the_newest_or_unfinished(queue: RunQueue) -> None:
+    ids = []
+    for n in range(6):
+        run = queue.enqueue(app="tasks", commit=_sha(n), ref="refs/heads/main", source="webhook", now=T0).run_id
+        assert run is not None
+        ids.append(run)
+        if n < 5:
+            queue.claim_next("tasks", now=T0)
+            queue.finish(run, "passed", "ok", now=T0)
+    other = queue.enqueue(app="other", commit=_sha(9), ref="refs/heads/main", source="webhook", now=T0).run_id
+
+    forgotten = queue.forget_old_runs("tasks", keep=2)
+
+    assert forgotten == ids[:4]  # the queued newest and the newest finished stay
+    assert sorted(run.id for run in queue.list(app="tasks")) == ids[4:]
+    assert queue.known_commit("tasks") == _sha(5)
+    assert queue.get(other).app == "other"

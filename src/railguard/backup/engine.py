@@ -235,6 +235,9 @@ def _explain(exc: BaseException, database: Path, directory: Path) -> BaseExcepti
         return BackupDirectoryError(f"cannot write the backup in {directory}: {exc.strerror or exc}",
                                     hint="Check the directory's permissions and free space")
     if isinstance(exc, sqlite3.Error):
-        return RailguardError(f"SQLite failed while copying {database}: {exc}",
-                              hint="Check the database with: sqlite3 DB 'PRAGMA integrity_check'")
+        # SQLite says the same "disk I/O error" for the file it reads and the one it writes.
+        return RailguardError(f"SQLite failed while copying {database} into {directory}: {exc}; "
+                              f"older backups are untouched",
+                              hint=f"Check free space and file size limits in {directory}; if they are fine, check "
+                                   f"the database with: sqlite3 {database} 'PRAGMA integrity_check'")
     return exc

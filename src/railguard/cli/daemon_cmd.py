@@ -13,6 +13,7 @@ from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.daemon import Daemon, RunLog, plan_jobs
+from railguard.daemon.jobs import last_success
 from railguard.daemon import http as daemon_http
 from railguard.errors import ExitCode, UsageError
 from railguard.metrics.exposition import metrics_endpoint
@@ -38,7 +39,8 @@ def daemon(ctx: Context) -> int:
                          hint="Set [apps.NAME.schedule] backup, or enable [daemon] monitor or gate")
     runlog = RunLog(settings.state_dir / "daemon.db")
     runner = Daemon(jobs, runlog, tz=settings.timezone, stop_grace=settings.daemon.stop_grace,
-                    job_timeout=settings.daemon.job_timeout, log=lambda line: print(line, flush=True))
+                    job_timeout=settings.daemon.job_timeout, log=lambda line: print(line, flush=True),
+                    last_success=lambda job: last_success(job, runlog, settings))
     server = None
     if settings.daemon.listen:
         host, _, port = settings.daemon.listen.rpartition(":")
@@ -75,7 +77,7 @@ def schedule(ctx: Context, as_json: bool) -> int:
     runlog = RunLog(runlog_path) if runlog_path.exists() else None
     rows = []
     for job in plan_jobs(settings):
-        last = runlog.last_success(job.name) if runlog else None
+        last = last_success(job, runlog, settings)
         if job.is_service:
             next_run, catch_up = None, False
         else:

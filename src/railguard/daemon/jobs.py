@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 
+from railguard.backup.catalog import list_backups
+from railguard.backup.naming import stem_for
 from railguard.config import Settings
+from railguard.daemon.runlog import RunLog
 from railguard.schedule import Schedule, parse_schedule
 
 
@@ -16,6 +20,8 @@ class Job:
     argv: tuple[str, ...]
     #: None for a service: started once, restarted when it exits.
     schedule: Schedule | None
+    #: The app a per-app job works on.
+    app: str | None = None
 
     @property
     def is_service(self) -> bool:
@@ -32,10 +38,10 @@ def plan_jobs(settings: Settings) -> list[Job]:
     for name, app in settings.apps.items():
         if app.schedule.backup:
             jobs.append(Job(f"backup:{name}", railguard_argv(settings, "--app", name, "backup"),
-                            parse_schedule(app.schedule.backup)))
+                            parse_schedule(app.schedule.backup), app=name))
         if app.schedule.drill and (app.drill.command or app.drill.image):
             jobs.append(Job(f"drill:{name}", railguard_argv(settings, "--app", name, "drill"),
-                            parse_schedule(app.schedule.drill)))
+                            parse_schedule(app.schedule.drill), app=name))
     if settings.daemon.monitor and _has_monitor_targets(settings):
         jobs.append(Job("monitor", railguard_argv(settings, "monitor"), None))
     if settings.daemon.gate:
@@ -45,3 +51,16 @@ def plan_jobs(settings: Settings) -> list[Job]:
 
 def _has_monitor_targets(settings: Settings) -> bool:
     return bool(settings.monitor.targets) or any(app.url for app in settings.apps.values())
+
+
+def last_success(job: Job, runlog: RunLog | None, settings: Settings) -> datetime | None:
+    """When the job last succeeded: the daemon's own record, or, for a backup, the newest good
+    backup in the directory, whoever took it (by hand, cron, or an earlier daemon), so a manual
+    backup after a missed night counts and the daemon does not take another at once."""
+    recorded = runlog.last_success(job.name) if runlog is not None else None
+    if not job.name.startswith("backup:") or job.app is None:
+        return recorded
+    app = settings.apps[job.app]
+    good = [record.created_at for record in list_backups(app.backup.directory, stem_for(app.database))
+            if record.is_good]
+    return max([moment for moment in (recorded, max(good, default=None)) if moment is not None], default=None)

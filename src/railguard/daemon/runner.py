@@ -62,6 +62,8 @@ class Daemon:
     job_timeout: timedelta = timedelta(hours=6)
     clock: Clock = _utc_now
     log: Callable[[str], None] = print
+    #: When a job last succeeded (the catch-up rule reads it); default: the run log's record.
+    last_success: Callable[[Job], datetime | None] | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     #: Monotonic time of the last loop pass: /healthz reports the loop stuck when it gets old.
     last_tick: float = field(default_factory=time.monotonic)
@@ -98,7 +100,7 @@ class Daemon:
         if job.is_service:
             state.next_due = now
             return
-        last = self.runlog.last_success(job.name)
+        last = self.last_success(job) if self.last_success else self.runlog.last_success(job.name)
         if is_due_at_start(job.schedule, last, now, self.tz):
             state.next_due = now
             self._line(job.name, "catch-up", reason="never succeeded" if last is None else

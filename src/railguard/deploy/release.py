@@ -110,8 +110,8 @@ class ReleasePlan:
         return [
             f"check: on {self.branch}, working tree clean, not behind {self.remote}/{self.branch}",
             f"run the tests: {' '.join(self.test_command)} (in {self.repository})",
-            f"tag {self.commit[:12]} as {self.tag} (annotated; latest was "
-            f"{self.tag_prefix}{self.latest if self.latest else 'none'})",
+            f"tag {self.commit[:12]} as {self.tag} (annotated; "
+            + (f"latest was {self.tag_prefix}{self.latest})" if self.latest else "the first release tag)"),
             f"push {self.tag} to {self.remote}",
             f"deploy {self.commit[:12]} (git archive of {self.tag}, gitHash {self.commit}) to CapRover app "
             f"{self.caprover_app} at {self.caprover_url}",

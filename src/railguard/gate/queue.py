@@ -185,6 +185,18 @@ class RunQueue:
         with self._transaction() as db:
             return db.execute("DELETE FROM deliveries WHERE received_at < ?", (before.isoformat(),)).rowcount
 
+    def forget_old_runs(self, app: str, *, keep: int) -> list[int]:
+        """Delete ``app``'s finished runs beyond its newest ``keep``; returns their ids (their logs go too).
+
+        The newest tested run, which the catch-up compares the branch head with, is always among the kept.
+        """
+        with self._transaction() as db:
+            ids = [row["id"] for row in db.execute(
+                "SELECT id FROM runs WHERE app = ? AND finished_at IS NOT NULL AND id NOT IN "
+                "(SELECT id FROM runs WHERE app = ? ORDER BY id DESC LIMIT ?)", (app, app, keep))]
+            db.executemany("DELETE FROM runs WHERE id = ?", [(run_id,) for run_id in ids])
+        return ids
+
     def enqueue(self, *, app: str, commit: str, ref: str, source: Source, now: datetime, title: str = "",
                 pusher: str = "", delivery_id: str | None = None, retry_of: int | None = None) -> Enqueued:
         """Queue a run; with a ``delivery_id`` seen before, queue nothing and say it is a duplicate."""

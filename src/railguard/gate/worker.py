@@ -51,6 +51,8 @@ from railguard.smoke.checks import same_commit
 from railguard.smoke.record import record_smoke
 
 log = logging.getLogger("railguard.gate")
+#: Finished runs kept per app (rows and log files); older ones go as new ones finish.
+RUNS_KEPT_PER_APP = 500
 Clock = Callable[[], datetime]
 #: A run starts once no delivery arrived for SETTLE_QUIET seconds, or SETTLE_LIMIT after the first.
 SETTLE_QUIET = 0.1
@@ -567,6 +569,9 @@ class AppWorker:
         RunLog(self.context.log_path(run.id), self.context.secrets).line(f"run {run.id}: {status}: {summary}")
         log.info("run %s of %s: %s: %s", run.id, self.target.name, status, summary)
         self.context.on_finish(run, status)
+        # Bounded history: the run pages and logs of the newest runs are what anyone reads.
+        for old in self.context.queue.forget_old_runs(self.target.name, keep=RUNS_KEPT_PER_APP):
+            self.context.log_path(old).unlink(missing_ok=True)
 
     def _notify_failed(self, title: str, body: str) -> None:
         self.context.notifier.notify("deploy_failed", title, redact(body, self.context.secrets),

@@ -19,6 +19,7 @@ from railguard.deploy.git import Git
 from railguard.deploy.state import state_path
 from railguard.errors import ConfigError
 from railguard.locking import exclusive_lock
+from railguard.smoke import deploy_step  # noqa: F401  registers the post-deploy smoke check in this process
 
 pass_context = click.make_pass_decorator(Context)
 

@@ -36,7 +36,7 @@ import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -82,6 +82,19 @@ def _check_timezone(value: Any) -> str:
 TimeZoneName = Annotated[str, BeforeValidator(_check_timezone)]
 
 
+def _check_restic_duration(value: Any) -> Any:
+    if value is None:
+        return None
+    from railguard.retention.policy import Within  # here, not at the top: retention imports this module
+
+    Within.parse(value)  # raises ValueError with the expected form
+    return str(value).strip()
+
+
+#: restic's calendar duration for ``keep_within``: ``"2d"``, ``"36h"``, ``"1y6m"`` (m = months).
+ResticDuration = Annotated[str, BeforeValidator(_check_restic_duration)]
+
+
 class Section(BaseModel):
     """Base of every section: unknown keys are errors, values are checked on assignment."""
 
@@ -102,18 +115,217 @@ class BackupSettings(Section):
     #: Apply the retention policy after each successful backup.
     prune: bool = True
 
+    @pydantic.model_validator(mode="after")
+    def _level_fits_the_algorithm(self) -> "BackupSettings":
+        if self.compression == "gzip" and self.level is not None and self.level > 9:
+            raise ValueError(f"level: gzip takes a level from 1 to 9, got {self.level}")
+        return self
+
 
 class RetentionSettings(Section):
-    """Which backups to keep: restic's ``forget`` rules. The default is the plan's 7 daily + 4 weekly."""
+    """Which backups to keep: restic's ``forget`` rules. The default is the plan's 7 daily + 4 weekly.
+    0 turns a rule off (as in restic); a policy with every rule off is refused. docs/retention.md"""
 
-    keep_last: int | None = Field(default=None, ge=1)
-    keep_hourly: int | None = Field(default=None, ge=1)
-    keep_daily: int | None = Field(default=7, ge=1)
-    keep_weekly: int | None = Field(default=4, ge=1)
-    keep_monthly: int | None = Field(default=None, ge=1)
-    keep_yearly: int | None = Field(default=None, ge=1)
+    keep_last: int | None = Field(default=None, ge=0)
+    keep_hourly: int | None = Field(default=None, ge=0)
+    keep_daily: int | None = Field(default=7, ge=0)
+    keep_weekly: int | None = Field(default=4, ge=0)
+    keep_monthly: int | None = Field(default=None, ge=0)
+    keep_yearly: int | None = Field(default=None, ge=0)
     #: restic's duration form (``"2d"``, ``"1y6m"``): keep everything that recent, counted from the newest backup.
-    keep_within: str | None = None
+    keep_within: ResticDuration | None = None
+
+
+class SmokeSettings(Section):
+    """``railguard smoke``: proof that a new, healthy process serves after a deploy."""
+
+    #: How long to keep polling ``/health`` for a 200 before giving up.
+    wait: Duration = timedelta(seconds=120)
+    #: Timeout of each single request.
+    timeout: Duration = timedelta(seconds=5)
+    #: Pause between two polls of ``/health``.
+    poll_interval: Duration = timedelta(seconds=2)
+    health_path: str = "/health"
+    metrics_path: str = "/metrics"
+    version_path: str = "/version"
+    #: Epoch milliseconds when the serving process started (the plan's metric).
+    started_metric: str = "app_started_at"
+    #: 1 when the migrations applied (the plan's metric).
+    migrations_metric: str = "migrations_ok"
+    #: ``*_build_info`` gauge whose ``commit_label`` names the deployed commit (a fallback when
+    #: ``/version`` has none); unset: any family ending in ``_build_info`` that has that label.
+    build_info_metric: str | None = None
+    commit_label: str = "commit"
+    #: Send "deploy OK <commit>" once per commit after a passing smoke check.
+    notify_ok: bool = True
+
+
+class HeartbeatSettings(Section):
+    """healthchecks.io-compatible pings around each job. Ping URLs are secrets: each setting
+    names the environment variable (or ``<VAR>_FILE``) that holds the URL."""
+
+    backup_url_env: str | None = None
+    drill_url_env: str | None = None
+    replicate_url_env: str | None = None
+    timeout: Duration = timedelta(seconds=10)
+    #: Extra attempts after a failed ping (then it is logged and counted, never fatal).
+    retries: int = Field(default=2, ge=0, le=10)
+
+
+class DrillAssertion(Section):
+    """One SQL check on the drilled copy: a query returning one value, and what that value must be."""
+
+    sql: str
+    #: A comparison with a number: ``"> 0"``, ``">= 100"``, ``"== 1"`` (operators > >= < <= == !=).
+    expect: str | None = None
+    #: The value is a timestamp (ISO 8601 text, or epoch seconds/milliseconds) no older than this.
+    max_age: Duration | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _one_expectation(self) -> "DrillAssertion":
+        if (self.expect is None) == (self.max_age is None):
+            raise ValueError("give exactly one of expect (such as '> 0') or max_age (such as '36h')")
+        if self.expect is not None:
+            from railguard.drill.assertions import parse_expectation  # here: drill imports this module
+
+            parse_expectation(self.expect)  # raises ValueError with the expected form
+        return self
+
+
+class DrillSettings(Section):
+    """``railguard drill``: start the app on a verified copy of a backup and prove it serves
+    (docs/drill.md). Give ``command`` (a process) or ``image`` (a Docker container), not both."""
+
+    #: argv list, no shell; ``{db}``, ``{dir}`` (the copy's directory) and ``{port}`` are replaced.
+    command: list[str] = Field(default_factory=list)
+    #: Working directory of the command (placeholders allowed); None: the temporary drill directory.
+    workdir: str | None = None
+    #: Extra environment (placeholders allowed). PORT={port} is always set unless given here.
+    env: dict[str, str] = Field(default_factory=dict)
+    #: Variables passed through from railguard's own environment; nothing else is (no secrets,
+    #: no production DB_PATH reaches the drilled app).
+    inherit_env: list[str] = Field(default_factory=lambda: ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"])
+    #: Docker mode: ``docker run --network host`` this image with the copy's directory mounted.
+    image: str | None = None
+    #: Where the copy's directory is mounted in the container (the app's data directory).
+    data_dir: str = "/app/data"
+    #: ``docker run --user``: ``"current"`` (railguard's uid:gid, so the copy can be removed
+    #: afterwards), ``""`` for the image's own user, or an explicit ``uid:gid``.
+    docker_user: str = "current"
+    health_path: str = "/health"
+    metrics_path: str = "/metrics"
+    migrations_metric: str = "migrations_ok"
+    #: Epoch milliseconds when the app started: proves the process answering is the one started.
+    started_metric: str = "app_started_at"
+    start_timeout: Duration = timedelta(seconds=60)
+    #: SIGTERM, then SIGKILL of the whole process group after this long.
+    stop_grace: Duration = timedelta(seconds=10)
+    assertions: list[DrillAssertion] = Field(default_factory=list)
+    #: Which backup a plain ``railguard drill`` uses: ``latest`` or ``random`` (any good one).
+    backup: Literal["latest", "random"] = "latest"
+    #: Parent of the temporary drill directory; None: the system's temporary directory.
+    scratch_dir: Path | None = None
+    #: Lines of the app's output kept in drill.log and the report when a drill fails.
+    output_tail_lines: int = Field(default=30, ge=1, le=1000)
+
+    @pydantic.model_validator(mode="after")
+    def _command_or_image(self) -> "DrillSettings":
+        if self.command and self.image:
+            raise ValueError("give command or image, not both")
+        return self
+
+
+class DeploySettings(Section):
+    """Deploys to CapRover (``railguard deploy|rollback|release``) and the pre-receive hook. docs/deploy.md"""
+
+    #: CapRover's base URL, e.g. ``https://captain.example.com``.
+    caprover_url: str | None = None
+    #: The app's name in CapRover; None means the same name as in this file.
+    caprover_app: str | None = None
+    #: ``app-token``: deploy with the app token (no build status, no version list);
+    #: ``login``: log in with the dashboard password, wait for the build and read the versions.
+    mode: Literal["app-token", "login"] = "app-token"
+    #: Names of the environment variables holding the secrets (or ``<NAME>_FILE``), never the values.
+    token_env: str = "CAPROVER_APP_TOKEN"
+    password_env: str = "CAPROVER_PASSWORD"
+    webhook_token_env: str = "CAPROVER_WEBHOOK_TOKEN"
+    #: The git work tree that ``deploy`` and ``release`` read commits from.
+    repository: Path = Path(".")
+    remote: str = "origin"
+    release_branch: str = "main"
+    tag_prefix: str = "v"
+    #: The test suite as an argv list (no shell), e.g. ``["bun", "test"]``. Trusted config only.
+    test_command: list[str] = Field(default_factory=list)
+    test_timeout: Duration = timedelta(minutes=10)
+    #: Branches (fnmatch patterns) the pre-receive hook tests; other branches pass untested.
+    protected_branches: list[str] = Field(default_factory=lambda: ["main"])
+    #: Let a push delete a protected branch (rejected by default).
+    allow_delete_protected: bool = False
+    #: Lines of test output shown to the pusher (or the release user) when tests fail.
+    output_tail_lines: int = Field(default=40, ge=1)
+    #: Login mode: how long to wait for CapRover's build, and how often to ask.
+    build_timeout: Duration = timedelta(minutes=15)
+    poll_interval: Duration = timedelta(seconds=3)
+    #: HTTP 429 ("another operation in progress") is retried this many times with backoff.
+    busy_retries: int = Field(default=5, ge=0, le=20)
+    request_timeout: Duration = timedelta(seconds=60)
+    #: The deploy history (app, commit, image, version, time, result); None means state_dir/deploys.sqlite3.
+    state_file: Path | None = None
+
+
+class DestinationSettings(Section):
+    """One place off the host that receives a copy of every backup (docs/destinations.md).
+
+    Credentials never live here: S3 reads the standard AWS environment/profile chain, rclone its
+    own config file or ``RCLONE_CONFIG_*`` environment variables.
+    """
+
+    #: ``file:///mnt/nas/tasks``, ``s3://bucket/prefix`` or ``rclone:REMOTE:path``.
+    url: str
+    #: S3-compatible stores (MinIO, Garage, R2, B2): the endpoint, e.g. ``https://s3.example.com``.
+    endpoint_url: str | None = None
+    region: str | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    #: age public keys (``age1...``): the copy is encrypted on this host before it leaves.
+    age_recipients: list[str] = Field(default_factory=list)
+    #: The age identity (secret key) file that restore and verify use to decrypt.
+    age_identity_file: Path | None = None
+    #: Tries per operation; only transient failures (timeouts, 5xx, throttling) are retried.
+    attempts: int = Field(default=3, ge=1, le=10)
+    timeout: Duration = timedelta(seconds=60)
+    #: This destination's own policy (e.g. keep monthly longer off-site); None: the app's.
+    retention: RetentionSettings | None = None
+
+    @pydantic.field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("file://", "s3://", "rclone:")):
+            raise ValueError("expected file:///path, s3://bucket/prefix or rclone:REMOTE:path")
+        return value
+
+
+def _check_schedule(value: Any) -> str:
+    if value in (None, ""):
+        return ""
+    from railguard.schedule.plan import ScheduleError, parse_schedule  # here: schedule imports this module
+
+    try:
+        return parse_schedule(str(value)).text
+    except ScheduleError as exc:
+        raise ValueError(str(exc)) from None
+
+
+#: A cron expression (``"30 3 * * *"``), an interval (``"every 60s"``), or ``""`` for never.
+ScheduleText = Annotated[str, BeforeValidator(_check_schedule)]
+
+
+class ScheduleSettings(Section):
+    """When ``railguard daemon`` runs this app's jobs, in the configured time zone."""
+
+    #: The daily backup, followed by prune and the copies to destinations (the backup job does all three).
+    backup: ScheduleText = "30 3 * * *"
+    #: The monthly restore drill; it runs only when ``[apps.NAME.drill]`` says how to start the app.
+    drill: ScheduleText = "0 4 1 * *"
 
 
 class AppSettings(Section):
@@ -122,12 +334,175 @@ class AppSettings(Section):
     url: str | None = None
     backup: BackupSettings = Field(default_factory=BackupSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    #: Off-host copies, by name: ``[apps.NAME.destinations.offsite]``.
+    destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
+    smoke: SmokeSettings = Field(default_factory=SmokeSettings)
+    heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
+    drill: DrillSettings = Field(default_factory=DrillSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+
+
+#: Events railguard can notify about (``[notifications] events`` and ``routes`` use these names).
+NotificationEvent = Literal[
+    "backup_failed", "destination_failed", "drill_failed", "drill_passed", "deploy_ok", "deploy_failed",
+    "rollback", "monitor_down", "monitor_recovered", "monitor_reminder", "test",
+]
+
+
+class NotificationSettings(Section):
+    """apprise URLs hold tokens, so they come from the environment: ``urls_env`` names the
+    variable (or ``<VAR>_FILE``) holding one or more URLs separated by spaces, commas or newlines."""
+
+    urls_env: str = "RAILGUARD_NOTIFY_URLS"
+    #: Events sent to the ``urls_env`` URLs (drill_passed is quiet by default).
+    events: list[NotificationEvent] = Field(default_factory=lambda: [
+        "backup_failed", "destination_failed", "drill_failed", "deploy_ok", "deploy_failed", "rollback",
+        "monitor_down", "monitor_recovered", "monitor_reminder", "test"])
+    #: Per-event routing: event -> environment variable holding the URLs for that event instead.
+    routes: dict[NotificationEvent, str] = Field(default_factory=dict)
+    #: How many idempotency keys ("deploy OK" per commit) are remembered.
+    remember: int = Field(default=500, ge=10)
+
+
+class MaintenanceWindow(Section):
+    #: Start times, five-field cron (``"0 3 * * sun"``), in the configured time zone.
+    cron: str
+    duration: Duration
+
+    @pydantic.field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from cronsim import CronSim, CronSimError
+
+        try:
+            CronSim(value, datetime(2000, 1, 1))
+        except CronSimError as exc:
+            raise ValueError(f"not a valid cron expression {value!r}: {exc}") from None
+        return value
+
+
+class MonitorTarget(Section):
+    name: str
+    url: str
+    #: Unset values fall back to the [monitor] defaults.
+    timeout: Duration | None = None
+    expected_status: int | None = None
+    body_contains: str | None = None
+    max_response_time: Duration | None = None
+
+
+class MonitorSettings(Section):
+    """``railguard monitor``: targets default to each app's ``url`` + ``/health``."""
+
+    interval: Duration = timedelta(seconds=60)
+    timeout: Duration = timedelta(seconds=10)
+    failure_threshold: int = Field(default=3, ge=1)
+    success_threshold: int = Field(default=2, ge=1)
+    #: Repeat the DOWN alert this often while a target stays down (unset: never).
+    reminder: Duration | None = None
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    targets: list[MonitorTarget] = Field(default_factory=list)
+    health_path: str = "/health"
+    expected_status: int = 200
+    body_contains: str | None = None
+    max_response_time: Duration | None = None
+    #: Checks running at once; a round takes at most ceil(targets / concurrency) x timeout.
+    concurrency: int = Field(default=32, ge=1, le=512)
+    #: Raw checks are kept this long, then folded into hourly aggregates.
+    raw_history: Duration = timedelta(hours=48)
+    #: Hourly aggregates are kept this long (30-day uptime needs at least 30d).
+    hourly_history: Duration = timedelta(days=35)
+
+
+class MetricsSettings(Section):
+    #: node_exporter textfile collector directory; railguard writes railguard.prom there.
+    textfile_directory: Path | None = None
+
+
+class StatusSettings(Section):
+    """What ``railguard status`` flags."""
+
+    #: A daily backup plus grace: the plan's rule of ~26 h.
+    backup_max_age: Duration = timedelta(hours=26)
+    drill_max_age: Duration = timedelta(days=35)
+
+
+class GateAppSettings(Section):
+    """One app behind ``railguard gate serve``: which repository and branch it deploys from."""
+
+    #: The Forgejo repository as ``owner/name`` (commit statuses are posted there).
+    repository: str
+    #: The repository's clone URL; a webhook payload whose ``repository.clone_url`` differs is ignored,
+    #: and the gate fetches from this URL only (never from a URL a payload names).
+    clone_url: str
+    branch: str = "main"
+    #: Deploy tag pushes (``refs/tags/<deploy.tag_prefix>*``) instead of pushes to ``branch``.
+    deploy_tags: bool = False
+    #: The test suite as an argv list (no shell); None means ``[apps.NAME.deploy] test_command``.
+    test_command: list[str] | None = None
+    #: None means ``[apps.NAME.deploy] test_timeout``.
+    test_timeout: Duration | None = None
+    #: Names of variables the test run inherits; everything else (the gate's secrets) is withheld.
+    pass_env: list[str] = Field(default_factory=list)
+    #: ``upload``: deploy the tested tree with its SHA; ``legacy-webhook``: call CapRover's build
+    #: webhook, which builds the branch head at build time (a race, see docs/gate.md).
+    deploy_mode: Literal["upload", "legacy-webhook"] = "upload"
+    #: After a failed smoke check, deploy the previous good image again.
+    rollback_on_smoke_failure: bool = True
+    #: The variable holding a token for fetching over HTTPS (sent as an HTTP header, never in argv).
+    clone_token_env: str | None = None
+
+
+class GateSettings(Section):
+    """``railguard gate serve``: Forgejo webhooks in, tested commits out to CapRover. docs/gate.md"""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=0, le=65535)
+    #: Webhook bodies above this many bytes get 413 (Forgejo caps a push payload at 15 commits).
+    body_limit: int = Field(default=1024 * 1024, ge=1024)
+    #: ``POST /api/v1/check`` bodies (a ``git archive`` tar) above this many bytes get 413.
+    check_body_limit: int = Field(default=200 * 1024 * 1024, ge=1024)
+    #: Test suites that ``/api/v1/check`` runs at once; more wait their turn.
+    check_concurrency: int = Field(default=2, ge=1, le=32)
+    #: The gate's address as Forgejo users reach it (links in commit statuses); None: http://host:port.
+    public_url: str | None = None
+    forgejo_url: str | None = None
+    #: Names of the variables (or ``<NAME>_FILE``) holding the secrets, never the values.
+    secret_env: str = "RAILGUARD_GATE_SECRET"
+    forgejo_token_env: str = "FORGEJO_TOKEN"
+    check_secret_env: str = "RAILGUARD_GATE_CHECK_SECRET"
+    #: The run queue, mirrors and run logs; None means state_dir/gate.
+    directory: Path | None = None
+    #: Apps the gate deploys, by their name under ``[apps]``: ``[gate.apps.tasks]``.
+    apps: dict[str, GateAppSettings] = Field(default_factory=dict)
+
+
+class DaemonSettings(Section):
+    """``railguard daemon``: one process that runs every enabled job on its schedule."""
+
+    #: Where the daemon answers ``/healthz`` and ``/metrics`` (host:port; "" turns it off).
+    listen: str = "127.0.0.1:9180"
+    #: Run ``railguard monitor`` inside the daemon (when there is anything to monitor).
+    monitor: bool = True
+    #: Run the webhook gate (deploy option C) inside the daemon.
+    gate: bool = False
+    #: On SIGTERM, how long a running job may take to finish or abort cleanly before it is killed.
+    stop_grace: Duration = timedelta(minutes=2)
+    #: A job still running after this long is stopped (SIGTERM, then SIGKILL after stop_grace).
+    job_timeout: Duration = timedelta(hours=6)
 
 
 class Settings(Section):
     timezone: TimeZoneName = "UTC"
     state_dir: Path = Path("/var/lib/railguard")
     apps: dict[str, AppSettings] = Field(default_factory=lambda: {"tasks": AppSettings()})
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    status: StatusSettings = Field(default_factory=StatusSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
 
     #: Where these settings came from (a path, or None for the built-in defaults).
     source: Path | None = Field(default=None, exclude=True)

@@ -14,8 +14,12 @@ from typing import Any
 
 from railguard.backup import BackupResult, take_backup
 from railguard.backup.engine import Progress
+from railguard.backup.naming import stem_for
 from railguard.config import AppSettings, Settings
-from railguard.errors import ExitCode
+from railguard.destinations.replicate import exit_code_for, replicate
+from railguard.errors import ExitCode, RailguardError
+from railguard.retention import Policy, prune_backups
+from railguard.watch import JobWatch
 
 
 @dataclass
@@ -35,6 +39,70 @@ class BackupJobReport:
 def backup_job(settings: Settings, app_name: str, app: AppSettings, *, now: datetime,
                progress: Progress | None = None) -> BackupJobReport:
     """Take a verified backup of one app, then run the steps that follow it."""
-    result = take_backup(app.database, app.backup, now=now, tz=settings.timezone, progress=progress)
+    watch = JobWatch(settings, app_name, app, "backup", now=now)
+    watch.start()
+    try:
+        result = take_backup(app.database, app.backup, now=now, tz=settings.timezone, progress=progress)
+    except BaseException as exc:
+        watch.failed(exc)  # heartbeat /<exit code>, notification, metrics; then the error stands
+        raise
     report = BackupJobReport(app=app_name, backup=result, warnings=list(result.warnings))
+    if app.backup.prune:
+        _prune_local(settings, app, report, now)
+    if app.destinations:
+        _copy_off_host(settings, app_name, app, report, now)
+    report.steps.update(watch.succeeded(report.exit_code, _job_log(report)))
     return report
+
+
+def _copy_off_host(settings: Settings, app_name: str, app: AppSettings, report: BackupJobReport,
+                   now: datetime) -> None:
+    """Copy to every destination and verify there; a failure is a warning, never a lost backup."""
+    try:
+        runs = replicate(settings, app_name, app, now=now, prune=app.backup.prune)
+    except RailguardError as exc:  # Busy: a `railguard replicate` of this app is running
+        report.warnings.append(f"copies to destinations skipped: {exc.message}; the next backup or "
+                               "`railguard replicate` copies this one")
+        return
+    report.steps["destinations"] = [run.summary() for run in runs]
+    for run in runs:
+        report.warnings.extend(run.problems())
+
+
+def _prune_local(settings: Settings, app: AppSettings, report: BackupJobReport, now: datetime) -> None:
+    """Apply the retention policy to the backup directory; a failure is a warning, never a lost backup."""
+    try:
+        result = prune_backups(app.backup.directory, stem_for(app.database), Policy.from_settings(app.retention),
+                               now=now, tz=settings.timezone)
+    except (RailguardError, OSError) as exc:
+        report.warnings.append(f"prune failed: {getattr(exc, 'message', None) or exc}")
+        return
+    report.steps["prune"] = result.summary()
+    for left in result.plan.leave:
+        report.warnings.append(f"backup {left.name} is {left.backup.status}: prune leaves it for you to inspect")
+
+
+def replicate_job(settings: Settings, app_name: str, app: AppSettings, *, now: datetime, only: str | None = None,
+                  fill_gaps: bool = False, prune: bool = False) -> tuple[list[Any], dict[str, Any]]:
+    """``railguard replicate`` with its heartbeat (``replicate_url_env``) around it.
+
+    Returns the per-destination runs and the watch's summary (heartbeat pings)."""
+    watch = JobWatch(settings, app_name, app, "replicate", now=now)
+    watch.start()
+    try:
+        runs = replicate(settings, app_name, app, now=now, only=only, fill_gaps=fill_gaps, prune=prune)
+    except BaseException as exc:
+        watch.failed(exc)
+        raise
+    problems = [problem for run in runs for problem in run.problems()]
+    text = "\n".join([f"{run.name}: copied {len(run.copied)}, already there {run.present}" for run in runs]
+                     + [f"warning: {problem}" for problem in problems])
+    return runs, watch.succeeded(exit_code_for(runs), text)
+
+
+def _job_log(report: BackupJobReport) -> str:
+    """The heartbeat's body: the short log a person reads on healthchecks' page."""
+    manifest = report.backup.manifest
+    lines = [f"backup {report.backup.path.name}: {manifest.size_raw} bytes -> {manifest.size_stored} bytes, "
+             f"{manifest.check}_check {manifest.check_result}, {manifest.durations.get('total', 0):.1f}s"]
+    return "\n".join(lines + [f"warning: {message}" for message in report.warnings])

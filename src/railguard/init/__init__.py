@@ -8,6 +8,9 @@ files, ...) plug into the same command by returning planned files too.
 
 from railguard.init.files import DeployFilesExist, PlannedFile, render_for_print, write_files
 from railguard.init.runtime import RUNTIMES, RuntimeOptions, runtime_files
+from railguard.init.scheduler import (SCHEDULERS, SchedulerOptions, cron_to_calendar, next_steps, railguard_command,
+                                      scheduler_files)
 
-__all__ = ["RUNTIMES", "DeployFilesExist", "PlannedFile", "RuntimeOptions", "render_for_print", "runtime_files",
-           "write_files"]
+__all__ = ["RUNTIMES", "SCHEDULERS", "DeployFilesExist", "PlannedFile", "RuntimeOptions", "SchedulerOptions",
+           "cron_to_calendar", "next_steps", "railguard_command", "render_for_print", "runtime_files",
+           "scheduler_files", "write_files"]

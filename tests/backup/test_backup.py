@@ -243,3 +243,29 @@ def test_the_source_database_is_left_exactly_as_it_was(tasks_db: Path, settings:
     take_backup(tasks_db, settings, now=NOW)
     assert rows_of(tasks_db) == before
     assert os.stat(tasks_db).st_mode == mode
+
+
+def test_listing_while_a_prune_removes_a_backup_skips_it_instead_of_failing(tasks_db: Path, settings, monkeypatch):
+    from railguard.backup import catalog
+
+    gone = take_backup(tasks_db, settings, now=NOW)
+    kept = take_backup(tasks_db, settings, now=NOW)
+    real_read = catalog.Manifest.read
+
+    def read_racing_a_prune(path: Path):
+        if path.name.startswith(gone.manifest.name + "."):
+            path.unlink()  # the prune: manifest first, then the data file
+            gone.path.unlink()
+        return real_read(path)
+
+    monkeypatch.setattr(catalog.Manifest, "read", read_racing_a_prune)
+    assert [record.name for record in list_backups(settings.directory, "tasks")] == [kept.manifest.name]
+
+
+def test_a_sigterm_after_the_command_finished_does_not_interrupt_the_exit(run_cli):
+    import signal
+
+    from railguard.cli import root
+
+    assert run_cli("--version").exit_code == 0
+    root._raise_interrupt(signal.SIGTERM, None)  # nothing runs now: no KeyboardInterrupt on the way out

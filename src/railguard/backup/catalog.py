@@ -63,7 +63,12 @@ def list_backups(directory: Path, stem: str | None = None) -> list[BackupRecord]
         (manifests if kind == "manifest" else data)[backup_id] = entry
     records = []
     for backup_id in sorted(data.keys() | manifests.keys()):
-        records.append(_record(backup_id, directory, data.get(backup_id), manifests.get(backup_id)))
+        record = _record(backup_id, directory, data.get(backup_id), manifests.get(backup_id))
+        try:
+            record.created_at  # noqa: B018  (reads the file's time when there is no manifest)
+        except FileNotFoundError:
+            continue  # removed by a prune while we listed: it is not there
+        records.append(record)
     records.sort(key=lambda record: (record.created_at, record.id))
     return records
 
@@ -75,6 +80,8 @@ def _record(backup_id: BackupId, directory: Path, data_path: Path | None, manife
     else:
         try:
             manifest = Manifest.read(manifest_path)
+        except FileNotFoundError:  # a prune removed it while we listed (manifest first, then data)
+            return _record(backup_id, directory, data_path, None)
         except (OSError, ValueError, TypeError, json.JSONDecodeError):
             status = "unreadable manifest"
         else:

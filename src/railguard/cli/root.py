@@ -45,9 +45,15 @@ class RailguardGroup(click.Group):
             importlib.import_module(f"railguard.cli.{COMMAND_MODULES[name]}")
         return self.commands.get(name)
 
+    #: True when this group is the whole process (the console script, ``python -m railguard``),
+    #: False when a caller runs it in-process (tests): only the latter gets its handler back.
+    owns_process = False
+
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        global _command_running
         previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _in_main_thread() else None
+        _command_running = True
         try:
             result = super().main(args, prog_name or "railguard", complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
@@ -68,7 +74,8 @@ class RailguardGroup(click.Group):
             output.error("interrupted; cleaned up", None, code=ExitCode.INTERRUPTED)
             sys.exit(ExitCode.INTERRUPTED)
         finally:
-            if previous is not None:
+            _command_running = False
+            if previous is not None and not self.owns_process:
                 signal.signal(signal.SIGTERM, previous)
         sys.exit(int(result) if isinstance(result, int) else ExitCode.OK)
 
@@ -77,9 +84,15 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+_command_running = False
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
-    # SIGTERM (docker stop, systemd, the daemon) takes the same clean-up path as Ctrl-C.
-    raise KeyboardInterrupt
+    # SIGTERM (docker stop, systemd, the daemon) takes the same clean-up path as Ctrl-C while a
+    # command runs. Once it has finished, the process is on its way out with the command's exit
+    # code: a late SIGTERM must not turn a finished backup into "killed".
+    if _command_running:
+        raise KeyboardInterrupt
 
 
 def _usage_hint(exc: click.UsageError) -> str:
@@ -100,4 +113,5 @@ def cli(ctx: click.Context, config_path: str | None, app_name: str | None) -> No
 
 
 def main() -> None:
+    cli.owns_process = True
     cli.main()

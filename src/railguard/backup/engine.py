@@ -35,6 +35,7 @@ from railguard import __version__
 from railguard.backup.compression import compress_file, sha256_of_decompressed, sha256_of_file
 from railguard.backup.manifest import Manifest
 from railguard.backup.naming import FAILED_DIR, BackupId, id_for, parse_name, stem_for
+from railguard.backup.priority import background_priority, run_in_background
 from railguard.backup.snapshot import check_source, take_snapshot
 from railguard.backup.verify import check_database
 from railguard.config import BackupSettings
@@ -121,8 +122,10 @@ def _copy_check_compress(
     size_raw = raw.stat().st_size
     durations = {"copy": round(snapshot.seconds, 3)}
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        check_future = pool.submit(check_database, raw, settings.check)
+    # The copy above ran at normal priority: it holds a read transaction on the live database,
+    # which must stay short. Checking and compressing only touch the copy: the app goes first.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool, background_priority():
+        check_future = pool.submit(run_in_background, check_database, raw, settings.check)
         compress_started = time.monotonic()
         if settings.compression == "none":
             raw_sha = stored_sha = sha256_of_file(raw)

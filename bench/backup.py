@@ -161,20 +161,22 @@ def main() -> None:
     # Writer latency: idle, then during a default railguard backup.
     writer = LatencyWriter(database)
     writer.start()
-    time.sleep(8)
+    time.sleep(20)  # about as long as the backup, so both p99s rest on similar sample counts
     idle = writer.percentiles()
+    idle_samples = len(writer.latencies)
     idle_failures = writer.failures
     writer.latencies.clear()
     target = work / "under-load"
     run([*railguard, "--dir", str(target)])
     busy = writer.percentiles()
+    busy_samples = len(writer.latencies)
     writer.stop_event.set()
     writer.join()
     drop(target)
     print()
-    print(f"writer commit latency   idle p50 {idle[0]:.2f} ms  p99 {idle[1]:.2f} ms")
+    print(f"writer commit latency   idle p50 {idle[0]:.2f} ms  p99 {idle[1]:.2f} ms  ({idle_samples} commits)")
     print(f"                        during backup p50 {busy[0]:.2f} ms ({busy[0] / idle[0]:.2f}× idle)  "
-          f"p99 {busy[1]:.2f} ms ({busy[1] / idle[1]:.2f}× idle)")
+          f"p99 {busy[1]:.2f} ms ({busy[1] / idle[1]:.2f}× idle)  ({busy_samples} commits)")
     print(f"failed commits          {idle_failures + writer.failures}")
     drop(work)
     if not args.keep:

@@ -29,10 +29,11 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--level", type=int, help="Compression level [backup.level].")
 @click.option("--check", type=click.Choice(["integrity", "quick"]), help="Verification of the copy [backup.check].")
 @click.option("--busy-timeout", metavar="DURATION", help="Retry a locked database this long [backup.busy_timeout].")
+@click.option("--prune/--no-prune", default=None, help="Apply the retention policy afterwards [backup.prune].")
 @output.json_option
 @pass_context
 def backup(ctx: Context, database: str | None, directory: str | None, method: str | None, compression: str | None,
-           level: int | None, check: str | None, busy_timeout: str | None, as_json: bool) -> int:
+           level: int | None, check: str | None, busy_timeout: str | None, prune: bool | None, as_json: bool) -> int:
     """Take a verified online backup of the app's database.
 
     Copies the live database without stopping the app, runs integrity_check on the copy,
@@ -42,7 +43,7 @@ def backup(ctx: Context, database: str | None, directory: str | None, method: st
         "app.database": ("--db", database), "app.backup.directory": ("--dir", directory),
         "app.backup.method": ("--method", method), "app.backup.compression": ("--compression", compression),
         "app.backup.level": ("--level", level), "app.backup.check": ("--check", check),
-        "app.backup.busy_timeout": ("--busy-timeout", busy_timeout),
+        "app.backup.busy_timeout": ("--busy-timeout", busy_timeout), "app.backup.prune": ("--prune", prune),
     })
     with output.progress_bar(True) as progress:
         report = backup_job(settings, name, app, now=ctx.now(), progress=progress)

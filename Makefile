@@ -20,8 +20,9 @@ demo: $(STAMP)  ## run the demo of the main job on the bundled example
 test: $(STAMP)  ## run the test suite
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)  ## run the benchmarks by hand (see bench/README.md)
-	@$(BIN)/python bench/run.py $(BENCH_ARGS)
+BENCH ?= backup
+bench: $(STAMP)  ## run one benchmark by hand: make bench BENCH=probe (see bench/README.md)
+	@$(BIN)/python bench/$(BENCH).py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -20,36 +19,18 @@ DEFAULT_LEVEL = {"gzip": 6, "zstd": 3, "none": None}
 Progress = Callable[[int], None]
 
 
-#: Flush the stored file to disk every this many bytes while writing it.
-SYNC_EVERY = 16 << 20
-
-
 class HashingWriter:
-    """A write-only file object that hashes and counts what passes through it.
+    """A write-only file object that hashes and counts what passes through it."""
 
-    With ``sync_every``, it also pushes what it wrote to disk at that interval: one fsync of a
-    few hundred megabytes at the end would make the app's own commits (each an fsync of its
-    WAL) wait behind it; small steady flushes keep their latency flat.
-    """
-
-    def __init__(self, target: BinaryIO, *, sync_every: int | None = None) -> None:
+    def __init__(self, target: BinaryIO) -> None:
         self.target = target
         self.sha256 = hashlib.sha256()
         self.size = 0
-        self.sync_every = sync_every
-        self._unsynced = 0
 
     def write(self, data: bytes) -> int:
         self.sha256.update(data)
         self.size += len(data)
-        written = self.target.write(data)
-        if self.sync_every is not None:
-            self._unsynced += len(data)
-            if self._unsynced >= self.sync_every:
-                self.target.flush()
-                os.fdatasync(self.target.fileno())
-                self._unsynced = 0
-        return written
+        return self.target.write(data)
 
     def flush(self) -> None:
         self.target.flush()
@@ -67,7 +48,7 @@ def compress_file(
 ) -> tuple[str, str, int]:
     """Compress ``source`` into the open ``target``. Returns (raw sha256, stored sha256, stored size)."""
     level = level or DEFAULT_LEVEL[compression]
-    stored = HashingWriter(target, sync_every=SYNC_EVERY)
+    stored = HashingWriter(target)
     raw = hashlib.sha256()
     with source.open("rb") as reader:
         if compression == "zstd":

@@ -33,13 +33,17 @@ class SuiteRun:
     #: The last lines of stdout and stderr, interleaved as the suite wrote them.
     tail: list[str] = field(default_factory=list)
     lines: int = 0
+    #: Stopped because the caller is shutting down, not because of the suite: no verdict.
+    cancelled: bool = False
 
     @property
     def passed(self) -> bool:
-        return not self.timed_out and self.returncode == 0
+        return not self.timed_out and not self.cancelled and self.returncode == 0
 
     def summary(self) -> str:
         command = " ".join(self.argv)
+        if self.cancelled:
+            return f"`{command}` was stopped after {self.seconds:.0f}s: railguard is shutting down"
         if self.timed_out:
             return f"`{command}` did not finish within {self.seconds:.0f}s and was stopped"
         if self.returncode == 0:
@@ -56,8 +60,10 @@ def check_suite_command(argv: Sequence[str], where: str) -> list[str]:
 
 
 def run_suite(argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[str, str] | None = None,
-              tail_lines: int = 40, on_line: Callable[[str], None] | None = None) -> SuiteRun:
-    """Run ``argv`` in ``cwd``; stop it (and everything it started) after ``timeout`` seconds."""
+              tail_lines: int = 40, on_line: Callable[[str], None] | None = None,
+              cancel: threading.Event | None = None) -> SuiteRun:
+    """Run ``argv`` in ``cwd``; stop it (and everything it started) after ``timeout`` seconds, or
+    as soon as ``cancel`` is set (a service shutting down must not leave a suite behind)."""
     argv = list(argv)
     executable = shutil.which(argv[0], path=(env or os.environ).get("PATH"))
     if executable is None and not Path(cwd, argv[0]).is_file():
@@ -82,12 +88,20 @@ def run_suite(argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[st
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    timed_out = False
+    timed_out = cancelled = False
+    deadline = started + timeout
     try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _stop_group(process)
+        while True:
+            try:
+                process.wait(timeout=max(0.0, min(deadline - time.monotonic(), 0.2 if cancel else timeout)))
+                break
+            except subprocess.TimeoutExpired:
+                if cancel is not None and cancel.is_set():
+                    cancelled = True
+                    break
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    break
     finally:
         if process.poll() is None:
             _stop_group(process)
@@ -95,7 +109,7 @@ def run_suite(argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[st
     reader.join(timeout=5)
     seconds = timeout if timed_out else time.monotonic() - started
     return SuiteRun(argv=argv, returncode=process.returncode, timed_out=timed_out, seconds=seconds,
-                   tail=list(tail), lines=count)
+                   tail=list(tail), lines=count, cancelled=cancelled)
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:

@@ -395,7 +395,7 @@ class AppWorker:
                                    env=clean_test_environment(context.env, target.gate.pass_env, home=home,
                                                               commit=commit),
                                    tail_lines=target.app.deploy.output_tail_lines,
-                                   on_line=lambda line: out.line(f"  | {line}"))
+                                   on_line=lambda line: out.line(f"  | {line}"), cancel=self.stopping)
             except SuiteCommandMissing as exc:
                 context.queue.update(run.id, tests_finished_at=context.clock())
                 out.line(exc.message)
@@ -413,6 +413,9 @@ class AppWorker:
             shutil.rmtree(workdir, ignore_errors=True)
         summary = result.summary()
         out.line(summary)
+        if result.cancelled:
+            # The run stays "running": the next start marks it interrupted and queues it again.
+            return False
         if not result.passed:
             self._status(run, commit, "failure", summary, out)
             self._notify_failed(f"{target.name}: {commit[:12]} not deployed, tests failed", summary)

@@ -205,7 +205,7 @@ class Installation:
     chained: Path | None = None
 
 
-def _hooks_dir(git_dir: Path) -> Path:
+def hooks_dir(git_dir: Path) -> Path:
     git = Git(git_dir)
     git.ensure_repository()
     if git.text("rev-parse", "--is-bare-repository") != "true":
@@ -214,6 +214,17 @@ def _hooks_dir(git_dir: Path) -> Path:
                                       "(e.g. /data/git/repositories/OWNER/REPO.git)")
     return git_dir / "hooks"
 
+
+
+def chained_lines(call: str) -> list[str]:
+    """sh lines that run the hook railguard replaced first, then ``call``, both with git's input."""
+    return [
+        "# The hook that was here before railguard runs first, with the same input.",
+        "input=$(cat)",
+        f'chained="$(dirname "$0")/pre-receive{CHAINED_SUFFIX}"',
+        'printf \'%s\\n\' "$input" | "$chained" "$@" || exit $?',
+        f'printf \'%s\\n\' "$input" | {call}',
+    ]
 
 def hook_script(*, python: str, config: Path, app: str, chain: bool) -> str:
     """The installed hook: POSIX sh that hands the work to this railguard install.
@@ -227,13 +238,7 @@ def hook_script(*, python: str, config: Path, app: str, chain: bool) -> str:
                        [python, "-m", "railguard.deploy.hook_main", "--config", str(config), "--app", app])
     lines = ["#!/bin/sh", MARKER, "# Tests pushes to protected branches before they land; docs/hook.md."]
     if chain:
-        lines += [
-            "# The hook that was here before railguard runs first, with the same input.",
-            "input=$(cat)",
-            f'chained="$(dirname "$0")/pre-receive{CHAINED_SUFFIX}"',
-            'printf \'%s\\n\' "$input" | "$chained" "$@" || exit $?',
-            f'printf \'%s\\n\' "$input" | {command}',
-        ]
+        lines += chained_lines(command)
     else:
         lines.append(f"exec {command}")
     return "\n".join(lines) + "\n"
@@ -247,7 +252,7 @@ def install_hook(git_dir: Path, *, config: Path, app: str, python: str = sys.exe
     """
     if not config.is_absolute():
         config = config.resolve()
-    hooks = _hooks_dir(git_dir)
+    hooks = hooks_dir(git_dir)
     hooks.mkdir(exist_ok=True)
     dispatch_dir = hooks / "pre-receive.d"
     if dispatch_dir.is_dir():
@@ -255,33 +260,33 @@ def install_hook(git_dir: Path, *, config: Path, app: str, python: str = sys.exe
         if target.exists():
             raise HookAlreadyInstalled(f"{target} already exists",
                                        hint=f"railguard hook uninstall {git_dir}, then install again")
-        _write_executable(target, hook_script(python=python, config=config, app=app, chain=False))
+        write_executable(target, hook_script(python=python, config=config, app=app, chain=False))
         return Installation(target, "pre-receive.d")
     target = hooks / "pre-receive"
     chained = hooks / f"pre-receive{CHAINED_SUFFIX}"
     if target.exists():
-        if _is_ours(target):
+        if is_ours(target):
             raise HookAlreadyInstalled(f"railguard's hook is already installed in {target}",
                                        hint=f"railguard hook uninstall {git_dir}, then install again")
         if chained.exists():
             raise ConfigError(f"{chained} exists but {target} is not railguard's",
                               hint="Sort the two hooks out by hand, then install again")
         os.replace(target, chained)
-        _write_executable(target, hook_script(python=python, config=config, app=app, chain=True))
+        write_executable(target, hook_script(python=python, config=config, app=app, chain=True))
         return Installation(target, "pre-receive", chained=chained)
-    _write_executable(target, hook_script(python=python, config=config, app=app, chain=False))
+    write_executable(target, hook_script(python=python, config=config, app=app, chain=False))
     return Installation(target, "pre-receive")
 
 
 def uninstall_hook(git_dir: Path) -> Installation:
     """Remove railguard's hook; a chained hook goes back to its place."""
-    hooks = _hooks_dir(git_dir)
+    hooks = hooks_dir(git_dir)
     candidate = hooks / "pre-receive.d" / HOOK_NAME
-    if candidate.is_file() and _is_ours(candidate):
+    if candidate.is_file() and is_ours(candidate):
         candidate.unlink()
         return Installation(candidate, "pre-receive.d")
     target = hooks / "pre-receive"
-    if target.is_file() and _is_ours(target):
+    if target.is_file() and is_ours(target):
         chained = hooks / f"pre-receive{CHAINED_SUFFIX}"
         if chained.exists():
             os.replace(chained, target)
@@ -292,14 +297,14 @@ def uninstall_hook(git_dir: Path) -> Installation:
                            hint=f"Install it with: railguard hook install {git_dir}")
 
 
-def _is_ours(path: Path) -> bool:
+def is_ours(path: Path) -> bool:
     try:
         return MARKER in path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
 
 
-def _write_executable(path: Path, text: str) -> None:
+def write_executable(path: Path, text: str) -> None:
     temp = path.with_name(f".{path.name}.railguard-tmp")
     temp.write_text(text, encoding="utf-8")
     temp.chmod(0o755)

@@ -24,9 +24,10 @@ from railguard.deploy.hook import (
     HOOK_NAME,
     MARKER,
     HookAlreadyInstalled,
-    _hooks_dir,
-    _is_ours,
-    _write_executable,
+    chained_lines,
+    hooks_dir,
+    is_ours,
+    write_executable,
 )
 from railguard.durable import fsync_directory
 from railguard.errors import ConfigError, UsageError
@@ -81,13 +82,7 @@ def remote_hook_script(*, url: str, app: str, secret_file: Path, chain: bool,
              f"secret_file={shlex.quote(str(secret_file))}", f"max_seconds={int(max_seconds)}",
              "umask 077", _CHECK_REFS.strip("\n")]
     if chain:
-        lines += [
-            "# The hook that was here before railguard runs first, with the same input.",
-            "input=$(cat)",
-            f'chained="$(dirname "$0")/pre-receive{CHAINED_SUFFIX}"',
-            'printf \'%s\\n\' "$input" | "$chained" "$@" || exit $?',
-            'printf \'%s\\n\' "$input" | check_refs',
-        ]
+        lines += chained_lines("check_refs")
     else:
         lines.append("check_refs")
     return "\n".join(lines) + "\n"
@@ -111,7 +106,7 @@ def install_remote_hook(git_dir: Path, *, url: str, app: str, secret: Secret | N
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"--remote {url!r} is not an http(s) URL",
                          hint="Give the gate's base URL, e.g. http://127.0.0.1:8787")
-    hooks = _hooks_dir(git_dir)
+    hooks = hooks_dir(git_dir)
     hooks.mkdir(exist_ok=True)
     secret_file = (secret_file or hooks / SECRET_FILE_NAME).absolute()
     dispatch_dir = hooks / "pre-receive.d"
@@ -119,7 +114,7 @@ def install_remote_hook(git_dir: Path, *, url: str, app: str, secret: Secret | N
     chained = hooks / f"pre-receive{CHAINED_SUFFIX}"
     chain = False
     if target.exists():
-        if _is_ours(target) or target.parent == dispatch_dir:
+        if is_ours(target) or target.parent == dispatch_dir:
             raise HookAlreadyInstalled(f"{target} already exists",
                                        hint=f"railguard hook uninstall {git_dir}, then install again")
         if chained.exists():
@@ -129,7 +124,7 @@ def install_remote_hook(git_dir: Path, *, url: str, app: str, secret: Secret | N
     written = _write_secret(secret_file, secret)
     if chain:
         os.replace(target, chained)
-    _write_executable(target, remote_hook_script(url=url, app=app, secret_file=secret_file, chain=chain))
+    write_executable(target, remote_hook_script(url=url, app=app, secret_file=secret_file, chain=chain))
     return RemoteInstallation(target, secret_file, written, chained if chain else None)
 
 

@@ -125,6 +125,19 @@ def test_replicate_copies_only_newer_backups_unless_told_to_fill_gaps(run_cli, t
     assert run["copied"] == ["tasks-20261120-0330"]
 
 
+def test_a_second_backup_in_the_same_second_is_copied_too(run_cli, tmp_path, backups):
+    """created_at has a one-second resolution: two backups can share it (make demo hit this)."""
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    write_config(tmp_path, backups.database, {"nas": {"url": f"file://{nas}"}})
+    backups.take("2026-11-20T03:30:00+00:00")
+    assert run_cli("replicate").exit_code == 0
+    backups.take("2026-11-20T03:30:00+00:00")
+
+    [run] = json.loads(run_cli("replicate", "--json").stdout)["destinations"]
+    assert run["copied"] == ["tasks-20261120-0330-2"]
+
+
 def test_replicate_prunes_each_destination_with_its_own_policy_or_the_apps(run_cli, tmp_path, backups,
                                                                             moto_endpoint, bucket):
     for day in range(10, 20):  # ten daily backups, Tue 10 to Thu 19 November 2026

@@ -5,8 +5,8 @@ Used by the backup job (after every successful local backup) and by ``railguard 
 failure becomes a warning with the destination's name and the reason (secrets redacted), a
 line in ``destinations.log`` beside the backups, and a ``destination_failed`` notification.
 
-Which backups a destination is missing: every good local backup newer than the newest good
-copy the destination holds (all of them for a new destination). Older gaps, such as a copy
+Which backups a destination is missing: every good local backup it lacks that is not older than
+the newest good copy it holds (all of them for a new destination). Older gaps, such as a copy
 that failed verification while a later one succeeded, are filled only on request
 (``fill_gaps``, ``railguard replicate --all``): otherwise a destination with a shorter
 retention than the local one would receive, and prune again, the same old backups every run.
@@ -164,8 +164,10 @@ def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str
     remote = destination.list_backups(stem)
     good_remote = {backup.name for backup in remote if backup.is_good}
     newest_remote = max((backup.created_at for backup in remote if backup.is_good), default=None)
+    # ">=": two backups can share a created_at (it has a resolution of one second); the one
+    # the destination lacks is still new, not a gap.
     missing = [record for record in local if record.name not in good_remote
-               and (fill_gaps or newest_remote is None or record.created_at > newest_remote)]
+               and (fill_gaps or newest_remote is None or record.created_at >= newest_remote)]
     run.present = sum(1 for record in local if record.name in good_remote)
     with contextlib.suppress(RailguardError):
         destination.remove_stale_temporaries(now)

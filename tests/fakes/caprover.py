@@ -45,9 +45,11 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Literal
+
+from fakes import LoopbackFake
 
 STATUS_OK = 100
 STATUS_OK_DEPLOY_STARTED = 101
@@ -118,7 +120,13 @@ class FakeApp:
     queued_webhook_build: bool = False
 
 
-class FakeCapRover:
+class FakeCapRover(LoopbackFake):
+    fake_attribute = "captain"
+    thread_name = "fake-caprover"
+
+    def request_handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
+
     def __init__(self, *, password: str = "captain-password", build_polls: int = 1,
                  webhook_builds: Literal["immediate", "queued"] = "immediate") -> None:
         self.password = password
@@ -133,39 +141,9 @@ class FakeCapRover:
         self.fail_next_builds = 0
         self._auth_tokens: set[str] = set()
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> FakeCapRover:
-        handler = type("Handler", (_Handler,), {"captain": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-caprover", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeCapRover:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     # --- setup and inspection -------------------------------------------------------------------
 

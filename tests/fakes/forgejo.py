@@ -29,8 +29,10 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from fakes import LoopbackFake
 
 STATES = {"pending", "success", "error", "failure", "warning"}
 ZERO_SHA = "0" * 40
@@ -62,43 +64,20 @@ class CommitStatus:
                 "url": f"/api/v1/repos/{self.repository}/statuses/{self.sha}"}
 
 
-class FakeForgejo:
+class FakeForgejo(LoopbackFake):
+    fake_attribute = "forgejo"
+    thread_name = "fake-forgejo"
+
+    def request_handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
+
     def __init__(self, *, token: str, repositories: set[str]) -> None:
         self.token = token
         self.repositories = set(repositories)
         self.calls: list[RecordedCall] = []
         self.statuses: list[CommitStatus] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> FakeForgejo:
-        handler = type("Handler", (_Handler,), {"forgejo": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-forgejo", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeForgejo:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def statuses_for(self, sha: str) -> list[CommitStatus]:
         """Every status posted for ``sha``, oldest first."""

@@ -3,30 +3,55 @@ behaviour in shared/reference/forgejo-caprover.md, quirks included."""
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
+
+
+class _JsonHandler(BaseHTTPRequestHandler):
+    """Hands every request to the fake's ``handle`` and sends back the JSON it returns."""
+
+    fake: LoopbackFake
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        status, document = self.fake.handle(self.command, self.path, headers, body)
+        payload = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", self.fake.content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = _serve
+    do_POST = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 class LoopbackFake:
-    """A fake service's HTTP server on a free 127.0.0.1 port, served from a background thread.
+    """A fake JSON service on a free 127.0.0.1 port, served from a background thread.
 
-    A subclass returns its request handler class from :meth:`request_handler` (the handler
-    reaches the fake through ``fake_attribute``) and keeps its own state; this class only
-    starts, stops and locates the server.
+    A subclass implements ``handle(method, path, headers, body) -> (status, document)`` and keeps
+    its own state; this class only starts, stops and locates the server.
     """
 
-    fake_attribute: str
+    content_type = "application/json"
     thread_name: str
 
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
-    def request_handler(self) -> type[BaseHTTPRequestHandler]:
-        raise NotImplementedError("a fake names its request handler class")
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        raise NotImplementedError("a fake answers its own requests")
 
     def start(self) -> Self:
-        handler = type("Handler", (self.request_handler(),), {self.fake_attribute: self})
+        handler = type("Handler", (_JsonHandler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=self.thread_name, daemon=True)

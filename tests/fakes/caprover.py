@@ -45,7 +45,6 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Literal
 
@@ -121,11 +120,7 @@ class FakeApp:
 
 
 class FakeCapRover(LoopbackFake):
-    fake_attribute = "captain"
     thread_name = "fake-caprover"
-
-    def request_handler(self) -> type[BaseHTTPRequestHandler]:
-        return _Handler
 
     def __init__(self, *, password: str = "captain-password", build_polls: int = 1,
                  webhook_builds: Literal["immediate", "queued"] = "immediate") -> None:
@@ -396,25 +391,3 @@ def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], di
             fields[str(name)] = payload.decode()
     return fields, files
 
-
-class _Handler(BaseHTTPRequestHandler):
-    captain: FakeCapRover
-    protocol_version = "HTTP/1.1"
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {key.lower(): value for key, value in self.headers.items()}
-        status, envelope = self.captain.handle(self.command, self.path, headers, body)
-        payload = json.dumps(envelope).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = _serve
-    do_POST = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass

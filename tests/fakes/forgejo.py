@@ -29,7 +29,6 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from fakes import LoopbackFake
@@ -65,11 +64,8 @@ class CommitStatus:
 
 
 class FakeForgejo(LoopbackFake):
-    fake_attribute = "forgejo"
+    content_type = "application/json;charset=utf-8"
     thread_name = "fake-forgejo"
-
-    def request_handler(self) -> type[BaseHTTPRequestHandler]:
-        return _Handler
 
     def __init__(self, *, token: str, repositories: set[str]) -> None:
         self.token = token
@@ -125,28 +121,6 @@ class FakeForgejo(LoopbackFake):
             return 200, found
         return 404, {"message": "Not Found"}
 
-
-class _Handler(BaseHTTPRequestHandler):
-    forgejo: FakeForgejo
-    protocol_version = "HTTP/1.1"
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {key.lower(): value for key, value in self.headers.items()}
-        status, document = self.forgejo.handle(self.command, self.path, headers, body)
-        payload = json.dumps(document).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = _serve
-    do_POST = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 # --- what Forgejo sends with a push -------------------------------------------------------------

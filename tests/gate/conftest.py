@@ -10,10 +10,8 @@ import io
 import json
 import logging
 import os
-import signal
 import sqlite3
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -27,15 +25,15 @@ from typing import Any
 
 import pytest
 import uvicorn
-
+from example_app import AppProcess
 from fakes.caprover import FakeApp, FakeCapRover
 from fakes.forgejo import FakeForgejo, push_payload, signed_headers
 from local_http import JsonReceiver, free_port
+
 from railguard.config import Settings, load_settings
 from railguard.gate.app import create_app
 from railguard.gate.service import GateService
 
-TASKS_APP = Path(__file__).resolve().parents[2] / "examples" / "tasks-app" / "app.py"
 ZERO = "0" * 40
 
 #: Every secret the gate holds; a test greps every log and answer for each of them.
@@ -122,8 +120,7 @@ class AppRuntime:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.app = AppProcess()
         self.served: list[tuple[str | None, bool]] = []
         directory.mkdir(parents=True, exist_ok=True)
         self.good_db = directory / "tasks.db"
@@ -134,34 +131,14 @@ class AppRuntime:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.app.url
 
     def serve(self, commit: str | None, broken: bool) -> None:
-        self.stop()
-        env = {"PATH": os.environ.get("PATH", ""), "PORT": str(self.port), "HOST": "127.0.0.1",
-               "DB_PATH": str(self.broken_db if broken else self.good_db),
-               "CAPROVER_GIT_COMMIT_SHA": commit or "unknown"}
-        self.process = subprocess.Popen([sys.executable, str(TASKS_APP)], env=env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        self.app.run(self.broken_db if broken else self.good_db, commit or "unknown")
         self.served.append((commit, broken))
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/version", timeout=1):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.05)
-        raise AssertionError("the example app did not start")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        self.app.stop()
 
 
 class RunningCapRover(FakeCapRover):

@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from deploy.gitrepos import PASSWORD, TEST_SCRIPT, git
+from example_app import AppProcess
 from fakes.caprover import FakeApp, FakeCapRover
 from local_http import JsonReceiver, free_port
 
@@ -53,43 +54,21 @@ class Production:
 
     def __init__(self, data: Path) -> None:
         self.database = data / "tasks.db"
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.app = AppProcess()
         self.commit, self.broken = "unknown", False
         #: What a build that cannot migrate the database runs on (a schema from a newer build).
         self.unmigratable = data.parent / "newer-build" / "tasks.db"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.app.url
 
     def start(self, commit: str = "unknown", *, broken: bool = False) -> None:
-        self.stop()
         self.commit, self.broken = commit, broken
-        database = self.unmigratable if broken else self.database
-        env = {"PATH": os.environ.get("PATH", ""), "PORT": str(self.port), "HOST": "127.0.0.1",
-               "DB_PATH": str(database), "CAPROVER_GIT_COMMIT_SHA": commit}
-        self.process = subprocess.Popen([sys.executable, str(TASKS_APP)], env=env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/version", timeout=1):
-                    return
-            except (urllib.error.URLError, OSError):
-                assert self.process.poll() is None, "the example app exited"
-                time.sleep(0.05)
-        raise AssertionError("the example app did not start")
+        self.app.run(self.unmigratable if broken else self.database, commit)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        self.app.stop()
 
     def add_tasks(self, count: int) -> None:
         for i in range(count):

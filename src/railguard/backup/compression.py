@@ -81,11 +81,24 @@ def open_decompressed(path: Path, compression: str) -> BinaryIO:
 
 def decompress_to(path: Path, compression: str, target: BinaryIO) -> str:
     """Write the raw database to ``target``; returns its sha256."""
+    with path.open("rb") as stored:
+        return decompress_stream_to(stored, compression, target)
+
+
+def decompress_stream_to(stored: BinaryIO, compression: str, target: BinaryIO) -> str:
+    """:func:`decompress_to` from an open stored file (left open)."""
     digest = hashlib.sha256()
-    with open_decompressed(path, compression) as reader:
-        while chunk := reader.read(CHUNK):
-            digest.update(chunk)
-            target.write(chunk)
+    if compression == "zstd":
+        reader: BinaryIO = zstandard.ZstdDecompressor().stream_reader(stored, closefd=False)  # type: ignore[assignment]
+    elif compression == "gzip":
+        reader = gzip.GzipFile(fileobj=stored, mode="rb")  # type: ignore[assignment]
+    else:
+        reader = stored
+    while chunk := reader.read(CHUNK):
+        digest.update(chunk)
+        target.write(chunk)
+    if reader is not stored:
+        reader.close()
     target.flush()
     return digest.hexdigest()
 

@@ -4,27 +4,52 @@
 ``quick_check`` skips the index checks and is ~10x faster. Neither checks foreign keys, so
 ``foreign_key_check`` runs too and its findings are reported as a warning (an app may
 legitimately run with foreign keys off).
+
+The decompressed copy is plaintext the size of the database: it is made 0600 inside a private
+:class:`~railguard.durable.WorkDirectory` (the directory it goes in may be writable by the app's
+user, and a planted link must never be followed), removed when the block exits, and removed by
+the next run if this one was killed (:func:`remove_stale_verify_copies`).
+
+The stored file is opened once and hashed and decompressed through that one descriptor: a
+prune that removes it meanwhile cannot make the check fail half-way; one that removed it
+before raises :class:`BackupVanished`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
+import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from railguard.backup.catalog import BackupRecord
-from railguard.backup.compression import decompress_to, sha256_of_file
+from railguard.backup.compression import CHUNK, decompress_stream_to
 from railguard.backup.snapshot import open_readonly
-from railguard.errors import VerifyFailed
+from railguard.durable import WorkDirectory, pid_is_alive, remove_stale_work_directories
+from railguard.errors import NotFound, RailguardError, VerifyFailed
 
 MAX_PROBLEMS = 20
 # The copy is ours alone while it is checked: a larger page cache makes integrity_check
 # markedly faster, and stays well under the memory budget (negative = KiB).
 CHECK_CACHE_KIB = 65536
+#: The plaintext copies railguard 0.x left in place (``.NAME.sqlite3.verify-tmp-PID``).
+_LEGACY_COPY = re.compile(r"^\..+\.verify-tmp-(?P<pid>\d+)$")
+
+
+class VerifySpaceError(RailguardError):
+    """The disk filled up while the backup was decompressed: the backup may well be fine."""
+
+
+class BackupVanished(NotFound):
+    """The backup's file was removed (by a prune, or by hand) after it was listed."""
 
 
 @dataclass
@@ -61,16 +86,21 @@ def check_database(path: Path, mode: str = "integrity") -> CheckResult:
 
 @dataclass
 class VerifiedCopy:
-    """A backup decompressed to ``path`` and checked end to end."""
+    """A backup decompressed and checked end to end: ``name`` inside ``workspace``.
+
+    ``path`` is the route SQLite can open (see :meth:`WorkDirectory.route`).
+    """
 
     record: BackupRecord
     path: Path
     check: CheckResult
+    workspace: WorkDirectory
+    name: str
 
 
 @contextlib.contextmanager
 def materialize(record: BackupRecord, into: Path, *, mode: str = "integrity") -> Iterator[VerifiedCopy]:
-    """Verify ``record`` and yield its raw database as a file in the directory ``into``.
+    """Verify ``record`` and yield its raw database as a private file in a work directory in ``into``.
 
     Checks, in order: a manifest exists, the stored file's sha256 matches it, the file
     decompresses, the raw sha256 matches, and integrity_check passes. Any failure raises
@@ -82,16 +112,22 @@ def materialize(record: BackupRecord, into: Path, *, mode: str = "integrity") ->
         raise VerifyFailed(f"backup {record.name} is {record.status}: it has no "
                            f"{'manifest' if manifest is None else 'data file'}",
                            hint="It cannot be trusted; take a new backup")
-    actual = sha256_of_file(record.data_path)
-    if actual != manifest.sha256:
-        raise VerifyFailed(f"backup {record.name}: sha256 mismatch (stored file changed since it was written)",
-                           hint="The file is damaged (bit rot or tampering); restore another backup")
-    raw = into / f".{record.name}.sqlite3.verify-tmp-{os.getpid()}"
     try:
-        with raw.open("wb") as handle:
+        stored = record.data_path.open("rb")
+    except FileNotFoundError:
+        raise BackupVanished(f"backup {record.name} was removed while it was being verified "
+                             f"(a prune ran meanwhile)", hint="List what is left: railguard backups list") from None
+    remove_stale_verify_copies(into)
+    with stored, WorkDirectory(into) as workspace:
+        _check_stored_sha256(record, stored)
+        name = f"{record.name}.sqlite3"
+        with os.fdopen(workspace.create(name), "wb") as handle:
             try:
-                raw_sha = decompress_to(record.data_path, manifest.compression, handle)
+                raw_sha = decompress_stream_to(stored, manifest.compression, handle)
             except Exception as exc:  # zstd/gzip raise several unrelated types for damaged input
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise VerifySpaceError(f"no space left in {into} for the decompressed copy of {record.name}",
+                                           hint="Free space there (the copy needs the database's size)") from exc
                 raise VerifyFailed(f"backup {record.name}: does not decompress ({exc})",
                                    hint="The file is damaged; restore another backup") from exc
             handle.flush()
@@ -99,14 +135,37 @@ def materialize(record: BackupRecord, into: Path, *, mode: str = "integrity") ->
         if raw_sha != manifest.raw_sha256:
             raise VerifyFailed(f"backup {record.name}: decompressed data does not match the manifest",
                                hint="The file is damaged; restore another backup")
-        check = check_database(raw, mode)
+        route = workspace.route(name)
+        check = check_database(route, mode)
         if not check.ok:
             raise VerifyFailed(f"backup {record.name}: {mode}_check failed: {check.summary}",
                                hint="The copy is damaged; restore another backup")
-        yield VerifiedCopy(record, raw, check)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            raw.unlink()
+        yield VerifiedCopy(record, route, check, workspace, name)
+
+
+def _check_stored_sha256(record: BackupRecord, stored: BinaryIO) -> None:
+    digest = hashlib.sha256()
+    while chunk := stored.read(CHUNK):
+        digest.update(chunk)
+    stored.seek(0)
+    assert record.manifest is not None
+    if digest.hexdigest() != record.manifest.sha256:
+        raise VerifyFailed(f"backup {record.name}: sha256 mismatch (stored file changed since it was written)",
+                           hint="The file is damaged (bit rot or tampering); restore another backup")
+
+
+def remove_stale_verify_copies(directory: Path) -> list[Path]:
+    """Remove the decompressed copies that killed runs left in ``directory``; safe without a lock."""
+    removed = remove_stale_work_directories(directory)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            match = _LEGACY_COPY.match(entry.name)
+            if match and not pid_is_alive(int(match["pid"])):
+                with contextlib.suppress(OSError):
+                    if stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
+                        os.unlink(entry.path)  # unlink never follows a link
+                        removed.append(Path(entry.path))
+    return removed
 
 
 def verify_backup(record: BackupRecord, scratch: Path, *, mode: str = "integrity") -> CheckResult:

@@ -6,11 +6,14 @@ import fcntl
 import gzip
 import json
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -279,3 +282,80 @@ def test_no_prune_flag_keeps_every_backup_of_the_day(tasks_db: Path, run_cli, tm
     # With prune (the default), 7 daily + 4 weekly keeps one backup per day: the newest.
     assert run_cli("backup", "--db", tasks_db, "--dir", directory).exit_code == ExitCode.OK
     assert len(list_backups(directory, "tasks")) == 1
+
+
+#: ``railguard backups verify`` killed with SIGKILL the moment its decompressed copy is complete.
+KILLED_VERIFY = """
+import os, signal, sys
+import railguard.backup.verify as verify
+verify.check_database = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+from railguard.cli import cli
+cli(["backups", "verify", "--all", "--db", sys.argv[1], "--dir", sys.argv[2]])
+"""
+
+
+def _kill_a_verify(database: Path, directory: Path) -> Path:
+    """Run a verify that dies with its plaintext copy on disk; returns that copy."""
+    completed = subprocess.run([sys.executable, "-c", KILLED_VERIFY, str(database), str(directory)],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == -signal.SIGKILL, completed.stderr
+    leftovers = [p for p in directory.rglob("*") if p.is_file() and (p.parent != directory or "verify-tmp" in p.name)]
+    assert len(leftovers) == 1, sorted(directory.rglob("*"))
+    return leftovers[0]
+
+
+@pytest.mark.parametrize("next_run", ["backup", "verify", "prune"])
+def test_a_killed_verify_leaves_a_private_copy_that_the_next_run_removes(tasks_db: Path, run_cli, tmp_path: Path,
+                                                                         next_run: str):
+    directory = tmp_path / "backups"
+    take_backup(tasks_db, BackupSettings(directory=directory), now=NOW)
+    old = os.umask(0o022)
+    try:
+        leftover = _kill_a_verify(tasks_db, directory)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(leftover.stat().st_mode) == 0o600  # plaintext of the whole database: nobody else's
+    assert leftover.parent == directory or stat.S_IMODE(leftover.parent.stat().st_mode) == 0o700
+
+    command = {"backup": ["backup", "--no-prune"], "verify": ["backups", "verify"],
+               "prune": ["prune", "--keep-last", "5"]}[next_run]
+    result = run_cli(*command, "--db", tasks_db, "--dir", directory) if next_run != "prune" else \
+        run_cli("--config", _config(tmp_path, tasks_db, directory), *command)
+
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert not leftover.exists()
+    assert [p.name for p in directory.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock")] == []
+
+
+def _config(tmp_path: Path, database: Path, directory: Path) -> Path:
+    path = tmp_path / "railguard.toml"
+    path.write_text(f'[apps.tasks]\ndatabase = "{database}"\n[apps.tasks.backup]\ndirectory = "{directory}"\n',
+                    encoding="utf-8")
+    return path
+
+
+def test_verify_all_reports_a_backup_that_a_prune_removed_meanwhile(tasks_db: Path, run_cli, tmp_path: Path,
+                                                                     monkeypatch):
+    """verify --all lists, then verifies one by one; a prune between the two removes the oldest."""
+    from railguard.cli import backup_cmd
+    from railguard.retention import Policy, prune_backups
+
+    directory = tmp_path / "backups"
+    settings = BackupSettings(directory=directory)
+    pruned = take_backup(tasks_db, settings, now=NOW)
+    kept = take_backup(tasks_db, settings, now=NOW)
+    real_list = backup_cmd.list_backups
+
+    def list_then_a_prune_runs(*args, **kwargs):
+        listed = real_list(*args, **kwargs)
+        assert prune_backups(directory, "tasks", Policy(last=1), now=NOW, tz="UTC").removed == [pruned.manifest.name]
+        return listed
+
+    monkeypatch.setattr(backup_cmd, "list_backups", list_then_a_prune_runs)
+    result = run_cli("backups", "verify", "--all", "--dir", directory, "--db", tasks_db, "--json")
+
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert json.loads(result.stdout)["results"] == [
+        {"name": pruned.manifest.name, "ok": True, "result": "gone"},
+        {"name": kept.manifest.name, "ok": True, "result": "ok", "seconds": ANY},
+    ]

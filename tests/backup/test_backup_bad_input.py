@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import subprocess
 import sys
@@ -249,3 +250,36 @@ def test_a_write_error_in_the_copy_points_at_the_backup_directory(tmp_path: Path
     assert f"into {directory}" in first and first.endswith("older backups are untouched")
     assert hint.startswith(f"hint: Check free space and file size limits in {directory}")
     assert list_backups(directory) == [] and [p for p in directory.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_disk_full_while_the_manifest_is_written_leaves_no_data_file_without_it(tmp_path: Path, run_cli):
+    database = create_tasks_database(tmp_path / "tasks.db", 3000, wal=False)
+    settings = BackupSettings(directory=tmp_path / "small", compression="none")
+    page = 4096
+    with mounted("tmpfs", tmp_path / "small", "size=4m") as small:
+        older = take_backup(database, settings, now=NOW)
+        data_pages = -(-older.path.stat().st_size // page)
+        # Fill the disk until exactly the next data file fits: its manifest (one more page) does not.
+        free = os.statvfs(small).f_bavail * page
+        with open(small / "filler", "wb") as filler:
+            filler.write(b"\0" * (free - data_pages * page))
+        assert os.statvfs(small).f_bavail == data_pages
+
+        result = run_cli("backup", "--db", database, "--dir", small, "--compression", "none", "--no-prune")
+
+        assert result.exit_code == ExitCode.ERROR, result.stderr
+        assert result.stderr.splitlines()[0] == (f"error: no space left in {small} while writing the backup; "
+                                                 "older backups are untouched")
+        records = list_backups(small, "tasks")
+        assert [(r.name, r.status) for r in records] == [(older.manifest.name, "ok")]
+        assert sorted(p.name for p in small.iterdir() if not p.name.startswith(".")) == sorted(
+            ["backup.log", "filler", older.path.name, f"{older.manifest.name}.manifest.json"])
+        assert [p.name for p in small.iterdir() if p.name.startswith(".railguard-work-")] == []
+
+
+def test_a_fifo_as_the_database_is_refused_at_once(run_cli, tmp_path: Path):
+    fifo = tmp_path / "tasks.db"
+    os.mkfifo(fifo)
+    result = run_cli("backup", "--db", fifo, "--dir", tmp_path / "b")
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr.splitlines()[0] == f"error: database {fifo} is not a regular file"

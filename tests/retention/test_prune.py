@@ -244,3 +244,57 @@ def test_prune_has_help_that_points_to_its_docs(run_cli) -> None:
     result = run_cli("prune", "--help")
     assert result.exit_code == 0 and "docs/retention.md" in result.stdout
     assert (Path(__file__).resolve().parents[2] / "docs" / "retention.md").is_file()
+
+
+def test_prune_reports_a_leftover_it_removed_without_reading_it_again(tmp_path: Path, run_cli, frozen_clock) -> None:
+    directory = tmp_path / "backups"
+    names = daily_backups(directory, 3)
+    leftover = write_backup_files(directory, datetime(2026, 11, 20, 3, 30, tzinfo=UTC), manifest=False)
+
+    result = run_cli("--config", config(tmp_path, directory), "prune", "--keep-last", "2")
+
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert (f"remove  {leftover}  2026-11-20 03:30  leftover (incomplete: no manifest), older than the newest "
+            "good backup") in result.stdout
+    assert "removed 2 of 4 backups, kept 2" in result.stdout
+    assert [r.name for r in list_backups(directory, "tasks")] == sorted(names[:2])
+
+
+def _read_only(directory: Path, mounts: list[Path]) -> None:
+    import subprocess
+
+    for args in (["--bind", str(directory), str(directory)], ["-o", "remount,ro,bind", str(directory)]):
+        completed = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            pytest.skip(f"cannot mount here ({completed.stderr.strip()}); this test needs root")
+        if directory not in mounts:
+            mounts.append(directory)
+
+
+@pytest.fixture
+def mounts():
+    import subprocess
+
+    points: list[Path] = []
+    yield points
+    for point in reversed(points):
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_prune_of_a_read_only_directory_is_a_clear_error_and_removes_nothing(tmp_path: Path, run_cli, mounts,
+                                                                             frozen_clock) -> None:
+    directory = tmp_path / "backups"
+    names = daily_backups(directory, 4)
+    _read_only(directory, mounts)
+
+    result = run_cli("--config", config(tmp_path, directory), "prune", "--keep-last", "1")
+
+    assert result.exit_code == ExitCode.ERROR, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: cannot prune {directory}: Read-only file system; nothing was removed",
+        "hint: The backup directory is on a read-only filesystem or not writable by this user",
+    ]
+    assert [r.name for r in list_backups(directory, "tasks")] == sorted(names)
+
+    # With nothing to remove there is nothing to lock: a read-only archive prunes cleanly.
+    assert run_cli("--config", config(tmp_path, directory), "prune", "--keep-last", "4").exit_code == ExitCode.OK

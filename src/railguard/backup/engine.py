@@ -2,15 +2,22 @@
 
 Order of work, and why:
 
-1. Check the source and lock the backup directory for this database (one run at a time).
-2. Remove temporary files left by a crashed run (we hold the lock, so they are stale).
-3. Copy the live database into a hidden temporary file (single-step backup API or VACUUM INTO).
+1. Check the source (a regular SQLite file: a FIFO would block the first read) and lock the
+   backup directory for this database (one run at a time).
+2. Remove temporary files and work directories left by crashed runs, and plaintext copies left
+   by a killed ``backups verify`` (we hold the lock, so they are stale).
+3. Copy the live database into a private work directory (:class:`railguard.durable.WorkDirectory`,
+   0700, files 0600) inside the backup directory (single-step backup API or VACUUM INTO).
 4. At the same time, on two threads: integrity_check the raw copy, and compress it into a
    second temporary file (both only read the copy; SQLite and zstd release the GIL).
 5. Read the compressed file back and compare with the raw sha256 (it decompresses to exactly
    what was checked).
-6. Only then: fsync, give the file its final name without ever replacing one, write the
-   manifest, fsync the directory, and log one line.
+6. Only then: fsync, write the manifest to a temporary file, give the data file its final name
+   without ever replacing one, give the manifest its name, fsync the directory, log one line.
+   The manifest is written first because a full disk is most likely to strike there; if it
+   cannot get its name, the data file loses its name too: a final-named data file always has
+   its manifest (only ``kill -9`` between the two renames leaves one without, which
+   ``backups list`` reports as ``incomplete`` and the next prune removes).
 
 A copy that fails its check is moved to ``failed/`` for inspection and never gets a final name.
 Any other failure (disk full, interrupted) removes the temporary files, logs a ``failed`` line
@@ -37,9 +44,9 @@ from railguard.backup.manifest import Manifest
 from railguard.backup.naming import FAILED_DIR, BackupId, id_for, parse_name, stem_for
 from railguard.backup.priority import background_priority, run_in_background
 from railguard.backup.snapshot import check_source, take_snapshot
-from railguard.backup.verify import check_database
+from railguard.backup.verify import check_database, remove_stale_verify_copies
 from railguard.config import BackupSettings
-from railguard.durable import fsync_directory, fsync_file, is_temp_name, promote, temp_path_for, write_bytes_atomic
+from railguard.durable import WorkDirectory, is_temp_name, make_private_directory
 from railguard.errors import RailguardError, VerifyFailed
 from railguard.locking import exclusive_lock
 from railguard.logfmt import append_line
@@ -76,27 +83,20 @@ def take_backup(
     stem = stem_for(database)
     with exclusive_lock(directory / f".{stem}.lock", f"backups of {database}"):
         remove_stale_temporaries(directory, stem)
+        remove_stale_verify_copies(directory)
         backup_id = _free_id(directory, stem, now.astimezone(ZoneInfo(tz)))
         final = directory / backup_id.data_name(settings.compression)
         started = time.monotonic()
-        raw = directory / f".{backup_id}.sqlite3{'.raw' if settings.compression != 'none' else ''}.tmp-{os.getpid()}"
-        stored = temp_path_for(final) if settings.compression != "none" else raw
         fields = {"time": now.astimezone(timezone.utc), "database": database, "file": final.name}
         try:
-            manifest, warnings = _copy_check_compress(database, settings, raw, stored, backup_id, final, now, progress)
-            manifest.durations["total"] = round(time.monotonic() - started, 3)
-            promote(stored, final)
-            write_bytes_atomic(directory / backup_id.manifest_name, manifest.to_json())
+            with WorkDirectory(directory) as workspace:
+                manifest, warnings = _copy_check_compress(database, settings, workspace, backup_id, final, now,
+                                                          progress)
+                manifest.durations["total"] = round(time.monotonic() - started, 3)
+                _publish(workspace, manifest, final, backup_id.manifest_name)
         except BaseException as exc:
-            for leftover in {raw, stored}:
-                with contextlib.suppress(FileNotFoundError):
-                    leftover.unlink()
             _log_failure(directory, fields, exc, time.monotonic() - started)
             raise _explain(exc, database, directory) from exc
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                if raw != stored:
-                    raw.unlink()
         append_line(directory / LOG_NAME, {
             **fields, "result": "ok", "method": manifest.method, "compression": manifest.compression,
             "size_raw": manifest.size_raw, "size_stored": manifest.size_stored, "check": manifest.check,
@@ -106,17 +106,44 @@ def take_backup(
         return BackupResult(final, manifest, warnings)
 
 
+RAW_NAME = "raw.sqlite3"
+STORED_NAME = "stored"
+MANIFEST_NAME = "manifest.json"
+
+
+def _publish(workspace: WorkDirectory, manifest: Manifest, final: Path, manifest_name: str) -> None:
+    """Manifest written first, then both names; never a final-named data file without its manifest."""
+    with os.fdopen(workspace.create(MANIFEST_NAME), "wb") as handle:
+        handle.write(manifest.to_json())
+        handle.flush()
+        os.fsync(handle.fileno())
+    stored = STORED_NAME if manifest.compression != "none" else RAW_NAME
+    workspace.link_out(stored, workspace.parent_fd, final.name)  # link: never replaces an existing backup
+    try:
+        workspace.link_out(MANIFEST_NAME, workspace.parent_fd, manifest_name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(final.name, dir_fd=workspace.parent_fd)
+            os.fsync(workspace.parent_fd)
+        raise
+
+
 def _copy_check_compress(
-    database: Path, settings: BackupSettings, raw: Path, stored: Path, backup_id: BackupId, final: Path,
+    database: Path, settings: BackupSettings, workspace: WorkDirectory, backup_id: BackupId, final: Path,
     now: datetime, progress: Progress | None,
 ) -> tuple[Manifest, list[str]]:
     if progress:
         progress("copy", 0, 0)
-    snapshot = take_snapshot(database, raw, method=settings.method,
-                             busy_timeout=settings.busy_timeout.total_seconds())
-    os.chmod(raw, 0o600)
-    if settings.compression == "none":
-        fsync_file(raw)  # it is the stored file
+    # Created 0600 here first: SQLite would create it 0644 & ~umask, and an empty file is a new database.
+    raw_fd = workspace.create(RAW_NAME)
+    raw = workspace.route(RAW_NAME)
+    try:
+        snapshot = take_snapshot(database, raw, method=settings.method,
+                                 busy_timeout=settings.busy_timeout.total_seconds())
+        if settings.compression == "none":
+            os.fsync(raw_fd)  # it is the stored file
+    finally:
+        os.close(raw_fd)
     # Otherwise the raw copy is only read (from the page cache) and then deleted: flushing its
     # gigabyte to disk would only stall the app's own commits (measured in bench/backup.py).
     size_raw = raw.stat().st_size
@@ -139,8 +166,8 @@ def _copy_check_compress(
                 if progress:
                     progress("compress", done, size_raw)
 
-            fd = os.open(stored, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
+            stored = workspace.route(STORED_NAME)
+            with os.fdopen(workspace.create(STORED_NAME), "wb") as handle:
                 raw_sha, stored_sha, size_stored = compress_file(raw, handle, settings.compression,
                                                                  settings.level, report)
                 os.fsync(handle.fileno())
@@ -157,7 +184,7 @@ def _copy_check_compress(
     durations["check"] = round(check.seconds, 3)
 
     if not check.ok:
-        kept = _keep_aside(raw, final.parent, backup_id)
+        kept = _keep_aside(workspace, final.parent, backup_id)
         raise VerifyFailed(
             f"the copy of {database} failed {settings.check}_check: {check.summary}; kept aside as {kept}",
             hint="The source database is damaged: inspect it with sqlite3 and restore a good backup",
@@ -215,13 +242,15 @@ def _free_id(directory: Path, stem: str, local_now: datetime) -> BackupId:
     return candidate
 
 
-def _keep_aside(raw: Path, directory: Path, backup_id: BackupId) -> Path:
+def _keep_aside(workspace: WorkDirectory, directory: Path, backup_id: BackupId) -> Path:
     failed = directory / FAILED_DIR
-    failed.mkdir(mode=0o700, exist_ok=True)
-    target = failed / f"{backup_id}.sqlite3"
-    os.replace(raw, target)
-    fsync_directory(failed)
-    return target
+    make_private_directory(failed)
+    failed_fd = os.open(failed, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        workspace.move_out(RAW_NAME, failed_fd, f"{backup_id}.sqlite3")
+    finally:
+        os.close(failed_fd)
+    return failed / f"{backup_id}.sqlite3"
 
 
 def _log_failure(directory: Path, fields: dict, exc: BaseException, seconds: float) -> None:

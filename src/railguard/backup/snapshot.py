@@ -16,6 +16,7 @@ database locked: we retry until ``busy_timeout`` and then fail with :class:`Data
 from __future__ import annotations
 
 import sqlite3
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,16 +47,19 @@ class SnapshotInfo:
 def check_source(database: Path) -> None:
     """Fail with a clear message unless ``database`` is a readable SQLite file."""
     try:
-        database.stat()
+        info = database.stat()
     except PermissionError:
         raise RailguardError(f"database {database} is not readable by this user (a directory on its path is closed)",
                              hint="Run railguard as the app's user, or grant access to the path") from None
     except FileNotFoundError:
         raise NotFound(f"database {database} does not exist",
                        hint="Check the path (--db or apps.<name>.database in railguard.toml)")
-    if database.is_dir():
+    if stat.S_ISDIR(info.st_mode):
         raise NotADatabase(f"database {database} is a directory, not a SQLite file",
                            hint="Point --db at the .db file inside it")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read below forever
+        raise NotADatabase(f"database {database} is not a regular file",
+                           hint="Point --db at the SQLite database file itself")
     try:
         with database.open("rb") as handle:
             header = handle.read(len(SQLITE_HEADER))

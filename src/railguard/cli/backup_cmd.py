@@ -12,6 +12,7 @@ import click
 
 from railguard.backup import list_backups, resolve_backup, verify_backup
 from railguard.backup.naming import stem_for
+from railguard.backup.verify import BackupVanished
 from railguard.cli import dest_cmd, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
@@ -134,6 +135,11 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
                 outcome = verify_backup(record, _scratch_dir(record.directory, scratch), mode=app.backup.check)
                 results.append({"name": record.name, "ok": True, "result": "ok",
                                 "seconds": round(outcome.seconds, 3)})
+            except BackupVanished:
+                if not verify_all:
+                    raise
+                # Listed, then removed by a prune before its turn: nothing left to verify, nothing wrong.
+                results.append({"name": record.name, "ok": True, "result": "gone"})
             except RailguardError as exc:
                 results.append({"name": record.name, "ok": False, "result": exc.message})
     failed = [r for r in results if not r["ok"]]
@@ -141,6 +147,9 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
         output.emit_json({"ok": not failed, "app": app_name, "results": results})
     else:
         for r in results:
+            if r["result"] == "gone":
+                click.echo(f"gone   {r['name']}: removed by a prune while the others were verified")
+                continue
             click.echo(f"{'ok    ' if r['ok'] else 'FAILED'} {r['name']}" + ("" if r["ok"] else f": {r['result']}"))
         if not results:
             click.echo(f"no backups in {app.backup.directory}")

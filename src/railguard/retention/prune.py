@@ -9,18 +9,25 @@ prune removes as a leftover. The other order would leave a manifest that vouches
 
 Only names that :mod:`railguard.backup.naming` recognises are ever considered, and only in the
 backup directory itself: a user's own files there, hidden temporaries and ``failed/`` stay.
+The one exception: plaintext copies that a killed ``backups verify`` left behind
+(:func:`railguard.backup.verify.remove_stale_verify_copies`) go, since nothing else would remove them.
+
+A directory that cannot be locked (read-only, not ours) is reported as :class:`PruneFailed`
+when the plan would remove something, and is no error when it would not.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from railguard.backup.catalog import list_backups
+from railguard.backup.catalog import BackupRecord, list_backups
+from railguard.backup.verify import remove_stale_verify_copies
 from railguard.backup.engine import LOG_NAME
 from railguard.durable import remove_durably
 from railguard.errors import RailguardError, UsageError
@@ -74,15 +81,53 @@ def prune_backups(directory: Path, stem: str, policy: Policy, *, now: datetime, 
     refuse_empty(policy)
     if dry_run or not directory.is_dir():
         return PruneResult(plan_prune(directory, stem, policy, now=now, tz=tz), dry_run=True)
-    # The backup engine's lock: a backup being written or a restore reading one cannot race us.
-    with exclusive_lock(directory / f".{stem}.lock", f"backups of {stem} in {directory}"):
+    with contextlib.ExitStack() as stack:
+        try:
+            # The backup engine's lock: a backup being written or a restore reading one cannot race us.
+            stack.enter_context(exclusive_lock(directory / f".{stem}.lock", f"backups of {stem} in {directory}"))
+        except OSError as exc:
+            plan = plan_prune(directory, stem, policy, now=now, tz=tz)
+            if not plan.remove:
+                return PruneResult(plan, dry_run=False)  # nothing to remove: nothing to lock
+            raise PruneFailed(f"cannot prune {directory}: {exc.strerror or exc}; nothing was removed",
+                              hint=_hint(exc)) from None
+        remove_stale_verify_copies(directory)
         plan = plan_prune(directory, stem, policy, now=now, tz=tz)
         _check_plan(plan)
+        plan.decisions = [_freeze_time(decision) for decision in plan.decisions]
         result = PruneResult(plan, dry_run=False)
         for decision in reversed(plan.remove):  # oldest first: an interrupted prune removed the oldest
             _remove(decision, directory, str(policy), now)
             result.removed.append(decision.name)
         return result
+
+
+class _RemovedBackup(BackupRecord):
+    """A record whose time was read while its files existed.
+
+    The catalog reads the time of a backup without a manifest from its file's mtime, on
+    demand; once prune has removed the file, reporting the decision must not read it again.
+    """
+
+    def __init__(self, record: BackupRecord) -> None:
+        created_at = record.created_at
+        super().__init__(**{f.name: getattr(record, f.name) for f in dataclasses.fields(record)})
+        self._created_at = created_at
+
+    @property
+    def created_at(self) -> datetime:  # type: ignore[override]
+        return self._created_at
+
+
+def _freeze_time(decision: Decision) -> Decision:
+    return dataclasses.replace(decision, backup=_RemovedBackup(decision.backup)) if decision.action == "remove" \
+        else decision
+
+
+def _hint(exc: OSError) -> str:
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "The backup directory is on a read-only filesystem or not writable by this user"
+    return "Check the backup directory"
 
 
 def _check_plan(plan: Plan) -> None:
@@ -109,9 +154,8 @@ def _remove(decision: Decision, directory: Path, policy: str, now: datetime) -> 
     except OSError as exc:
         with contextlib.suppress(OSError):  # a failing log must not hide the failing removal
             _log(directory, {**fields, "result": "failed", "error": exc.strerror or str(exc)})
-        hint = ("The backup directory is on a read-only filesystem or not writable by this user"
-                if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else "Check the backup directory")
-        raise PruneFailed(f"cannot remove {record.name} from {directory}: {exc.strerror or exc}", hint=hint) from exc
+        raise PruneFailed(f"cannot remove {record.name} from {directory}: {exc.strerror or exc}",
+                          hint=_hint(exc)) from exc
     _log(directory, {**fields, "result": "removed"})
 
 

@@ -25,12 +25,12 @@ import secrets
 import shutil
 import stat
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 from pathlib import Path
 
 TEMP_MARK = ".tmp-"
 #: Name prefix of a :class:`WorkDirectory`; the creating process's pid follows.
-WORK_MARK = ".railguard-work-"
+WORK_MARK = ".railguard-work.tmp-"
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROC_FD = Path("/proc/self/fd")
 
@@ -128,6 +128,12 @@ def create_private_file(path: Path | str, mode: int = 0o600, *, dir_fd: int | No
 def open_private(path: Path, mode: str = "wb") -> BinaryIO:
     """:func:`create_private_file` as a file object (``"wb"`` or ``"ab"``, 0600)."""
     return os.fdopen(create_private_file(path), mode)
+
+
+def open_private_append(path: Path) -> TextIO:
+    """``path`` opened for appending text, created 0600 if missing; never through a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def make_private_directory(path: Path) -> None:

@@ -71,7 +71,7 @@ def parse_line(line: str) -> dict[str, str]:
 
 def append_line(path: Path, fields: Mapping[str, Any], *, mode: int = 0o600) -> None:
     data = (format_line(fields) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)  # never a planted link
     try:
         os.write(fd, data)
         os.fsync(fd)

@@ -274,7 +274,7 @@ def test_disk_full_while_the_manifest_is_written_leaves_no_data_file_without_it(
         assert [(r.name, r.status) for r in records] == [(older.manifest.name, "ok")]
         assert sorted(p.name for p in small.iterdir() if not p.name.startswith(".")) == sorted(
             ["backup.log", "filler", older.path.name, f"{older.manifest.name}.manifest.json"])
-        assert [p.name for p in small.iterdir() if p.name.startswith(".railguard-work-")] == []
+        assert [p.name for p in small.iterdir() if ".tmp-" in p.name] == []
 
 
 def test_a_fifo_as_the_database_is_refused_at_once(run_cli, tmp_path: Path):

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from railguard.durable import create_private_database
 from railguard.errors import ConfigError
 
 Kind = Literal["deploy", "release", "rollback"]
@@ -86,6 +87,7 @@ class DeployState:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            create_private_database(self.path)
             connection = sqlite3.connect(self.path, timeout=10)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the deploy history {self.path}: {exc}",

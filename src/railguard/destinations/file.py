@@ -24,7 +24,7 @@ from railguard.destinations.base import (
     DestinationError, ObjectInfo, RemoteBackupNotFound, is_temp_key, is_transient_os_error, register, retrying,
     temp_key_for,
 )
-from railguard.durable import fsync_directory, promote
+from railguard.durable import fsync_directory, open_private, promote
 from railguard.errors import ConfigError
 
 
@@ -69,7 +69,7 @@ class FileStore:
                 source.seek(start)
             temp = directory / temp_key_for(key)
             try:
-                with temp.open("xb") as output:
+                with open_private(temp) as output:
                     while chunk := source.read(CHUNK):
                         output.write(chunk)
                     output.flush()

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from railguard.durable import create_private_database
 from railguard.errors import ConfigError, NotFound
 
 Status = Literal["queued", "running", "passed", "failed", "deployed", "deploy_failed", "smoke_failed",
@@ -139,6 +140,7 @@ class RunQueue:
         self._local = threading.local()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            create_private_database(path)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:

@@ -41,6 +41,7 @@ from railguard.deploy.deployer import Deployer
 from railguard.deploy.git import Git, GitError, git_environment_without_git_vars
 from railguard.deploy.state import DeployState, state_path
 from railguard.deploy.suite import SuiteCommandMissing, run_suite
+from railguard.durable import make_private_directory, open_private_append
 from railguard.errors import ConfigError, RailguardError
 from railguard.gate.forgejo import ForgejoStatuses, State
 from railguard.gate.queue import Run, RunQueue
@@ -103,10 +104,10 @@ class RunLog:
         self.path = path
         self._secrets = secrets
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_directory(path.parent)  # logs may quote what a test printed: 0700, files 0600
 
     def line(self, text: str) -> None:
-        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
+        with self._lock, open_private_append(self.path) as handle:
             handle.write(redact(text, self._secrets).rstrip("\n") + "\n")
 
 
@@ -152,7 +153,7 @@ class Mirror:
 
     def ensure(self) -> None:
         if not (self.path / "HEAD").exists():
-            self.path.mkdir(parents=True, exist_ok=True)
+            make_private_directory(self.path)  # the app's source: 0700
             self._run("init", "--quiet", "--bare", str(self.path), where=self.path.parent)
 
     def fetch_refs(self, refspec: str) -> None:

@@ -71,7 +71,8 @@ def parse_line(line: str) -> dict[str, str]:
 
 def append_line(path: Path, fields: Mapping[str, Any], *, mode: int = 0o600) -> None:
     data = (format_line(fields) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)  # never a planted link
+    # O_NOFOLLOW: a link planted at the log's name must never make us append to its target.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
         os.fsync(fd)

@@ -116,7 +116,7 @@ def _open_source(database: Path, busy_timeout: float) -> sqlite3.Connection:
                                      check_same_thread=False)
         connection.execute("PRAGMA schema_version").fetchone()
     except sqlite3.DatabaseError as exc:
-        if _is_busy(exc):
+        if is_busy(exc):
             raise DatabaseBusy(f"database {database} stayed locked", hint="Retry later, or raise backup.busy_timeout") from exc
         raise NotADatabase(f"{database} cannot be opened as a SQLite database: {exc}",
                            hint="Check the path and that the file is not damaged") from exc
@@ -147,7 +147,7 @@ def _with_busy_retry(action, deadline: float, database: Path) -> None:
             action()
             return
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
+            if not is_busy(exc):
                 raise
             if time.monotonic() > deadline:
                 raise DatabaseBusy(f"database {database} stayed locked past the busy timeout",
@@ -155,7 +155,7 @@ def _with_busy_retry(action, deadline: float, database: Path) -> None:
             time.sleep(0.05)
 
 
-def _is_busy(exc: sqlite3.Error) -> bool:
+def is_busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

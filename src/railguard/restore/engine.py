@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo
 
 from railguard.backup.catalog import BackupRecord
 from railguard.backup.engine import LOG_NAME
-from railguard.backup.snapshot import DatabaseBusy, _is_busy
+from railguard.backup.snapshot import DatabaseBusy, is_busy
 from railguard.backup.verify import materialize
 from railguard.durable import WorkDirectory, pid_is_alive, remove_stale_work_directories
 from railguard.errors import Busy, NotFound, RailguardError, UsageError, VerifyFailed
@@ -273,7 +273,7 @@ def _safety_copy(target: Path, workspace: WorkDirectory, directory_fd: int, now:
         if reader is not None:
             reader.close()
             reader = None
-        if _is_busy(exc):
+        if is_busy(exc):
             raise DatabaseBusy(f"database {target} stayed locked", hint="Retry later, or stop the app first") from exc
         note = f"{target.name} could not be read by SQLite ({exc}); kept a byte copy instead"
     sources: list[int] = []

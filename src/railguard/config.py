@@ -31,6 +31,7 @@ monitor, notifications, gate), each a small class with defaults, so an old file 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -48,6 +49,11 @@ from railguard.errors import ConfigError, NotFound, UsageError
 DEFAULT_CONFIG_NAME = "railguard.toml"
 CONFIG_ENV = "RAILGUARD_CONFIG"
 
+#: The longest duration any setting takes (a year is already far more than any timeout means).
+MAX_DURATION = timedelta(days=36500)
+#: SQLite keeps its busy timeout as an int of milliseconds (sqlite3_busy_timeout).
+MAX_BUSY_TIMEOUT = timedelta(milliseconds=2**31 - 1)
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -59,13 +65,20 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _seconds(value, value)
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
         parts = _DURATION_PART.findall(text)
         if text and "".join(number + unit for number, unit in parts) == text:
-            return timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
+            return _seconds(sum(float(n) * _DURATION_UNITS[u] for n, u in parts), value)
     raise ValueError(f"expected a duration such as '30s', '5m', '1h30m' or '2d', got {value!r}")
+
+
+def _seconds(seconds: float, given: Any) -> timedelta:
+    # TOML has inf and nan, and 1e400 reads as inf; timedelta raises OverflowError past ~2.7 million years.
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"expected a finite duration of at most {MAX_DURATION.days} days, got {given!r}")
+    return timedelta(seconds=seconds)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -115,6 +128,14 @@ class BackupSettings(Section):
     #: Apply the retention policy after each successful backup.
     prune: bool = True
 
+    @pydantic.field_validator("busy_timeout")
+    @classmethod
+    def _fits_sqlite(cls, value: timedelta) -> timedelta:
+        if value > MAX_BUSY_TIMEOUT:
+            raise ValueError(f"at most {MAX_BUSY_TIMEOUT.days} days (SQLite counts it in a 32-bit number of "
+                             f"milliseconds), got {value}")
+        return value
+
     @pydantic.model_validator(mode="after")
     def _level_fits_the_algorithm(self) -> "BackupSettings":
         if self.compression == "gzip" and self.level is not None and self.level > 9:
@@ -123,13 +144,14 @@ class BackupSettings(Section):
 
 
 class RetentionSettings(Section):
-    """Which backups to keep: restic's ``forget`` rules. The default is the plan's 7 daily + 4 weekly.
-    0 turns a rule off (as in restic); a policy with every rule off is refused. docs/retention.md"""
+    """Which backups to keep: restic's ``forget`` rules. A rule left out (or 0) is off; a table
+    that sets no rule at all means the plan's 7 daily + 4 weekly (``Policy.from_settings``); a
+    policy with every rule set to 0 is refused. docs/retention.md"""
 
     keep_last: int | None = Field(default=None, ge=0)
     keep_hourly: int | None = Field(default=None, ge=0)
-    keep_daily: int | None = Field(default=7, ge=0)
-    keep_weekly: int | None = Field(default=4, ge=0)
+    keep_daily: int | None = Field(default=None, ge=0)
+    keep_weekly: int | None = Field(default=None, ge=0)
     keep_monthly: int | None = Field(default=None, ge=0)
     keep_yearly: int | None = Field(default=None, ge=0)
     #: restic's duration form (``"2d"``, ``"1y6m"``): keep everything that recent, counted from the newest backup.

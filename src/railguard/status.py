@@ -21,9 +21,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from railguard.backup import list_backups
+from railguard.backup.catalog import Owner, list_backups
 from railguard.backup.engine import LOG_NAME
-from railguard.backup.naming import stem_for
 from railguard.config import AppSettings, Settings
 from railguard.logfmt import read_lines
 
@@ -79,7 +78,7 @@ def collect_status(settings: Settings, now: datetime) -> StatusReport:
 
 def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -> list[StatusRow]:
     directory = app.backup.directory
-    records = list_backups(directory, stem_for(app.database)) if directory.is_dir() else []
+    records = list_backups(directory, Owner(name, app.database)) if directory.is_dir() else []
     good = [record for record in records if record.is_good]
     rows: list[StatusRow] = []
     limit = settings.status.backup_max_age

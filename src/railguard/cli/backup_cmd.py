@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from railguard.backup import list_backups, resolve_backup, verify_backup
-from railguard.backup.naming import stem_for
+from railguard.backup.catalog import Owner, bad_manifest_warnings
 from railguard.cli import dest_cmd, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
@@ -76,8 +76,10 @@ def list_command(ctx: Context, database: str | None, directory: str | None, dest
     _, name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
     if dest is not None:
         return dest_cmd.list_remote(ctx, name, app, dest, as_json)
-    records = list_backups(app.backup.directory, stem_for(app.database))
+    records = list_backups(app.backup.directory, Owner(name, app.database))
     now = ctx.now()
+    for message in bad_manifest_warnings(records):
+        output.warning(message)
     if as_json:
         output.emit_json({"ok": True, "app": name, "directory": app.backup.directory, "backups": [
             {"name": r.name, "file": r.data_path.name if r.data_path else None, "status": r.status,
@@ -124,9 +126,9 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
         return dest_cmd.verify_remote_copies(app_name, app, dest, name, verify_all, identity, as_json)
     if identity is not None:
         raise click.UsageError("--identity only applies with --dest (local backups are not encrypted)")
-    stem = stem_for(app.database)
-    records = list_backups(app.backup.directory, stem) if verify_all else [
-        resolve_backup(app.backup.directory, stem, name)]
+    owner = Owner(app_name, app.database)
+    records = list_backups(app.backup.directory, owner) if verify_all else [
+        resolve_backup(app.backup.directory, owner, name)]
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="railguard-verify-") as scratch:
         for record in records:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from railguard.backup import resolve_backup
-from railguard.backup.naming import stem_for
+from railguard.backup.catalog import Owner, check_belongs
 from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
@@ -42,11 +42,16 @@ def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str
     settings, app_name, app = ctx.app({"app.backup.directory": ("--dir", directory)})
     target = Path(to) if to else app.database
     live = _same_file(target, app.database)
+    owner = Owner(app_name, app.database)
     with contextlib.ExitStack() as stack:
         if source is not None:  # a remote copy, fetched to a temporary directory, then the same verified path
             record = stack.enter_context(fetched_for_restore(app, source, name, identity_file=identity))
         else:
-            record = resolve_backup(app.backup.directory, stem_for(app.database), name)
+            # Another app's backup (by its manifest) never replaces this app's database; into
+            # another file (--to), a backup named explicitly may be anybody's.
+            record = resolve_backup(app.backup.directory, owner, name, allow_foreign=not live)
+        if live:
+            check_belongs(record, owner)
         result = restore_backup(record, target, now=ctx.now(), tz=settings.timezone, force=force,
                                 check=app.backup.check, busy_timeout=app.backup.busy_timeout.total_seconds(),
                                 log_directory=app.backup.directory if app.backup.directory.is_dir() else None)

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from railguard.backup.catalog import list_backups
+from railguard.backup.catalog import Owner, list_backups
 from railguard.backup.engine import LOG_NAME
 from railguard.durable import remove_durably
 from railguard.errors import RailguardError, UsageError
@@ -62,20 +62,25 @@ def refuse_empty(policy: Policy) -> None:
                           hint="Give at least one --keep-* flag, or set [apps.NAME.retention] in railguard.toml")
 
 
-def plan_prune(directory: Path, stem: str, policy: Policy, *, now: datetime, tz: str) -> Plan:
-    """What :func:`prune_backups` would do, without locking or touching anything."""
+def plan_prune(directory: Path, stem: str | Owner, policy: Policy, *, now: datetime, tz: str) -> Plan:
+    """What :func:`prune_backups` would do, without locking or touching anything.
+
+    With an :class:`~railguard.backup.catalog.Owner` only that app's backups (by manifest) are
+    planned; another app's backups under the same file stem are not even looked at."""
     refuse_empty(policy)
     return apply_policy(list_backups(directory, stem), policy, now=now, tz=tz)
 
 
-def prune_backups(directory: Path, stem: str, policy: Policy, *, now: datetime, tz: str,
+def prune_backups(directory: Path, stem: str | Owner, policy: Policy, *, now: datetime, tz: str,
                   dry_run: bool = False) -> PruneResult:
-    """Remove the backups of ``stem`` in ``directory`` that ``policy`` does not keep."""
+    """Remove the backups of ``stem`` (or of an app, by manifest) in ``directory`` that ``policy``
+    does not keep."""
     refuse_empty(policy)
     if dry_run or not directory.is_dir():
         return PruneResult(plan_prune(directory, stem, policy, now=now, tz=tz), dry_run=True)
+    file_stem = stem.stem if isinstance(stem, Owner) else stem
     # The backup engine's lock: a backup being written or a restore reading one cannot race us.
-    with exclusive_lock(directory / f".{stem}.lock", f"backups of {stem} in {directory}"):
+    with exclusive_lock(directory / f".{file_stem}.lock", f"backups of {file_stem} in {directory}"):
         plan = plan_prune(directory, stem, policy, now=now, tz=tz)
         _check_plan(plan)
         result = PruneResult(plan, dry_run=False)

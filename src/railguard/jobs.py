@@ -72,7 +72,8 @@ def _copy_off_host(settings: Settings, app_name: str, app: AppSettings, report: 
 def _prune_local(settings: Settings, app_name: str, app: AppSettings, report: BackupJobReport, now: datetime) -> None:
     """Apply the retention policy to the backup directory; a failure is a warning, never a lost backup."""
     try:
-        result = prune_backups(app.backup.directory, Owner(app_name, app.database), Policy.from_settings(app.retention),
+        result = prune_backups(app.backup.directory, Owner.of(settings, app_name, app),
+                               Policy.from_settings(app.retention),
                                now=now, tz=settings.timezone)
     except (RailguardError, OSError) as exc:
         report.warnings.append(f"prune failed: {getattr(exc, 'message', None) or exc}")

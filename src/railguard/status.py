@@ -78,7 +78,7 @@ def collect_status(settings: Settings, now: datetime) -> StatusReport:
 
 def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -> list[StatusRow]:
     directory = app.backup.directory
-    records = list_backups(directory, Owner(name, app.database)) if directory.is_dir() else []
+    records = list_backups(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
     good = [record for record in records if record.is_good]
     rows: list[StatusRow] = []
     limit = settings.status.backup_max_age

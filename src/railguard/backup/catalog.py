@@ -22,10 +22,14 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from railguard.backup.manifest import BadManifest, Manifest
 from railguard.backup.naming import BackupId, parse_name, stem_for
 from railguard.errors import NotFound, UsageError
+
+if TYPE_CHECKING:
+    from railguard.config import AppSettings, Settings
 
 GOOD = "ok"
 
@@ -36,10 +40,20 @@ class ForeignBackup(UsageError):
 
 @dataclass(frozen=True)
 class Owner:
-    """Whose backups: an app (its name under ``[apps]``) and its database."""
+    """Whose backups: an app (its name under ``[apps]``) and its database, and the databases of
+    the configuration's other apps (a backup taken from one of those is theirs)."""
 
     app: str
     database: Path
+    #: (name, database) of every other app in the configuration.
+    others: tuple[tuple[str, Path], ...] = ()
+
+    @classmethod
+    def of(cls, settings: Settings, name: str, app: AppSettings | None = None) -> Owner:
+        """App ``name`` of ``settings`` (``app``: its settings, when the caller holds them)."""
+        database = (app or settings.apps[name]).database
+        return cls(name, database, tuple((other, other_app.database) for other, other_app in settings.apps.items()
+                                         if other != name))
 
     @property
     def stem(self) -> str:
@@ -50,15 +64,20 @@ class Owner:
         """As the backup engine writes it into the manifest."""
         return str(self.database.absolute())
 
-    def refusal(self, manifest: Manifest) -> str | None:
+    def refusal(self, manifest: Manifest, *, strict: bool = False) -> str | None:
         """Why ``manifest`` is not this owner's backup, or None when it is.
 
-        A manifest from before railguard recorded the app (``app`` is null) belongs to the app
-        whose database is its ``source``.
+        Another app's name in the manifest, or another configured app's database as its source,
+        make it that app's. A manifest from before railguard recorded the app (``app`` is null)
+        is therefore told apart by its source. ``strict`` (a restore over the database) also
+        refuses any source other than this app's database.
         """
         if manifest.app is not None and manifest.app != self.app:
             return f"it belongs to app {manifest.app!r} (database {manifest.source})"
-        if not _same_path(manifest.source, self.source):
+        for other, database in self.others:
+            if _same_path(manifest.source, str(database.absolute())):
+                return f"it was taken from {manifest.source}, the database of app {other!r}"
+        if strict and not _same_path(manifest.source, self.source):
             return f"it was taken from {manifest.source}, not from {self.source}"
         return None
 
@@ -218,8 +237,9 @@ def resolve_backup(directory: Path, stem: str | Owner | None, name: str | None, 
 
 
 def check_belongs(record: BackupRecord, owner: Owner) -> None:
-    """Raise :class:`ForeignBackup` unless ``record``'s manifest names ``owner`` (or cannot say)."""
-    why = owner.refusal(record.manifest) if record.manifest is not None else None
+    """Before a restore over ``owner``'s database: raise :class:`ForeignBackup` unless the
+    record's manifest names this app (or none) and this database as its source."""
+    why = owner.refusal(record.manifest, strict=True) if record.manifest is not None else None
     if why is not None:
         raise ForeignBackup(f"backup {record.name} is not app {owner.app!r}'s: {why}",
                             hint="Restore it as the app that took it (--app NAME), or into another file with --to PATH")

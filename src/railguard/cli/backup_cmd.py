@@ -73,10 +73,10 @@ def backups() -> None:
 @pass_context
 def list_command(ctx: Context, database: str | None, directory: str | None, dest: str | None, as_json: bool) -> int:
     """Show every backup: name, time, size, ratio, verified, age."""
-    _, name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
+    settings, name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
     if dest is not None:
         return dest_cmd.list_remote(ctx, name, app, dest, as_json)
-    records = list_backups(app.backup.directory, Owner(name, app.database))
+    records = list_backups(app.backup.directory, Owner.of(settings, name, app))
     now = ctx.now()
     for message in bad_manifest_warnings(records):
         output.warning(message)
@@ -120,13 +120,13 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
     """
     if name and verify_all:
         raise click.UsageError("give a NAME or --all, not both")
-    _, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory),
-                                "app.backup.check": ("--check", check)})
+    settings, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory),
+                                       "app.backup.check": ("--check", check)})
     if dest is not None:
         return dest_cmd.verify_remote_copies(app_name, app, dest, name, verify_all, identity, as_json)
     if identity is not None:
         raise click.UsageError("--identity only applies with --dest (local backups are not encrypted)")
-    owner = Owner(app_name, app.database)
+    owner = Owner.of(settings, app_name, app)
     records = list_backups(app.backup.directory, owner) if verify_all else [
         resolve_backup(app.backup.directory, owner, name)]
     results: list[dict[str, Any]] = []

@@ -51,7 +51,7 @@ def prune(ctx: Context, dry_run: bool, keep_last: int | None, keep_hourly: int |
         policy = Policy(**{rule: value or 0 for rule, value in flags.items()}, within=_within(keep_within))
     else:
         policy = Policy.from_settings(app.retention)
-    result = prune_backups(app.backup.directory, Owner(name, app.database), policy, now=ctx.now(),
+    result = prune_backups(app.backup.directory, Owner.of(settings, name, app), policy, now=ctx.now(),
                            tz=settings.timezone, dry_run=dry_run)
     # Then each destination: its own policy, else the one in effect here (docs/destinations.md).
     remote = prune_destinations(settings, app, now=ctx.now(), dry_run=dry_run, fallback=policy)

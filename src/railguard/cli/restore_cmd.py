@@ -42,7 +42,7 @@ def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str
     settings, app_name, app = ctx.app({"app.backup.directory": ("--dir", directory)})
     target = Path(to) if to else app.database
     live = _same_file(target, app.database)
-    owner = Owner(app_name, app.database)
+    owner = Owner.of(settings, app_name, app)
     with contextlib.ExitStack() as stack:
         if source is not None:  # a remote copy, fetched to a temporary directory, then the same verified path
             record = stack.enter_context(fetched_for_restore(app, source, name, identity_file=identity))

@@ -60,6 +60,6 @@ def last_success(job: Job, runlog: RunLog | None, settings: Settings) -> datetim
     if not job.name.startswith("backup:") or job.app is None:
         return recorded
     app = settings.apps[job.app]
-    good = [record.created_at for record in list_backups(app.backup.directory, Owner(job.app, app.database))
+    good = [record.created_at for record in list_backups(app.backup.directory, Owner.of(settings, job.app, app))
             if record.is_good]
     return max([moment for moment in (recorded, max(good, default=None)) if moment is not None], default=None)

@@ -111,8 +111,8 @@ def replicate(settings: Settings, app_name: str, app: AppSettings, *, now: datet
     stem = stem_for(app.database)
     names = _selected(app, only)
     with _replication_lock(app.backup.directory, stem):
-        runs = [_replicate_one(settings, Owner(app_name, app.database), app, name, stem, now, fill_gaps, prune, env)
-                for name in names]
+        owner = Owner.of(settings, app_name, app)
+        runs = [_replicate_one(settings, owner, app, name, stem, now, fill_gaps, prune, env) for name in names]
     if notify:
         _notify_failures(settings, app_name, [run for run in runs if not run.ok], now)
     return runs

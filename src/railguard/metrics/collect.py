@@ -39,7 +39,7 @@ def backup_families(settings: Settings) -> list[Metric]:
         directory = app.backup.directory
         if not directory.is_dir():
             continue
-        records = list_backups(directory, Owner(name, app.database))
+        records = list_backups(directory, Owner.of(settings, name, app))
         good = [record for record in records if record.is_good]
         count.add_metric([name], len(good))
         if good:

@@ -551,17 +551,23 @@ def find_config(explicit: str | os.PathLike[str] | None, env: Mapping[str, str] 
     if explicit:
         path = Path(explicit)
         if not path.is_file():
-            raise ConfigError(f"configuration file {path} does not exist",
+            raise ConfigError(f"configuration file {path} {_why_not_a_file(path)}",
                               hint="Check --config, or write one with: railguard init")
         return path
     if env.get(CONFIG_ENV):
         path = Path(env[CONFIG_ENV])
         if not path.is_file():
-            raise ConfigError(f"configuration file {path} (from ${CONFIG_ENV}) does not exist",
+            raise ConfigError(f"configuration file {path} (from ${CONFIG_ENV}) {_why_not_a_file(path)}",
                               hint=f"Fix or unset ${CONFIG_ENV}")
         return path
     local = Path(DEFAULT_CONFIG_NAME)
     return local if local.is_file() else None
+
+
+def _why_not_a_file(path: Path) -> str:
+    if path.is_dir():
+        return f"is a directory; name the file in it (such as {path / DEFAULT_CONFIG_NAME})"
+    return "is not a regular file" if path.exists() else "does not exist"
 
 
 def load_settings(
@@ -591,7 +597,27 @@ def load_settings(
     except pydantic.ValidationError as exc:
         raise _config_error(exc, path, origins) from None
     settings.source = path
+    _refuse_shared_backup_names(settings, path)
     return settings
+
+
+def _refuse_shared_backup_names(settings: Settings, path: Path | None) -> None:
+    """Two apps whose databases share a file stem must not share a backup directory: their
+    backups would share names (``tasks-20261127-0330``), and with them the lock and the
+    name space that prune and ``latest`` read (the catalog tells them apart by manifest, but
+    a name can only belong to one backup)."""
+    from railguard.backup.naming import stem_for  # here: the backup package imports this module
+
+    seen: dict[tuple[str, str], str] = {}
+    for name, app in settings.apps.items():
+        key = (os.path.normpath(app.backup.directory.absolute()), stem_for(app.database))
+        if key in seen:
+            raise ConfigError(
+                f"{path or 'configuration'}: apps.{seen[key]} and apps.{name} would share the backup names "
+                f"{key[1]}-* in {app.backup.directory} (databases {settings.apps[seen[key]].database} and "
+                f"{app.database})",
+                hint=f"Set apps.{name}.backup.directory to a directory of its own")
+        seen[key] = name
 
 
 def _set_nested(target: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:

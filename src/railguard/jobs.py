@@ -80,7 +80,7 @@ def _prune_local(settings: Settings, app_name: str, app: AppSettings, report: Ba
         return
     report.steps["prune"] = result.summary()
     for left in result.plan.leave:
-        report.warnings.append(f"backup {left.name} is {left.backup.status}: prune leaves it for you to inspect")
+        report.warnings.append(f"backup {left.name} is {left.backup.reason}: prune leaves it for you to inspect")
 
 
 def replicate_job(settings: Settings, app_name: str, app: AppSettings, *, now: datetime, only: str | None = None,

@@ -98,8 +98,12 @@ def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime) 
             rows.append(StatusRow(name, "verified", "ok", f"{newest_any.name}: {manifest.check}_check "
                                   f"{manifest.check_result}", newest_any.created_at))
         else:
-            rows.append(StatusRow(name, "verified", "flagged", f"{newest_any.name}: {newest_any.status}",
+            rows.append(StatusRow(name, "verified", "flagged", f"{newest_any.name}: {newest_any.reason}",
                                   newest_any.created_at))
+    for record in records:
+        if record.has_bad_manifest and record is not records[-1]:  # the newest has its own row above
+            rows.append(StatusRow(name, f"backup:{record.name}", "flagged",
+                                  f"{record.reason}: not usable, the other backups are; inspect it"))
     attempt = last_backup_attempt(directory)
     if attempt is not None and attempt.get("result") == "failed":
         rows.append(StatusRow(name, "last_attempt", "flagged",

@@ -40,6 +40,17 @@ def json_mode() -> bool:
     return _json_mode.get()
 
 
+@contextlib.contextmanager
+def json_mode_if(wanted: bool) -> Iterator[None]:
+    """JSON mode while rendering an error that came before ``--json``'s own callback ran."""
+    token = _json_mode.set(True) if wanted else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _json_mode.reset(token)
+
+
 def stdout() -> Console:
     # In a pipe or a log there is no terminal width to respect: never wrap a table row there.
     width = None if sys.stdout.isatty() else 240

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from railguard.backup import resolve_backup
-from railguard.backup.catalog import Owner, check_belongs
+from railguard.backup import list_backups, resolve_backup
+from railguard.backup.catalog import Owner, bad_manifest_warnings, check_belongs
 from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
@@ -56,17 +56,19 @@ def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str
                                 check=app.backup.check, busy_timeout=app.backup.busy_timeout.total_seconds(),
                                 log_directory=app.backup.directory if app.backup.directory.is_dir() else None)
     steps = next_steps(result, live=live, url=app.url)
+    unusable = bad_manifest_warnings(list_backups(app.backup.directory, owner)) if source is None else []
     if as_json:
         output.emit_json({"ok": True, "app": app_name, "backup": result.backup, "target": result.target,
                           "live_database": live, "safety_copy": result.safety_copy,
                           "journal_mode": result.journal_mode, "forced_past": result.forced_past,
-                          "warnings": result.warnings, "seconds": round(result.seconds, 3), "next_steps": steps})
+                          "warnings": result.warnings, "unusable_backups": unusable,
+                          "seconds": round(result.seconds, 3), "next_steps": steps})
     else:
         click.echo(f"restored {result.backup} → {result.target} (journal_mode {result.journal_mode}, "
                    f"{result.seconds:.1f}s)")
         if result.safety_copy:
             click.echo(f"the previous database is kept as {result.safety_copy}")
-        for message in result.warnings + [f"replaced while in use: {holder}" for holder in result.forced_past]:
+        for message in result.warnings + [f"replaced while in use: {holder}" for holder in result.forced_past] + unusable:
             output.warning(message)
         click.echo("next:")
         for number, step in enumerate(steps, 1):

@@ -198,6 +198,11 @@ class Policy:
             counts.append(f"all within {self.within} of the newest")
         return "keep " + ", ".join(counts) if counts else "keep nothing (empty policy)"
 
+    def as_dict(self) -> dict[str, int | str | None]:
+        """Every rule, off ones included (0, or None for within): ``{"keep_daily": 7, ...}``."""
+        return {**{f"keep_{rule.name}": getattr(self, rule.name) for rule in RULES},
+                "keep_within": str(self.within) if self.within is not None else None}
+
     def flags(self) -> list[str]:
         """The same policy as command-line flags (ours and restic's are the same)."""
         flags = []

@@ -52,7 +52,8 @@ class PruneResult:
             "kept": len(self.plan.keep),
             "removed": self.removed if not self.dry_run else [],
             "would_remove": [d.name for d in self.plan.remove] if self.dry_run else [],
-            "left": [{"name": d.name, "status": d.backup.status} for d in self.plan.leave],
+            "left": [{"name": d.name, "status": d.backup.status, "detail": d.backup.detail}
+                     for d in self.plan.leave],
         }
 
 

@@ -65,6 +65,10 @@ def prune(ctx: Context, dry_run: bool, keep_last: int | None, keep_hourly: int |
     else:
         _render(result, _ORIGINS[origin].format(app=name))
         dest_cmd.render_prunes(remote)
+    for decision in result.plan.leave:  # on stderr, so also beside --json
+        detail = f" ({decision.backup.detail})" if decision.backup.detail else ""
+        output.warning(f"{decision.name} is {decision.backup.status}: left in place{detail}; inspect it, then "
+                       "remove its files by hand if it is of no use")
     return ExitCode.WARNING if result.plan.leave or any(item.error for item in remote) else ExitCode.OK
 
 
@@ -98,10 +102,6 @@ def _render(result: PruneResult, origin: str) -> None:
                    "nothing was removed")
     else:
         click.echo(f"removed {len(result.removed)} of {total} backups, kept {len(plan.keep)}")
-    for decision in plan.leave:
-        detail = f" ({decision.backup.detail})" if decision.backup.detail else ""
-        output.warning(f"{decision.name} is {decision.backup.status}: left in place{detail}; inspect it, then "
-                       "remove its files by hand if it is of no use")
 
 
 def plan_time(plan: Plan, moment: datetime) -> str:

@@ -54,6 +54,7 @@ class RailguardGroup(click.Group):
         global _command_running
         previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _in_main_thread() else None
         _command_running = True
+        json_token = output.start_command()
         try:
             result = super().main(args, prog_name or "railguard", complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
@@ -78,6 +79,7 @@ class RailguardGroup(click.Group):
             output.error("interrupted; cleaned up", None, code=ExitCode.INTERRUPTED)
             sys.exit(ExitCode.INTERRUPTED)
         finally:
+            output.end_command(json_token)
             _command_running = False
             if previous is not None and not self.owns_process:
                 signal.signal(signal.SIGTERM, previous)

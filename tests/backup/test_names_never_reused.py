@@ -11,7 +11,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from railguard.backup import list_backups, take_backup
-from railguard.backup.naming import free_id
 from railguard.config import BackupSettings
 from railguard.retention import Policy, prune_backups
 
@@ -39,6 +38,8 @@ def test_a_name_only_backup_log_remembers_is_not_given_again(tasks_db: Path, tmp
 
 
 def test_free_id_counts_failed_copies_and_ignores_other_minutes_and_stems(tmp_path: Path) -> None:
+    from railguard.backup.naming import free_id
+
     directory = tmp_path / "backups"
     (directory / "failed").mkdir(parents=True)
     (directory / "failed" / "tasks-20261127-0330-5.sqlite3").write_bytes(b"kept aside")

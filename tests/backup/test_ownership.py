@@ -56,9 +56,9 @@ class TwoApps:
             encoding="utf-8")
         settings = BackupSettings(directory=self.shared)
         # Manifests written before railguard recorded the app (legacy) have only the source.
-        self.a_backup = take_backup(self.a_db, settings, now=T0, app=None if legacy else "a").manifest.name
+        self.a_backup = take_backup(self.a_db, settings, now=T0, **({} if legacy else {"app": "a"})).manifest.name
         self.b_backups = [take_backup(self.b_db, settings, now=T0 + timedelta(days=day),
-                                      app=None if legacy else "b").manifest.name for day in (1, 2)]
+                                      **({} if legacy else {"app": "b"})).manifest.name for day in (1, 2)]
 
 
 def _mkdir(path: Path) -> Path:

@@ -14,7 +14,6 @@ from railguard.cli.context import Context
 from railguard.config import RetentionSettings
 from railguard.errors import ExitCode
 from railguard.retention import Policy, Within
-from railguard.retention.policy import DEFAULT_POLICY
 
 NOW = datetime(2026, 11, 27, 4, 0, tzinfo=timezone.utc)
 
@@ -32,6 +31,8 @@ def test_a_rule_left_out_is_off(table: dict, expected: Policy) -> None:
 
 
 def test_only_a_table_without_rules_gets_the_default() -> None:
+    from railguard.retention.policy import DEFAULT_POLICY
+
     assert Policy.from_settings(RetentionSettings()) is DEFAULT_POLICY
     assert Policy.from_settings(RetentionSettings(keep_daily=7, keep_weekly=4)) is not DEFAULT_POLICY
 

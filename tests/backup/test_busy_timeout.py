@@ -40,4 +40,5 @@ def test_a_lock_held_past_a_short_busy_timeout_fails_the_backup_cleanly(tmp_path
         holder.close()
     assert busy.value.exit_code == ExitCode.BUSY
     assert list_backups(settings.directory) == []
-    assert [path.name for path in settings.directory.iterdir() if path.name.startswith(".tasks-")] == []  # no temporaries
+    temporaries = [path.name for path in settings.directory.iterdir() if path.name.startswith(".tasks-")]
+    assert temporaries == []

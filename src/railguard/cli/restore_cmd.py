@@ -37,7 +37,8 @@ def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str
     Verifies the backup (hash, decompress, integrity_check) before touching anything, refuses
     while a process has the database open (stop the app first, or --force), keeps a safety copy
     of the current database as DB.before-restore-YYYYMMDD-HHMMSS, then swaps the restored file
-    in with one atomic rename. See docs/restore.md.
+    in with one atomic rename. A backup whose manifest names another app, or another database,
+    never replaces this app's database (exit 3); --to another file takes it. See docs/restore.md.
     """
     settings, app_name, app = ctx.app({"app.backup.directory": ("--dir", directory)})
     target = Path(to) if to else app.database
@@ -68,7 +69,8 @@ def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str
                    f"{result.seconds:.1f}s)")
         if result.safety_copy:
             click.echo(f"the previous database is kept as {result.safety_copy}")
-        for message in result.warnings + [f"replaced while in use: {holder}" for holder in result.forced_past] + unusable:
+        in_use = [f"replaced while in use: {holder}" for holder in result.forced_past]
+        for message in result.warnings + in_use + unusable:
             output.warning(message)
         click.echo("next:")
         for number, step in enumerate(steps, 1):

@@ -13,6 +13,11 @@ directory written before it did may hold both). Given an :class:`Owner`, :func:`
 returns only that app's backups and the ones whose manifest cannot say (no manifest, a bad
 one: those are never good, so nothing uses them), and :func:`resolve_backup` refuses by name a
 backup whose manifest names another app or database (:class:`ForeignBackup`).
+
+Another app's backup is one whose manifest names that app (``app``), or, in a manifest from
+before railguard recorded the app, whose ``source`` is another configured app's database.
+Listing stops there, so an app's older backups still list after its database moved; a restore
+over the app's database (:func:`check_belongs`) also refuses any ``source`` but that database.
 """
 
 from __future__ import annotations

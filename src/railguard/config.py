@@ -602,16 +602,19 @@ def load_settings(
 
 
 def _refuse_shared_backup_names(settings: Settings, path: Path | None) -> None:
-    """Two apps whose databases share a file stem must not share a backup directory: their
-    backups would share names (``tasks-20261127-0330``), and with them the lock and the
-    name space that prune and ``latest`` read (the catalog tells them apart by manifest, but
-    a name can only belong to one backup)."""
+    """Two apps whose databases are different files with the same stem must not share a backup
+    directory: their backups would share names (``tasks-20261127-0330``), and with them the
+    lock and the name space that prune and ``latest`` read (the catalog tells them apart by
+    manifest, but a name can only belong to one backup)."""
     from railguard.backup.naming import stem_for  # here: the backup package imports this module
 
     seen: dict[tuple[str, str], str] = {}
     for name, app in settings.apps.items():
         key = (os.path.normpath(app.backup.directory.absolute()), stem_for(app.database))
-        if key in seen:
+        # Two apps over the very same database (a config that only monitors their URLs leaves
+        # both at the default) back up the same data: their backups do not need telling apart.
+        if key in seen and os.path.normpath(settings.apps[seen[key]].database.absolute()) != \
+                os.path.normpath(app.database.absolute()):
             raise ConfigError(
                 f"{path or 'configuration'}: apps.{seen[key]} and apps.{name} would share the backup names "
                 f"{key[1]}-* in {app.backup.directory} (databases {settings.apps[seen[key]].database} and "

@@ -160,3 +160,17 @@ def test_apps_with_different_database_names_may_share_a_directory(tmp_path: Path
     config.write_text(f'[apps.a]\ndatabase = "/srv/a/tasks.db"\n[apps.b]\ndatabase = "/srv/b/billing.db"\n')
     result = run_cli("--config", config, "--app", "a", "backups", "list", "--dir", tmp_path / "none")
     assert result.exit_code == ExitCode.OK, result.stderr
+
+
+def test_apps_over_the_same_database_may_share_a_directory(tmp_path: Path, run_cli, tasks_db: Path) -> None:
+    # A configuration that only monitors two URLs leaves both apps at the default database.
+    config = tmp_path / "railguard.toml"
+    config.write_text('[apps.a]\nurl = "http://127.0.0.1:1"\n[apps.b]\nurl = "http://127.0.0.1:2"\n')
+    assert run_cli("--config", config, "--app", "a", "backups", "list", "--dir", tmp_path / "none").exit_code == 0
+
+    directory = tmp_path / "backups"
+    name = take_backup(tasks_db, BackupSettings(directory=directory), now=T0).manifest.name  # no app: legacy
+    config.write_text(f'[apps.a]\ndatabase = "{tasks_db}"\n[apps.b]\ndatabase = "{tasks_db}"\n')
+    for app in ("a", "b"):
+        listing = run_cli("--config", config, "--app", app, "backups", "list", "--dir", directory, "--json")
+        assert [entry["name"] for entry in json.loads(listing.stdout)["backups"]] == [name]

@@ -57,8 +57,10 @@ class Owner:
     def of(cls, settings: Settings, name: str, app: AppSettings | None = None) -> Owner:
         """App ``name`` of ``settings`` (``app``: its settings, when the caller holds them)."""
         database = (app or settings.apps[name]).database
+        # An app over the same database file is no other owner by source (only by its name).
         return cls(name, database, tuple((other, other_app.database) for other, other_app in settings.apps.items()
-                                         if other != name))
+                                         if other != name and not _same_path(str(other_app.database.absolute()),
+                                                                             str(database.absolute()))))
 
     @property
     def stem(self) -> str:

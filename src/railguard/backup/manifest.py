@@ -64,7 +64,9 @@ class Manifest:
     # Keys we do not know are ignored, so a manifest written by a newer railguard still reads.
     __pydantic_config__ = ConfigDict(extra="ignore")
 
-    name: FileName
+    # A name from a store is not trusted either, but it is checked against the file's own name
+    # by whoever reads it (catalog: "manifest is for ..."), which says more than a type error.
+    name: Text
     file: FileName
     source: Text
     created_at: Time  # ISO 8601 with its offset (UTC when railguard writes it)

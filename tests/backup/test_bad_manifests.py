@@ -9,6 +9,7 @@ kept by prune; the bad one is named in a warning and never removed or restored.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -132,6 +133,8 @@ class Setup:
     def spoil(self, shape: str) -> Path:
         manifest = self.directory / f"{self.bad}.manifest.json"
         manifest.write_bytes(_bad_text(json.loads(manifest.read_text()), shape))
+        for path in self.directory.glob(f"{self.bad}.*"):  # without a manifest its time is its file's
+            os.utime(path, (SECOND.timestamp(), SECOND.timestamp()))
         return manifest
 
     def files(self, name: str) -> list[str]:
@@ -233,3 +236,16 @@ def test_a_manifest_that_does_not_parse_is_never_removed_even_without_its_data_f
     result = setup.run("prune", "--keep-last", "1")
     assert result.exit_code == ExitCode.WARNING
     assert manifest.exists()
+
+
+def test_status_names_an_older_backup_whose_manifest_does_not_parse(setup: Setup) -> None:
+    older = setup.directory / f"{setup.good}.manifest.json"
+    older.write_text("{not json")
+    for path in setup.directory.glob(f"{setup.good}.*"):  # without a manifest its time is its file's
+        os.utime(path, (FIRST.timestamp(), FIRST.timestamp()))
+    result = setup.run("status", "--json")
+    assert result.exit_code == ExitCode.CHECK_FAILED
+    rows = {row["name"]: row for row in json.loads(result.stdout)["rows"]}
+    assert rows["backup"]["state"] == "ok" and rows["backup"]["detail"].startswith(setup.bad)
+    assert rows[f"backup:{setup.good}"]["state"] == "flagged"
+    assert rows[f"backup:{setup.good}"]["detail"].startswith("unreadable manifest (not JSON")

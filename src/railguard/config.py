@@ -31,6 +31,7 @@ monitor, notifications, gate), each a small class with defaults, so an old file 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -48,6 +49,11 @@ from railguard.errors import ConfigError, NotFound, UsageError
 DEFAULT_CONFIG_NAME = "railguard.toml"
 CONFIG_ENV = "RAILGUARD_CONFIG"
 
+#: The longest duration any setting takes (a year is already far more than any timeout means).
+MAX_DURATION = timedelta(days=36500)
+#: SQLite keeps its busy timeout as an int of milliseconds (sqlite3_busy_timeout).
+MAX_BUSY_TIMEOUT = timedelta(milliseconds=2**31 - 1)
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -59,13 +65,20 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _seconds(value, value)
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
         parts = _DURATION_PART.findall(text)
         if text and "".join(number + unit for number, unit in parts) == text:
-            return timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
+            return _seconds(sum(float(n) * _DURATION_UNITS[u] for n, u in parts), value)
     raise ValueError(f"expected a duration such as '30s', '5m', '1h30m' or '2d', got {value!r}")
+
+
+def _seconds(seconds: float, given: Any) -> timedelta:
+    # TOML has inf and nan, and 1e400 reads as inf; timedelta raises OverflowError past ~2.7 million years.
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"expected a finite duration of at most {MAX_DURATION.days} days, got {given!r}")
+    return timedelta(seconds=seconds)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -115,6 +128,14 @@ class BackupSettings(Section):
     #: Apply the retention policy after each successful backup.
     prune: bool = True
 
+    @pydantic.field_validator("busy_timeout")
+    @classmethod
+    def _fits_sqlite(cls, value: timedelta) -> timedelta:
+        if value > MAX_BUSY_TIMEOUT:
+            raise ValueError(f"at most {MAX_BUSY_TIMEOUT.days} days (SQLite counts it in a 32-bit number of "
+                             f"milliseconds), got {value}")
+        return value
+
     @pydantic.model_validator(mode="after")
     def _level_fits_the_algorithm(self) -> "BackupSettings":
         if self.compression == "gzip" and self.level is not None and self.level > 9:
@@ -123,13 +144,14 @@ class BackupSettings(Section):
 
 
 class RetentionSettings(Section):
-    """Which backups to keep: restic's ``forget`` rules. The default is the plan's 7 daily + 4 weekly.
-    0 turns a rule off (as in restic); a policy with every rule off is refused. docs/retention.md"""
+    """Which backups to keep: restic's ``forget`` rules. A rule left out (or 0) is off; a table
+    that sets no rule at all means the plan's 7 daily + 4 weekly (``Policy.from_settings``); a
+    policy with every rule set to 0 is refused. docs/retention.md"""
 
     keep_last: int | None = Field(default=None, ge=0)
     keep_hourly: int | None = Field(default=None, ge=0)
-    keep_daily: int | None = Field(default=7, ge=0)
-    keep_weekly: int | None = Field(default=4, ge=0)
+    keep_daily: int | None = Field(default=None, ge=0)
+    keep_weekly: int | None = Field(default=None, ge=0)
     keep_monthly: int | None = Field(default=None, ge=0)
     keep_yearly: int | None = Field(default=None, ge=0)
     #: restic's duration form (``"2d"``, ``"1y6m"``): keep everything that recent, counted from the newest backup.
@@ -529,17 +551,23 @@ def find_config(explicit: str | os.PathLike[str] | None, env: Mapping[str, str] 
     if explicit:
         path = Path(explicit)
         if not path.is_file():
-            raise ConfigError(f"configuration file {path} does not exist",
+            raise ConfigError(f"configuration file {path} {_why_not_a_file(path)}",
                               hint="Check --config, or write one with: railguard init")
         return path
     if env.get(CONFIG_ENV):
         path = Path(env[CONFIG_ENV])
         if not path.is_file():
-            raise ConfigError(f"configuration file {path} (from ${CONFIG_ENV}) does not exist",
+            raise ConfigError(f"configuration file {path} (from ${CONFIG_ENV}) {_why_not_a_file(path)}",
                               hint=f"Fix or unset ${CONFIG_ENV}")
         return path
     local = Path(DEFAULT_CONFIG_NAME)
     return local if local.is_file() else None
+
+
+def _why_not_a_file(path: Path) -> str:
+    if path.is_dir():
+        return f"is a directory; name the file in it (such as {path / DEFAULT_CONFIG_NAME})"
+    return "is not a regular file" if path.exists() else "does not exist"
 
 
 def load_settings(
@@ -569,7 +597,30 @@ def load_settings(
     except pydantic.ValidationError as exc:
         raise _config_error(exc, path, origins) from None
     settings.source = path
+    _refuse_shared_backup_names(settings, path)
     return settings
+
+
+def _refuse_shared_backup_names(settings: Settings, path: Path | None) -> None:
+    """Two apps whose databases are different files with the same stem must not share a backup
+    directory: their backups would share names (``tasks-20261127-0330``), and with them the
+    lock and the name space that prune and ``latest`` read (the catalog tells them apart by
+    manifest, but a name can only belong to one backup)."""
+    from railguard.backup.naming import stem_for  # here: the backup package imports this module
+
+    seen: dict[tuple[str, str], str] = {}
+    for name, app in settings.apps.items():
+        key = (os.path.normpath(app.backup.directory.absolute()), stem_for(app.database))
+        # Two apps over the very same database (a config that only monitors their URLs leaves
+        # both at the default) back up the same data: their backups do not need telling apart.
+        if key in seen and os.path.normpath(settings.apps[seen[key]].database.absolute()) != \
+                os.path.normpath(app.database.absolute()):
+            raise ConfigError(
+                f"{path or 'configuration'}: apps.{seen[key]} and apps.{name} would share the backup names "
+                f"{key[1]}-* in {app.backup.directory} (databases {settings.apps[seen[key]].database} and "
+                f"{app.database})",
+                hint=f"Set apps.{name}.backup.directory to a directory of its own")
+        seen[key] = name
 
 
 def _set_nested(target: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from railguard.backup import BackupResult, take_backup
 from railguard.backup.engine import Progress
-from railguard.backup.naming import stem_for
+from railguard.backup.catalog import Owner
 from railguard.config import AppSettings, Settings
 from railguard.destinations.replicate import exit_code_for, replicate
 from railguard.errors import ExitCode, RailguardError
@@ -42,13 +42,13 @@ def backup_job(settings: Settings, app_name: str, app: AppSettings, *, now: date
     watch = JobWatch(settings, app_name, app, "backup", now=now)
     watch.start()
     try:
-        result = take_backup(app.database, app.backup, now=now, tz=settings.timezone, progress=progress)
+        result = take_backup(app.database, app.backup, now=now, tz=settings.timezone, progress=progress, app=app_name)
     except BaseException as exc:
         watch.failed(exc)  # heartbeat /<exit code>, notification, metrics; then the error stands
         raise
     report = BackupJobReport(app=app_name, backup=result, warnings=list(result.warnings))
     if app.backup.prune:
-        _prune_local(settings, app, report, now)
+        _prune_local(settings, app_name, app, report, now)
     if app.destinations:
         _copy_off_host(settings, app_name, app, report, now)
     report.steps.update(watch.succeeded(report.exit_code, _job_log(report)))
@@ -69,17 +69,18 @@ def _copy_off_host(settings: Settings, app_name: str, app: AppSettings, report: 
         report.warnings.extend(run.problems())
 
 
-def _prune_local(settings: Settings, app: AppSettings, report: BackupJobReport, now: datetime) -> None:
+def _prune_local(settings: Settings, app_name: str, app: AppSettings, report: BackupJobReport, now: datetime) -> None:
     """Apply the retention policy to the backup directory; a failure is a warning, never a lost backup."""
     try:
-        result = prune_backups(app.backup.directory, stem_for(app.database), Policy.from_settings(app.retention),
+        result = prune_backups(app.backup.directory, Owner.of(settings, app_name, app),
+                               Policy.from_settings(app.retention),
                                now=now, tz=settings.timezone)
     except (RailguardError, OSError) as exc:
         report.warnings.append(f"prune failed: {getattr(exc, 'message', None) or exc}")
         return
     report.steps["prune"] = result.summary()
     for left in result.plan.leave:
-        report.warnings.append(f"backup {left.name} is {left.backup.status}: prune leaves it for you to inspect")
+        report.warnings.append(f"backup {left.name} is {left.backup.reason}: prune leaves it for you to inspect")
 
 
 def replicate_job(settings: Settings, app_name: str, app: AppSettings, *, now: datetime, only: str | None = None,

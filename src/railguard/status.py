@@ -21,9 +21,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from railguard.backup import list_backups
+from railguard.backup.catalog import Owner, list_backups
 from railguard.backup.engine import LOG_NAME
-from railguard.backup.naming import stem_for
 from railguard.config import AppSettings, Settings
 from railguard.logfmt import read_lines
 
@@ -79,7 +78,7 @@ def collect_status(settings: Settings, now: datetime) -> StatusReport:
 
 def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -> list[StatusRow]:
     directory = app.backup.directory
-    records = list_backups(directory, stem_for(app.database)) if directory.is_dir() else []
+    records = list_backups(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
     good = [record for record in records if record.is_good]
     rows: list[StatusRow] = []
     limit = settings.status.backup_max_age
@@ -99,8 +98,12 @@ def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime) 
             rows.append(StatusRow(name, "verified", "ok", f"{newest_any.name}: {manifest.check}_check "
                                   f"{manifest.check_result}", newest_any.created_at))
         else:
-            rows.append(StatusRow(name, "verified", "flagged", f"{newest_any.name}: {newest_any.status}",
+            rows.append(StatusRow(name, "verified", "flagged", f"{newest_any.name}: {newest_any.reason}",
                                   newest_any.created_at))
+    for record in records:
+        if record.has_bad_manifest and record is not records[-1]:  # the newest has its own row above
+            rows.append(StatusRow(name, f"backup:{record.name}", "flagged",
+                                  f"{record.reason}: not usable, the other backups are; inspect it"))
     attempt = last_backup_attempt(directory)
     if attempt is not None and attempt.get("result") == "failed":
         rows.append(StatusRow(name, "last_attempt", "flagged",

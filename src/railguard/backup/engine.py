@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 from railguard import __version__
 from railguard.backup.compression import compress_file, sha256_of_decompressed, sha256_of_file
 from railguard.backup.manifest import Manifest
-from railguard.backup.naming import FAILED_DIR, BackupId, id_for, parse_name, stem_for
+from railguard.backup.naming import FAILED_DIR, BackupId, free_id, logged_file_names, stem_for
 from railguard.backup.priority import background_priority, run_in_background
 from railguard.backup.snapshot import check_source, take_snapshot
 from railguard.backup.verify import check_database, remove_stale_verify_copies
@@ -75,8 +75,13 @@ def take_backup(
     now: datetime,
     tz: str = "UTC",
     progress: Progress | None = None,
+    app: str | None = None,
 ) -> BackupResult:
-    """Take one verified backup of ``database`` into ``settings.directory``."""
+    """Take one verified backup of ``database`` into ``settings.directory``.
+
+    ``app`` (the app's name under ``[apps]``) goes into the manifest: with ``source`` it says
+    whose backup this is (backup.catalog.Owner); None leaves the backup to its source alone.
+    """
     check_source(database)
     directory = settings.directory
     _prepare_directory(directory)
@@ -84,7 +89,7 @@ def take_backup(
     with exclusive_lock(directory / f".{stem}.lock", f"backups of {database}"):
         remove_stale_temporaries(directory, stem)
         remove_stale_verify_copies(directory)
-        backup_id = _free_id(directory, stem, now.astimezone(ZoneInfo(tz)))
+        backup_id = free_id(directory, stem, now.astimezone(ZoneInfo(tz)), logged_file_names(directory / LOG_NAME))
         final = directory / backup_id.data_name(settings.compression)
         started = time.monotonic()
         fields = {"time": now.astimezone(timezone.utc), "database": database, "file": final.name}
@@ -92,6 +97,7 @@ def take_backup(
             with WorkDirectory(directory) as workspace:
                 manifest, warnings = _copy_check_compress(database, settings, workspace, backup_id, final, now,
                                                           progress)
+                manifest.app = app
                 manifest.durations["total"] = round(time.monotonic() - started, 3)
                 _publish(workspace, manifest, final, backup_id.manifest_name)
         except BaseException as exc:
@@ -226,20 +232,6 @@ def _prepare_directory(directory: Path) -> None:
     if not os.access(directory, os.W_OK | os.X_OK):
         raise BackupDirectoryError(f"backup directory {directory} is not writable by this user",
                                    hint="Fix its permissions, or choose another with --dir")
-
-
-def _free_id(directory: Path, stem: str, local_now: datetime) -> BackupId:
-    taken = set()
-    for place in (directory, directory / FAILED_DIR):
-        if place.is_dir():
-            for entry in place.iterdir():
-                parsed = parse_name(entry.name, stem)
-                if parsed:
-                    taken.add(parsed[0])
-    seq = 1
-    while (candidate := id_for(stem, local_now, seq)) in taken:
-        seq += 1
-    return candidate
 
 
 def _keep_aside(workspace: WorkDirectory, directory: Path, backup_id: BackupId) -> Path:

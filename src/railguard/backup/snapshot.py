@@ -112,7 +112,9 @@ def _open_source(database: Path, busy_timeout: float) -> sqlite3.Connection:
     # Not mode=ro: a read-only connection cannot run WAL recovery or create a missing -shm,
     # and then fails on a database the app has just closed. We only ever read from it.
     try:
-        connection = sqlite3.connect(database, timeout=min(busy_timeout, 5.0), isolation_level=None,
+        # The configured busy_timeout, whole (the configuration bounds it to what SQLite's
+        # millisecond int holds): a writer holding the lock for 20 s must not fail a 30 s setting.
+        connection = sqlite3.connect(database, timeout=busy_timeout, isolation_level=None,
                                      check_same_thread=False)
         connection.execute("PRAGMA schema_version").fetchone()
     except sqlite3.DatabaseError as exc:

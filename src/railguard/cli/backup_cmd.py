@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from railguard.backup import list_backups, resolve_backup, verify_backup
-from railguard.backup.naming import stem_for
+from railguard.backup.catalog import Owner, bad_manifest_warnings
 from railguard.backup.verify import BackupVanished
 from railguard.cli import dest_cmd, output
 from railguard.cli.context import Context
@@ -74,11 +74,13 @@ def backups() -> None:
 @pass_context
 def list_command(ctx: Context, database: str | None, directory: str | None, dest: str | None, as_json: bool) -> int:
     """Show every backup: name, time, size, ratio, verified, age."""
-    _, name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
+    settings, name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
     if dest is not None:
         return dest_cmd.list_remote(ctx, name, app, dest, as_json)
-    records = list_backups(app.backup.directory, stem_for(app.database))
+    records = list_backups(app.backup.directory, Owner.of(settings, name, app))
     now = ctx.now()
+    for message in bad_manifest_warnings(records):
+        output.warning(message)
     if as_json:
         output.emit_json({"ok": True, "app": name, "directory": app.backup.directory, "backups": [
             {"name": r.name, "file": r.data_path.name if r.data_path else None, "status": r.status,
@@ -119,15 +121,15 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
     """
     if name and verify_all:
         raise click.UsageError("give a NAME or --all, not both")
-    _, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory),
-                                "app.backup.check": ("--check", check)})
+    settings, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory),
+                                       "app.backup.check": ("--check", check)})
     if dest is not None:
         return dest_cmd.verify_remote_copies(app_name, app, dest, name, verify_all, identity, as_json)
     if identity is not None:
         raise click.UsageError("--identity only applies with --dest (local backups are not encrypted)")
-    stem = stem_for(app.database)
-    records = list_backups(app.backup.directory, stem) if verify_all else [
-        resolve_backup(app.backup.directory, stem, name)]
+    owner = Owner.of(settings, app_name, app)
+    records = list_backups(app.backup.directory, owner) if verify_all else [
+        resolve_backup(app.backup.directory, owner, name)]
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="railguard-verify-") as scratch:
         for record in records:

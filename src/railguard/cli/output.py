@@ -12,7 +12,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,28 @@ def json_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def json_mode() -> bool:
     return _json_mode.get()
+
+
+def start_command() -> Token[bool]:
+    """One command's JSON mode starts off, until its ``--json`` says otherwise; give the token
+    to :func:`end_command` (a caller running several commands in one process, such as the
+    tests, must not inherit the last one's mode)."""
+    return _json_mode.set(False)
+
+
+def end_command(token: Token[bool]) -> None:
+    _json_mode.reset(token)
+
+
+@contextlib.contextmanager
+def json_mode_if(wanted: bool) -> Iterator[None]:
+    """JSON mode while rendering an error that came before ``--json``'s own callback ran."""
+    token = _json_mode.set(True) if wanted else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _json_mode.reset(token)
 
 
 def stdout() -> Console:

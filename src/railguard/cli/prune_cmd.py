@@ -8,13 +8,14 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from railguard.backup.naming import stem_for
+from railguard.backup.catalog import Owner
 from railguard.cli import dest_cmd, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.destinations import prune_destinations
 from railguard.errors import ExitCode, UsageError
 from railguard.retention import Plan, Policy, PruneResult, Within, prune_backups
+from railguard.retention.policy import DEFAULT_POLICY
 
 pass_context = click.make_pass_decorator(Context)
 COUNT = click.IntRange(min=0)
@@ -49,18 +50,25 @@ def prune(ctx: Context, dry_run: bool, keep_last: int | None, keep_hourly: int |
              "monthly": keep_monthly, "yearly": keep_yearly}
     if keep_within is not None or any(value is not None for value in flags.values()):
         policy = Policy(**{rule: value or 0 for rule, value in flags.items()}, within=_within(keep_within))
+        origin = "flags"
     else:
         policy = Policy.from_settings(app.retention)
-    result = prune_backups(app.backup.directory, stem_for(app.database), policy, now=ctx.now(),
+        # from_settings returns this very object only for a table that sets no rule.
+        origin = "default" if policy is DEFAULT_POLICY else "configuration"
+    result = prune_backups(app.backup.directory, Owner.of(settings, name, app), policy, now=ctx.now(),
                            tz=settings.timezone, dry_run=dry_run)
     # Then each destination: its own policy, else the one in effect here (docs/destinations.md).
     remote = prune_destinations(settings, app, now=ctx.now(), dry_run=dry_run, fallback=policy)
     if as_json:
-        output.emit_json({**_document(name, str(app.backup.directory), result),
+        output.emit_json({**_document(name, str(app.backup.directory), result, origin),
                           "destinations": [item.summary() for item in remote]})
     else:
-        _render(result)
+        _render(result, _ORIGINS[origin].format(app=name))
         dest_cmd.render_prunes(remote)
+    for decision in result.plan.leave:  # on stderr, so also beside --json
+        detail = f" ({decision.backup.detail})" if decision.backup.detail else ""
+        output.warning(f"{decision.name} is {decision.backup.status}: left in place{detail}; inspect it, then "
+                       "remove its files by hand if it is of no use")
     return ExitCode.WARNING if result.plan.leave or any(item.error for item in remote) else ExitCode.OK
 
 
@@ -73,9 +81,17 @@ def _within(text: str | None) -> Within | None:
         raise UsageError(f"--keep-within: {exc}", hint="Try: railguard prune --keep-within 2d") from None
 
 
-def _render(result: PruneResult) -> None:
+#: Where the policy in effect came from, as the first line of the plan says it.
+_ORIGINS = {
+    "flags": "from the --keep-* flags",
+    "configuration": "from [apps.{app}.retention]",
+    "default": "the default: [apps.{app}.retention] sets no rule",
+}
+
+
+def _render(result: PruneResult, origin: str) -> None:
     plan = result.plan
-    click.echo(f"policy: {plan.policy} (periods in {plan.tz})")
+    click.echo(f"policy: {plan.policy} (periods in {plan.tz}), {origin}")
     rows = [(d.action, d.name, plan_time(plan, d.backup.created_at), ", ".join(d.reasons)) for d in plan.decisions]
     width = max((len(row[1]) for row in rows), default=0)
     for action, name, when, reasons in rows:
@@ -86,20 +102,19 @@ def _render(result: PruneResult) -> None:
                    "nothing was removed")
     else:
         click.echo(f"removed {len(result.removed)} of {total} backups, kept {len(plan.keep)}")
-    for decision in plan.leave:
-        output.warning(f"{decision.name} is {decision.backup.status}: left in place; inspect it, then "
-                       "remove its files by hand if it is of no use")
 
 
 def plan_time(plan: Plan, moment: datetime) -> str:
     return moment.astimezone(ZoneInfo(plan.tz)).strftime("%Y-%m-%d %H:%M")
 
 
-def _document(app: str, directory: str, result: PruneResult) -> dict[str, Any]:
+def _document(app: str, directory: str, result: PruneResult, origin: str) -> dict[str, Any]:
     plan = result.plan
     return {
-        "ok": True, "app": app, "directory": directory, "policy": str(plan.policy), "time_zone": plan.tz,
+        "ok": True, "app": app, "directory": directory, "policy": str(plan.policy),
+        "policy_from": origin, "rules": plan.policy.as_dict(), "time_zone": plan.tz,
         "dry_run": result.dry_run, "removed": result.removed,
         "decisions": [{"name": d.name, "action": d.action, "reasons": list(d.reasons),
-                       "created_at": d.backup.created_at, "status": d.backup.status} for d in plan.decisions],
+                       "created_at": d.backup.created_at, "status": d.backup.status,
+                       "detail": d.backup.detail} for d in plan.decisions],
     }

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from railguard.backup import resolve_backup
-from railguard.backup.naming import stem_for
+from railguard.backup import list_backups, resolve_backup
+from railguard.backup.catalog import Owner, bad_manifest_warnings, check_belongs
 from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
@@ -37,31 +37,40 @@ def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str
     Verifies the backup (hash, decompress, integrity_check) before touching anything, refuses
     while a process has the database open (stop the app first, or --force), keeps a safety copy
     of the current database as DB.before-restore-YYYYMMDD-HHMMSS, then swaps the restored file
-    in with one atomic rename. See docs/restore.md.
+    in with one atomic rename. A backup whose manifest names another app, or another database,
+    never replaces this app's database (exit 3); --to another file takes it. See docs/restore.md.
     """
     settings, app_name, app = ctx.app({"app.backup.directory": ("--dir", directory)})
     target = Path(to) if to else app.database
     live = _same_file(target, app.database)
+    owner = Owner.of(settings, app_name, app)
     with contextlib.ExitStack() as stack:
         if source is not None:  # a remote copy, fetched to a temporary directory, then the same verified path
             record = stack.enter_context(fetched_for_restore(app, source, name, identity_file=identity))
         else:
-            record = resolve_backup(app.backup.directory, stem_for(app.database), name)
+            # Another app's backup (by its manifest) never replaces this app's database; into
+            # another file (--to), a backup named explicitly may be anybody's.
+            record = resolve_backup(app.backup.directory, owner, name, allow_foreign=not live)
+        if live:
+            check_belongs(record, owner)
         result = restore_backup(record, target, now=ctx.now(), tz=settings.timezone, force=force,
                                 check=app.backup.check, busy_timeout=app.backup.busy_timeout.total_seconds(),
                                 log_directory=app.backup.directory if app.backup.directory.is_dir() else None)
     steps = next_steps(result, live=live, url=app.url)
+    unusable = bad_manifest_warnings(list_backups(app.backup.directory, owner)) if source is None else []
     if as_json:
         output.emit_json({"ok": True, "app": app_name, "backup": result.backup, "target": result.target,
                           "live_database": live, "safety_copy": result.safety_copy,
                           "journal_mode": result.journal_mode, "forced_past": result.forced_past,
-                          "warnings": result.warnings, "seconds": round(result.seconds, 3), "next_steps": steps})
+                          "warnings": result.warnings, "unusable_backups": unusable,
+                          "seconds": round(result.seconds, 3), "next_steps": steps})
     else:
         click.echo(f"restored {result.backup} → {result.target} (journal_mode {result.journal_mode}, "
                    f"{result.seconds:.1f}s)")
         if result.safety_copy:
             click.echo(f"the previous database is kept as {result.safety_copy}")
-        for message in result.warnings + [f"replaced while in use: {holder}" for holder in result.forced_past]:
+        in_use = [f"replaced while in use: {holder}" for holder in result.forced_past]
+        for message in result.warnings + in_use + unusable:
             output.warning(message)
         click.echo("next:")
         for number, step in enumerate(steps, 1):

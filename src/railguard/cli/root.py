@@ -54,6 +54,7 @@ class RailguardGroup(click.Group):
         global _command_running
         previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _in_main_thread() else None
         _command_running = True
+        json_token = output.start_command()
         try:
             result = super().main(args, prog_name or "railguard", complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
@@ -62,10 +63,14 @@ class RailguardGroup(click.Group):
             output.error("interrupted; cleaned up", None, code=ExitCode.INTERRUPTED)
             sys.exit(ExitCode.INTERRUPTED)
         except click.UsageError as exc:
-            output.error(exc.format_message(), _usage_hint(exc))
+            # click stops at a bad option before any callback ran, --json's included: a script
+            # that asked for JSON still gets its one document (docs/exit-codes.md).
+            with output.json_mode_if(_asks_for_json(args)):
+                output.error(exc.format_message(), _usage_hint(exc), code=ExitCode.USAGE)
             sys.exit(ExitCode.USAGE)
         except click.ClickException as exc:
-            output.error(exc.format_message(), None)
+            with output.json_mode_if(_asks_for_json(args)):
+                output.error(exc.format_message(), None, code=ExitCode.USAGE)
             sys.exit(ExitCode.USAGE)
         except RailguardError as exc:
             output.error(exc.message, exc.hint, code=exc.exit_code)
@@ -74,6 +79,7 @@ class RailguardGroup(click.Group):
             output.error("interrupted; cleaned up", None, code=ExitCode.INTERRUPTED)
             sys.exit(ExitCode.INTERRUPTED)
         finally:
+            output.end_command(json_token)
             _command_running = False
             if previous is not None and not self.owns_process:
                 signal.signal(signal.SIGTERM, previous)
@@ -93,6 +99,12 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     # code: a late SIGTERM must not turn a finished backup into "killed".
     if _command_running:
         raise KeyboardInterrupt
+
+
+def _asks_for_json(args: Any) -> bool:
+    """``--json`` among the command line's options (before a ``--`` that ends them)."""
+    words = list(sys.argv[1:] if args is None else args)
+    return "--json" in words[:words.index("--")] if "--" in words else "--json" in words
 
 
 def _usage_hint(exc: click.UsageError) -> str:

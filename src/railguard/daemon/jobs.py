@@ -6,8 +6,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 
-from railguard.backup.catalog import list_backups
-from railguard.backup.naming import stem_for
+from railguard.backup.catalog import Owner, list_backups
 from railguard.config import Settings
 from railguard.daemon.runlog import RunLog
 from railguard.schedule import Schedule, parse_schedule
@@ -61,6 +60,6 @@ def last_success(job: Job, runlog: RunLog | None, settings: Settings) -> datetim
     if not job.name.startswith("backup:") or job.app is None:
         return recorded
     app = settings.apps[job.app]
-    good = [record.created_at for record in list_backups(app.backup.directory, stem_for(app.database))
+    good = [record.created_at for record in list_backups(app.backup.directory, Owner.of(settings, job.app, app))
             if record.is_good]
     return max([moment for moment in (recorded, max(good, default=None)) if moment is not None], default=None)

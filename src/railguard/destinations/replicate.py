@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from railguard.backup.catalog import BackupRecord, list_backups
+from railguard.backup.catalog import BackupRecord, Owner, list_backups
 from railguard.backup.naming import parse_name, stem_for
 from railguard.backup.verify import verify_backup
 from railguard.config import AppSettings, Settings
@@ -111,7 +111,8 @@ def replicate(settings: Settings, app_name: str, app: AppSettings, *, now: datet
     stem = stem_for(app.database)
     names = _selected(app, only)
     with _replication_lock(app.backup.directory, stem):
-        runs = [_replicate_one(settings, app, name, stem, now, fill_gaps, prune, env) for name in names]
+        owner = Owner.of(settings, app_name, app)
+        runs = [_replicate_one(settings, owner, app, name, stem, now, fill_gaps, prune, env) for name in names]
     if notify:
         _notify_failures(settings, app_name, [run for run in runs if not run.ok], now)
     return runs
@@ -133,9 +134,9 @@ def _replication_lock(directory: Path, stem: str) -> Iterator[None]:
         yield
 
 
-def _replicate_one(settings: Settings, app: AppSettings, name: str, stem: str, now: datetime, fill_gaps: bool,
-                   prune: bool, env: Mapping[str, str] | None) -> DestinationRun:
-    local = [record for record in list_backups(app.backup.directory, stem) if record.is_good]
+def _replicate_one(settings: Settings, owner: Owner, app: AppSettings, name: str, stem: str, now: datetime,
+                   fill_gaps: bool, prune: bool, env: Mapping[str, str] | None) -> DestinationRun:
+    local = [record for record in list_backups(app.backup.directory, owner) if record.is_good]  # by manifest
     run = DestinationRun(name, redact_url(app.destinations[name].url))
     started = time.monotonic()
     try:

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from railguard.backup.catalog import BackupRecord, list_backups, resolve_backup
+from railguard.backup.catalog import BackupRecord, Owner, list_backups, resolve_backup
 from railguard.backup.naming import stem_for
 from railguard.backup.verify import materialize
 from railguard.config import AppSettings, DrillSettings, Settings
@@ -130,7 +130,7 @@ def run_drill(settings: Settings, app_name: str, app: AppSettings, *, now: datet
     # anything runs, so they are errors to fix rather than failed drills in drill.log.
     plan_launch(drill, app_name=app_name, copy=Path(tempfile.gettempdir()) / "railguard-drill" / "data" /
                 app.database.name, port=1, production_db=app.database, environ=env, docker=docker)
-    chosen = _choose(app, which, source, rng, env)
+    chosen = _choose(app, which, source, rng, env, owner=Owner.of(settings, app_name, app))
     report = DrillReport(app_name, chosen.name, f"destination {source}" if source else "local",
                          "docker" if drill.image else "command", now.astimezone(timezone.utc))
     from railguard.watch import JobWatch  # here: watch pulls in heartbeats and notifications
@@ -187,13 +187,15 @@ class _Chosen:
 
 
 def _choose(app: AppSettings, which: str, source: str | None, rng: random.Random,
-            env: Mapping[str, str] | None = None) -> _Chosen:
+            env: Mapping[str, str] | None = None, *, owner: Owner | None = None) -> _Chosen:
+    """``owner``: choose among that app's backups by manifest (default: by the file stem)."""
     stem = stem_for(app.database)
     if source is None:
+        mine: Owner | str = owner or stem
         if which == "random":
-            record = choose_random(list_backups(app.backup.directory, stem), rng, str(app.backup.directory))
+            record = choose_random(list_backups(app.backup.directory, mine), rng, str(app.backup.directory))
         else:
-            record = resolve_backup(app.backup.directory, stem, which)
+            record = resolve_backup(app.backup.directory, mine, which)
         return _Chosen(record.name, local=record)
     from railguard.destinations import open_destination
 

@@ -7,8 +7,7 @@ from collections.abc import Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from railguard.backup import list_backups
-from railguard.backup.naming import stem_for
+from railguard.backup.catalog import Owner, list_backups
 from railguard.config import Settings
 from railguard.monitor.state import DOWN, UP, TargetState
 
@@ -40,7 +39,7 @@ def backup_families(settings: Settings) -> list[Metric]:
         directory = app.backup.directory
         if not directory.is_dir():
             continue
-        records = list_backups(directory, stem_for(app.database))
+        records = list_backups(directory, Owner.of(settings, name, app))
         good = [record for record in records if record.is_good]
         count.add_metric([name], len(good))
         if good:

@@ -21,7 +21,8 @@ good is never kept in place of a good one; what happens to it is decided here to
   an interrupted backup or prune leaves behind; it cannot be restored, so it is removed once a
   newer good backup exists;
 * a *damaged* backup (both files present, but the manifest is unreadable, unverified or names
-  another file) is left in place and reported: a human should look at it.
+  another file), and any manifest that does not parse, even alone, is left in place and
+  reported: a human should look at it.
 
 This module is pure: the clock and the time zone are parameters, nothing touches the disk.
 """
@@ -42,6 +43,7 @@ if TYPE_CHECKING:  # config imports this module to validate keep_within
 
 _WITHIN_PART = re.compile(r"(\d+)([ymdh])")
 _WITHIN_UNITS = {"y": "years", "m": "months", "d": "days", "h": "hours"}
+_WITHIN_MAX_YEARS = 1000
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,10 @@ class Within:
             raise ValueError(f"expected a duration such as '2d', '36h' or '1y6m' (units y, m = months, d, h; "
                              f"each at most once), got {text!r}")
         within = cls(**{_WITHIN_UNITS[unit]: int(number) for number, unit in parts})
+        # Far longer than anything kept; and much longer would put the cutoff before year 1,
+        # which no date holds (OverflowError).
+        if within.years + within.months / 12 + within.days / 365 + within.hours / 8760 > _WITHIN_MAX_YEARS:
+            raise ValueError(f"keep-within is at most {_WITHIN_MAX_YEARS} years, got {text!r}")
         if within.is_zero():
             raise ValueError(f"keep-within must be longer than zero, got {text!r}")
         return within
@@ -170,10 +176,18 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: RetentionSettings) -> Policy:
-        """From the ``[apps.NAME.retention]`` table (``keep_daily = 7`` ...); None or 0 means off."""
-        counts = {rule.name: getattr(settings, f"keep_{rule.name}") or 0 for rule in RULES}
+        """From the ``[apps.NAME.retention]`` table (``keep_daily = 7`` ...).
+
+        A rule the table leaves out (or sets to 0) is off. Only a table that sets no rule at
+        all gets the default, :data:`DEFAULT_POLICY` (7 daily, 4 weekly): ``keep_monthly = 12``
+        alone keeps 12 monthly and nothing else, as the docs say.
+        """
+        given = {rule.name: getattr(settings, f"keep_{rule.name}") for rule in RULES}
         within = settings.keep_within
-        return cls(**counts, within=Within.parse(within) if within else None)
+        if within is None and all(value is None for value in given.values()):
+            return DEFAULT_POLICY
+        return cls(**{name: value or 0 for name, value in given.items()},
+                   within=Within.parse(within) if within else None)
 
     def is_empty(self) -> bool:
         return not any(getattr(self, rule.name) for rule in RULES) and self.within is None
@@ -183,6 +197,11 @@ class Policy:
         if self.within is not None:
             counts.append(f"all within {self.within} of the newest")
         return "keep " + ", ".join(counts) if counts else "keep nothing (empty policy)"
+
+    def as_dict(self) -> dict[str, int | str | None]:
+        """Every rule, off ones included (0, or None for within): ``{"keep_daily": 7, ...}``."""
+        return {**{f"keep_{rule.name}": getattr(self, rule.name) for rule in RULES},
+                "keep_within": str(self.within) if self.within is not None else None}
 
     def flags(self) -> list[str]:
         """The same policy as command-line flags (ours and restic's are the same)."""
@@ -194,6 +213,9 @@ class Policy:
             flags += ["--keep-within", str(self.within)]
         return flags
 
+
+#: The plan's policy, for a retention table that sets no rule at all.
+DEFAULT_POLICY = Policy(daily=7, weekly=4)
 
 Action = Literal["keep", "remove", "leave"]
 
@@ -297,5 +319,6 @@ def apply_policy(backups: Sequence[BackupRecord], policy: Policy, *, now: dateti
 
 
 def _is_leftover(backup: BackupRecord) -> bool:
-    """Exactly one of the two files exists: what an interrupted backup or prune leaves behind."""
-    return (backup.data_path is None) != (backup.manifest_path is None)
+    """Exactly one of the two files exists: what an interrupted backup or prune leaves behind.
+    A manifest that does not parse is never a leftover: nobody can say what it vouched for."""
+    return (backup.data_path is None) != (backup.manifest_path is None) and not backup.has_bad_manifest

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from railguard.backup.catalog import BackupRecord, list_backups
+from railguard.backup.catalog import BackupRecord, Owner, list_backups
 from railguard.backup.verify import remove_stale_verify_copies
 from railguard.backup.engine import LOG_NAME
 from railguard.durable import remove_durably
@@ -59,7 +59,8 @@ class PruneResult:
             "kept": len(self.plan.keep),
             "removed": self.removed if not self.dry_run else [],
             "would_remove": [d.name for d in self.plan.remove] if self.dry_run else [],
-            "left": [{"name": d.name, "status": d.backup.status} for d in self.plan.leave],
+            "left": [{"name": d.name, "status": d.backup.status, "detail": d.backup.detail}
+                     for d in self.plan.leave],
         }
 
 
@@ -69,22 +70,28 @@ def refuse_empty(policy: Policy) -> None:
                           hint="Give at least one --keep-* flag, or set [apps.NAME.retention] in railguard.toml")
 
 
-def plan_prune(directory: Path, stem: str, policy: Policy, *, now: datetime, tz: str) -> Plan:
-    """What :func:`prune_backups` would do, without locking or touching anything."""
+def plan_prune(directory: Path, stem: str | Owner, policy: Policy, *, now: datetime, tz: str) -> Plan:
+    """What :func:`prune_backups` would do, without locking or touching anything.
+
+    With an :class:`~railguard.backup.catalog.Owner` only that app's backups (by manifest) are
+    planned; another app's backups under the same file stem are not even looked at."""
     refuse_empty(policy)
     return apply_policy(list_backups(directory, stem), policy, now=now, tz=tz)
 
 
-def prune_backups(directory: Path, stem: str, policy: Policy, *, now: datetime, tz: str,
+def prune_backups(directory: Path, stem: str | Owner, policy: Policy, *, now: datetime, tz: str,
                   dry_run: bool = False) -> PruneResult:
-    """Remove the backups of ``stem`` in ``directory`` that ``policy`` does not keep."""
+    """Remove the backups of ``stem`` (or of an app, by manifest) in ``directory`` that ``policy``
+    does not keep."""
     refuse_empty(policy)
     if dry_run or not directory.is_dir():
         return PruneResult(plan_prune(directory, stem, policy, now=now, tz=tz), dry_run=True)
+    file_stem = stem.stem if isinstance(stem, Owner) else stem
     with contextlib.ExitStack() as stack:
         try:
             # The backup engine's lock: a backup being written or a restore reading one cannot race us.
-            stack.enter_context(exclusive_lock(directory / f".{stem}.lock", f"backups of {stem} in {directory}"))
+            stack.enter_context(exclusive_lock(directory / f".{file_stem}.lock",
+                                               f"backups of {file_stem} in {directory}"))
         except OSError as exc:
             plan = plan_prune(directory, stem, policy, now=now, tz=tz)
             if not plan.remove:

@@ -57,6 +57,8 @@ log = logging.getLogger("railguard.webserver")
 _BUSY_BODY = b"server busy: too many connections, try again\n"
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
          b"connection: close\r\ncontent-length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY)
+#: How long a refused connection stays open for its client to read the 503.
+_REFUSED_LINGER_SECONDS = 1.0
 #: Connections closed for the limit are reported at most this often, not one line each.
 _REPORT_EVERY_SECONDS = 60.0
 
@@ -71,6 +73,14 @@ class ConnectionLimits:
     keep_alive_timeout: float = 5.0
     #: Open connections at most; more close the one waiting longest for its request.
     max_connections: int = 512
+
+    @classmethod
+    def from_settings(cls, section: Any) -> ConnectionLimits:
+        """From a settings section with ``header_timeout``, ``keep_alive_timeout`` (durations)
+        and ``max_connections`` (``[gate]``)."""
+        return cls(header_timeout=section.header_timeout.total_seconds(),
+                   keep_alive_timeout=section.keep_alive_timeout.total_seconds(),
+                   max_connections=section.max_connections)
 
     def effective_max_connections(self) -> int:
         """``max_connections``, held to half the soft descriptor limit of this process."""
@@ -175,9 +185,13 @@ class BoundedH11Protocol(H11Protocol):
             self.book.closed_one_for_limit()
             return
         # Every other connection is in the middle of a request: this one cannot be served now.
+        # Its request is left unread (closing on unread data would reset the connection before
+        # the client reads the 503), and the descriptor is released a second later at most.
         self._forget()
+        self.transport.pause_reading()
         self.transport.write(_BUSY)
-        self.transport.close()
+        self.transport.write_eof()
+        self.loop.call_later(_REFUSED_LINGER_SECONDS, self.transport.abort)
         self.book.closed_one_for_limit()
 
     def _drop(self) -> None:
@@ -205,11 +219,16 @@ def bounded_protocol(limits: ConnectionLimits) -> type[BoundedH11Protocol]:
     return type("BoundedH11Protocol", (BoundedH11Protocol,), {"book": _Book(limits)})
 
 
+def uvicorn_options(limits: ConnectionLimits) -> dict[str, Any]:
+    """The keyword arguments that give ``uvicorn.run`` or ``uvicorn.Config`` railguard's protocol,
+    timeouts and backlog (one protocol class per call: call it once per server)."""
+    return {"http": bounded_protocol(limits), "ws": "none", "timeout_keep_alive": limits.keep_alive_timeout,
+            "backlog": limits.backlog()}
+
+
 def uvicorn_config(app: Any, *, host: str, port: int, limits: ConnectionLimits, **options: Any) -> uvicorn.Config:
     """uvicorn's configuration with railguard's protocol and timeouts; ``options`` go to uvicorn."""
-    return uvicorn.Config(app, host=host, port=port, http=bounded_protocol(limits), ws="none",
-                          timeout_keep_alive=limits.keep_alive_timeout, backlog=limits.backlog(),
-                          **options)  # type: ignore[arg-type]
+    return uvicorn.Config(app, host=host, port=port, **uvicorn_options(limits), **options)
 
 
 class BackgroundServer:

@@ -487,6 +487,14 @@ class GateSettings(Section):
     check_body_limit: int = Field(default=200 * 1024 * 1024, ge=1024)
     #: Test suites that ``/api/v1/check`` runs at once; more wait their turn.
     check_concurrency: int = Field(default=2, ge=1, le=32)
+    #: A connection that has not sent its whole request line and headers this long after its first
+    #: byte (or its opening) is closed; trickling bytes do not extend it.
+    header_timeout: Duration = Field(default=timedelta(seconds=10), gt=timedelta(0))
+    #: An idle connection is closed this long after its last response.
+    keep_alive_timeout: Duration = Field(default=timedelta(seconds=5), gt=timedelta(0))
+    #: Open connections at most (held to half the open-file limit); one more closes the connection
+    #: waiting longest for its request headers, or gets 503 when every one is busy with a request.
+    max_connections: int = Field(default=512, ge=1)
     #: The gate's address as Forgejo users reach it (links in commit statuses); None: http://host:port.
     public_url: str | None = None
     forgejo_url: str | None = None

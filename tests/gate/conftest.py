@@ -33,6 +33,7 @@ from local_http import JsonReceiver, free_port
 from railguard.config import Settings, load_settings
 from railguard.gate.app import create_app
 from railguard.gate.service import GateService
+from railguard.webserver import ConnectionLimits, uvicorn_config
 
 ZERO = "0" * 40
 
@@ -326,7 +327,8 @@ def _remote_head(remote: Remote) -> str:
 def serve_gate(config: GateConfig, env: dict[str, str], remote: Remote) -> Iterator[Gate]:
     """The gate in this process under a real uvicorn server on 127.0.0.1."""
     service = GateService(config.settings(), env=env)
-    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=config.port,
+    server = uvicorn.Server(uvicorn_config(create_app(service), host="127.0.0.1", port=config.port,
+                                           limits=ConnectionLimits.from_settings(service.settings.gate),
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="gate-uvicorn", daemon=True)
     thread.start()

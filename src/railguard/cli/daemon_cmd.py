@@ -14,7 +14,6 @@ from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.daemon import Daemon, RunLog, plan_jobs
 from railguard.daemon.jobs import last_success
-from railguard.daemon import http as daemon_http
 from railguard.errors import ExitCode, UsageError
 from railguard.metrics.exposition import metrics_endpoint
 from railguard.schedule import is_due_at_start
@@ -43,6 +42,8 @@ def daemon(ctx: Context) -> int:
                     last_success=lambda job: last_success(job, runlog, settings))
     server = None
     if settings.daemon.listen:
+        from railguard.daemon import http as daemon_http  # here: `railguard schedule` needs no web stack
+
         host, _, port = settings.daemon.listen.rpartition(":")
         try:
             server = daemon_http.serve(runner, host or "127.0.0.1", int(port),
@@ -62,7 +63,7 @@ def daemon(ctx: Context) -> int:
         return runner.run()
     finally:
         if server is not None:
-            server.shutdown()
+            server.stop()
         runlog.close()
 
 

@@ -38,6 +38,7 @@ def serve_command(ctx: Context, host: str | None, port: int | None) -> int:
 
     from railguard.gate.app import create_app
     from railguard.gate.service import GateService
+    from railguard.webserver import ConnectionLimits, uvicorn_options
 
     settings = ctx.settings({"gate.host": ("--host", host), "gate.port": ("--port", port)})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -45,7 +46,7 @@ def serve_command(ctx: Context, host: str | None, port: int | None) -> int:
     click.echo(f"railguard gate: {', '.join(service.targets)} on http://{settings.gate.host}:{settings.gate.port} "
                f"(state in {service.directory})", err=True)
     uvicorn.run(create_app(service), host=settings.gate.host, port=settings.gate.port, log_level="warning",
-                access_log=False, lifespan="on")
+                access_log=False, lifespan="on", **uvicorn_options(ConnectionLimits.from_settings(settings.gate)))
     return ExitCode.OK
 
 

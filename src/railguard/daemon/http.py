@@ -1,20 +1,38 @@
-"""The daemon's own ``/healthz`` and ``/metrics``, on the standard library's HTTP server.
+"""The daemon's web app: ``/healthz`` and ``/metrics`` on Starlette, served by uvicorn on a thread.
 
-``/healthz`` answers 200 while the scheduling loop is turning and 503 when it has been stuck
-for longer than a few ticks. ``/metrics`` follows Prometheus conventions: timestamps as
-``*_timestamp_seconds``, gauges per job with a ``job`` label.
+=================  ========================================================================
+``GET /healthz``   200 while the scheduling loop is turning, 503 when it has been stuck for
+                   longer than a few ticks; JSON with every job's schedule and state
+``GET /metrics``   Prometheus text: the daemon's own families, then railguard's (last backup,
+                   destinations, drill, monitor), so one scrape of the daemon sees everything
+=================  ========================================================================
+
+One Starlette app with a route table (:func:`create_app`; pages and ``/api/`` routes join the
+table), one uvicorn server with the same protocol, timeouts and connection limit as the gate
+(:mod:`railguard.webserver`), on a thread of its own: the job loop keeps the main thread and
+its SIGTERM handling. The server starts before the first job and stops after the last one.
+The handlers read the run log and the backup directories, so they run in the thread pool,
+never on the event loop that accepts and times out connections.
+
+``/metrics`` follows Prometheus conventions: timestamps as ``*_timestamp_seconds``, gauges per
+job with a ``job`` label.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from railguard import __version__
 from railguard.daemon.runner import Daemon
+from railguard.webserver import BackgroundServer, ConnectionLimits
 
 STUCK_AFTER_SECONDS = 30.0
 
@@ -52,37 +70,33 @@ def render_metrics(daemon: Daemon) -> str:
     return "\n".join(lines) + "\n"
 
 
-def serve(daemon: Daemon, host: str, port: int, extra_metrics: Callable[[], bytes] | None = None) -> ThreadingHTTPServer:
-    """Start the endpoints on a background thread; the caller shuts the server down.
+def create_app(daemon: Daemon, extra_metrics: Callable[[], bytes] | None = None) -> Starlette:
+    """The daemon's routes. ``extra_metrics`` adds railguard's own families after the daemon's."""
 
-    ``extra_metrics`` adds railguard's own families (last backup, destinations, drill, monitor)
-    after the daemon's, so one scrape of the daemon sees everything.
-    """
+    def health() -> tuple[int, bytes]:
+        stuck = time.monotonic() - daemon.last_tick > STUCK_AFTER_SECONDS
+        return 503 if stuck else 200, json.dumps({"ok": not stuck, "jobs": daemon.snapshot()}, default=str).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
-            if self.path == "/healthz":
-                stuck = time.monotonic() - daemon.last_tick > STUCK_AFTER_SECONDS
-                body = json.dumps({"ok": not stuck, "jobs": daemon.snapshot()}, default=str).encode()
-                self._send(503 if stuck else 200, "application/json", body)
-            elif self.path == "/metrics":
-                body = render_metrics(daemon).encode()
-                if extra_metrics is not None:
-                    body += extra_metrics()
-                self._send(200, "text/plain; version=0.0.4", body)
-            else:
-                self._send(404, "text/plain", b"not found\n")
+    def exposition() -> bytes:
+        body = render_metrics(daemon).encode()
+        return body + extra_metrics() if extra_metrics is not None else body
 
-        def _send(self, status: int, content_type: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    async def healthz(request: Request) -> Response:
+        status, body = await run_in_threadpool(health)
+        return Response(body, status_code=status, media_type="application/json")
 
-        def log_message(self, format: str, *args: object) -> None:  # one line per job run, not per scrape
-            return
+    async def metrics(request: Request) -> Response:
+        return Response(await run_in_threadpool(exposition), media_type="text/plain; version=0.0.4")
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="railguard-daemon-http", daemon=True).start()
-    return server
+    return Starlette(routes=[
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ])
+
+
+def serve(daemon: Daemon, host: str, port: int, extra_metrics: Callable[[], bytes] | None = None,
+          limits: ConnectionLimits = ConnectionLimits()) -> BackgroundServer:
+    """Start the endpoints on a background thread; the caller stops the server (``.stop()``).
+    A port that cannot be bound raises ``OSError`` here."""
+    return BackgroundServer(create_app(daemon, extra_metrics), host=host, port=port, limits=limits,
+                            name="railguard-daemon-http").start()

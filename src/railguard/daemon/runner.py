@@ -3,6 +3,13 @@ services, and stop cleanly on SIGTERM.
 
 The clock and the sleep are parameters so tests can run second-level schedules; the loop
 itself holds no policy beyond "due and not running → start".
+
+Starting a job can fail without the job being at fault: no descriptor left for its output file
+(EMFILE), no memory to fork, a missing executable. The loop must outlive that, so a start that
+raises is logged and recorded as a failed run, and the job stays due: it is tried again at the
+next tick until it starts. One failed run stands for a whole streak of failed attempts (its
+summary counts them), so a minute of EMFILE does not push the job's real history out of the
+bounded run log.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -46,11 +54,20 @@ class _Running:
 
 
 @dataclass
+class _StartFailures:
+    """A streak of failed attempts to start a job, recorded as one failed run."""
+
+    run_id: int
+    attempts: int = 1
+
+
+@dataclass
 class _JobState:
     job: Job
     next_due: datetime | None = None
     running: _Running | None = None
     restart_delay: float = 1.0
+    start_failures: _StartFailures | None = None
 
 
 @dataclass
@@ -64,6 +81,8 @@ class Daemon:
     log: Callable[[str], None] = print
     #: When a job last succeeded (the catch-up rule reads it); default: the run log's record.
     last_success: Callable[[Job], datetime | None] | None = None
+    #: Starts a job's process (``subprocess.Popen``'s signature); a seam for the failure tests.
+    spawn: Callable[..., subprocess.Popen] = subprocess.Popen
     stop_event: threading.Event = field(default_factory=threading.Event)
     #: Monotonic time of the last loop pass: /healthz reports the loop stuck when it gets old.
     last_tick: float = field(default_factory=time.monotonic)
@@ -114,21 +133,48 @@ class Daemon:
             # Never two runs of the same job: this occurrence is skipped, and said so.
             self.runlog.skipped(job.name, now, "the previous run is still going")
             self._line(job.name, "skipped", reason="the previous run is still going")
-        else:
-            self._start(state, now)
+        elif not self._start(state, now):
+            return  # still due: tried again at the next tick
         if not job.is_service:
             state.next_due = job.schedule.next_after(now, self.tz)
         else:
             state.next_due = None
 
-    def _start(self, state: _JobState, now: datetime) -> None:
-        output = tempfile.TemporaryFile()
-        # Its own session: a Ctrl-C in the daemon's terminal must not reach the job twice; the
-        # daemon forwards SIGTERM itself and gives the job time to clean up.
-        process = subprocess.Popen(state.job.argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-                                   start_new_session=True)
+    def _start(self, state: _JobState, now: datetime) -> bool:
+        """Start the job's process; False (logged, recorded) when it could not be started."""
+        output = None
+        try:
+            output = tempfile.TemporaryFile()
+            # Its own session: a Ctrl-C in the daemon's terminal must not reach the job twice; the
+            # daemon forwards SIGTERM itself and gives the job time to clean up.
+            process = self.spawn(state.job.argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                                 start_new_session=True)
+        except Exception as exc:  # EMFILE, ENOMEM, ENOENT, ...: whatever it is, the daemon goes on
+            if output is not None:
+                output.close()
+            self._start_failed(state, now, exc)
+            return False
+        if state.start_failures is not None:
+            self._line(state.job.name, "started", after_failed_attempts=state.start_failures.attempts)
+            state.start_failures = None
         run_id = self.runlog.start(state.job.name, now)
         state.running = _Running(process, run_id, now, output)
+        return True
+
+    def _start_failed(self, state: _JobState, now: datetime, exc: Exception) -> None:
+        reason = f"could not start: {exc}"
+        failures = state.start_failures
+        try:
+            if failures is None:
+                self._line(state.job.name, "failed", reason=reason, retry="at the next tick")
+                run_id = self.runlog.start(state.job.name, now)
+                self.runlog.finish(run_id, now, None, "failed", reason)
+                state.start_failures = _StartFailures(run_id)
+            else:
+                failures.attempts += 1
+                self.runlog.finish(failures.run_id, now, None, "failed", f"{reason} ({failures.attempts} attempts)")
+        except sqlite3.Error as record_error:  # the same shortage can stop SQLite: the log line stays
+            self._line(state.job.name, "failed", reason=reason, not_recorded=str(record_error))
 
     def _reap(self, state: _JobState, now: datetime) -> None:
         running = state.running

@@ -298,8 +298,11 @@ class RunQueue:
     # --- reading --------------------------------------------------------------------------------
 
     def get(self, run_id: int) -> Run:
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        # Ids are SQLite integers: a number beyond 64 bits names no run (SQLite would raise OverflowError).
+        row = None
+        if -(2**63) <= run_id < 2**63:
+            with self._connect() as db:
+                row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFound(f"no run {run_id}", hint="See the runs at GET /runs")
         return _run(row)

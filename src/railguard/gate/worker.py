@@ -5,8 +5,9 @@ The steps of a run (docs/gate.md):
 1. Forgejo status ``pending``; fetch the commit into the app's cached bare mirror, from the
    **configured** clone URL (a payload's URL was only compared with it).
 2. ``git archive`` of the commit into a fresh directory; the test command (an argv list from
-   the configuration) runs there with a timeout and a clean environment that holds none of the
-   gate's secrets; every line goes to the run's log.
+   the configuration) runs there with a timeout, a clean environment that holds none of the
+   gate's secrets, and isolated (:mod:`railguard.deploy.isolation`: pushed code must not be able
+   to read the gate's process, secret files or state); every line goes to the run's log.
 3. Status ``failure`` and no deploy, or status ``success`` and a deploy of that very commit
    (upload of the tar with its SHA as ``gitHash``; or, in legacy mode, CapRover's build webhook,
    which builds whatever the branch head is when it builds).

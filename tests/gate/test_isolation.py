@@ -168,7 +168,8 @@ def test_runs_and_logs_need_the_read_token_when_one_is_set(write_config, gate_en
         basic = base64.b64encode(f"anyone:{READ_TOKEN}".encode()).decode()
         for path in ("/runs", "/runs/1", "/runs?format=html"):
             status, _, headers = gate.request("GET", path)
-            assert (status, {k.lower(): v for k, v in headers.items()}.get("www-authenticate")) == (401, 'Basic realm="railguard gate", charset="UTF-8"')
+            challenge = {key.lower(): value for key, value in headers.items()}.get("www-authenticate")
+            assert (status, challenge) == (401, 'Basic realm="railguard gate", charset="UTF-8"')
             assert gate.request("GET", path, headers={"Authorization": "Bearer wrong-token"})[0] == 401
         assert gate.request("GET", "/runs", headers={"Authorization": f"Bearer {READ_TOKEN}"})[0] == 200
         assert gate.request("GET", "/runs", headers={"Authorization": f"Basic {basic}"})[0] == 200

@@ -30,7 +30,6 @@ the gate's webhook runs, the gate's pre-receive checks and the installed hook al
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import pwd
 import shutil
@@ -42,8 +41,6 @@ from pathlib import Path
 from typing import Literal
 
 from railguard.errors import ConfigError
-
-log = logging.getLogger("railguard.isolation")
 
 #: The uid and gid the suite has inside the bwrap sandbox ("nobody").
 SANDBOX_ID = 65534
@@ -204,7 +201,6 @@ def resolve_isolation(spec: str, *, private: Iterable[Path] = (), read_only: Ite
                 problem += f"; user nobody: {exc.message}"
         warning = (f"{NOT_ISOLATED} ({problem}). Install bubblewrap, or set {where} = \"user:NAME\" "
                    "(docs/gate.md, \"Isolation\")")
-        log.warning("tests are not isolated: %s", warning)
         return Isolation("none", warning=warning)
     if spec.startswith("user:") and spec[5:]:
         return _user_isolation(spec[5:], private, where)

@@ -120,7 +120,7 @@ class GateService:
         self.targets = {name: GateTarget.resolve(settings, name) for name in gate.apps}
         secret_vars = [gate.secret_env, gate.check_secret_env, gate.read_token_env, gate.forgejo_token_env,
                        settings.notifications.urls_env, *settings.notifications.routes.values()]
-        app_secrets: list[Secret | None] = []
+        app_secrets: list[Secret | str | None] = []
         for target in self.targets.values():
             deploy = target.app.deploy
             app_secrets += [read_secret(deploy.token_env, env), read_secret(deploy.password_env, env),
@@ -133,16 +133,18 @@ class GateService:
         for var in {settings.notifications.urls_env, *settings.notifications.routes.values()}:
             urls = read_secret(var, env)
             if urls is not None:
-                app_secrets += [Secret(url) for url in urls.reveal().replace(",", " ").split()]
+                app_secrets += urls.reveal().replace(",", " ").split()
         #: Every secret the gate holds: scrubbed from logs, run logs and answers.
-        self.secrets: list[Secret | None] = [self.webhook_secret, self.check_secret, self.read_token, forgejo_token,
-                                             *app_secrets]
+        self.secrets: list[Secret | str | None] = [self.webhook_secret, self.check_secret, self.read_token,
+                                                   forgejo_token, *app_secrets]
         self.directory = gate.directory or settings.state_dir / "gate"
         # Pushed code must not reach any of it: the secret files, the state (queue, mirrors, logs).
         private = [Path(env[f"{var}_FILE"]) for var in dict.fromkeys(secret_vars) if env.get(f"{var}_FILE")]
         self.isolation: Isolation = resolve_isolation(
             gate.isolation, private=[*private, settings.state_dir, self.directory],
             read_only=gate.isolation_paths, where="gate.isolation")
+        if not self.isolation.isolated:
+            log.warning("pushed test suites are not isolated: %s", self.isolation.describe())
         self.queue = RunQueue(self.directory / "queue.sqlite3")
         self.metrics = GateMetrics(self.queue)
         statuses = ForgejoStatuses(gate.forgejo_url, forgejo_token) if gate.forgejo_url else None

@@ -101,7 +101,7 @@ class GateTarget:
 class RunLog:
     """The run's log file, every line scrubbed of the gate's secrets before it is written."""
 
-    def __init__(self, path: Path, secrets: list[Secret | None]) -> None:
+    def __init__(self, path: Path, secrets: list[Secret | str | None]) -> None:
         self.path = path
         self._secrets = secrets
         self._lock = threading.Lock()
@@ -146,7 +146,7 @@ class Mirror:
     path: Path
     clone_url: str
     env: dict[str, str]
-    secrets: list[Secret | None] = field(default_factory=list)
+    secrets: list[Secret | str | None] = field(default_factory=list)
 
     @property
     def git(self) -> Git:
@@ -233,7 +233,7 @@ class WorkerContext:
     queue: RunQueue
     statuses: ForgejoStatuses | None
     notifier: Notifier
-    secrets: list[Secret | None]
+    secrets: list[Secret | str | None]
     public_url: str
     env: Mapping[str, str]
     clock: Clock

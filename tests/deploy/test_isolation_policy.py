@@ -8,6 +8,7 @@ import pytest
 
 from railguard.config import Settings
 from railguard.deploy.isolation import IsolationUnavailable, resolve_isolation
+from railguard.deploy.suite import SuiteCommandMissing, run_suite
 from railguard.errors import ExitCode
 
 
@@ -41,3 +42,23 @@ def test_none_says_why_wherever_it_is_shown() -> None:
     assert not isolation.isolated
     assert isolation.describe() == ('NOT ISOLATED: gate.isolation = "none": the test suite runs as railguard\'s '
                                     "own user and could read railguard's secrets")
+
+
+def test_a_test_command_the_sandbox_cannot_see_is_named_with_the_key_to_fix(tmp_path: Path) -> None:
+    isolation = resolve_isolation("auto")
+    if isolation.mode != "bwrap":
+        print(f"skipped: bwrap does not run here ({isolation.describe()})")
+        pytest.skip("bwrap does not run here")
+    tools, tree = tmp_path / "tools", tmp_path / "run" / "tree"
+    tools.mkdir()
+    tree.mkdir(parents=True)
+    tool = tools / "bun"
+    tool.write_text("#!/bin/sh\necho 1 pass\n")
+    tool.chmod(0o755)
+    with pytest.raises(SuiteCommandMissing) as refused:
+        run_suite(["bun"], cwd=tree, timeout=30, env={"PATH": str(tools)}, isolation=isolation, root=tree.parent)
+    assert refused.value.message == f"the test command 'bun' is {tool}, outside what the sandbox sees"
+    visible = resolve_isolation("auto", read_only=[tools])
+    run = run_suite(["bun"], cwd=tree, timeout=30, env={"PATH": f"{tools}:/usr/bin:/bin"}, isolation=visible,
+                    root=tree.parent)
+    assert (run.passed, run.tail) == (True, ["1 pass"])

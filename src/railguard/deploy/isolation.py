@@ -91,6 +91,15 @@ class Isolation:
         assert self.bwrap is not None
         return [self.bwrap, *bwrap_arguments(root=root, cwd=cwd, read_only=self.read_only), "--", *argv]
 
+    def can_see(self, executable: Path, root: Path) -> bool:
+        """Whether the suite's command exists where it runs: under bwrap only /usr, the
+        ``read_only`` paths and the run's own directory do."""
+        if self.mode != "bwrap":
+            return True
+        real = executable.resolve()
+        return any(real == base or base in real.parents
+                   for base in (Path("/usr"), root.resolve(), *(path.resolve() for path in self.read_only)))
+
     def prepare(self, root: Path) -> None:
         """user mode: hand the run's private directory (made by railguard with mkdtemp, so nobody
         else could plant anything in it) to the suite's user, without following any link."""

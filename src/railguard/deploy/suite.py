@@ -79,11 +79,15 @@ def run_suite(argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[st
     if executable is None and not Path(cwd, argv[0]).is_file():
         raise SuiteCommandMissing(f"the test command {argv[0]!r} was not found",
                                  hint="Install it on this machine or fix deploy.test_command")
+    if executable is not None and not isolation.can_see(Path(executable), root):
+        raise SuiteCommandMissing(f"the test command {argv[0]!r} is {executable}, outside what the sandbox sees",
+                                 hint="Add its directory to gate.isolation_paths (deploy.test_isolation_paths "
+                                      "for the hook), or install it under /usr")
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     count = 0
     started = time.monotonic()
-    # A session of its own so a timeout can stop the whole process group (bun, its workers, ...).
     isolation.prepare(root)
+    # A session of its own so a timeout can stop the whole process group (bun, its workers, ...).
     process = subprocess.Popen(isolation.command(argv, cwd=cwd, root=root), cwd=cwd,
                                env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,

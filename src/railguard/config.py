@@ -257,6 +257,10 @@ class DrillSettings(Section):
         return self
 
 
+#: ``auto``, ``bwrap``, ``user:NAME`` or ``none`` (railguard.deploy.isolation).
+IsolationSpec = Annotated[str, Field(pattern=r"^(auto|bwrap|none|user:[A-Za-z_][A-Za-z0-9_.-]*)$")]
+
+
 class DeploySettings(Section):
     """Deploys to CapRover (``railguard deploy|rollback|release``) and the pre-receive hook. docs/deploy.md"""
 
@@ -285,6 +289,10 @@ class DeploySettings(Section):
     allow_delete_protected: bool = False
     #: Lines of test output shown to the pusher (or the release user) when tests fail.
     output_tail_lines: int = Field(default=40, ge=1)
+    #: How the pre-receive hook keeps the pushed suite from railguard's secrets (docs/hook.md).
+    test_isolation: IsolationSpec = "auto"
+    #: Read-only paths the isolated suite may use besides /usr (a toolchain such as ~/.bun).
+    test_isolation_paths: list[Path] = Field(default_factory=list)
     #: Login mode: how long to wait for CapRover's build, and how often to ask.
     build_timeout: Duration = timedelta(minutes=15)
     poll_interval: Duration = timedelta(seconds=3)
@@ -504,6 +512,13 @@ class GateSettings(Section):
     check_secret_env: str = "RAILGUARD_GATE_CHECK_SECRET"
     #: The run queue, mirrors and run logs; None means state_dir/gate.
     directory: Path | None = None
+    #: How pushed test suites are kept from the gate's secrets (docs/gate.md, "Isolation").
+    isolation: IsolationSpec = "auto"
+    #: Read-only paths the isolated suite may use besides /usr (a toolchain such as /opt/bun).
+    isolation_paths: list[Path] = Field(default_factory=list)
+    #: The variable (or ``<NAME>_FILE``) holding the token that /runs and the run logs require;
+    #: required when ``host`` is not a loopback address.
+    read_token_env: str = "RAILGUARD_GATE_TOKEN"
     #: Apps the gate deploys, by their name under ``[apps]``: ``[gate.apps.tasks]``.
     apps: dict[str, GateAppSettings] = Field(default_factory=dict)
 

@@ -229,7 +229,8 @@ def write_config(tmp_path: Path, captain: RunningCapRover, forgejo: FakeForgejo,
     on every build and points the smoke check at it."""
 
     def write(*, smoke: bool = False, smoke_wait: str = "20s", gate_app: dict[str, object] | None = None,
-              deploy: dict[str, object] | None = None, port: int | None = None) -> GateConfig:
+              deploy: dict[str, object] | None = None, port: int | None = None,
+              gate: dict[str, object] | None = None) -> GateConfig:
         port = port or free_port()
         lines = [f"state_dir = {_toml(tmp_path / 'state')}", "", "[apps.tasks]", 'database = "/dev/null"']
         if smoke:
@@ -240,7 +241,8 @@ def write_config(tmp_path: Path, captain: RunningCapRover, forgejo: FakeForgejo,
                            "test_command": ["sh", "run-tests.sh"], "test_timeout": "60s", **(deploy or {})}
         lines += ["", "[apps.tasks.deploy]", *(f"{k} = {_toml(v)}" for k, v in deploy_settings.items())]
         lines += ["", "[apps.tasks.smoke]", f"wait = {_toml(smoke_wait)}", 'poll_interval = "0.2s"', 'timeout = "2s"']
-        lines += ["", "[gate]", 'host = "127.0.0.1"', f"port = {port}", f"forgejo_url = {_toml(forgejo.url)}"]
+        lines += ["", "[gate]", 'host = "127.0.0.1"', f"port = {port}", f"forgejo_url = {_toml(forgejo.url)}",
+                  *(f"{k} = {_toml(v)}" for k, v in (gate or {}).items())]
         app_settings = {"repository": "dev/tasks", "clone_url": remote.clone_url, **(gate_app or {})}
         lines += ["", "[gate.apps.tasks]", *(f"{k} = {_toml(v)}" for k, v in app_settings.items())]
         path = tmp_path / "railguard.toml"

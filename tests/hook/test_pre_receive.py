@@ -131,7 +131,10 @@ def test_deleting_a_protected_branch_is_rejected(server, run_cli, write_hook_con
     assert "push rejected: refs/heads/release: deleting a protected branch is not allowed" in push.output
 
 
-def test_the_suite_runs_in_a_fresh_copy_of_the_commit_without_git_variables(hooked, tmp_path):
+def test_the_suite_runs_in_a_fresh_copy_of_the_commit_without_git_variables(hooked, write_hook_config, tmp_path):
+    # The suite reports through files outside its tree, which a sandbox hides (test_isolation.py
+    # checks the same inside the sandbox): this test of the directory runs without one.
+    write_hook_config(test_isolation="none")
     seen = tmp_path / "seen"
     hooked.commit("reports its environment", {"run-tests.sh": (
         'pwd > "$HOOK_SEEN.pwd"\n'
@@ -140,15 +143,16 @@ def test_the_suite_runs_in_a_fresh_copy_of_the_commit_without_git_variables(hook
         'git rev-parse --git-dir > "$HOOK_SEEN.git-dir" 2>&1 || true\n')})
     push = hooked.push("main", env={"HOOK_SEEN": str(seen)})
     assert push.returncode == 0, push.output
-    workdir = Path(Path(f"{seen}.pwd").read_text().strip())
-    assert workdir.name.startswith("railguard-hook-") and not workdir.exists()
+    tree = Path(Path(f"{seen}.pwd").read_text().strip())
+    assert tree.name == "tree" and tree.parent.name.startswith("railguard-hook-") and not tree.parent.exists()
     assert Path(f"{seen}.git-env").read_text() == ""
     assert Path(f"{seen}.files").read_text().split() == ["index.ts", "run-tests.sh"]
     assert "not a git repository" in Path(f"{seen}.git-dir").read_text()
 
 
 def test_two_pushes_at_the_same_time_each_get_their_own_directory(server, run_cli, write_hook_config, tmp_path):
-    config = write_hook_config(protected_branches=["main", "release"])
+    # The two suites meet through a directory outside their trees: no sandbox for this one.
+    config = write_hook_config(protected_branches=["main", "release"], test_isolation="none")
     assert run_cli("--config", config, "hook", "install", server.bare).exit_code == 0
     log = tmp_path / "dirs.log"
     barrier_dir = tmp_path / "arrivals"

@@ -74,11 +74,12 @@ def run_command(ctx: Context) -> int:
 
     Exits 0 to accept the push and 7 to reject it; everything it prints reaches the pusher.
     """
-    _, name, app = ctx.app()
+    settings, name, app = ctx.app()
 
     def say(line: str) -> None:
         click.echo(f"railguard: {line}", err=True)
 
     verdict = run_hook(sys.stdin.read(), app.deploy, where=f"apps.{name}.deploy", git_dir=Path.cwd(),
-                       env=os.environ, say=say)
+                       env=os.environ, say=say,
+                       private=[settings.state_dir])
     return ExitCode.OK if verdict.accepted else ExitCode.CHECK_FAILED

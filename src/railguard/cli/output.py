@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from railguard.secrets import redact, redact_document
+
 _json_mode: ContextVar[bool] = ContextVar("json_mode", default=False)
 
 
@@ -73,7 +75,9 @@ def stderr() -> Console:
 
 
 def emit_json(document: Any) -> None:
-    click.echo(json.dumps(document, indent=2, default=_jsonable, ensure_ascii=False))
+    # Round-trip through JSON first, so dates and paths are strings that redaction sees too.
+    plain = json.loads(json.dumps(document, default=_jsonable, ensure_ascii=False))
+    click.echo(json.dumps(redact_document(plain), indent=2, ensure_ascii=False))
 
 
 def _jsonable(value: Any) -> Any:
@@ -87,6 +91,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def error(message: str, hint: str | None, *, code: int | None = None) -> None:
+    # An error may echo what a server sent back, which may echo a secret it was sent.
+    message, hint = redact(message), None if hint is None else redact(hint)
     if json_mode() and code is not None:
         emit_json({"ok": False, "error": message, "hint": hint, "exit_code": int(code)})
     click.echo(f"error: {message}", err=True)
@@ -95,7 +101,7 @@ def error(message: str, hint: str | None, *, code: int | None = None) -> None:
 
 
 def warning(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+    click.echo(f"warning: {redact(message)}", err=True)
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -103,7 +109,7 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     for column in columns:
         grid.add_column(column, justify="right" if column in {"size", "ratio", "age", "raw"} else "left")
     for row in rows:
-        grid.add_row(*(str(cell) for cell in row))
+        grid.add_row(*(redact(str(cell)) for cell in row))
     stdout().print(grid)
 
 

@@ -8,7 +8,10 @@ that git exposes through ``GIT_OBJECT_DIRECTORY`` and friends, so the commit is 
 test suite runs (a suite that calls git would otherwise act on the server's repository).
 
 The test command comes from railguard's configuration only, as an argv list: nothing from
-the push (ref names, file contents) is ever interpreted by a shell.
+the push (ref names, file contents) is ever interpreted by a shell. The pushed commit is
+untrusted code, so the suite runs isolated (``deploy.test_isolation``, see
+:mod:`railguard.deploy.isolation`) where this server allows it, with a warning to the pusher
+where it does not.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from railguard.config import DeploySettings
 from railguard.deploy.git import ZERO_SHA, Git, GitError, git_environment_without_git_vars
+from railguard.deploy.isolation import NO_ISOLATION, Isolation, resolve_isolation
 from railguard.deploy.suite import SuiteCommandMissing, SuiteRun, check_suite_command, run_suite
 from railguard.errors import ConfigError, NotFound, UsageError
 
@@ -130,7 +134,8 @@ class PushVerdict:
 
 
 def check_push(updates: list[RefUpdate], deploy: DeploySettings, *, git_dir: Path,
-               env: Mapping[str, str] = os.environ, say: Callable[[str], None]) -> PushVerdict:
+               env: Mapping[str, str] = os.environ, say: Callable[[str], None],
+               isolation: Isolation = NO_ISOLATION) -> PushVerdict:
     """Test every protected ref of one push, each commit in a directory of its own."""
     verdict = PushVerdict()
     decisions = decide(updates, deploy.protected_branches, allow_delete=deploy.allow_delete_protected)
@@ -149,7 +154,7 @@ def check_push(updates: list[RefUpdate], deploy: DeploySettings, *, git_dir: Pat
             verdict.refs.append(RefVerdict(ref, previous.accepted, previous.summary, previous.run))
             continue
         say(f"testing {ref} at {commit[:12]}: {' '.join(shlex.quote(a) for a in deploy.test_command)}")
-        result = _test_commit(ref, commit, deploy, git_dir=git_dir, env=env)
+        result = _test_commit(ref, commit, deploy, git_dir=git_dir, env=env, isolation=isolation)
         if not result.accepted and result.run is not None and result.run.tail:
             say(f"last {len(result.run.tail)} lines of the test output for {ref}:")
             for line in result.run.tail:
@@ -161,7 +166,7 @@ def check_push(updates: list[RefUpdate], deploy: DeploySettings, *, git_dir: Pat
 
 
 def _test_commit(ref: str, commit: str, deploy: DeploySettings, *, git_dir: Path,
-                 env: Mapping[str, str]) -> RefVerdict:
+                 env: Mapping[str, str], isolation: Isolation = NO_ISOLATION) -> RefVerdict:
     # Under the hook's own environment git sees the quarantined objects; refs are never touched.
     try:
         tar = Git(git_dir, env=dict(env)).archive(commit)
@@ -169,12 +174,24 @@ def _test_commit(ref: str, commit: str, deploy: DeploySettings, *, git_dir: Path
         return RefVerdict(ref, False, f"cannot read the pushed commit: {exc.message}")
     workdir = Path(tempfile.mkdtemp(prefix=f"railguard-hook-{commit[:12]}-"))
     try:
+        tree = workdir / "tree"
+        tree.mkdir()
         with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
             # "tar" keeps the tree as git wrote it but never lets a member land outside workdir.
-            archive.extractall(workdir, filter="tar")
+            archive.extractall(tree, filter="tar")
+        # The deploy secrets (and the names of their files) are not the suite's business.
+        withheld = {deploy.token_env, deploy.password_env, deploy.webhook_token_env}
+        suite_env = {key: value for key, value in git_environment_without_git_vars(env).items()
+                     if key not in withheld and key.removesuffix("_FILE") not in withheld}
+        if isolation.isolated:
+            # The server's HOME is out of the suite's reach: it gets one of its own, in workdir.
+            home = workdir / "home"
+            home.mkdir()
+            suite_env.update(HOME=str(home), TMPDIR=str(home))
         try:
-            run = run_suite(deploy.test_command, cwd=workdir, timeout=deploy.test_timeout.total_seconds(),
-                            env=git_environment_without_git_vars(env), tail_lines=deploy.output_tail_lines)
+            run = run_suite(deploy.test_command, cwd=tree, timeout=deploy.test_timeout.total_seconds(),
+                            env=suite_env, tail_lines=deploy.output_tail_lines, isolation=isolation,
+                            root=workdir)
         except SuiteCommandMissing as exc:
             return RefVerdict(ref, False, exc.message)
         return RefVerdict(ref, run.passed, run.summary(), run)
@@ -183,11 +200,22 @@ def _test_commit(ref: str, commit: str, deploy: DeploySettings, *, git_dir: Path
 
 
 def run_hook(stdin_text: str, deploy: DeploySettings, *, where: str, git_dir: Path,
-             env: Mapping[str, str] = os.environ, say: Callable[[str], None]) -> PushVerdict:
-    """What the installed hook does: parse, test, and print one summary line."""
+             env: Mapping[str, str] = os.environ, say: Callable[[str], None],
+             private: Sequence[Path] = ()) -> PushVerdict:
+    """What the installed hook does: parse, test, and print one summary line.
+
+    ``private`` are paths the pushed suite must not read besides the deploy secrets' ``*_FILE``
+    files (railguard's state directory)."""
     check_suite_command(deploy.test_command, f"{where}.test_command")
     updates = parse_updates(stdin_text)
-    verdict = check_push(updates, deploy, git_dir=git_dir, env=env, say=say)
+    secret_files = [Path(env[f"{var}_FILE"]) for var in (deploy.token_env, deploy.password_env,
+                                                           deploy.webhook_token_env) if env.get(f"{var}_FILE")]
+    isolation = resolve_isolation(deploy.test_isolation, private=[*secret_files, *private],
+                                  read_only=deploy.test_isolation_paths, where=f"{where}.test_isolation")
+    if not isolation.isolated and any(d.action == "test" for d in decide(
+            updates, deploy.protected_branches, allow_delete=deploy.allow_delete_protected)):
+        say(f"WARNING: {isolation.describe()}")
+    verdict = check_push(updates, deploy, git_dir=git_dir, env=env, say=say, isolation=isolation)
     rejected = [r for r in verdict.refs if not r.accepted]
     if rejected:
         first = rejected[0]

@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(find_config(arguments.config))
         name, app = settings.app(arguments.app)
         verdict = run_hook(sys.stdin.read(), app.deploy, where=f"apps.{name}.deploy", git_dir=Path.cwd(),
-                           env=os.environ, say=say)
+                           env=os.environ, say=say,
+                           private=[settings.state_dir])
     except RailguardError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:

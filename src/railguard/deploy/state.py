@@ -5,7 +5,9 @@ what it shipped (app, commit, image, version, time, result): ``railguard rollbac
 from it with an app token alone, and ``railguard deploys list`` shows it.
 
 A row is written *before* CapRover is called (result ``pending``) and completed after, so a
-crash in between leaves an honest ``pending`` row rather than nothing.
+crash in between leaves an honest ``pending`` row rather than nothing. A row's ``detail`` (often
+CapRover's own words) is scrubbed of every secret the process knows before it is stored: the
+file outlives the run, and ``status`` and ``deploys list`` show it to whoever runs them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Literal
 
 from railguard.durable import create_private_database
 from railguard.errors import ConfigError
+from railguard.secrets import redact
 
 Kind = Literal["deploy", "release", "rollback"]
 Result = Literal["pending", "accepted", "ok", "failed"]
@@ -116,7 +119,8 @@ class DeployState:
         with self._connect() as db:
             db.execute("UPDATE deploys SET result = ?, finished_at = ?, version = COALESCE(?, version),"
                        " image = COALESCE(?, image), detail = ? WHERE id = ?",
-                       (result, now.isoformat(), version, image, detail, deploy_id))
+                       (result, now.isoformat(), version, image, None if detail is None else redact(detail),
+                        deploy_id))
             row = db.execute("SELECT * FROM deploys WHERE id = ?", (deploy_id,)).fetchone()
         return _record(row)
 

@@ -1,7 +1,10 @@
 """Running the app's test suite: an argv list from trusted config, a timeout, a readable tail.
 
-Used by ``railguard release`` (in the work tree) and by the pre-receive hook (in a fresh
-directory holding ``git archive`` of the pushed commit).
+Used by ``railguard release`` (in the work tree, the operator's own code), and for pushed code
+by the pre-receive hook and the gate (in a fresh directory holding ``git archive`` of the pushed
+commit). Pushed code is untrusted: those callers pass an :class:`~railguard.deploy.isolation.Isolation`
+and this is the one place it is applied (the sandbox's argv, the user switch, the directory
+handed over), so every way railguard tests a pushed tree is isolated the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from railguard.deploy.isolation import NO_ISOLATION, Isolation
 from railguard.errors import ConfigError
 
 
@@ -61,20 +65,33 @@ def check_suite_command(argv: Sequence[str], where: str) -> list[str]:
 
 def run_suite(argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[str, str] | None = None,
               tail_lines: int = 40, on_line: Callable[[str], None] | None = None,
-              cancel: threading.Event | None = None) -> SuiteRun:
+              cancel: threading.Event | None = None, isolation: Isolation = NO_ISOLATION,
+              root: Path | None = None) -> SuiteRun:
     """Run ``argv`` in ``cwd``; stop it (and everything it started) after ``timeout`` seconds, or
-    as soon as ``cancel`` is set (a service shutting down must not leave a suite behind)."""
+    as soon as ``cancel`` is set (a service shutting down must not leave a suite behind).
+
+    ``isolation`` keeps untrusted code away from railguard's secrets; ``root`` is the private
+    directory (made with mkdtemp, holding ``cwd`` and the suite's HOME) that the suite may write,
+    and the only one it sees under bwrap."""
     argv = list(argv)
+    root = root or cwd
     executable = shutil.which(argv[0], path=(env or os.environ).get("PATH"))
     if executable is None and not Path(cwd, argv[0]).is_file():
         raise SuiteCommandMissing(f"the test command {argv[0]!r} was not found",
                                  hint="Install it on this machine or fix deploy.test_command")
+    if executable is not None and not isolation.can_see(Path(executable), root):
+        raise SuiteCommandMissing(f"the test command {argv[0]!r} is {executable}, outside what the sandbox sees",
+                                 hint="Add its directory to gate.isolation_paths (deploy.test_isolation_paths "
+                                      "for the hook), or install it under /usr")
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     count = 0
     started = time.monotonic()
+    isolation.prepare(root)
     # A session of its own so a timeout can stop the whole process group (bun, its workers, ...).
-    process = subprocess.Popen(argv, cwd=cwd, env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(isolation.command(argv, cwd=cwd, root=root), cwd=cwd,
+                               env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                               **isolation.popen_options())  # type: ignore[call-overload]
 
     def pump() -> None:
         nonlocal count

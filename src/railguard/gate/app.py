@@ -4,11 +4,15 @@
 ``POST /hooks/forgejo``  a Forgejo webhook: 401 bad signature, 400 malformed, 413 too large,
                          202 queued or ignored (with the reason), 200 for a replayed delivery
 ``POST /api/v1/check``   the sh pre-receive hook's request (a ``git archive`` tar); text answer
-``GET /runs``            the latest runs: JSON, or HTML for a browser
-``GET /runs/{id}``       one run with its log: JSON, or HTML for a browser
+``GET /runs``            the latest runs: JSON, or HTML for a browser (token, see below)
+``GET /runs/{id}``       one run with its log: JSON, or HTML for a browser (token, see below)
 ``GET /healthz``         200 while the queue is readable and every worker runs, else 503
 ``GET /metrics``         Prometheus text
 =====================  ===================================================================
+
+Runs and logs are for the team, not for whoever reaches the port: with ``$RAILGUARD_GATE_TOKEN``
+set they need ``Authorization: Bearer TOKEN`` (or HTTP Basic with the token as the password, so a
+browser asks for it); without it the gate only starts on a loopback address (docs/gate.md).
 
 The webhook handler runs on the event loop: verifying, judging and one short SQLite transaction
 take well under a millisecond, while a hop to the thread pool per delivery (threads contending for
@@ -60,6 +64,13 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in accept and "application/json" not in accept.split(",")[0]
 
 
+def _unauthorised(service: GateService, request: Request) -> Response | None:
+    if service.authorised_reader(request.headers.get("authorization")):
+        return None
+    return JSONResponse({"ok": False, "error": "runs and logs need the gate's read token"}, status_code=401,
+                        headers={"WWW-Authenticate": 'Basic realm="railguard gate", charset="UTF-8"'})
+
+
 def create_app(service: GateService) -> Starlette:
     settings = service.settings.gate
 
@@ -89,6 +100,8 @@ def create_app(service: GateService) -> Starlette:
         return PlainTextResponse(answer.text(), status_code=200)
 
     async def runs(request: Request) -> Response:
+        if (refused := _unauthorised(service, request)) is not None:
+            return refused
         try:
             limit = max(1, min(500, int(request.query_params.get("limit", "50"))))
         except ValueError:
@@ -99,6 +112,8 @@ def create_app(service: GateService) -> Starlette:
         return JSONResponse({"runs": [run.as_json() for run in found]})
 
     async def run(request: Request) -> Response:
+        if (refused := _unauthorised(service, request)) is not None:
+            return refused
         try:
             run_id = int(request.path_params["run_id"])
             found, text = await run_in_threadpool(service.run, run_id)

@@ -8,8 +8,11 @@ check (:meth:`GateService.check_push`, answered when the test suite has run).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import io
+import ipaddress
 import logging
 import os
 import shutil
@@ -30,6 +33,7 @@ from railguard.config import Settings
 from railguard.deploy.actions import build_deployer
 from railguard.deploy.deployer import Deployer
 from railguard.deploy.hook import RefUpdate, decide as decide_ref
+from railguard.deploy.isolation import Isolation, resolve_isolation
 from railguard.deploy.suite import SuiteCommandMissing, run_suite
 from railguard.errors import ConfigError
 from railguard.gate.forgejo import ForgejoStatuses
@@ -106,18 +110,41 @@ class GateService:
         self.clock = clock
         self.webhook_secret = read_secret(gate.secret_env, env, required=True)
         self.check_secret = read_secret(gate.check_secret_env, env)
+        self.read_token = read_secret(gate.read_token_env, env)
+        if self.read_token is None and not is_loopback(gate.host):
+            raise ConfigError(f"gate.host = {gate.host!r} is not a loopback address and ${gate.read_token_env} "
+                              "is not set: anyone who reaches the gate could read every run and its test log",
+                              hint=f"Export {gate.read_token_env} (or {gate.read_token_env}_FILE), "
+                                   'or listen on host = "127.0.0.1" behind a proxy')
         forgejo_token = read_secret(gate.forgejo_token_env, env)
         self.targets = {name: GateTarget.resolve(settings, name) for name in gate.apps}
-        app_secrets: list[Secret | None] = []
+        secret_vars = [gate.secret_env, gate.check_secret_env, gate.read_token_env, gate.forgejo_token_env,
+                       settings.notifications.urls_env, *settings.notifications.routes.values()]
+        app_secrets: list[Secret | str | None] = []
         for target in self.targets.values():
             deploy = target.app.deploy
             app_secrets += [read_secret(deploy.token_env, env), read_secret(deploy.password_env, env),
                             read_secret(deploy.webhook_token_env, env)]
+            secret_vars += [deploy.token_env, deploy.password_env, deploy.webhook_token_env]
             if target.gate.clone_token_env:
                 app_secrets.append(read_secret(target.gate.clone_token_env, env))
+                secret_vars.append(target.gate.clone_token_env)
+        # Notification URLs carry tokens too (apprise's tgram://BOT_TOKEN/..., a webhook's path).
+        for var in {settings.notifications.urls_env, *settings.notifications.routes.values()}:
+            urls = read_secret(var, env)
+            if urls is not None:
+                app_secrets += urls.reveal().replace(",", " ").split()
         #: Every secret the gate holds: scrubbed from logs, run logs and answers.
-        self.secrets: list[Secret | None] = [self.webhook_secret, self.check_secret, forgejo_token, *app_secrets]
+        self.secrets: list[Secret | str | None] = [self.webhook_secret, self.check_secret, self.read_token,
+                                                   forgejo_token, *app_secrets]
         self.directory = gate.directory or settings.state_dir / "gate"
+        # Pushed code must not reach any of it: the secret files, the state (queue, mirrors, logs).
+        private = [Path(env[f"{var}_FILE"]) for var in dict.fromkeys(secret_vars) if env.get(f"{var}_FILE")]
+        self.isolation: Isolation = resolve_isolation(
+            gate.isolation, private=[*private, settings.state_dir, self.directory],
+            read_only=gate.isolation_paths, where="gate.isolation")
+        if not self.isolation.isolated:
+            log.warning("pushed test suites are not isolated: %s", self.isolation.describe())
         self.queue = RunQueue(self.directory / "queue.sqlite3")
         self.metrics = GateMetrics(self.queue)
         statuses = ForgejoStatuses(gate.forgejo_url, forgejo_token) if gate.forgejo_url else None
@@ -129,7 +156,8 @@ class GateService:
             notifier=Notifier(settings.notifications, settings.state_dir, env=env), secrets=self.secrets,
             public_url=self.public_url, env=env, clock=clock,
             deployer_for=deployer_for or (lambda target: build_deployer(target.name, target.app.deploy, env=env)),
-            on_finish=lambda run, status: self.metrics.runs_finished.labels(run.app, status).inc())
+            on_finish=lambda run, status: self.metrics.runs_finished.labels(run.app, status).inc(),
+            isolation=self.isolation)
         for target in self.targets.values():
             # A missing caprover_url should stop the gate now, not fail the first tested commit.
             self.context.deployer_for(target)
@@ -223,6 +251,22 @@ class GateService:
             return False
         return hmac.compare_digest(given.strip().encode(), self.check_secret.reveal().encode())
 
+    def authorised_reader(self, authorization: str | None) -> bool:
+        """May this request read runs and logs? Without a read token (only allowed on loopback)
+        anyone who reaches the port may; with one, ``Bearer TOKEN`` or, for a browser, HTTP Basic
+        with the token as the password."""
+        if self.read_token is None:
+            return True
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                given = base64.b64decode(given.strip(), validate=True).decode("utf-8").partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                return False
+        elif scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(given.strip().encode(), self.read_token.reveal().encode())
+
     def check_push(self, *, app: str, ref: str, old: str, new: str, tar: bytes | None, pusher: str = "") -> CheckAnswer:
         """Test one pushed ref for the sh pre-receive hook; the answer says pass or fail."""
         target = self.targets.get(app)
@@ -249,6 +293,8 @@ class GateService:
                           tests_finished_at=now, finished_at=now)
         self.metrics.checks.labels("pass" if passed else "fail").inc()
         lines = [f"railguard: testing {ref} at {new[:12]}: {' '.join(target.test_command)}"]
+        if not self.isolation.isolated:
+            lines.append(f"railguard: WARNING: {self.isolation.describe()}")
         if not passed and tail:
             lines.append(f"railguard: last {len(tail)} lines of the test output:")
             lines += [f"railguard:   | {line}" for line in tail]
@@ -270,13 +316,15 @@ class GateService:
             except (tarfile.TarError, OSError) as exc:
                 out.line(f"the body is not a usable tar: {exc}")
                 return False, f"the hook's git archive is not a usable tar ({exc})", []
-            out.line(f"$ {' '.join(target.test_command)}  (timeout {target.test_timeout:g}s, clean environment)")
+            out.line(f"$ {' '.join(target.test_command)}  (timeout {target.test_timeout:g}s, clean environment; "
+                     f"{self.isolation.describe()})")
             try:
                 result = run_suite(target.test_command, cwd=tree, timeout=target.test_timeout,
                                    env=clean_test_environment(self.env, target.gate.pass_env, home=home,
                                                               commit=commit),
                                    tail_lines=target.app.deploy.output_tail_lines,
-                                   on_line=lambda line: out.line(f"  | {line}"))
+                                   on_line=lambda line: out.line(f"  | {line}"),
+                                   isolation=self.isolation, root=workdir)
             except SuiteCommandMissing as exc:
                 out.line(exc.message)
                 return False, exc.message, []
@@ -293,6 +341,16 @@ class GateService:
     def run(self, run_id: int) -> tuple[Run, str]:
         run = self.queue.get(run_id)
         return run, redact(read_log(self.context.log_path(run_id)), self.secrets)
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can connect: ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_sha(text: str) -> bool:

@@ -5,8 +5,9 @@ The steps of a run (docs/gate.md):
 1. Forgejo status ``pending``; fetch the commit into the app's cached bare mirror, from the
    **configured** clone URL (a payload's URL was only compared with it).
 2. ``git archive`` of the commit into a fresh directory; the test command (an argv list from
-   the configuration) runs there with a timeout and a clean environment that holds none of the
-   gate's secrets; every line goes to the run's log.
+   the configuration) runs there with a timeout, a clean environment that holds none of the
+   gate's secrets, and isolated (:mod:`railguard.deploy.isolation`: pushed code must not be able
+   to read the gate's process, secret files or state); every line goes to the run's log.
 3. Status ``failure`` and no deploy, or status ``success`` and a deploy of that very commit
    (upload of the tar with its SHA as ``gitHash``; or, in legacy mode, CapRover's build webhook,
    which builds whatever the branch head is when it builds).
@@ -39,6 +40,7 @@ from railguard.config import AppSettings, GateAppSettings, Settings
 from railguard.deploy.actions import DeployJob, deploy_commit, rollback
 from railguard.deploy.deployer import Deployer
 from railguard.deploy.git import Git, GitError, git_environment_without_git_vars
+from railguard.deploy.isolation import NO_ISOLATION, Isolation
 from railguard.deploy.state import DeployState, state_path
 from railguard.deploy.suite import SuiteCommandMissing, run_suite
 from railguard.durable import make_private_directory, open_private_append
@@ -100,7 +102,7 @@ class GateTarget:
 class RunLog:
     """The run's log file, every line scrubbed of the gate's secrets before it is written."""
 
-    def __init__(self, path: Path, secrets: list[Secret | None]) -> None:
+    def __init__(self, path: Path, secrets: list[Secret | str | None]) -> None:
         self.path = path
         self._secrets = secrets
         self._lock = threading.Lock()
@@ -145,7 +147,7 @@ class Mirror:
     path: Path
     clone_url: str
     env: dict[str, str]
-    secrets: list[Secret | None] = field(default_factory=list)
+    secrets: list[Secret | str | None] = field(default_factory=list)
 
     @property
     def git(self) -> Git:
@@ -232,12 +234,14 @@ class WorkerContext:
     queue: RunQueue
     statuses: ForgejoStatuses | None
     notifier: Notifier
-    secrets: list[Secret | None]
+    secrets: list[Secret | str | None]
     public_url: str
     env: Mapping[str, str]
     clock: Clock
     deployer_for: Callable[[GateTarget], Deployer]
     on_finish: Callable[[Run, str], None] = lambda run, status: None
+    #: How the pushed test suites are kept from the gate's secrets (resolved once by the service).
+    isolation: Isolation = NO_ISOLATION
 
     def run_url(self, run_id: int) -> str:
         return f"{self.public_url.rstrip('/')}/runs/{run_id}"
@@ -389,14 +393,18 @@ class AppWorker:
             tar = self.mirror.git.archive(commit)
             with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
                 archive.extractall(tree, filter="tar")
-            out.line(f"$ {' '.join(target.test_command)}  (timeout {target.test_timeout:g}s, clean environment)")
+            out.line(f"$ {' '.join(target.test_command)}  (timeout {target.test_timeout:g}s, clean environment; "
+                     f"{context.isolation.describe()})")
+            if not context.isolation.isolated:
+                out.line(f"WARNING: {context.isolation.describe()}")
             context.queue.update(run.id, tests_started_at=context.clock())
             try:
                 result = run_suite(target.test_command, cwd=tree, timeout=target.test_timeout,
                                    env=clean_test_environment(context.env, target.gate.pass_env, home=home,
                                                               commit=commit),
                                    tail_lines=target.app.deploy.output_tail_lines,
-                                   on_line=lambda line: out.line(f"  | {line}"), cancel=self.stopping)
+                                   on_line=lambda line: out.line(f"  | {line}"), cancel=self.stopping,
+                                   isolation=context.isolation, root=workdir)
             except SuiteCommandMissing as exc:
                 context.queue.update(run.id, tests_finished_at=context.clock())
                 out.line(exc.message)
@@ -414,15 +422,17 @@ class AppWorker:
             shutil.rmtree(workdir, ignore_errors=True)
         summary = result.summary()
         out.line(summary)
+        # Whoever reads the commit status learns that the tests could have read the gate's secrets.
+        status_note = "" if context.isolation.isolated else " (WARNING: tests not isolated)"
         if result.cancelled:
             # The run stays "running": the next start marks it interrupted and queues it again.
             return False
         if not result.passed:
-            self._status(run, commit, "failure", summary, out)
+            self._status(run, commit, "failure", summary + status_note, out)
             self._notify_failed(f"{target.name}: {commit[:12]} not deployed, tests failed", summary)
             self._finish(run, "failed", summary)
             return False
-        self._status(run, commit, "success", summary, out)
+        self._status(run, commit, "success", summary + status_note, out)
         self.tested = (commit, tar)
         return True
 

@@ -21,7 +21,7 @@ from railguard.config import NotificationSettings, Settings
 from railguard.errors import RailguardError
 from railguard.notify.channel import AppriseChannel
 from railguard.notify.sent import SentLog, SentState, count, remember_key
-from railguard.secrets import read_secret
+from railguard.secrets import read_secret, redact
 
 log = logging.getLogger("railguard.notify")
 
@@ -93,6 +93,8 @@ class Notifier:
                now: datetime | None = None) -> Delivery:
         """Send ``title``/``body`` for ``event``; with ``key``, at most once per key ever sent."""
         now = now or datetime.now(timezone.utc)
+        # A message leaves railguard here: no secret the process knows goes with it, in any form.
+        title, body = redact(title), redact(body)
         source = self.source_for(event)
         if source is None:
             return Delivery(event, "unrouted", "event not listed in [notifications] events", key)

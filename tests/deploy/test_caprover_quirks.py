@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 
 import pytest
 
 from deploy.gitrepos import APP_TOKEN, PASSWORD
+from fakes import PlainText
 from fakes.caprover import BUILD_LOG_SIZE, Build, FakeCapRover, image_environment
+from railguard.config import DeploySettings
 from railguard.deploy.actions import build_deployer
 from railguard.deploy.caprover import (
     DESCRIPTION_LIMIT,
@@ -84,11 +87,7 @@ def test_a_queued_deploy_replaced_by_a_dashboard_deploy_is_superseded_not_ok(cap
 def test_a_deploy_that_went_live_and_was_replaced_before_the_poll_is_superseded(captain, captain_app, repo):
     sha = repo.sha()
     captain.build_polls = 0  # builds finish at once
-
-    def meanwhile(seconds: float) -> None:
-        pass
-
-    deployer = login_deployer(captain, sleep=meanwhile)
+    deployer = login_deployer(captain)
     original = deployer.client.deploy_tar
 
     def upload_then_someone_else(app, tar, git_hash, *, use_app_token):
@@ -174,7 +173,6 @@ def test_a_login_without_the_two_factor_code_asks_for_CAPROVER_OTP_TOKEN(repo):
 def test_the_two_factor_code_is_read_from_CAPROVER_OTP_TOKEN_and_sent_with_the_login(repo):
     with FakeCapRover(password=PASSWORD, otp_token="123456") as captain:
         captain.add_app("tasks")
-        from railguard.config import DeploySettings
         settings = DeploySettings(caprover_url=captain.url, mode="login", poll_interval="0s")
         deployer = build_deployer("tasks", settings, env={"CAPROVER_PASSWORD": PASSWORD,
                                                           "CAPROVER_OTP_TOKEN": "123456"})
@@ -310,7 +308,6 @@ def test_a_long_description_is_summarised_in_the_message_and_the_history(run_cli
 
 class HtmlErrorCapRover(FakeCapRover):
     def handle(self, method, raw_path, headers, body):
-        from fakes import PlainText
         return 500, PlainText(f"<html><body>Internal error: token {APP_TOKEN}</body></html>")
 
 

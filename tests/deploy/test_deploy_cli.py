@@ -121,7 +121,8 @@ def test_a_failed_build_shows_the_build_log_and_is_recorded_as_failed(run_cli, w
     captain.fail_next_builds = 1
     result = run_cli("--config", write_config(mode="login"), "deploy", env=login_env)
     assert result.exit_code == ExitCode.ERROR
-    assert "  | Build has failed!\n  | ----------------------\n  | Deploy failed!\n  | RUN bun test: exit code 1\n" in result.stderr
+    assert ("  | Build has failed!\n  | ----------------------\n  | Deploy failed!\n"
+            "  | RUN bun test: exit code 1\n") in result.stderr
     assert "error: CapRover's build of version 0 of tasks failed" in result.stderr
     [record] = history(tmp_path)
     assert record.result == "failed" and "failed" in record.detail

@@ -86,7 +86,6 @@ from fakes import LoopbackFake, PlainText
 STATUS_OK = 100
 STATUS_OK_DEPLOY_STARTED = 101
 STATUS_ERROR_GENERIC = 1000
-STATUS_ERROR_NOT_AUTHORIZED = 1102
 STATUS_WRONG_PASSWORD = 1105
 STATUS_AUTH_TOKEN_INVALID = 1106
 STATUS_ERROR_OTP_REQUIRED = 1114
@@ -189,10 +188,6 @@ class FakeApp:
     log_lines: list[str] = field(default_factory=lambda: [""] * BUILD_LOG_SIZE)
     first_line_number: int = -BUILD_LOG_SIZE
     queued_webhook_build: bool = False
-
-    @property
-    def building(self) -> bool:
-        return self.scheduled
 
     def clear_log(self) -> None:  # BuildLog.clear
         self.build_failed = False
@@ -395,8 +390,8 @@ class FakeCapRover(LoopbackFake):
 
     def _trigger(self, query: dict[str, str], headers: dict[str, str], body: bytes) -> dict[str, Any]:
         token = query.get("token", "")
-        app = next((a for a in self.apps.values() if a.webhook_token and secrets.compare_digest(a.webhook_token, token)),
-                   None)
+        app = next((a for a in self.apps.values()
+                    if a.webhook_token and secrets.compare_digest(a.webhook_token, token)), None)
         if app is None or query.get("namespace") != "captain":
             return _envelope(STATUS_AUTH_TOKEN_INVALID, "Auth token corrupted")
         event = headers.get("x-github-event")
@@ -532,7 +527,8 @@ class FakeCapRover(LoopbackFake):
             return "captain-definition: schemaVersion must be 2", None
         kinds = [k for k in ("templateId", "imageName", "dockerfilePath", "dockerfileLines") if k in definition]
         if len(kinds) != 1:
-            return "captain-definition needs exactly one of templateId, imageName, dockerfilePath, dockerfileLines", None
+            return ("captain-definition needs exactly one of templateId, imageName, dockerfilePath, "
+                    "dockerfileLines"), None
         if "imageName" in definition:
             # No build: the version runs the named image as it is.
             name = str(definition["imageName"])

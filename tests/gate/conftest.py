@@ -109,7 +109,8 @@ def remote(tmp_path: Path) -> Remote:
     repo = Remote(origin, work)
     repo.commit("first", {"captain-definition": '{"schemaVersion": 2, "dockerfilePath": "./Dockerfile"}\n',
                           "Dockerfile": "FROM python:3.11-slim\nARG CAPROVER_GIT_COMMIT_SHA\n"
-                          "ENV CAPROVER_GIT_COMMIT_SHA=$CAPROVER_GIT_COMMIT_SHA\nCOPY . /app\n", "run-tests.sh": TEST_SCRIPT})
+                          "ENV CAPROVER_GIT_COMMIT_SHA=$CAPROVER_GIT_COMMIT_SHA\nCOPY . /app\n",
+                          "run-tests.sh": TEST_SCRIPT})
     assert repo.push().returncode == 0
     return repo
 

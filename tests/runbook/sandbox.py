@@ -154,7 +154,8 @@ class Sandbox:
         git(self.work, "remote", "add", "origin", str(self.bare))
         self.commit("first", {"captain-definition": '{"schemaVersion": 2, "dockerfilePath": "./Dockerfile"}\n',
                               "Dockerfile": "FROM python:3.11-slim\nARG CAPROVER_GIT_COMMIT_SHA\n"
-                              "ENV CAPROVER_GIT_COMMIT_SHA=$CAPROVER_GIT_COMMIT_SHA\nCOPY . /app\n", "run-tests.sh": TEST_SCRIPT})
+                              "ENV CAPROVER_GIT_COMMIT_SHA=$CAPROVER_GIT_COMMIT_SHA\nCOPY . /app\n",
+                              "run-tests.sh": TEST_SCRIPT})
         git(self.work, "push", "--quiet", "origin", "main")
         git(self.work, "branch", "--quiet", "--set-upstream-to=origin/main", "main")
 

@@ -58,6 +58,11 @@ WORKDIR /etc/railguard
 VOLUME /app/data /var/lib/railguard
 USER ${RAILGUARD_UID}
 
+# Deployed as a CapRover app, the image knows its commit: CapRover passes it only as this build
+# arg, ENV keeps it (docker inspect, `env` in the container). Late, to keep the layers above cached.
+ARG CAPROVER_GIT_COMMIT_SHA
+ENV CAPROVER_GIT_COMMIT_SHA=${CAPROVER_GIT_COMMIT_SHA}
+
 # Strict: exit 0 only for a 200 from the daemon's /healthz (503 when its loop is stuck), never
 # `|| exit 0`. RAILGUARD_HEALTHZ_URL must follow [daemon] listen. The probe gives up after 5 s,
 # before Docker's --timeout, so its reason lands in `docker inspect`.

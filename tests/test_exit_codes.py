@@ -13,7 +13,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "exit-codes.md"
 def test_exit_code_numbers_are_pinned():
     assert {code.name: code.value for code in ExitCode} == {
         "OK": 0, "WARNING": 1, "ERROR": 2, "USAGE": 3, "VERIFY_FAILED": 4, "BUSY": 5, "NOT_FOUND": 6,
-        "CHECK_FAILED": 7, "INTERRUPTED": 130,
+        "CHECK_FAILED": 7, "SUPERSEDED": 8, "INTERRUPTED": 130,
     }
 
 

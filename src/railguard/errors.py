@@ -29,6 +29,8 @@ class ExitCode(enum.IntEnum):
     NOT_FOUND = 6
     #: A check ran and failed (smoke check, drill, doctor findings, flagged status).
     CHECK_FAILED = 7
+    #: A deploy was replaced by another deploy (dashboard, webhook, CLI) before it went live.
+    SUPERSEDED = 8
     #: Interrupted by SIGINT/SIGTERM; cleaned up.
     INTERRUPTED = 130
 
@@ -48,6 +50,7 @@ _MEANINGS = {
     ExitCode.BUSY: "locked by another run, or the database stayed busy",
     ExitCode.NOT_FOUND: "the named database, backup or file does not exist",
     ExitCode.CHECK_FAILED: "a check ran and failed",
+    ExitCode.SUPERSEDED: "a deploy was superseded by another deploy before it went live",
     ExitCode.INTERRUPTED: "interrupted; cleaned up",
 }
 

@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from deploy.gitrepos import APP_TOKEN, PASSWORD, WEBHOOK_TOKEN
-from fakes.caprover import FakeCapRover
+from fakes.caprover import Build, FakeCapRover
 from railguard.deploy.caprover import (
     BuildFailed,
     CapRoverAppNotFound,
@@ -73,7 +73,9 @@ def test_a_failed_build_raises_with_the_tail_of_capRovers_log(captain, captain_a
         make_deployer(captain, "login").deploy_source(repo.archive(sha), sha)
     assert caught.value.exit_code == ExitCode.ERROR
     assert "failed" in caught.value.message
-    assert caught.value.log_tail[-1] == "Build has failed: RUN bun test: exit code 1"
+    # ImageMaker logs "Build has failed!", then BuildLog.onBuildFailed the separator and the error.
+    assert caught.value.log_tail[-4:] == ["Build has failed!", "----------------------", "Deploy failed!",
+                                          "RUN bun test: exit code 1"]
 
 
 def test_a_tree_without_dockerfile_or_captain_definition_fails_to_build_on_the_fake(captain, captain_app, repo):
@@ -91,8 +93,9 @@ def test_http_200_with_status_1106_is_a_rejected_token_named_without_its_value(c
     sha = repo.sha()
     with pytest.raises(CapRoverRejectedCredentials) as caught:
         make_deployer(captain, "app-token", token="wrong-token-value").deploy_source(repo.archive(sha), sha)
-    assert caught.value.message == "CapRover rejected the app token (status 1106)"
-    assert "$CAPROVER_APP_TOKEN" in caught.value.hint
+    assert caught.value.message == ("CapRover rejected the app token for app 'tasks' (status 1106): either the "
+                                    "token is wrong or CapRover has no app named 'tasks'")
+    assert "$CAPROVER_APP_TOKEN" in caught.value.hint and "deploy.caprover_app" in caught.value.hint
     assert caught.value.exit_code == ExitCode.USAGE
     assert captain.calls[-1].http_status == 200 and captain.calls[-1].envelope["status"] == 1106
     assert captain.deployments == []
@@ -103,12 +106,23 @@ def test_a_wrong_password_is_rejected_in_login_mode(captain, captain_app, repo):
         make_deployer(captain, "login", password="not-it").versions()
 
 
-def test_an_unknown_app_is_not_found_in_either_mode(captain, captain_app, repo, mode):
+def test_an_unknown_app_is_not_found_after_a_login(captain, captain_app, repo):
     sha = repo.sha()
     with pytest.raises(CapRoverAppNotFound) as caught:
-        make_deployer(captain, mode, app="taks").deploy_source(repo.archive(sha), sha)
+        make_deployer(captain, "login", app="taks").deploy_source(repo.archive(sha), sha)
     assert caught.value.message == "CapRover has no app named 'taks'"
     assert caught.value.exit_code == ExitCode.NOT_FOUND
+
+
+def test_an_app_token_for_an_unknown_app_names_both_possibilities(captain, captain_app, repo):
+    # Injector.injectUserForBuildTrigger: the failed app lookup falls through to injectUser's 1106.
+    sha = repo.sha()
+    with pytest.raises(CapRoverRejectedCredentials) as caught:
+        make_deployer(captain, "app-token", app="taks").deploy_source(repo.archive(sha), sha)
+    assert caught.value.message == ("CapRover rejected the app token for app 'taks' (status 1106): either the "
+                                    "token is wrong or CapRover has no app named 'taks'")
+    assert "deploy.caprover_app" in caught.value.hint
+    assert captain.calls[-1].envelope == {"status": 1106, "description": "Auth token corrupted", "data": {}}
 
 
 def test_http_429_is_retried_with_growing_backoff(captain, captain_app, repo):
@@ -174,7 +188,7 @@ def test_the_version_list_keeps_the_last_50_versions(captain, captain_app, repo)
     tar = repo.archive(sha)
     captain.build_polls = 0
     for _ in range(52):
-        captain._start_build(captain_app, sha, "upload", tar=tar, definition=None)  # noqa: SLF001
+        captain._schedule(captain_app, Build("tasks", "upload", sha, tar, None))  # noqa: SLF001
     listing = deployer.versions()
     assert [v.version for v in listing.versions] == list(range(2, 52))
     assert listing.deployed_version == 51 and listing.get(51).image == "img-captain-tasks:51"

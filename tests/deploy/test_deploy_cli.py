@@ -58,9 +58,14 @@ def test_deploy_json_is_one_document_without_secrets(run_cli, write_config, capt
 
 @pytest.mark.parametrize(("setting", "env", "code", "message"), [
     ({}, {"CAPROVER_APP_TOKEN": "wrong-token-value"}, ExitCode.USAGE,
-     "error: CapRover rejected the app token (status 1106)"),
+     "error: CapRover rejected the app token for app 'tasks' (status 1106): either the token is wrong or "
+     "CapRover has no app named 'tasks'"),
     ({}, {}, ExitCode.USAGE, "error: the CapRover app token is not set ($CAPROVER_APP_TOKEN)"),
-    ({"caprover_app": "taks"}, {"CAPROVER_APP_TOKEN": APP_TOKEN}, ExitCode.NOT_FOUND,
+    # CapRover answers an app token for an unknown app with the same 1106 (Injector.ts).
+    ({"caprover_app": "taks"}, {"CAPROVER_APP_TOKEN": APP_TOKEN}, ExitCode.USAGE,
+     "error: CapRover rejected the app token for app 'taks' (status 1106): either the token is wrong or "
+     "CapRover has no app named 'taks'"),
+    ({"caprover_app": "taks", "mode": "login"}, {"CAPROVER_PASSWORD": PASSWORD}, ExitCode.NOT_FOUND,
      "error: CapRover has no app named 'taks'"),
     ({"mode": "login"}, {"CAPROVER_PASSWORD": "wrong-password-value"}, ExitCode.USAGE,
      "error: CapRover rejected the password (or the login it gave) (status 1105)"),
@@ -116,7 +121,8 @@ def test_a_failed_build_shows_the_build_log_and_is_recorded_as_failed(run_cli, w
     captain.fail_next_builds = 1
     result = run_cli("--config", write_config(mode="login"), "deploy", env=login_env)
     assert result.exit_code == ExitCode.ERROR
-    assert "  | Build has failed: RUN bun test: exit code 1" in result.stderr
+    assert ("  | Build has failed!\n  | ----------------------\n  | Deploy failed!\n"
+            "  | RUN bun test: exit code 1\n") in result.stderr
     assert "error: CapRover's build of version 0 of tasks failed" in result.stderr
     [record] = history(tmp_path)
     assert record.result == "failed" and "failed" in record.detail
@@ -293,7 +299,8 @@ def test_the_token_can_come_from_a_file_and_never_reaches_json_output(run_cli, w
     secret_file.write_text("wrong-token-from-file\n")
     bad = run_cli("--config", write_config(), "deploy", "--json", env={"CAPROVER_APP_TOKEN_FILE": str(secret_file)})
     assert bad.exit_code == ExitCode.USAGE
-    assert json.loads(bad.stdout)["error"] == "CapRover rejected the app token (status 1106)"
+    assert json.loads(bad.stdout)["error"] == ("CapRover rejected the app token for app 'tasks' (status 1106): "
+                                               "either the token is wrong or CapRover has no app named 'tasks'")
     assert "wrong-token-from-file" not in bad.stdout + bad.stderr
 
 

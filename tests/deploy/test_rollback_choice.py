@@ -32,8 +32,8 @@ def record(id_, git_hash, *, kind="deploy", result="accepted", image=None, versi
     ([record(3, B), record(2, B), record(1, A)], None, (None, A)),
     # After rolling back from B to A, B is not a target again.
     ([record(4, A, kind="rollback", rolled_back_from=B), record(3, C), record(2, B), record(1, A)], None, (None, C)),
-    # A version number maps to CapRover's image name even when railguard never saw it.
-    ([record(1, A)], "17", ("img-captain-tasks:17", None)),
+    # A version number with its image in railguard's history.
+    ([record(2, B, image="img-captain-tasks:17", version=17), record(1, A)], "17", ("img-captain-tasks:17", B)),
     # A SHA prefix finds the recorded deploy and its image.
     ([record(2, B), record(1, A, image="img-captain-tasks:3", version=3)], "aaaaaaa", ("img-captain-tasks:3", A)),
     # A SHA never deployed is rebuilt from git.
@@ -57,3 +57,13 @@ def test_with_capRovers_versions_the_newest_older_built_version_wins():
 def test_nothing_to_roll_back_to_is_not_found(history, to):
     with pytest.raises(NothingToRollBackTo):
         choose_rollback_target(to, caprover_app="tasks", history=history, versions=None)
+
+
+def test_a_version_railguard_never_saw_is_not_guessed_into_an_image_name():
+    # With a push registry the image is <registry>/<prefix>/img-captain-<app>:<n> (DockerRegistryHelper.ts):
+    # only CapRover's version list knows it.
+    with pytest.raises(NothingToRollBackTo) as caught:
+        choose_rollback_target("17", caprover_app="tasks", history=[record(1, A)], versions=None)
+    assert caught.value.message == ("railguard has no image recorded for version 17 of tasks, and an app token "
+                                    "cannot read CapRover's version list")
+    assert 'deploy.mode = "login"' in caught.value.hint

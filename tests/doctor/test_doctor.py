@@ -429,3 +429,44 @@ def test_fix_with_json_carries_the_diffs(run_cli, original_app):
         ("Dockerfile", False), ("startup.sh", False), (".dockerignore", True)]
     assert "-sleep 10\n" in document["fixed"][1]["diff"]
     assert document["counts"] == {"error": 2, "warning": 1, "info": 1}
+
+
+# --- the deployed commit --------------------------------------------------------------------
+
+SMOKED_TOML = '[apps.tasks]\ndatabase = "/app/data/tasks.db"\nurl = "http://127.0.0.1:3000"\n'
+
+
+def test_a_dockerfile_without_the_commit_build_arg_is_an_error_when_the_smoke_check_expects_it(make_repo):
+    found = only(make_repo({"railguard.toml": SMOKED_TOML}), "commit-not-in-image")
+    assert (found.location, found.severity, found.fixable) == ("Dockerfile", Severity.ERROR, True)
+    assert found.message.startswith("CapRover passes the deployed commit only as the build arg "
+                                    "CAPROVER_GIT_COMMIT_SHA, and the final stage lacks its ARG and ENV")
+
+
+def test_without_a_smoke_url_the_commit_build_arg_is_not_required(make_repo):
+    assert "commit-not-in-image" not in [rule for _, rule in rules_of(make_repo())]
+
+
+def test_an_arg_in_an_earlier_stage_does_not_reach_the_final_one(make_repo):
+    staged = ("FROM python:3.11-slim AS build\nARG CAPROVER_GIT_COMMIT_SHA\n"
+              "ENV CAPROVER_GIT_COMMIT_SHA=${CAPROVER_GIT_COMMIT_SHA}\n" + GOOD_DOCKERFILE)
+    assert only(make_repo({"railguard.toml": SMOKED_TOML, "Dockerfile": staged}), "commit-not-in-image")
+
+
+def test_fix_adds_arg_and_env_before_the_healthcheck_and_the_finding_goes(run_cli, make_repo):
+    repo = make_repo({"railguard.toml": SMOKED_TOML})
+    result = run_cli("doctor", repo, "--fix")
+    assert result.exit_code == 0, result.stdout
+    text = (repo / "Dockerfile").read_text()
+    assert text.index("ARG CAPROVER_GIT_COMMIT_SHA\nENV CAPROVER_GIT_COMMIT_SHA=${CAPROVER_GIT_COMMIT_SHA}\n") < \
+        text.index("HEALTHCHECK")
+    assert "commit-not-in-image" not in [rule for _, rule in rules_of(repo)]
+
+
+def test_the_files_railguard_init_writes_carry_the_commit(run_cli, tmp_path):
+    for runtime in ("bun", "node", "python"):
+        target = tmp_path / runtime
+        target.mkdir()
+        assert run_cli("init", "--runtime", runtime, target).exit_code == 0
+        assert 'url = "http://127.0.0.1:3000"' in (target / "railguard.toml").read_text()
+        assert "commit-not-in-image" not in [rule for _, rule in rules_of(target)], runtime

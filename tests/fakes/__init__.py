@@ -9,6 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 
+class PlainText(str):
+    """A reply a fake sends as it is (``text/html``, as express's ``res.send(string)``), not as JSON."""
+
+
 class _JsonHandler(BaseHTTPRequestHandler):
     """Hands every request to the fake's ``handle`` and sends back the JSON it returns."""
 
@@ -20,9 +24,12 @@ class _JsonHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {key.lower(): value for key, value in self.headers.items()}
         status, document = self.fake.handle(self.command, self.path, headers, body)
-        payload = json.dumps(document).encode()
+        if isinstance(document, PlainText):
+            payload, content_type = document.encode(), "text/html; charset=utf-8"
+        else:
+            payload, content_type = json.dumps(document).encode(), self.fake.content_type
         self.send_response(status)
-        self.send_header("Content-Type", self.fake.content_type)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -43,6 +50,10 @@ class LoopbackFake:
 
     content_type = "application/json"
     thread_name: str
+    #: Where to listen: a free port on 127.0.0.1 unless a subclass says otherwise (the CapRover
+    #: CLI conformance test binds 127.0.0.1:80 inside its own network namespace).
+    host: str = "127.0.0.1"
+    port: int = 0
 
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -52,7 +63,7 @@ class LoopbackFake:
 
     def start(self) -> Self:
         handler = type("Handler", (_JsonHandler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer((self.host, self.port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=self.thread_name, daemon=True)
         self._thread.start()

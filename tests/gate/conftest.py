@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import uvicorn
 from example_app import AppProcess
-from fakes.caprover import FakeApp, FakeCapRover
+from fakes.caprover import Deployment, FakeApp, FakeCapRover
 from fakes.forgejo import FakeForgejo, push_payload, signed_headers
 from local_http import JsonReceiver, free_port
 
@@ -109,7 +109,9 @@ def remote(tmp_path: Path) -> Remote:
     git(work, "remote", "add", "origin", str(origin))
     repo = Remote(origin, work)
     repo.commit("first", {"captain-definition": '{"schemaVersion": 2, "dockerfilePath": "./Dockerfile"}\n',
-                          "Dockerfile": "FROM python:3.11-slim\nCOPY . /app\n", "run-tests.sh": TEST_SCRIPT})
+                          "Dockerfile": "FROM python:3.11-slim\nARG CAPROVER_GIT_COMMIT_SHA\n"
+                          "ENV CAPROVER_GIT_COMMIT_SHA=$CAPROVER_GIT_COMMIT_SHA\nCOPY . /app\n",
+                          "run-tests.sh": TEST_SCRIPT})
     assert repo.push().returncode == 0
     return repo
 
@@ -147,22 +149,17 @@ class RunningCapRover(FakeCapRover):
 
     runtime: AppRuntime | None = None
 
-    def _complete_build(self, app: FakeApp) -> None:
-        deployment = app.building
-        super()._complete_build(app)
-        if deployment is None or not deployment.ok or self.runtime is None:
+    def built(self, deployment: Deployment) -> None:
+        if not deployment.ok or self.runtime is None:
             return
-        tar = deployment.tar
-        if tar is None and deployment.definition:
-            # A rollback: FROM img-captain-<app>:<n> runs the tree that image was built from.
-            line = (deployment.definition.get("dockerfileLines") or [""])[0]
-            source = next((d for d in self.deployments if d.image and line == f"FROM {d.image}"), None)
-            tar = source.tar if source else None
+        # The commit reaches the app the real way: the build arg CAPROVER_GIT_COMMIT_SHA, which
+        # the tree's Dockerfile re-exports with ENV (the image's environment); nothing else.
+        commit = deployment.environment.get("CAPROVER_GIT_COMMIT_SHA") or "unknown"
         names: set[str] = set()
-        if tar:
-            with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-                names = {member.name for member in archive.getmembers()}
-        self.runtime.serve(deployment.git_hash, broken="SMOKE_FAIL" in names)
+        if deployment.tree:
+            with tarfile.open(fileobj=io.BytesIO(deployment.tree)) as archive:
+                names = {member.name.removeprefix("./") for member in archive.getmembers()}
+        self.runtime.serve(commit, broken="SMOKE_FAIL" in names)
 
 
 @pytest.fixture

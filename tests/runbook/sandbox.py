@@ -25,7 +25,7 @@ from pathlib import Path
 
 from deploy.gitrepos import PASSWORD, TEST_SCRIPT, git
 from example_app import AppProcess
-from fakes.caprover import FakeApp, FakeCapRover
+from fakes.caprover import Deployment, FakeCapRover
 from local_http import JsonReceiver, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -92,22 +92,17 @@ class RestartingCapRover(FakeCapRover):
 
     production: Production
 
-    def _complete_build(self, app: FakeApp) -> None:
-        deployment = app.building
-        super()._complete_build(app)
-        if deployment is None or not deployment.ok:
+    def built(self, deployment: Deployment) -> None:
+        if not deployment.ok:
             return
-        tar, commit = deployment.tar, deployment.git_hash
-        if tar is None and deployment.definition:
-            # A rollback: FROM img-captain-<app>:<n> runs the tree that image was built from.
-            line = (deployment.definition.get("dockerfileLines") or [""])[0]
-            source = next((d for d in self.deployments if d.image and line == f"FROM {d.image}"), None)
-            tar, commit = (source.tar, source.git_hash) if source else (None, commit)
+        # The commit reaches the app the real way: the build arg CAPROVER_GIT_COMMIT_SHA, which
+        # the tree's Dockerfile re-exports with ENV (the image's environment); nothing else.
+        commit = deployment.environment.get("CAPROVER_GIT_COMMIT_SHA") or "unknown"
         names: set[str] = set()
-        if tar:
-            with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        if deployment.tree:
+            with tarfile.open(fileobj=io.BytesIO(deployment.tree)) as archive:
                 names = {member.name.removeprefix("./") for member in archive.getmembers()}
-        self.production.start(commit or "unknown", broken="SMOKE_FAIL" in names)
+        self.production.start(commit, broken="SMOKE_FAIL" in names)
 
 
 class Sandbox:
@@ -158,7 +153,9 @@ class Sandbox:
             git(self.work, "config", key, value)
         git(self.work, "remote", "add", "origin", str(self.bare))
         self.commit("first", {"captain-definition": '{"schemaVersion": 2, "dockerfilePath": "./Dockerfile"}\n',
-                              "Dockerfile": "FROM python:3.11-slim\nCOPY . /app\n", "run-tests.sh": TEST_SCRIPT})
+                              "Dockerfile": "FROM python:3.11-slim\nARG CAPROVER_GIT_COMMIT_SHA\n"
+                              "ENV CAPROVER_GIT_COMMIT_SHA=$CAPROVER_GIT_COMMIT_SHA\nCOPY . /app\n",
+                              "run-tests.sh": TEST_SCRIPT})
         git(self.work, "push", "--quiet", "origin", "main")
         git(self.work, "branch", "--quiet", "--set-upstream-to=origin/main", "main")
 

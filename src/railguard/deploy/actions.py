@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from railguard.config import AppSettings, DeploySettings, Settings
-from railguard.deploy.caprover import CapRoverClient, CapRoverDeployer, RetryPolicy, image_name
+from railguard.deploy.caprover import CapRoverClient, CapRoverDeployer, DeploySuperseded, RetryPolicy
 from railguard.deploy.deployer import AppVersions, Deployer, DeployOutcome
 from railguard.deploy.git import Git
 from railguard.deploy.state import DeployRecord, DeployState, Kind
@@ -26,6 +26,8 @@ from railguard.secrets import read_secret
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
+#: The two-factor code for a login (the variable the official CapRover CLI reads).
+OTP_ENV = "CAPROVER_OTP_TOKEN"
 
 
 class NothingToRollBackTo(NotFound):
@@ -40,8 +42,11 @@ def build_deployer(app_name: str, deploy: DeploySettings, *, env: Mapping[str, s
                           hint=f'Add caprover_url = "https://captain.example.com" under [apps.{app_name}.deploy]')
     token = read_secret(deploy.token_env, env) if deploy.mode == "app-token" else None
     password = read_secret(deploy.password_env, env) if deploy.mode == "login" else None
+    # Two-factor login: the official CLI reads the code from the same variable.
+    otp = read_secret(OTP_ENV, env) if deploy.mode == "login" else None
     client = CapRoverClient(
-        deploy.caprover_url, app_token=token, password=password, timeout=deploy.request_timeout.total_seconds(),
+        deploy.caprover_url, app_token=token, password=password, otp_token=otp,
+        timeout=deploy.request_timeout.total_seconds(),
         retry=RetryPolicy(attempts=deploy.busy_retries), sleep=sleep,
         secret_names={"app-token": deploy.token_env, "password": deploy.password_env,
                       "webhook": deploy.webhook_token_env})
@@ -147,6 +152,11 @@ def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, 
         else:
             assert image is not None
             outcome = job.deployer.deploy_image(image, git_hash)
+    except DeploySuperseded as exc:
+        # Not railguard's deploy any more: recorded as such, never as ok (and never rolled back).
+        job.state.finish(deploy_id, result="superseded", now=job.clock(), version=exc.version, detail=exc.message)
+        _tell_deploy_failed(job, kind, git_hash or image, exc.message)
+        raise
     except RailguardError as exc:
         job.state.finish(deploy_id, result="failed", now=job.clock(), detail=exc.message)
         _tell_deploy_failed(job, kind, git_hash or image, exc.message)
@@ -216,9 +226,15 @@ def choose_rollback_target(to: str | None, *, caprover_app: str, history: list[D
     if _VERSION.fullmatch(to):
         number = int(to)
         known = next((r for r in live if r.version == number and r.image), None)
-        image = known.image if known else image_name(caprover_app, number)
-        return RollbackTarget(image=image, git_hash=known.git_hash if known else None, version=number,
-                              current=current, reason=f"version {number} ({image})")
+        if known is None or known.image is None:
+            # Never guess the image's name: with a push registry it is <registry>/<prefix>/img-captain-<app>:<n>.
+            raise NothingToRollBackTo(
+                f"railguard has no image recorded for version {number} of {caprover_app}, and an app token "
+                "cannot read CapRover's version list",
+                hint='Set deploy.mode = "login" (the image name is read from CapRover), or give --to SHA to '
+                     "rebuild that commit from git")
+        return RollbackTarget(image=known.image, git_hash=known.git_hash, version=number,
+                              current=current, reason=f"version {number} ({known.image})")
     match = next((r for r in live if r.git_hash and r.git_hash.startswith(to.lower())), None)
     if match is not None and match.image:
         return RollbackTarget(image=match.image, git_hash=match.git_hash, version=match.version, current=current,

@@ -1,23 +1,43 @@
 """The CapRover backend: a small HTTP client over CapRover's ``/api/v2`` and the
 :class:`CapRoverDeployer` that the deploy, rollback and release flows use.
 
-Facts this module is built on (docs/deploy.md, and the CapRover sources):
+Facts this module is built on (docs/deploy.md; paths are in github.com/caprover/caprover):
 
 * Every reply is an envelope ``{status, description, data}``, mostly with HTTP 200 **even on
-  failure**: 100 is OK, 101 "deploy started", anything else is an error (1106: the auth token
-  is not valid). HTTP 429 means another operation holds CapRover's lock: retry later.
+  failure** (src/api/ApiStatusCodes.ts): 100 is OK, 101 "deploy started", anything else is an
+  error. 1106 "Auth token corrupted" answers a missing or bad token **and an app token sent for
+  an app name that does not exist** (src/injection/Injector.ts ``injectUserForBuildTrigger``
+  falls through to ``injectUser``), so that error names both possibilities.
+* HTTP 429 with the **plain-text** body "Another operation still in progress" answers a non-GET
+  call under ``/api/v2/user/`` while another one holds the lock (src/routes/user/UserRouter.ts);
+  nginx answers 502/503/504 while CapRover restarts. All four are retried with a bounded,
+  doubling backoff (:class:`RetryPolicy`); the sleeper is a parameter.
 * An exact commit is deployed with ``POST /api/v2/user/apps/appData/<app>?detached=1`` as a
   multipart form: ``sourceFile`` (a tar of the tree) and ``gitHash``. The app token
-  (``x-captain-app-token``) is accepted on this route only.
+  (``x-captain-app-token``) is accepted on this route only. CapRover hands the commit to the
+  image build **only** as the build arg ``CAPROVER_GIT_COMMIT_SHA`` (src/user/ImageMaker.ts
+  ``ensureImage``, src/docker/DockerApi.ts ``buildImageFromDockerFile``).
 * Build status (``GET appData/<app>``) and the version list (``GET appDefinitions``) need a
-  login (``POST /api/v2/login`` → ``x-captain-auth``).
+  login (``POST /api/v2/login`` → ``x-captain-auth``). With two-factor auth the login carries
+  ``otpToken`` (read from ``$CAPROVER_OTP_TOKEN``, as the official CLI does); 1114 asks for it,
+  a wrong code is the same 1105 "Invalid credentials" as a wrong password, 1113 is the 30 s
+  back-off after wrong passwords (src/routes/login/LoginRouter.ts, src/user/Authenticator.ts).
+* One global build queue; a new request for an app **replaces the source of its queued build**
+  (src/user/ServiceManager.ts ``scheduleDeployNewVersion``). A version gets its ``gitHash`` and
+  ``deployedImageName`` only when its build succeeds (AppsDataStore.setDeployedVersionAndImage).
+  So login mode checks that the version that went live carries the commit railguard uploaded,
+  and reports :class:`DeploySuperseded` otherwise.
 * Rollback has no endpoint: deploy ``captainDefinitionContent`` = ``FROM <previous image>``.
-  Images are named ``img-captain-<app>:<version>``.
+  Image names are read from the version list, never guessed: with a push registry they are
+  ``<registryDomain>/<prefix>/img-captain-<app>:<n>`` (src/user/DockerRegistryHelper.ts
+  ``retagAndPushIfDefaultPushExist``).
 
 HTTP is the standard library's ``urllib``: four JSON calls and one multipart upload do not
 justify a dependency. The multipart body is built in memory (the app's tree is a few MiB).
-Secrets never reach a message: errors name the route, never the URL with its query string,
-and anything CapRover echoes back is passed through :func:`railguard.secrets.redact`.
+Secrets and upstream bodies never reach a message: errors name the route, never the URL with
+its query string; a failure is summarised as HTTP status, CapRover status code and at most
+:data:`DESCRIPTION_LIMIT` characters of its description, passed through
+:func:`railguard.secrets.redact`; a body that is not CapRover's envelope is never shown.
 """
 
 from __future__ import annotations
@@ -35,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from railguard.deploy.deployer import AppVersion, AppVersions, DeployOutcome, VersionsUnavailable
-from railguard.errors import Busy, ConfigError, NotFound, RailguardError
+from railguard.errors import Busy, ConfigError, ExitCode, NotFound, RailguardError
 from railguard.secrets import Secret, redact
 
 STATUS_OK = 100
@@ -44,14 +64,16 @@ STATUS_OK_PARTIALLY = 102
 STATUS_WRONG_PASSWORD = 1105
 STATUS_AUTH_TOKEN_INVALID = 1106
 STATUS_NOT_AUTHORIZED = 1102
+STATUS_PASSWORD_BACK_OFF = 1113
+STATUS_OTP_REQUIRED = 1114
+#: HTTP statuses worth retrying: CapRover's lock (429), nginx while CapRover restarts (502-504).
+RETRIED_HTTP = {429: "another operation in progress", 502: "bad gateway", 503: "service unavailable",
+                504: "gateway timeout"}
+#: How much of CapRover's description an error message may quote.
+DESCRIPTION_LIMIT = 160
 _SUCCESS = {STATUS_OK, STATUS_OK_DEPLOY_STARTED, STATUS_OK_PARTIALLY}
 # CapRover's words for a missing app: "App (tasks) could not be found. Make sure that you have created the app."
 _APP_MISSING = re.compile(r"could not be found|not found", re.IGNORECASE)
-
-
-def image_name(app: str, version: int) -> str:
-    """The image CapRover builds for ``version`` of ``app``."""
-    return f"img-captain-{app}:{version}"
 
 
 class CapRoverError(RailguardError):
@@ -78,6 +100,17 @@ class CapRoverBusy(Busy):
     pass
 
 
+class DeploySuperseded(RailguardError):
+    """Another deploy replaced railguard's before it went live (CapRover's queue replacement)."""
+
+    exit_code = ExitCode.SUPERSEDED
+
+    def __init__(self, message: str, *, hint: str | None = None, version: int | None = None,
+                 image: str | None = None, live_git_hash: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.version, self.image, self.live_git_hash = version, image, live_git_hash
+
+
 class BuildFailed(CapRoverError):
     def __init__(self, message: str, *, hint: str | None = None, log_tail: list[str] | None = None) -> None:
         super().__init__(message, hint=hint)
@@ -93,7 +126,8 @@ class Envelope:
 
 @dataclass
 class RetryPolicy:
-    """How HTTP 429 is retried: ``attempts`` retries, delays doubling from ``first`` up to ``cap``."""
+    """How HTTP 429/502/503/504 are retried: ``attempts`` retries, delays doubling from ``first``
+    up to ``cap`` (with the defaults at most 1+2+4+8+16 = 31 s in all)."""
 
     attempts: int = 5
     first: float = 1.0
@@ -115,6 +149,8 @@ class CapRoverClient:
     base_url: str
     app_token: Secret | None = None
     password: Secret | None = None
+    #: The two-factor code for the login ($CAPROVER_OTP_TOKEN, as the official CLI reads it).
+    otp_token: Secret | None = None
     timeout: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
@@ -135,7 +171,10 @@ class CapRoverClient:
         if self.password is None:
             raise ConfigError(f"login mode needs the CapRover password in ${self._name('password')}",
                               hint=f"Export {self._name('password')} (or {self._name('password')}_FILE)")
-        envelope = self._call("POST", "/api/v2/login", json_body={"password": self.password.reveal()}, auth=None)
+        body = {"password": self.password.reveal()}
+        if self.otp_token is not None:
+            body["otpToken"] = self.otp_token.reveal()
+        envelope = self._call("POST", "/api/v2/login", json_body=body, auth=None)
         token = (envelope.data or {}).get("token") if isinstance(envelope.data, dict) else None
         if not token:
             raise CapRoverError("CapRover's login reply carried no token")
@@ -160,8 +199,13 @@ class CapRoverClient:
     def build_status(self, app: str) -> BuildStatus:
         data = self._call("GET", f"/api/v2/user/apps/appData/{_quote(app)}", auth="login", app=app).data or {}
         logs = data.get("logs") or {}
+        # BuildLog.ts pads its 50-line ring with empty lines until that many were logged.
+        lines = [str(line) for line in logs.get("lines") or []]
+        while lines and not lines[0]:
+            lines.pop(0)
+        secrets = self._secrets()
         return BuildStatus(building=bool(data.get("isAppBuilding")), failed=bool(data.get("isBuildFailed")),
-                           log_lines=[str(line) for line in logs.get("lines") or []])
+                           log_lines=[redact(line, secrets) for line in lines])
 
     def app_versions(self, app: str) -> AppVersions:
         data = self._call("GET", "/api/v2/user/apps/appDefinitions", auth="login").data or {}
@@ -185,11 +229,11 @@ class CapRoverClient:
 
     def _name(self, which: str) -> str:
         defaults = {"app-token": "CAPROVER_APP_TOKEN", "password": "CAPROVER_PASSWORD",
-                    "webhook": "CAPROVER_WEBHOOK_TOKEN"}
+                    "webhook": "CAPROVER_WEBHOOK_TOKEN", "otp": "CAPROVER_OTP_TOKEN"}
         return self.secret_names.get(which, defaults[which])
 
     def _secrets(self) -> list[Secret | None]:
-        return [self.app_token, self.password, self._auth_token]
+        return [self.app_token, self.password, self.otp_token, self._auth_token]
 
     def _call(self, method: str, path: str, *, query: Mapping[str, str] | None = None,
               json_body: Any = None, body: bytes | None = None, content_type: str | None = None,
@@ -218,19 +262,39 @@ class CapRoverClient:
         envelope = self._send_with_retries(method, url, path, body, headers, extra_secrets)
         if envelope.status in _SUCCESS:
             return envelope
-        description = redact(envelope.description, [*self._secrets(), *extra_secrets])
+        description = _summary(envelope.description, [*self._secrets(), *extra_secrets])
+        if envelope.status == STATUS_OTP_REQUIRED:
+            raise CapRoverRejectedCredentials(
+                "CapRover asks for a two-factor code (status 1114) and none was given",
+                hint=f"Export {self._name('otp')} with the current code from your authenticator app, then run "
+                     "the command at once (a code is valid for about 30 s); or deploy with an app token")
+        if envelope.status == STATUS_PASSWORD_BACK_OFF:
+            raise CapRoverRejectedCredentials(
+                "CapRover refuses logins for 30 s after a wrong password (status 1113)",
+                hint=f"Wait 30 s; check ${self._name('password')} first, or the next login fails again")
         if envelope.status in {STATUS_AUTH_TOKEN_INVALID, STATUS_NOT_AUTHORIZED, STATUS_WRONG_PASSWORD}:
-            raise self._rejected(auth, token_name, envelope.status)
+            raise self._rejected(auth, token_name, envelope.status, app)
         if app is not None and _APP_MISSING.search(description):
             raise _app_not_found(app)
-        raise CapRoverError(f"CapRover refused {method} {path}: {description} (status {envelope.status})",
+        raise CapRoverError(f"CapRover refused {method} {path} (status {envelope.status}): {description}",
                             hint="See the app's log in the CapRover dashboard", status=envelope.status)
 
-    def _rejected(self, auth: str | None, token_name: str | None, status: int) -> CapRoverRejectedCredentials:
+    def _rejected(self, auth: str | None, token_name: str | None, status: int,
+                  app: str | None) -> CapRoverRejectedCredentials:
         if auth == "app-token":
-            variable, what = self._name("app-token"), "the app token"
-            where = "copy it again from the app's Deployment tab (App Token) in the CapRover dashboard"
-        elif auth == "login" or status == STATUS_WRONG_PASSWORD:
+            # Injector.ts: an app token for an app name that does not exist also ends in 1106.
+            variable = self._name("app-token")
+            return CapRoverRejectedCredentials(
+                f"CapRover rejected the app token for app {app!r} (status {status}): either the token is "
+                f"wrong or CapRover has no app named {app!r}",
+                hint=f"Check deploy.caprover_app against the app names in the dashboard, and ${variable}: copy it "
+                     "again from that app's Deployment tab (App Token)")
+        if auth is None and status == STATUS_WRONG_PASSWORD and self.otp_token is not None:
+            variable = self._name("password")
+            return CapRoverRejectedCredentials(
+                f"CapRover rejected the password or the two-factor code (status {status})",
+                hint=f"Check ${variable}, and export a fresh {self._name('otp')} (a code is valid for about 30 s)")
+        if auth == "login" or status == STATUS_WRONG_PASSWORD:
             variable, what = self._name("password"), "the password (or the login it gave)"
             where = "it is the password of the CapRover dashboard"
         else:
@@ -244,13 +308,18 @@ class CapRoverClient:
         delays = self.retry.delays()
         for attempt in range(len(delays) + 1):
             status, payload = self._send_once(method, url, path, body, headers)
-            if status != 429:
+            if status not in RETRIED_HTTP:
                 return _parse_envelope(status, payload, method, path)
             if attempt < len(delays):
                 self.sleep(delays[attempt])
-        raise CapRoverBusy(f"CapRover stayed busy (HTTP 429, another operation in progress) after "
-                           f"{len(delays)} retries of {method} {path}",
-                           hint="Wait for the running build to finish, then try again")
+        if status == 429:
+            raise CapRoverBusy(f"CapRover stayed busy (HTTP 429, another operation in progress) after "
+                               f"{len(delays)} retries of {method} {path}",
+                               hint="Wait for the running build to finish, then try again")
+        raise CapRoverUnreachable(f"CapRover answered {method} {path} with HTTP {status} ({RETRIED_HTTP[status]}) "
+                                  f"{len(delays) + 1} times",
+                                  hint="CapRover or its nginx is restarting or down: check `docker service ls` "
+                                       "on the server, then try again")
 
     def _send_once(self, method: str, url: str, path: str, body: bytes | None,
                    headers: dict[str, str]) -> tuple[int, bytes]:
@@ -276,7 +345,16 @@ class CapRoverClient:
                                       hint="Check deploy.caprover_url and that CapRover is up") from None
 
 
+def _summary(description: str, secrets: list[Secret | str | None]) -> str:
+    """CapRover's description for a message: redacted, one line, at most DESCRIPTION_LIMIT characters."""
+    line = " ".join(redact(description, secrets).split())
+    if len(line) > DESCRIPTION_LIMIT:
+        line = line[:DESCRIPTION_LIMIT - 3].rstrip() + "..."
+    return line or "no description"
+
+
 def _parse_envelope(http_status: int, payload: bytes, method: str, path: str) -> Envelope:
+    # The body of a reply that is not the envelope (a proxy's page, a stack trace) is never shown.
     try:
         document = json.loads(payload)
         status = int(document["status"])
@@ -318,7 +396,10 @@ class CapRoverDeployer:
     ``app-token`` mode can only start a build: CapRover's detached reply carries no version,
     and the build status needs a login, so the outcome is ``accepted``. ``login`` mode waits
     for the build, reports ``ok`` or raises :class:`BuildFailed` with the log's tail, and reads
-    the version and image CapRover gave it.
+    the version and image CapRover gave it. Because CapRover replaces a queued build's source
+    with the next request for the same app (a dashboard, webhook or CLI deploy in between), the
+    version that goes live must carry the ``gitHash`` railguard uploaded; if it does not,
+    :class:`DeploySuperseded` says what went live instead.
     """
 
     client: CapRoverClient
@@ -335,13 +416,13 @@ class CapRoverDeployer:
     def deploy_source(self, tar: bytes, git_hash: str) -> DeployOutcome:
         before = self._newest_version()
         self.client.deploy_tar(self.app, tar, git_hash, use_app_token=self.mode == "app-token")
-        return self._outcome(before)
+        return self._outcome(before, git_hash)
 
     def deploy_image(self, image: str, git_hash: str | None) -> DeployOutcome:
         before = self._newest_version()
         definition = {"schemaVersion": 2, "dockerfileLines": [f"FROM {image}"]}
         self.client.deploy_definition(self.app, definition, git_hash, use_app_token=self.mode == "app-token")
-        return self._outcome(before)
+        return self._outcome(before, git_hash)
 
     def versions(self) -> AppVersions:
         if self.mode != "login":
@@ -355,7 +436,7 @@ class CapRoverDeployer:
         versions = self.client.app_versions(self.app).versions
         return max((v.version for v in versions), default=-1)
 
-    def _outcome(self, before: int | None) -> DeployOutcome:
+    def _outcome(self, before: int | None, git_hash: str | None) -> DeployOutcome:
         if self.mode != "login":
             return DeployOutcome(result="accepted")
         assert before is not None
@@ -363,19 +444,45 @@ class CapRoverDeployer:
         while True:
             status = self.client.build_status(self.app)
             if not status.building:
-                listing = self.client.app_versions(self.app)
-                newest = max((v.version for v in listing.versions), default=-1)
-                if newest > before:
-                    ours = next(v for v in listing.versions if v.version == newest)
-                    if listing.deployed_version == newest and ours.image:
-                        return DeployOutcome(result="ok", version=newest, image=ours.image,
-                                             log_tail=status.log_lines[-20:])
-                    if status.failed:
-                        raise BuildFailed(f"CapRover's build of version {newest} of {self.app} failed",
-                                          hint="The app keeps running the previous version; read the build "
-                                               "log above or in the dashboard", log_tail=status.log_lines[-20:])
+                outcome = self._judge(self.client.app_versions(self.app), before, git_hash, status)
+                if outcome is not None:
+                    return outcome
             if self.monotonic() >= deadline:
                 raise CapRoverError(f"CapRover's build of {self.app} did not finish within "
                                     f"{self.build_timeout:.0f}s",
                                     hint="Watch it in the dashboard; raise deploy.build_timeout for slow builds")
             self.client.sleep(self.poll_interval)
+
+    def _judge(self, listing: AppVersions, before: int, git_hash: str | None,
+               status: BuildStatus) -> DeployOutcome | None:
+        """The outcome once CapRover says nothing builds, or None to keep polling.
+
+        ``isAppBuilding`` is false between two queued builds, and while a build that waited in
+        CapRover's queue runs (ServiceManager.onBuildFinished does not set it again), so only a
+        version newer than ``before`` that is live, or a failed build, ends the wait.
+        """
+        newer = sorted((v for v in listing.versions if v.version > before), key=lambda v: v.version)
+        if not newer:
+            return None
+        live = listing.get(listing.deployed_version) if listing.deployed_version is not None else None
+        if live is not None and live.version > before and live.image:
+            if git_hash is None or live.git_hash == git_hash:
+                return DeployOutcome(result="ok", version=live.version, image=live.image,
+                                     log_tail=status.log_lines[-20:])
+            ours = next((v for v in newer if v.image and v.git_hash == git_hash), None)
+            built = f" (railguard's build was version {ours.version}, replaced since)" if ours else ""
+            raise DeploySuperseded(
+                f"superseded by another deploy: CapRover runs version {live.version} of {self.app}, built from "
+                f"{_short(live.git_hash)}, not {git_hash[:12]}{built}",
+                hint="A deploy from the dashboard, a webhook or the CLI replaced this one in CapRover's queue; "
+                     "check `railguard deploys list --caprover` and deploy again if this commit should run",
+                version=live.version, image=live.image, live_git_hash=live.git_hash)
+        if status.failed and newer[-1].image is None:
+            raise BuildFailed(f"CapRover's build of version {newer[-1].version} of {self.app} failed",
+                              hint="The app keeps running the previous version; read the build "
+                                   "log above or in the dashboard", log_tail=status.log_lines[-20:])
+        return None
+
+
+def _short(git_hash: str | None) -> str:
+    return git_hash[:12] if git_hash else "no commit (a deploy without gitHash)"

@@ -25,7 +25,7 @@ from railguard.errors import ConfigError
 from railguard.secrets import redact
 
 Kind = Literal["deploy", "release", "rollback"]
-Result = Literal["pending", "accepted", "ok", "failed"]
+Result = Literal["pending", "accepted", "ok", "failed", "superseded"]
 #: Results after which the deployed tree is (or is believed to be) what runs.
 LIVE_RESULTS = ("accepted", "ok")
 
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS deploys (
     version INTEGER,
     started_at TEXT NOT NULL,
     finished_at TEXT,
-    result TEXT NOT NULL CHECK (result IN ('pending', 'accepted', 'ok', 'failed')),
+    result TEXT NOT NULL CHECK (result IN ('pending', 'accepted', 'ok', 'failed', 'superseded')),
     detail TEXT,
     -- a rollback: the commit it moved away from (never chosen again by a plain rollback)
     rolled_back_from TEXT
@@ -98,6 +98,7 @@ class DeployState:
         with closing(connection):
             # Every deploy is rare and precious: pay for a full fsync at each commit.
             connection.execute("PRAGMA synchronous=FULL")
+            _allow_superseded(connection)
             connection.executescript(_SCHEMA)
             connection.row_factory = sqlite3.Row
             with connection:
@@ -131,6 +132,28 @@ class DeployState:
         with self._connect() as db:
             rows = db.execute("SELECT * FROM deploys WHERE app = ? ORDER BY id DESC", (app,)).fetchall()
         return [_record(row) for row in rows]
+
+
+def _allow_superseded(connection: sqlite3.Connection) -> None:
+    """A history written before the result ``superseded`` existed has a CHECK that refuses it:
+    copy its rows into a table with the current schema, in one transaction (SQLite cannot alter
+    a CHECK constraint in place)."""
+    row = connection.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'deploys'").fetchone()
+    if row is None or "'superseded'" in row[0]:
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.execute("ALTER TABLE deploys RENAME TO deploys_before_superseded")
+        connection.execute("DROP INDEX IF EXISTS deploys_by_app")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute("INSERT INTO deploys SELECT * FROM deploys_before_superseded")
+        connection.execute("DROP TABLE deploys_before_superseded")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
 
 
 def _record(row: sqlite3.Row) -> DeployRecord:

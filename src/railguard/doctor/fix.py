@@ -1,8 +1,11 @@
 """``railguard doctor --fix``: the repairs that cannot change what the app does.
 
-Only three, each a pure text edit computed first and shown as a unified diff: remove the
+Only four, each a pure text edit computed first and shown as a unified diff: remove the
 tail that makes a HEALTHCHECK always succeed, remove a lone ``sleep`` line from the start
-script, write or complete ``.dockerignore``. Everything else needs a person's judgement.
+script, write or complete ``.dockerignore``, and declare + re-export the build arg
+``CAPROVER_GIT_COMMIT_SHA`` in the final stage (placed before its HEALTHCHECK/CMD/ENTRYPOINT,
+because an ARG's changing value invalidates the build cache of every RUN after it). Everything
+else needs a person's judgement.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from railguard.doctor.findings import Finding
 from railguard.doctor.repo import DOCKERIGNORE, DeployFiles
-from railguard.doctor.rules import MUST_IGNORE, SWALLOWING_TAIL, is_ignored, parse_dockerignore
+from railguard.doctor.rules import COMMIT_BUILD_ARG, MUST_IGNORE, SWALLOWING_TAIL, is_ignored, parse_dockerignore
 from railguard.durable import write_bytes_atomic
 
 DOCKERIGNORE_HEADER = "# Keep the build context (and the image) free of history, dependencies, data and backups.\n"
@@ -56,6 +59,9 @@ def plan_fixes(files: DeployFiles, findings: list[Finding]) -> list[FileEdit]:
         elif found.rule == "start-sleep" and files.start_script and found.line:
             text = current(files.start_script.name, files.start_script.text)
             texts[files.start_script.name] = _edit_line(text, found.line, lambda line: None)
+        elif found.rule == "commit-not-in-image" and files.dockerfile_file and files.dockerfile:
+            text = current(files.dockerfile_file.name, files.dockerfile_file.text)
+            texts[files.dockerfile_file.name] = _export_commit(text, files)
         elif found.rule in ("dockerignore-missing", "dockerignore-weak"):
             original = files.dockerignore.text if files.dockerignore else None
             text = current(DOCKERIGNORE, original)
@@ -65,6 +71,30 @@ def plan_fixes(files: DeployFiles, findings: list[Finding]) -> list[FileEdit]:
                 prefix = text if text.endswith("\n") or not text else text + "\n"
                 texts[DOCKERIGNORE] = (prefix or DOCKERIGNORE_HEADER) + "".join(f"{path}\n" for path in missing)
     return [FileEdit(name, originals[name], after) for name, after in texts.items() if after != originals[name]]
+
+
+COMMIT_LINES = (f"# CapRover passes the deployed commit only as a build arg; ENV keeps it for the app (and the\n"
+                f"# smoke check). Last, so that a new commit does not rebuild the layers above.\n"
+                f"ARG {COMMIT_BUILD_ARG}\n"
+                f"ENV {COMMIT_BUILD_ARG}=${{{COMMIT_BUILD_ARG}}}\n")
+
+
+def _export_commit(text: str, files: DeployFiles) -> str:
+    """Insert ARG + ENV of the commit before the final stage's HEALTHCHECK, CMD or ENTRYPOINT
+    (or at the end); an ARG that is already there keeps its place, only the ENV is added."""
+    assert files.dockerfile is not None
+    stage = files.dockerfile.final_stage
+    declared = any(i.value.split("=", 1)[0].split()[0:1] == [COMMIT_BUILD_ARG] for i in files.dockerfile.all("ARG"))
+    block = COMMIT_LINES if not declared else f"ENV {COMMIT_BUILD_ARG}=${{{COMMIT_BUILD_ARG}}}\n"
+    tail = [i for i in stage if i.keyword in ("HEALTHCHECK", "CMD", "ENTRYPOINT")]
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    at = (tail[0].line - 1) if tail else len(lines)
+    # Keep a comment block that introduces the HEALTHCHECK/CMD above it.
+    while tail and at > 0 and lines[at - 1].lstrip().startswith("#"):
+        at -= 1
+    return "".join(lines[:at] + [block] + (["\n"] if tail else []) + lines[at:])
 
 
 def _remove_tail(text: str, number: int) -> str:

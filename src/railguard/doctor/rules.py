@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import tomllib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -48,7 +49,14 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in [
     Rule("captain-definition-invalid", Severity.ERROR,
          "captain-definition is not JSON, not schemaVersion 2, or not exactly one build source"),
     Rule("database-not-on-volume", Severity.WARNING, "the database directory is not declared as a VOLUME"),
+    Rule("commit-not-in-image", Severity.ERROR,
+         "the smoke check expects the deployed commit, but the final stage does not re-export the build arg "
+         "CAPROVER_GIT_COMMIT_SHA with ARG + ENV", fixable=True),
 ]}
+
+#: CapRover passes the deployed commit to the image build only as this build arg (ImageMaker.ts
+#: ensureImage → DockerApi.ts buildImageFromDockerFile ``buildargs``), never to the container.
+COMMIT_BUILD_ARG = "CAPROVER_GIT_COMMIT_SHA"
 
 Check = Callable[[DeployFiles], Iterable[Finding]]
 CHECKS: list[Check] = []
@@ -486,3 +494,37 @@ def _matches(pattern: str, path: str) -> bool:
     if pattern.startswith("**/"):
         candidates.append(pattern[3:])
     return any(fnmatch.fnmatchcase(path, c) or c in ("*", "**") for c in candidates)
+
+
+# --- the deployed commit -------------------------------------------------------------------
+
+@check
+def commit_in_image(files: DeployFiles) -> Iterator[Finding]:
+    if files.dockerfile is None or not files.dockerfile.instructions or not smoke_expects_commit(files):
+        return
+    declared = any(COMMIT_BUILD_ARG in _split(i.value)[0:1] or i.value.split("=", 1)[0].strip() == COMMIT_BUILD_ARG
+                   for i in files.dockerfile.all("ARG"))
+    exported = any(re.search(rf"\$\{{?{COMMIT_BUILD_ARG}\b", i.value) for i in files.dockerfile.all("ENV"))
+    if declared and exported:
+        return
+    missing = "ENV" if declared else "ARG and ENV"
+    yield finding("commit-not-in-image", _dockerfile_name(files), None,
+                  f"CapRover passes the deployed commit only as the build arg {COMMIT_BUILD_ARG}, and the final "
+                  f"stage lacks its {missing}: the running app reports commit `unknown`, so the smoke check after "
+                  "every deploy fails",
+                  f"Add to the final stage: `ARG {COMMIT_BUILD_ARG}` and `ENV {COMMIT_BUILD_ARG}="
+                  f"${{{COMMIT_BUILD_ARG}}}` (railguard doctor --fix does it)",
+                  fixable=files.dockerfile_file is not None and files.dockerfile_origin is None)
+
+
+def smoke_expects_commit(files: DeployFiles) -> bool:
+    """True when railguard.toml gives an app a ``url``: the smoke check then runs after each
+    deploy and expects the deployed commit from ``/version`` or a ``*_build_info`` metric."""
+    if files.railguard_toml is None:
+        return False
+    try:
+        document = tomllib.loads(files.railguard_toml.text)
+    except tomllib.TOMLDecodeError:
+        return False
+    apps = document.get("apps", {})
+    return any(isinstance(app, dict) and app.get("url") for app in (apps.values() if isinstance(apps, dict) else []))

@@ -1,5 +1,8 @@
 """Deploy files for a runtime (bun, node, python), following the plan:
 
+- ``ARG CAPROVER_GIT_COMMIT_SHA`` re-exported with ``ENV`` in the (only) stage: CapRover hands
+  the deployed commit to the build as that build arg and to nothing else, and the smoke check
+  after a deploy needs the app to report it;
 - a strict ``HEALTHCHECK`` that needs no extra tool in the image: a ``bun -e`` / ``node -e``
   fetch one-liner, or railguard's probe copied into the image for Python; each exits 0 only
   for a 200 from ``/health``, 1 for anything else (never 2), does not follow redirects and
@@ -97,6 +100,12 @@ ENV PORT={options.port} \\
 # The database lives on a volume: in CapRover, a persistent directory at {data_dir}.
 VOLUME {data_dir}
 EXPOSE {options.port}
+
+# CapRover passes the deployed commit only as this build arg; ENV keeps it for the app, which
+# reports it (GET /version) so that `railguard smoke` can check the deploy. Last, so that a new
+# commit does not rebuild the layers above.
+ARG CAPROVER_GIT_COMMIT_SHA
+ENV CAPROVER_GIT_COMMIT_SHA=${{CAPROVER_GIT_COMMIT_SHA}}
 
 # Strict: exit 1 unless {options.health_path} answers exactly 200; no `|| exit 0`. The check gives up
 # after 5 s, before Docker's --timeout, so the reason lands in `docker inspect`.

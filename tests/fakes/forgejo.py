@@ -10,8 +10,9 @@ Follows /work/shared/reference/forgejo-caprover.md and Forgejo's API:
 * ``GET /api/v1/repos/{owner}/{repo}/commits/{ref}/statuses`` lists them, newest first.
 
 Also, for the tests that need it: :func:`push_payload` builds a push webhook body shaped like
-Forgejo's (every field the reference lists) and :func:`signed_headers` the headers Forgejo
-sends with it, signatures included.
+Forgejo's (every field the reference lists), :func:`signed_headers` the headers Forgejo
+sends with it, signatures included, and :func:`form_delivery` what a webhook with the content
+type ``application/x-www-form-urlencoded`` sends.
 
 Usage::
 
@@ -26,6 +27,7 @@ import hashlib
 import hmac
 import json
 import threading
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -150,10 +152,30 @@ def push_payload(*, ref: str, before: str, after: str, clone_url: str, full_name
     }
 
 
+def forgejo_json(payload: dict[str, Any]) -> bytes:
+    """The payload as Forgejo serialises it: ``json.MarshalIndent(p, "", "  ")`` (modules/structs/hook.go,
+    ``PushPayload.JSONPayload``; services/webhook/default.go ``addCompatCompareUrl`` re-marshals it the
+    same way and adds ``compare``, a copy of ``compare_url``, for a Forgejo-type hook's push)."""
+    return json.dumps({**payload, "compare": payload.get("compare_url", "")}, indent=2, ensure_ascii=False).encode()
+
+
+def form_delivery(payload_json: bytes, secret: str, **options: Any) -> tuple[bytes, dict[str, str]]:
+    """A delivery with the content type ``application/x-www-form-urlencoded``: the body is
+    ``payload=<urlencoded JSON>`` (``url.Values{"payload": ...}.Encode()``, which escapes like
+    :func:`urllib.parse.urlencode`) but the signatures are over the JSON itself
+    (services/webhook/default.go ``defaultHandler.NewRequest`` passes ``[]byte(payloadContent)`` to
+    ``shared.AddDefaultHeaders``, services/webhook/shared/payloader.go)."""
+    body = urllib.parse.urlencode({"payload": payload_json.decode("utf-8")}).encode("ascii")
+    headers = signed_headers(payload_json, secret, **options)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    return body, headers
+
+
 def signed_headers(body: bytes, secret: str, *, event: str = "push", delivery: str | None = None,
                    which: str = "all") -> dict[str, str]:
-    """The headers Forgejo sends: event and delivery under X-Forgejo-*, X-Gitea-*, X-Gogs-* and GitHub's
-    names, the SHA-256 HMAC bare and as ``sha256=``. ``which`` keeps only one signature header
+    """The headers Forgejo sends (services/webhook/shared/payloader.go ``AddDefaultHeaders``): event and
+    delivery under X-Forgejo-*, X-Gitea-*, X-Gogs-* and GitHub's names, the SHA-256 HMAC bare and as
+    ``sha256=``, the SHA-1 one as ``X-Hub-Signature``. ``which`` keeps only one signature header
     (``forgejo``, ``gitea`` or ``hub``) to test each on its own."""
     delivery = delivery or str(uuid.uuid4())
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

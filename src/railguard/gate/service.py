@@ -34,7 +34,14 @@ from railguard.deploy.suite import SuiteCommandMissing, run_suite
 from railguard.errors import ConfigError
 from railguard.gate.forgejo import ForgejoStatuses
 from railguard.gate.queue import Run, RunQueue
-from railguard.gate.webhook import MalformedPayload, SignatureInvalid, decide, parse_delivery, verify_signature
+from railguard.gate.webhook import (
+    MalformedPayload,
+    SignatureInvalid,
+    decide,
+    parse_delivery,
+    signed_payload,
+    verify_signature,
+)
 from railguard.gate.worker import AppWorker, GateTarget, RunLog, WorkerContext, clean_test_environment, read_log
 from railguard.notify.notifier import Notifier
 from railguard.secrets import Secret, read_secret, redact
@@ -181,6 +188,11 @@ class GateService:
 
     def _webhook(self, body: bytes, headers: Mapping[str, str]) -> Answer:
         assert self.webhook_secret is not None
+        try:
+            body = signed_payload(body, headers)
+        except MalformedPayload as exc:
+            self.metrics.deliveries.labels("malformed").inc()
+            return Answer(400, {"ok": False, "error": exc.message})
         try:
             verify_signature(body, headers, self.webhook_secret.reveal().encode())
         except SignatureInvalid as exc:

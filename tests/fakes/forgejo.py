@@ -5,8 +5,16 @@ Follows /work/shared/reference/forgejo-caprover.md and Forgejo's API:
 * ``POST /api/v1/repos/{owner}/{repo}/statuses/{sha}`` with JSON ``state`` (``pending``,
   ``success``, ``error``, ``failure``, ``warning``), ``context``, ``description``, ``target_url``
   answers **201** with the stored status (an ``id``, ``created_at``, the fields echoed back);
-* ``Authorization: token <TOKEN>`` (also ``Bearer``) must match, else **401**; an unknown
-  repository is **404**; an unknown state is **422**;
+* ``Authorization: token <TOKEN>`` (also ``Bearer``) must match, else **401**; then, in the order of
+  Forgejo's middleware (routers/api/v1/api.go, ``Routes``: the ``/repos`` group runs
+  ``tokenRequiresScopes(AccessTokenScopeCategoryRepository)`` before the inner
+  ``repoAssignment, repoAccess``, the route itself ``reqToken, reqRepoWriter(unit.TypeCode)``):
+  a token without ``write:repository`` (``read:repository`` for a GET) is **403** "token does not
+  have at least one of required scope(s)" (``tokenRequiresScopes``), whatever the repository; a
+  repository that does not exist or that the token's user cannot see (a private one) is **404**
+  (``repoAssignment``, ``repoAccess``: ``ctx.NotFound()``, never 403, so as not to reveal it); a
+  user who may read but not write is **403** "user should have a permission to write to a repo"
+  (``reqRepoWriter``); an unknown state is **422**;
 * ``GET /api/v1/repos/{owner}/{repo}/commits/{ref}/statuses`` lists them, newest first.
 
 Also, for the tests that need it: :func:`push_payload` builds a push webhook body shaped like
@@ -69,9 +77,15 @@ class FakeForgejo(LoopbackFake):
     content_type = "application/json;charset=utf-8"
     thread_name = "fake-forgejo"
 
-    def __init__(self, *, token: str, repositories: set[str]) -> None:
+    def __init__(self, *, token: str, repositories: set[str], scopes: set[str] | None = None,
+                 read_only: set[str] | None = None, hidden: set[str] | None = None) -> None:
+        """``token`` may write to ``repositories`` (with ``scopes``, by default ``write:repository``);
+        ``read_only`` repositories it may only read; ``hidden`` ones exist but it cannot see them."""
         self.token = token
         self.repositories = set(repositories)
+        self.scopes = {"write:repository"} if scopes is None else set(scopes)
+        self.read_only = set(read_only or ())
+        self.hidden = set(hidden or ())
         self.calls: list[RecordedCall] = []
         self.statuses: list[CommitStatus] = []
         self._lock = threading.Lock()
@@ -100,9 +114,21 @@ class FakeForgejo(LoopbackFake):
         scheme, _, given = headers.get("authorization", "").partition(" ")
         if scheme.lower() not in {"token", "bearer"} or not hmac.compare_digest(given.encode(), self.token.encode()):
             return 401, {"message": "token is required"}
+        # routers/api/v1/api.go tokenRequiresScopes: write:* for POST/PUT/PATCH/DELETE, else read:*;
+        # a write scope includes the read one (models/auth/access_token_scope.go, HasScope).
+        needed = "write:repository" if method in {"POST", "PUT", "PATCH", "DELETE"} else "read:repository"
+        if needed not in self.scopes and not (needed.startswith("read:") and "write:repository" in self.scopes):
+            return 403, {"message": f"token does not have at least one of required scope(s): [{needed}]",
+                         "url": "http://forgejo.test/api/swagger"}
         repository = f"{parts[3]}/{parts[4]}"
-        if repository not in self.repositories:
-            return 404, {"message": "repository does not exist"}
+        if repository not in self.repositories | self.read_only:
+            # repoAssignment (no such repository) and repoAccess (cannot see it) both answer
+            # ctx.NotFound(): a private repository is not revealed to a token that cannot see it.
+            return 404, {"errors": ["The target couldn't be found."], "message": "The target couldn't be found.",
+                         "url": "http://forgejo.test/api/swagger"}
+        if method == "POST" and repository in self.read_only:
+            return 403, {"message": "user should have a permission to write to a repo",
+                         "url": "http://forgejo.test/api/swagger"}
         if method == "POST" and parts[5] == "statuses" and len(parts) == 7:
             try:
                 document = json.loads(body)

@@ -219,7 +219,13 @@ class GateService:
                                     title=push.title, pusher=push.pusher, delivery_id=delivery.delivery_id)
         if queued.duplicate:
             self.metrics.deliveries.labels("duplicate").inc()
-            return Answer(200, {"ok": True, "queued": False, "reason": "duplicate delivery, already handled"})
+            if queued.same_as is None:
+                return Answer(200, {"ok": True, "queued": False, "reason": "duplicate delivery, already handled"})
+            run_id, status = queued.same_as
+            return Answer(200, {"ok": True, "queued": False, "run": run_id,
+                                "reason": f"{push.ref} at {push.after[:12]} is already run {run_id} ({status}): "
+                                          "a replayed delivery queues nothing",
+                                "url": self.context.run_url(run_id)})
         self.metrics.deliveries.labels("queued").inc()
         self.workers[push.app].wake.set()
         return Answer(202, {"ok": True, "queued": True, "run": queued.run_id, "reason": verdict.reason,

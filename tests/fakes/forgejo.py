@@ -16,6 +16,10 @@ Follows /work/shared/reference/forgejo-caprover.md and Forgejo's API:
   user who may read but not write is **403** "user should have a permission to write to a repo"
   (``reqRepoWriter``); an unknown state is **422**;
 * ``GET /api/v1/repos/{owner}/{repo}/commits/{ref}/statuses`` lists them, newest first.
+* A status is kept under the SHA of the URL, as Forgejo/Gitea versions whose
+  ``CreateCommitStatus`` (services/repository/files/commitstatus.go) store ``SHA: sha`` do: one
+  posted on an annotated tag's object id never shows on the commit's page (newer versions store
+  ``commit.ID``, the peeled commit). The gate posts on the commit, right for both.
 
 Also, for the tests that need it: :func:`push_payload` builds a push webhook body shaped like
 Forgejo's (every field the reference lists), :func:`signed_headers` the headers Forgejo
@@ -176,6 +180,18 @@ def push_payload(*, ref: str, before: str, after: str, clone_url: str, full_name
                        "empty": False, "archived": False},
         "pusher": user, "sender": user,
     }
+
+
+def tag_push_payload(*, tag: str, after: str, commit: str, clone_url: str, message: str = "release\n",
+                     **options: Any) -> dict[str, Any]:
+    """What Forgejo sends for a new tag (services/repository/push.go, ``pushUpdates``, "is new tag"):
+    ``before`` forty zeros, ``after`` the ref's new value as git received it (``opts.NewCommitID``:
+    for an annotated tag the **tag object**, not the commit), no ``commits``, and ``head_commit``
+    the commit the tag names (``gitRepo.GetCommit`` peels the tag)."""
+    payload = push_payload(ref=f"refs/tags/{tag}", before=ZERO_SHA, after=after, clone_url=clone_url,
+                           commits=[{"id": commit, "message": message}], **options)
+    payload["head_commit"], payload["commits"], payload["total_commits"] = payload["commits"][0], [], 0
+    return payload
 
 
 def forgejo_json(payload: dict[str, Any]) -> bytes:

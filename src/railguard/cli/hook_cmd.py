@@ -27,8 +27,9 @@ def hook() -> None:
 @click.option("--remote", metavar="URL", help="Write a POSIX sh hook that asks the railguard gate at URL to test "
               "each push (for Forgejo's image, which has no Python; docs/gate.md).")
 @click.option("--secret-file", type=click.Path(path_type=Path), metavar="PATH",
-              help="With --remote: the file the hook reads the gate's shared secret from "
-                   "(default GIT_DIR/hooks/railguard-gate.secret, written from $RAILGUARD_GATE_CHECK_SECRET).")
+              help="With --remote: the file the hook reads the gate's shared secret from, as the hook sees it "
+                   "(inside Forgejo's container). Default: GIT_DIR/hooks/railguard-gate.secret, named relative to "
+                   "the repository and written from $RAILGUARD_GATE_CHECK_SECRET as the repository's owner.")
 @click.option("--python", "python", type=click.Path(path_type=Path), metavar="PATH",
               help="The Python the hook runs railguard with (default: this one). Run as root for a repository "
                    "of the git user, install refuses one that user cannot run.")

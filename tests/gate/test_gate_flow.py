@@ -313,7 +313,8 @@ def test_a_status_forgejo_refuses_is_logged_and_the_run_goes_on(start_gate, gate
     run = gate.wait_for_run(answer["run"])
 
     assert run["status"] == "deployed"
-    assert "commit status: Forgejo refused the pending status: HTTP 401 (check the token" in run["log"]
+    assert "commit status: Forgejo refused the pending status: HTTP 401 " in run["log"]
+    assert "; hint: Forgejo does not know the token: set the variable gate.forgejo_token_env names" in run["log"]
     assert forgejo.statuses_for(sha) == [] and [c.http_status for c in forgejo.calls] == [401, 401]
     assert [call.fields["gitHash"] for call in _uploads(captain)] == [sha]
     assert "a-revoked-token" not in run["log"]
@@ -322,6 +323,7 @@ def test_a_status_forgejo_refuses_is_logged_and_the_run_goes_on(start_gate, gate
 def test_an_old_or_live_commit_pushed_again_is_not_deployed_again(start_gate, remote: Remote,
                                                                        captain: RunningCapRover, forgejo) -> None:
     gate = start_gate()
+    older = remote.commit("older, pushed together with old")
     old = remote.commit("old")
     _, _, first = gate.push_and_deliver()
     assert gate.wait_for_run(first["run"])["status"] == "deployed"
@@ -329,14 +331,36 @@ def test_an_old_or_live_commit_pushed_again_is_not_deployed_again(start_gate, re
     _, _, second = gate.push_and_deliver()
     assert gate.wait_for_run(second["run"])["status"] == "deployed"
 
-    # A force-push back to the old commit (or Forgejo's Replay, which sends a new delivery id).
-    assert remote.push(f"+{old}:refs/heads/main").returncode == 0
-    _, replayed = gate.deliver(push_payload(ref="refs/heads/main", before=new, after=old, clone_url=remote.clone_url))
-    skipped = gate.wait_for_run(replayed["run"])
+    # A force-push back to a commit the gate never ran: tested for nothing? No: skipped.
+    assert remote.push(f"+{older}:refs/heads/main").returncode == 0
+    _, back = gate.deliver(push_payload(ref="refs/heads/main", before=new, after=older, clone_url=remote.clone_url))
+    skipped = gate.wait_for_run(back["run"])
+    # A force-push back to the live commit: the same app, ref and `after` as run 2, like a Replay.
     assert remote.push(f"+{new}:refs/heads/main").returncode == 0
-    again = gate.deliver(push_payload(ref="refs/heads/main", before=old, after=new, clone_url=remote.clone_url))[1]
-    same = gate.wait_for_run(again["run"])
+    status, again = gate.deliver(push_payload(ref="refs/heads/main", before=older, after=new,
+                                              clone_url=remote.clone_url))
     assert (skipped["status"], skipped["summary"]) == ("skipped", f"older than the live {new[:12]}")
-    assert (same["status"], same["summary"]) == ("skipped", "already live")
+    assert (status, again["queued"], again["run"]) == (200, False, second["run"])
     assert [call.fields["gitHash"] for call in _uploads(captain)] == [old, new]
-    assert forgejo.states_for(old)[-1] == "warning"
+    assert forgejo.states_for(older)[-1] == "warning"
+
+
+def test_forgejos_replay_with_a_new_delivery_id_queues_nothing_and_deploy_ok_is_sent_once(
+        start_gate, remote: Remote, captain: RunningCapRover, inbox) -> None:
+    gate = start_gate(smoke=True)
+    before = remote.sha()
+    sha = remote.commit("one change")
+    assert remote.push().returncode == 0
+    payload = push_payload(ref="refs/heads/main", before=before, after=sha, clone_url=remote.clone_url)
+    _, answer = gate.deliver(payload, delivery="5b2c1d3e-0000-4000-8000-000000000001")
+    assert gate.wait_for_run(answer["run"])["status"] == "deployed"
+
+    # models/webhook/hooktask.go ReplayHookTask: the same payload, a new X-Forgejo-Delivery.
+    status, replay = gate.deliver(payload, delivery="5b2c1d3e-0000-4000-8000-000000000002")
+
+    assert (status, replay["queued"], replay["run"]) == (200, False, answer["run"])
+    assert replay["reason"] == (f"refs/heads/main at {sha[:12]} is already run {answer['run']} (deployed): "
+                                "a replayed delivery queues nothing")
+    assert [run["id"] for run in gate.runs()] == [answer["run"]]
+    assert len(_uploads(captain)) == 1
+    assert inbox.titles() == [f"tasks deploy OK {sha[:12]}"]

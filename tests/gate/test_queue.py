@@ -115,3 +115,80 @@ def test_old_finished_runs_are_forgotten_but_never_the_newest_or_unfinished(queu
     assert sorted(run.id for run in queue.list(app="tasks")) == ids[4:]
     assert queue.known_commit("tasks") == _sha(5)
     assert queue.get(other).app == "other"
+
+
+# --- Forgejo's Replay: the same payload under a new delivery id ---------------------------------
+
+def _webhook(queue: RunQueue, n: int, delivery: str, ref: str = "refs/heads/main"):  # type: ignore[no-untyped-def]
+    return queue.enqueue(app="tasks", commit=_sha(n), ref=ref, source="webhook", now=T0, delivery_id=delivery)
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "deployed", "skipped", "rolled_back", "smoke_failed"])
+def test_a_replay_with_a_new_delivery_id_queues_nothing_while_the_push_has_a_run_or_its_answer(
+        queue: RunQueue, status: str) -> None:
+    first = _webhook(queue, 1, "d-1").run_id
+    assert first is not None
+    if status != "queued":
+        queue.claim_next("tasks", now=T0)
+    if status not in {"queued", "running"}:
+        queue.finish(first, status, "done", now=T0)  # type: ignore[arg-type]
+
+    replay = _webhook(queue, 1, "d-2")
+
+    assert (replay.duplicate, replay.run_id, replay.same_as) == (True, None, (first, status))
+    assert [run.id for run in queue.list()] == [first]
+
+
+@pytest.mark.parametrize("status", ["failed", "deploy_failed", "error", "interrupted", "superseded"])
+def test_a_replay_of_a_push_whose_run_ended_without_an_answer_tests_it_again(queue: RunQueue, status: str) -> None:
+    first = _webhook(queue, 1, "d-1").run_id
+    assert first is not None
+    queue.finish(first, status, "no answer", now=T0)  # type: ignore[arg-type]
+
+    replay = _webhook(queue, 1, "d-2")
+
+    assert (replay.duplicate, replay.same_as) == (False, None) and replay.run_id is not None
+    assert queue.get(replay.run_id).status == "queued"
+
+
+def test_the_same_commit_on_another_ref_or_from_the_catch_up_is_not_a_replay(queue: RunQueue) -> None:
+    first = _webhook(queue, 1, "d-1")
+    tag = _webhook(queue, 1, "d-2", ref="refs/tags/v1.0.0")
+    catch_up = queue.enqueue(app="tasks", commit=_sha(1), ref="refs/heads/main", source="catch-up", now=T0)
+    assert not (first.duplicate or tag.duplicate or catch_up.duplicate)
+
+
+def test_a_replayed_annotated_tag_is_a_duplicate_after_the_worker_peeled_it_to_its_commit(queue: RunQueue) -> None:
+    tag_object, commit = _sha(7), _sha(8)
+    first = _webhook(queue, 7, "d-1", ref="refs/tags/v1.0.0").run_id
+    assert first is not None
+    queue.claim_next("tasks", now=T0)
+    queue.update(first, commit_sha=commit)
+    queue.finish(first, "deployed", "ok", now=T0)
+
+    replay = queue.enqueue(app="tasks", commit=tag_object, ref="refs/tags/v1.0.0", source="webhook", now=T0,
+                           delivery_id="d-2")
+
+    assert replay.same_as == (first, "deployed")
+
+
+def test_a_queue_file_from_before_the_pushed_column_opens_and_dedupes_on_its_commits(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "queue.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE runs (id INTEGER PRIMARY KEY, app TEXT NOT NULL, commit_sha TEXT NOT NULL,"
+                      " ref TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, title TEXT NOT NULL DEFAULT '',"
+                      " pusher TEXT NOT NULL DEFAULT '', delivery_id TEXT, created_at TEXT NOT NULL, started_at TEXT,"
+                      " tests_started_at TEXT, tests_finished_at TEXT, deploy_called_at TEXT, finished_at TEXT,"
+                      " summary TEXT NOT NULL DEFAULT '', superseded_by INTEGER, retry_of INTEGER, deploy_id INTEGER);"
+                      f" INSERT INTO runs (app, commit_sha, ref, source, status, created_at) VALUES"
+                      f" ('tasks', '{_sha(1)}', 'refs/heads/main', 'webhook', 'deployed', '{T0.isoformat()}');")
+    old.commit()
+    old.close()
+
+    queue = RunQueue(path)
+    RunQueue(path)  # a second open finds the column there
+
+    assert _webhook(queue, 1, "d-9").same_as == (1, "deployed")
+    assert _webhook(queue, 2, "d-10").run_id == 2

@@ -3,13 +3,17 @@ the gate to test each push, exercised through a real `git push`."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from deploy.gitrepos import TEST_SCRIPT
 from gate.conftest import CHECK_SECRET, SECRETS, Remote, git
+from git_user import GitUser, commit, git_user, needs_root, owned_repository, shared_dir  # noqa: F401 (fixtures)
 from local_http import free_port
 from railguard.gate.remote_hook import remote_hook_script
 
@@ -101,3 +105,32 @@ def test_the_sh_hook_rejects_deleting_the_deployed_branch(hooked, remote: Remote
     assert "railguard: refs/heads/main: deleting a protected branch is not allowed" in _remote_lines(deleted)
     assert git(remote.origin, "rev-parse", "main") == remote.sha()
     assert gate.runs() == []
+
+
+@needs_root
+def test_installed_by_root_the_sh_hook_reads_its_secret_as_the_git_user_at_the_containers_path(
+        start_gate, run_cli, git_user: GitUser, shared_dir: Path, tmp_path: Path) -> None:
+    gate = start_gate()
+    host = shared_dir / "host" / "repositories"
+    bare, work = owned_repository(git_user, host, files={"run-tests.sh": TEST_SCRIPT})
+    install = run_cli("--config", tmp_path / "railguard.toml", "hook", "install", bare, "--remote", gate.url,
+                      env={"RAILGUARD_GATE_CHECK_SECRET": CHECK_SECRET})
+    assert install.exit_code == 0, install.stderr
+    secret = os.stat(bare / "hooks" / "railguard-gate.secret")
+    hook = os.stat(bare / "hooks" / "pre-receive")
+    assert (secret.st_uid, stat.S_IMODE(secret.st_mode)) == (git_user.uid, 0o600)
+    assert (hook.st_uid, stat.S_IMODE(hook.st_mode)) == (git_user.uid, 0o755)
+    # Forgejo's container mounts the same repositories at another path (/data/git/repositories).
+    container = shared_dir / "data" / "git" / "repositories"
+    container.parent.mkdir(parents=True)
+    os.rename(host, container)
+    work = container / "work"
+    git_user.git(work, "remote", "set-url", "origin", str(container / "app.git"))
+    sha = commit(git_user, work, "a good change", {})
+
+    push = git_user.run("git", "push", "origin", "main", cwd=work)
+
+    assert push.returncode == 0, push.stderr
+    assert "railguard: passed: `sh run-tests.sh` passed" in push.stderr
+    assert git_user.git(container / "app.git", "rev-parse", "main") == sha
+    assert [run["status"] for run in gate.runs()] == ["passed"]

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from fakes.forgejo import push_payload, signed_headers
+from fakes.forgejo import form_delivery, forgejo_json, push_payload, signed_headers
+from gate.conftest import WEBHOOK_SECRET
 from railguard.config import GateAppSettings
 from railguard.gate.webhook import (
     MalformedPayload,
@@ -14,6 +15,7 @@ from railguard.gate.webhook import (
     decide,
     normalise_clone_url,
     parse_delivery,
+    signed_payload,
     verify_signature,
 )
 
@@ -114,3 +116,55 @@ def test_malformed_pushes_are_refused_with_what_is_wrong(body: bytes, message: s
 def test_a_delivery_without_an_event_header_is_malformed() -> None:
     with pytest.raises(MalformedPayload, match="X-Forgejo-Event"):
         parse_delivery(_body(), {"X-Forgejo-Signature": "x"})
+
+
+# --- application/x-www-form-urlencoded: the JSON is signed, the form is sent --------------------
+
+def _form_push() -> tuple[bytes, bytes, dict[str, str]]:
+    # '+', '%', '&', '=' and non-ASCII in the message: the characters the form encoding escapes.
+    payload = push_payload(ref="refs/heads/main", before=A, after=B, clone_url=CLONE,
+                           commits=[{"id": B, "message": "Naïve café: 50% + 2 & a=b\n"}])
+    payload_json = forgejo_json(payload)
+    body, headers = form_delivery(payload_json, SECRET)
+    return payload_json, body, headers
+
+
+def test_a_form_encoded_delivery_is_verified_over_the_json_it_carries() -> None:
+    payload_json, body, headers = _form_push()
+
+    signed = signed_payload(body, headers)
+    verify_signature(signed, headers, SECRET.encode())
+    verdict = decide(parse_delivery(signed, headers), APPS, tag_prefix={"tasks": "v"})
+
+    assert body.startswith(b"payload=%7B%0A") and signed == payload_json
+    assert verdict.action == "queue" and verdict.push is not None
+    assert verdict.push.title == "Naïve café: 50% + 2 & a=b"
+
+
+def test_a_json_delivery_is_verified_over_its_raw_body_even_when_it_looks_like_a_form() -> None:
+    body = b"payload=%7B%7D"
+    assert signed_payload(body, {"Content-Type": "application/json"}) == body
+
+
+@pytest.mark.parametrize("body", [b"", b"other=1", b"payload=1&payload=2", b"payload=%ff", b"\xff"])
+def test_a_form_delivery_without_one_payload_field_names_the_content_type(body: bytes) -> None:
+    with pytest.raises(MalformedPayload, match="application/x-www-form-urlencoded delivery must carry"):
+        signed_payload(body, {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+
+
+def test_the_gate_queues_a_form_encoded_delivery_and_never_calls_its_secret_wrong(start_gate, remote) -> None:
+    gate = start_gate()
+    sha = remote.commit("sent as a form")
+    assert remote.push().returncode == 0
+    payload_json = forgejo_json(push_payload(ref="refs/heads/main", before=A, after=sha, clone_url=remote.clone_url))
+    body, headers = form_delivery(payload_json, WEBHOOK_SECRET)
+    # The same headers on a form whose JSON changed after signing: that one is refused.
+    tampered, _ = form_delivery(payload_json + b" ", WEBHOOK_SECRET)
+
+    status, content, _ = gate.request("POST", "/hooks/forgejo", body, headers)
+    wrong, wrong_content, _ = gate.request("POST", "/hooks/forgejo", tampered, headers)
+
+    answer = json.loads(content)
+    assert (status, answer["queued"]) == (202, True), answer
+    assert gate.wait_for_run(answer["run"])["commit_sha"] == sha
+    assert wrong == 401 and "does not match" in json.loads(wrong_content)["error"]

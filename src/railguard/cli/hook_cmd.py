@@ -27,16 +27,22 @@ def hook() -> None:
 @click.option("--remote", metavar="URL", help="Write a POSIX sh hook that asks the railguard gate at URL to test "
               "each push (for Forgejo's image, which has no Python; docs/gate.md).")
 @click.option("--secret-file", type=click.Path(path_type=Path), metavar="PATH",
-              help="With --remote: the file the hook reads the gate's shared secret from "
-                   "(default GIT_DIR/hooks/railguard-gate.secret, written from $RAILGUARD_GATE_CHECK_SECRET).")
+              help="With --remote: the file the hook reads the gate's shared secret from, as the hook sees it "
+                   "(inside Forgejo's container). Default: GIT_DIR/hooks/railguard-gate.secret, named relative to "
+                   "the repository and written from $RAILGUARD_GATE_CHECK_SECRET as the repository's owner.")
+@click.option("--python", "python", type=click.Path(path_type=Path), metavar="PATH",
+              help="The Python the hook runs railguard with (default: this one). Run as root for a repository "
+                   "of the git user, install refuses one that user cannot run.")
 @pass_context
-def install_command(ctx: Context, git_dir: Path, remote: str | None, secret_file: Path | None) -> int:
+def install_command(ctx: Context, git_dir: Path, remote: str | None, secret_file: Path | None,
+                    python: Path | None) -> int:
     """Install the hook into the bare repository GIT_DIR (on the Forgejo host).
 
     Uses hooks/pre-receive.d/ when it exists (Forgejo's layout, kept across its hook resyncs),
     else hooks/pre-receive; an existing pre-receive is kept and still runs first. The hook
     calls this railguard (this Python, this configuration file) by absolute path, or with
-    --remote, the gate over HTTP.
+    --remote, the gate over HTTP. Run as root on a repository of the git user, it trusts that
+    repository (safe.directory) and writes every file as that user.
     """
     if remote is not None:
         from railguard.cli.gate_cmd import install_remote_command
@@ -47,7 +53,8 @@ def install_command(ctx: Context, git_dir: Path, remote: str | None, secret_file
         raise ConfigError("the hook needs a configuration file with the test command",
                           hint="Write railguard.toml with [apps.NAME.deploy] test_command, then pass --config")
     check_suite_command(app.deploy.test_command, f"apps.{name}.deploy.test_command")
-    installation = install_hook(git_dir, config=settings.source.resolve(), app=name)
+    installation = install_hook(git_dir, config=settings.source.resolve(), app=name,
+                                python=str(python.absolute()) if python else sys.executable)
     click.echo(f"installed {installation.path}")
     if installation.chained:
         click.echo(f"the existing hook now runs first from {installation.chained}")

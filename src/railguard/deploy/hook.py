@@ -12,6 +12,15 @@ the push (ref names, file contents) is ever interpreted by a shell. The pushed c
 untrusted code, so the suite runs isolated (``deploy.test_isolation``, see
 :mod:`railguard.deploy.isolation`) where this server allows it, with a warning to the pusher
 where it does not.
+
+Installing on a real server: the repositories belong to the git user (uid 1000 in Forgejo's
+image), the admin runs ``railguard hook install`` as root, and git runs the hook as the git user.
+So the install (1) tells git to trust that one repository (``safe.directory``: git refuses to
+work in a repository another user owns, "dubious ownership", and only for ``rev-parse``, which
+runs nothing from the repository's configuration), and (2) writes every file as its owner: the
+repository's directories are the git user's to write, hence hostile to root, so each file is
+created under a random name with O_CREAT|O_EXCL|O_NOFOLLOW in a directory opened with
+O_NOFOLLOW, chowned and chmodded through its descriptor, fsynced, then renamed into place.
 """
 
 from __future__ import annotations
@@ -19,8 +28,11 @@ from __future__ import annotations
 import fnmatch
 import io
 import os
+import pwd
+import secrets
 import shlex
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -177,8 +189,7 @@ def _test_commit(ref: str, commit: str, deploy: DeploySettings, *, git_dir: Path
         tree = workdir / "tree"
         tree.mkdir()
         with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-            # "tar" keeps the tree as git wrote it but never lets a member land outside workdir.
-            archive.extractall(tree, filter="tar")
+            extract_tree(archive, tree)
         # The deploy secrets (and the names of their files) are not the suite's business.
         withheld = {deploy.token_env, deploy.password_env, deploy.webhook_token_env}
         suite_env = {key: value for key, value in git_environment_without_git_vars(env).items()
@@ -197,6 +208,27 @@ def _test_commit(ref: str, commit: str, deploy: DeploySettings, *, git_dir: Path
         return RefVerdict(ref, run.passed, run.summary(), run)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def extract_tree(archive: tarfile.TarFile, where: Path) -> None:
+    """Extract ``git archive``'s tar as git wrote it, never letting a member land outside ``where``.
+
+    The "tar" extraction filter does that from Python 3.11.4 on; the hook may run under an older
+    3.11 (Debian 12's python3 is 3.11.2, a likely interpreter on a Forgejo host), where the same
+    rules are applied here: relative names without "..", only files, directories and symlinks,
+    no setuid/setgid bits and no group/other write.
+    """
+    if hasattr(tarfile, "tar_filter"):
+        archive.extractall(where, filter="tar")
+        return
+    members = []
+    for member in archive.getmembers():
+        parts = Path(member.name).parts
+        if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir() or member.issym()):
+            raise GitError(f"the pushed tree holds {member.name!r}, which railguard does not extract")
+        member.mode &= 0o755
+        members.append(member)
+    archive.extractall(where, members=members)
 
 
 def run_hook(stdin_text: str, deploy: DeploySettings, *, where: str, git_dir: Path,
@@ -233,14 +265,81 @@ class Installation:
     chained: Path | None = None
 
 
+#: (uid, gid) that files written into a repository get.
+Owner = tuple[int, int]
+
+
+def trusting_git(git_dir: Path, env: Mapping[str, str] = os.environ) -> Git:
+    """``git`` in ``git_dir`` with that one directory in ``safe.directory``, passed as command-line
+    configuration through the environment (``GIT_CONFIG_COUNT``; git honours safe.directory only
+    from protected configuration, which includes the command line, never the repository's own)."""
+    extra = dict(env)
+    count = int(extra.get("GIT_CONFIG_COUNT", "0") or "0")
+    extra.update({"GIT_CONFIG_COUNT": str(count + 1), f"GIT_CONFIG_KEY_{count}": "safe.directory",
+                  f"GIT_CONFIG_VALUE_{count}": str(git_dir.absolute())})
+    return Git(git_dir, env=extra)
+
+
 def hooks_dir(git_dir: Path) -> Path:
-    git = Git(git_dir)
+    git = trusting_git(git_dir)
     git.ensure_repository()
     if git.text("rev-parse", "--is-bare-repository") != "true":
         raise NotABareRepository(f"{git_dir} is not a bare repository: pre-receive runs on the server",
                                  hint="Give the repository's directory on the Forgejo host "
                                       "(e.g. /data/git/repositories/OWNER/REPO.git)")
     return git_dir / "hooks"
+
+
+def repository_owner(git_dir: Path) -> Owner | None:
+    """The owner files written into ``git_dir`` must get: its own owner when root installs into a
+    repository of another user (the git user, who runs the hooks); None (keep ours) otherwise."""
+    info = os.stat(git_dir)
+    if os.geteuid() != 0 or info.st_uid == 0:
+        return None
+    return info.st_uid, info.st_gid
+
+
+def check_owner_can_run(owner: Owner, python: str, config: Path) -> None:
+    """Refuse a hook the repository's owner could not run (git runs it as that user): it would
+    reject every push. Asked of the system itself, as that user, rather than worked out from modes."""
+    uid, gid = owner
+    try:
+        groups = os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
+    except KeyError:
+        groups = [gid]
+    for test, path, what in (("-x", python, "run the Python"), ("-r", str(config), "read the configuration")):
+        done = subprocess.run(["sh", "-c", f'test {test} "$1"', "sh", path], user=uid, group=gid, extra_groups=groups,
+                              env={"PATH": os.defpath}, capture_output=True, check=False)
+        if done.returncode != 0:
+            raise ConfigError(f"the repository's owner (uid {uid}) cannot {what} {path}, and git runs the hook "
+                              "as that user",
+                              hint="Install railguard where that user can run it (e.g. pipx with PIPX_HOME=/opt/pipx"
+                                   " and PIPX_BIN_DIR=/usr/local/bin) and let it read the configuration, or use "
+                                   "--remote (docs/hook.md)")
+
+
+def ensure_directory(path: Path, owner: Owner | None) -> None:
+    """``mkdir`` that gives a directory it creates to ``owner``; refuses a symlink in its place."""
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        created = False
+    else:
+        created = True
+    fd = _open_directory(path)
+    try:
+        if created and owner is not None:
+            os.fchown(fd, *owner)
+    finally:
+        os.close(fd)
+
+
+def _open_directory(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ConfigError(f"cannot open the directory {path}: {exc.strerror}",
+                          hint="It must be a real directory, not a symlink") from None
 
 
 
@@ -281,14 +380,17 @@ def install_hook(git_dir: Path, *, config: Path, app: str, python: str = sys.exe
     if not config.is_absolute():
         config = config.resolve()
     hooks = hooks_dir(git_dir)
-    hooks.mkdir(exist_ok=True)
+    owner = repository_owner(git_dir)
+    if owner is not None:
+        check_owner_can_run(owner, python, config)
+    ensure_directory(hooks, owner)
     dispatch_dir = hooks / "pre-receive.d"
     if dispatch_dir.is_dir():
         target = dispatch_dir / HOOK_NAME
         if target.exists():
             raise HookAlreadyInstalled(f"{target} already exists",
                                        hint=f"railguard hook uninstall {git_dir}, then install again")
-        write_executable(target, hook_script(python=python, config=config, app=app, chain=False))
+        write_executable(target, hook_script(python=python, config=config, app=app, chain=False), owner=owner)
         return Installation(target, "pre-receive.d")
     target = hooks / "pre-receive"
     chained = hooks / f"pre-receive{CHAINED_SUFFIX}"
@@ -300,9 +402,9 @@ def install_hook(git_dir: Path, *, config: Path, app: str, python: str = sys.exe
             raise ConfigError(f"{chained} exists but {target} is not railguard's",
                               hint="Sort the two hooks out by hand, then install again")
         os.replace(target, chained)
-        write_executable(target, hook_script(python=python, config=config, app=app, chain=True))
+        write_executable(target, hook_script(python=python, config=config, app=app, chain=True), owner=owner)
         return Installation(target, "pre-receive", chained=chained)
-    write_executable(target, hook_script(python=python, config=config, app=app, chain=False))
+    write_executable(target, hook_script(python=python, config=config, app=app, chain=False), owner=owner)
     return Installation(target, "pre-receive")
 
 
@@ -332,8 +434,47 @@ def is_ours(path: Path) -> bool:
         return False
 
 
-def write_executable(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.railguard-tmp")
-    temp.write_text(text, encoding="utf-8")
-    temp.chmod(0o755)
-    os.replace(temp, path)
+def write_executable(path: Path, text: str, *, owner: Owner | None = None) -> None:
+    """Write a hook (mode 0755), replacing ``path``; see :func:`write_in_repository`."""
+    write_in_repository(path, text.encode("utf-8"), mode=0o755, owner=owner, replace=True)
+
+
+def write_in_repository(path: Path, data: bytes, *, mode: int, owner: Owner | None, replace: bool) -> bool:
+    """Write ``path`` whole or not at all, in a directory its owner (not us) may write.
+
+    The temporary file gets a random name, O_CREAT|O_EXCL|O_NOFOLLOW, in the directory opened
+    with O_NOFOLLOW (a symlink planted there is never followed); owner and mode are set through
+    the descriptor. Without ``replace`` an existing ``path`` is kept and False is returned
+    (``link`` fails where ``rename`` would replace it).
+    """
+    directory = _open_directory(path.parent)
+    temp = f".{path.name}.{secrets.token_hex(8)}.railguard-tmp"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                if owner is not None:
+                    os.fchown(handle.fileno(), *owner)
+                os.fchmod(handle.fileno(), mode)
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if replace:
+                os.replace(temp, path.name, src_dir_fd=directory, dst_dir_fd=directory)
+            else:
+                try:
+                    os.link(temp, path.name, src_dir_fd=directory, dst_dir_fd=directory, follow_symlinks=False)
+                except FileExistsError:
+                    return False
+            os.fsync(directory)
+            return True
+        finally:
+            try:
+                os.unlink(temp, dir_fd=directory)
+            except FileNotFoundError:
+                pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}",
+                          hint="Run railguard hook install as the repository's owner or as root") from None
+    finally:
+        os.close(directory)

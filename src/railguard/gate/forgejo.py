@@ -5,6 +5,13 @@
 token needs ``write:repository``); Forgejo answers 201. A status is information for people:
 a failure to post one is logged and never stops a run. Standard-library HTTP: one JSON POST
 does not justify a dependency.
+
+Forgejo's refusals each mean one thing to fix (routers/api/v1/api.go, the ``/repos`` routes):
+401 an unknown token; 403 a token without the ``write:repository`` scope
+(``tokenRequiresScopes``, checked before the repository is even looked up) or a user who may
+only read the repository (``reqRepoWriter``); 404 a repository that does not exist **or that
+the token's user cannot see** (``repoAssignment``/``repoAccess`` answer ``NotFound`` for a
+private repository rather than reveal it). :func:`refusal_hint` says which.
 """
 
 from __future__ import annotations
@@ -65,12 +72,28 @@ class ForgejoStatuses:
                 response.read()
                 return StatusPosted(True, f"{state} posted (HTTP {response.status})")
         except urllib.error.HTTPError as exc:
-            detail = exc.read(300).decode("utf-8", "replace")
-            hint = " (check the token and its write:repository scope)" if exc.code in (401, 403) else ""
-            result = StatusPosted(False, f"Forgejo refused the {state} status: HTTP {exc.code}{hint} "
-                                         f"{redact(detail, [self.token])}".strip())
+            detail = redact(exc.read(300).decode("utf-8", "replace"), [self.token])
+            hint = refusal_hint(exc.code, detail, repository)
+            result = StatusPosted(False, f"Forgejo refused the {state} status: HTTP {exc.code} {detail}".strip()
+                                  + (f"; hint: {hint}" if hint else ""))
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             result = StatusPosted(False, f"cannot reach Forgejo at {self.base_url}: {reason}")
         log.warning("commit status for %s: %s", sha[:12], result.detail)
         return result
+
+
+def refusal_hint(code: int, detail: str, repository: str) -> str | None:
+    """What to fix for Forgejo's answer ``code`` (with its body ``detail``) to a status post."""
+    if code == 401:
+        return ("Forgejo does not know the token: set the variable gate.forgejo_token_env names "
+                "(FORGEJO_TOKEN by default) to a valid token")
+    if code == 403 and "scope" in detail:
+        return "the token lacks the write:repository scope: create one with it (Settings > Applications)"
+    if code == 403:
+        return (f"the token's user may read {repository} but not write to it: give that user write access "
+                "(a collaborator with Write), or use a token of a user who has it")
+    if code == 404:
+        return (f"Forgejo shows no repository {repository} to this token: check gate.apps.NAME.repository, and "
+                "that the token's user can see it (a private repository answers 404, not 403)")
+    return None

@@ -2,8 +2,13 @@
 
 Rules it keeps (docs/gate.md):
 
-* A delivery id is recorded once; the same ``X-Forgejo-Delivery`` again is a replay and queues
-  nothing.
+* A delivery id is recorded once; the same ``X-Forgejo-Delivery`` again queues nothing.
+* Forgejo's "Replay" button sends the same payload under a **new** delivery id
+  (models/webhook/hooktask.go ``ReplayHookTask`` copies the task with a new UUID), so a webhook
+  is also a duplicate when a run of the same app, ref and pushed ``after`` is queued, running or
+  has its answer (:data:`ANSWERED`). A run that ended without one (``failed``, ``deploy_failed``,
+  ``error``, ``interrupted``, ``superseded``) does not block it: pressing Replay there is a
+  deliberate request to test that commit again, and it is queued.
 * Newest wins: when a worker takes the next run of an app, it takes the newest queued one and
   marks every older queued run ``superseded`` (the newer push contains them).
 * A run still ``running`` when the gate starts was interrupted by a restart: it is marked
@@ -35,6 +40,9 @@ FINISHED: tuple[str, ...] = ("passed", "failed", "deployed", "deploy_failed", "s
                              "superseded", "interrupted", "skipped", "error")
 #: Runs whose test suite ran to an answer (what the catch-up compares with the branch head).
 TESTED: tuple[str, ...] = ("passed", "failed", "deployed", "deploy_failed", "smoke_failed", "rolled_back")
+#: Runs that make a later webhook for the same app, ref and ``after`` a duplicate: waiting, running,
+#: or finished with an outcome that testing again would not change (docs/gate.md, "Replay").
+ANSWERED: tuple[str, ...] = ("queued", "running", "passed", "deployed", "smoke_failed", "rolled_back", "skipped")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -66,6 +74,8 @@ CREATE TABLE IF NOT EXISTS baselines (
     commit_sha TEXT NOT NULL,
     seen_at TEXT NOT NULL
 );
+-- runs.pushed (added by _migrate): the push's ``after`` as Forgejo sent it, which for an annotated
+-- tag is the tag object while commit_sha becomes the commit it names.
 CREATE TABLE IF NOT EXISTS deliveries (
     delivery_id TEXT PRIMARY KEY,
     received_at TEXT NOT NULL,
@@ -125,6 +135,8 @@ class Run:
 class Enqueued:
     run_id: int | None
     duplicate: bool
+    #: For a webhook that means what an earlier run's did (a Replay): that run and its status.
+    same_as: tuple[int, str] | None = None
 
 
 class RunNotFound(NotFound):
@@ -143,6 +155,7 @@ class RunQueue:
             create_private_database(path)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
+                _migrate(db)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the gate's run queue {path}: {exc}",
                               hint="Set gate.directory (or state_dir) to a directory railguard may write") from exc
@@ -201,17 +214,29 @@ class RunQueue:
 
     def enqueue(self, *, app: str, commit: str, ref: str, source: Source, now: datetime, title: str = "",
                 pusher: str = "", delivery_id: str | None = None, retry_of: int | None = None) -> Enqueued:
-        """Queue a run; with a ``delivery_id`` seen before, queue nothing and say it is a duplicate."""
+        """Queue a run; queue nothing for a ``delivery_id`` seen before, nor for a webhook whose app,
+        ref and ``commit`` (the push's ``after``) an :data:`ANSWERED` run already has (a Replay)."""
         with self._transaction() as db:
             if delivery_id is not None:
                 cursor = db.execute("INSERT OR IGNORE INTO deliveries (delivery_id, received_at, outcome)"
                                     " VALUES (?, ?, 'queued')", (delivery_id, now.isoformat()))
                 if cursor.rowcount == 0:
                     return Enqueued(None, duplicate=True)
+            if source == "webhook":
+                placeholders = ", ".join("?" for _ in ANSWERED)
+                earlier = db.execute(
+                    f"SELECT id, status FROM runs WHERE app = ? AND ref = ? AND source != 'check'"
+                    f" AND (pushed = ? OR commit_sha = ?) AND status IN ({placeholders}) ORDER BY id DESC LIMIT 1",
+                    (app, ref, commit, commit, *ANSWERED)).fetchone()
+                if earlier is not None:
+                    if delivery_id is not None:
+                        db.execute("UPDATE deliveries SET outcome = 'same as an earlier run', run_id = ?"
+                                   " WHERE delivery_id = ?", (earlier["id"], delivery_id))
+                    return Enqueued(None, duplicate=True, same_as=(earlier["id"], earlier["status"]))
             cursor = db.execute(
-                "INSERT INTO runs (app, commit_sha, ref, source, status, title, pusher, delivery_id, created_at,"
-                " retry_of) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-                (app, commit, ref, source, title, pusher, delivery_id, now.isoformat(), retry_of))
+                "INSERT INTO runs (app, commit_sha, pushed, ref, source, status, title, pusher, delivery_id,"
+                " created_at, retry_of) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                (app, commit, commit, ref, source, title, pusher, delivery_id, now.isoformat(), retry_of))
             run_id = cursor.lastrowid
             assert run_id is not None
             if delivery_id is not None:
@@ -338,6 +363,13 @@ class RunQueue:
         with self._connect() as db:
             rows = db.execute("SELECT app, status, COUNT(*) AS n FROM runs GROUP BY app, status").fetchall()
         return {(row["app"], row["status"]): row["n"] for row in rows}
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a queue file written by an older railguard up to this schema (idempotent)."""
+    columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+    if "pushed" not in columns:
+        db.execute("ALTER TABLE runs ADD COLUMN pushed TEXT")
 
 
 def _run(row: sqlite3.Row) -> Run:

@@ -9,11 +9,18 @@ rejection.
 The shared secret is read from a file at push time (Forgejo runs hooks with a minimal
 environment) and handed to curl in a header file made with mode 0600, never in an argv.
 The ref name is only ever a quoted variable passed as one argument; nothing is ``eval``'d.
+
+Where the secret lives: the hook runs as the git user, and inside Forgejo's container when
+Forgejo runs in Docker, where the repository sits at another path than on the host
+(``/data/git/repositories/...`` in the official image). So the default secret file,
+``hooks/railguard-gate.secret``, is named in the hook **relative to the repository**: git runs a
+bare repository's hooks with the repository as their working directory (githooks(5)), on the
+host and in the container alike. It is written as the repository's owner, mode 0600, so the git
+user (and root) can read it, and nobody else. ``--secret-file`` names a path as the hook sees it.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import shlex
 from dataclasses import dataclass
@@ -24,12 +31,15 @@ from railguard.deploy.hook import (
     HOOK_NAME,
     MARKER,
     HookAlreadyInstalled,
+    Owner,
     chained_lines,
+    ensure_directory,
     hooks_dir,
     is_ours,
+    repository_owner,
     write_executable,
+    write_in_repository,
 )
-from railguard.durable import fsync_directory
 from railguard.errors import ConfigError, UsageError
 from railguard.secrets import Secret
 
@@ -74,11 +84,17 @@ check_refs() {
 """
 
 
-def remote_hook_script(*, url: str, app: str, secret_file: Path, chain: bool,
+#: The default secret file as the hook names it: relative to the repository, git's working
+#: directory for a bare repository's hooks, so the same name works inside Forgejo's container.
+DEFAULT_SECRET_IN_HOOK = f"hooks/{SECRET_FILE_NAME}"
+
+
+def remote_hook_script(*, url: str, app: str, secret_file: Path | str = DEFAULT_SECRET_IN_HOOK, chain: bool,
                        max_seconds: int = DEFAULT_MAX_SECONDS) -> str:
     """The sh hook; every value baked in is quoted with :func:`shlex.quote`."""
     lines = ["#!/bin/sh", MARKER, "# Asks the railguard gate to test each push before it lands; docs/gate.md.",
              f"url={shlex.quote(url.rstrip('/') + '/api/v1/check')}", f"app={shlex.quote(app)}",
+             "# Relative names are the repository's: git runs a bare repository's hooks there.",
              f"secret_file={shlex.quote(str(secret_file))}", f"max_seconds={int(max_seconds)}",
              "umask 077", _CHECK_REFS.strip("\n")]
     if chain:
@@ -100,15 +116,19 @@ def install_remote_hook(git_dir: Path, *, url: str, app: str, secret: Secret | N
                         secret_file: Path | None = None) -> RemoteInstallation:
     """Install the sh hook into ``hooks/pre-receive.d/`` (Forgejo) or ``hooks/pre-receive`` (plain git).
 
-    The secret file is written (mode 0600) only when it does not exist yet; an existing
-    pre-receive is kept as ``pre-receive.railguard-chained`` and still runs first.
+    The secret file is written (mode 0600, owned like the repository) only when it does not
+    exist yet; an existing pre-receive is kept as ``pre-receive.railguard-chained`` and still
+    runs first. Without ``secret_file`` the hook names ``hooks/railguard-gate.secret`` relative to
+    the repository; with it, that path as given (where the hook, maybe in a container, sees it).
     """
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"--remote {url!r} is not an http(s) URL",
                          hint="Give the gate's base URL, e.g. http://127.0.0.1:8787")
     hooks = hooks_dir(git_dir)
-    hooks.mkdir(exist_ok=True)
-    secret_file = (secret_file or hooks / SECRET_FILE_NAME).absolute()
+    owner = repository_owner(git_dir)
+    ensure_directory(hooks, owner)
+    in_hook: Path | str = secret_file.absolute() if secret_file else DEFAULT_SECRET_IN_HOOK
+    secret_file = secret_file.absolute() if secret_file else (hooks / SECRET_FILE_NAME).absolute()
     dispatch_dir = hooks / "pre-receive.d"
     target = dispatch_dir / HOOK_NAME if dispatch_dir.is_dir() else hooks / "pre-receive"
     chained = hooks / f"pre-receive{CHAINED_SUFFIX}"
@@ -121,29 +141,21 @@ def install_remote_hook(git_dir: Path, *, url: str, app: str, secret: Secret | N
             raise ConfigError(f"{chained} exists but {target} is not railguard's",
                               hint="Sort the two hooks out by hand, then install again")
         chain = True
-    written = _write_secret(secret_file, secret)
+    written = _write_secret(secret_file, secret, owner if secret_file.parent == hooks.absolute() else None)
     if chain:
         os.replace(target, chained)
-    write_executable(target, remote_hook_script(url=url, app=app, secret_file=secret_file, chain=chain))
+    write_executable(target, remote_hook_script(url=url, app=app, secret_file=in_hook, chain=chain), owner=owner)
     return RemoteInstallation(target, secret_file, written, chained if chain else None)
 
 
-def _write_secret(path: Path, secret: Secret | None) -> bool:
-    if path.exists():
+def _write_secret(path: Path, secret: Secret | None, owner: Owner | None) -> bool:
+    """Write the secret file unless it exists; in the repository's hooks directory it gets the
+    repository's owner (the git user runs the hook), elsewhere it stays ours."""
+    if os.path.lexists(path):
         return False
     if secret is None:
         raise ConfigError(f"the hook's shared secret file {path} does not exist and no secret is set",
                           hint="Export RAILGUARD_GATE_CHECK_SECRET (the gate's gate.check_secret_env) and install "
                                "again, or give --secret-file with an existing file")
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.EEXIST:
-            return False
-        raise ConfigError(f"cannot write the hook's secret file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(secret.reveal() + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    fsync_directory(path.parent)
-    return True
+    return write_in_repository(path, (secret.reveal() + "\n").encode("utf-8"), mode=0o600, owner=owner,
+                               replace=False)

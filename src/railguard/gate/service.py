@@ -38,7 +38,14 @@ from railguard.deploy.suite import SuiteCommandMissing, run_suite
 from railguard.errors import ConfigError
 from railguard.gate.forgejo import ForgejoStatuses
 from railguard.gate.queue import Run, RunQueue
-from railguard.gate.webhook import MalformedPayload, SignatureInvalid, decide, parse_delivery, verify_signature
+from railguard.gate.webhook import (
+    MalformedPayload,
+    SignatureInvalid,
+    decide,
+    parse_delivery,
+    signed_payload,
+    verify_signature,
+)
 from railguard.gate.worker import AppWorker, GateTarget, RunLog, WorkerContext, clean_test_environment, read_log
 from railguard.notify.notifier import Notifier
 from railguard.secrets import Secret, read_secret, redact
@@ -210,6 +217,11 @@ class GateService:
     def _webhook(self, body: bytes, headers: Mapping[str, str]) -> Answer:
         assert self.webhook_secret is not None
         try:
+            body = signed_payload(body, headers)
+        except MalformedPayload as exc:
+            self.metrics.deliveries.labels("malformed").inc()
+            return Answer(400, {"ok": False, "error": exc.message})
+        try:
             verify_signature(body, headers, self.webhook_secret.reveal().encode())
         except SignatureInvalid as exc:
             self.metrics.deliveries.labels("unauthorised").inc()
@@ -235,7 +247,13 @@ class GateService:
                                     title=push.title, pusher=push.pusher, delivery_id=delivery.delivery_id)
         if queued.duplicate:
             self.metrics.deliveries.labels("duplicate").inc()
-            return Answer(200, {"ok": True, "queued": False, "reason": "duplicate delivery, already handled"})
+            if queued.same_as is None:
+                return Answer(200, {"ok": True, "queued": False, "reason": "duplicate delivery, already handled"})
+            run_id, status = queued.same_as
+            return Answer(200, {"ok": True, "queued": False, "run": run_id,
+                                "reason": f"{push.ref} at {push.after[:12]} is already run {run_id} ({status}): "
+                                          "a replayed delivery queues nothing",
+                                "url": self.context.run_url(run_id)})
         self.metrics.deliveries.labels("queued").inc()
         self.workers[push.app].wake.set()
         return Answer(202, {"ok": True, "queued": True, "run": queued.run_id, "reason": verdict.reason,

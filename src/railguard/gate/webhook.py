@@ -2,10 +2,19 @@
 
 Facts from shared/reference/forgejo-caprover.md that shape this module:
 
-* The signature is HMAC-SHA256 keyed with the webhook secret over the **raw body**, lowercase
+* The signature is HMAC-SHA256 keyed with the webhook secret over the **JSON payload**, lowercase
   hex: ``X-Forgejo-Signature`` and ``X-Gitea-Signature`` carry it bare, ``X-Hub-Signature-256``
-  as ``sha256=<hex>``. The body is verified before it is parsed, and compared in constant time.
-* ``X-Forgejo-Delivery`` (also ``X-Gitea-Delivery``) is unique per delivery: the dedupe key.
+  as ``sha256=<hex>`` (Forgejo services/webhook/shared/payloader.go, ``AddDefaultHeaders``). The
+  payload is verified before it is parsed, and compared in constant time.
+* With the content type ``application/json`` the body is that payload; with
+  ``application/x-www-form-urlencoded`` the body is ``payload=<urlencoded JSON>`` but the signature
+  is still over the JSON (services/webhook/default.go, ``defaultHandler.NewRequest`` signs
+  ``payloadContent``, not ``forms.Encode()``): :func:`signed_payload` takes it out first.
+* ``X-Forgejo-Delivery`` (also ``X-Gitea-Delivery``) is unique per delivery, and Forgejo's
+  "Replay" button sends the same payload under a **new** one (models/webhook/hooktask.go,
+  ``ReplayHookTask`` creates a new hook task with a new UUID): the queue dedupes on the delivery
+  id and also on what the push means (app, ref, ``after``); docs/gate.md.
+* For an annotated tag ``after`` is the tag object, not a commit: the worker peels it.
 * A tag push is a ``push`` with ``ref: refs/tags/<t>``; a deletion has ``after`` = forty zeros;
   a branch delete sends no push at all. Every field here is data: nothing is ever handed to a
   shell.
@@ -18,6 +27,7 @@ import hashlib
 import hmac
 import json
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -50,13 +60,36 @@ def _header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     return None
 
 
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def signed_payload(body: bytes, headers: Mapping[str, str]) -> bytes:
+    """The bytes Forgejo signed and the JSON to parse: the body itself, or for a form-encoded
+    delivery the value of its one ``payload`` field (Go's ``url.Values.Encode``, which
+    :func:`urllib.parse.parse_qs` reverses exactly). Raises :class:`MalformedPayload`."""
+    content_type = (_header(headers, ("content-type",)) or "").split(";", 1)[0].strip().lower()
+    if content_type != FORM_CONTENT_TYPE:
+        return body
+    try:
+        fields = urllib.parse.parse_qs(body.decode("ascii"), keep_blank_values=True, strict_parsing=True,
+                                       encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        fields = {}
+    values = fields.get("payload", [])
+    if len(values) != 1:
+        raise MalformedPayload(f"a {FORM_CONTENT_TYPE} delivery must carry exactly one 'payload' field",
+                               hint='Set the webhook\'s content type to "application/json" in Forgejo')
+    return values[0].encode("utf-8")
+
+
 def sign(body: bytes, secret: bytes) -> str:
     """The signature Forgejo puts in ``X-Forgejo-Signature`` for ``body``."""
     return hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
 def verify_signature(body: bytes, headers: Mapping[str, str], secret: bytes) -> str:
-    """Check the first signature header present; returns its name. Raises :class:`SignatureInvalid`."""
+    """Check the first signature header present against ``body`` (:func:`signed_payload`'s bytes);
+    returns its name. Raises :class:`SignatureInvalid`."""
     lowered = {key.lower(): value.strip() for key, value in headers.items()}
     expected = sign(body, secret)
     for name, prefix in SIGNATURE_HEADERS:
@@ -86,6 +119,7 @@ class Delivery:
 
 
 def parse_delivery(body: bytes, headers: Mapping[str, str]) -> Delivery:
+    """Read a verified payload (:func:`signed_payload`'s bytes, not a form body)."""
     event = _header(headers, EVENT_HEADERS)
     if event is None:
         raise MalformedPayload("the delivery has no X-Forgejo-Event header")

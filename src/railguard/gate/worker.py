@@ -2,8 +2,9 @@
 
 The steps of a run (docs/gate.md):
 
-1. Forgejo status ``pending``; fetch the commit into the app's cached bare mirror, from the
-   **configured** clone URL (a payload's URL was only compared with it).
+1. Fetch the commit into the app's cached bare mirror, from the **configured** clone URL (a
+   payload's URL was only compared with it), peeling an annotated tag to its commit; then
+   Forgejo status ``pending`` on that commit.
 2. ``git archive`` of the commit into a fresh directory; the test command (an argv list from
    the configuration) runs there with a timeout, a clean environment that holds none of the
    gate's secrets, and isolated (:mod:`railguard.deploy.isolation`: pushed code must not be able
@@ -357,18 +358,23 @@ class AppWorker:
             out.line(f"skipped: {run.commit_sha[:12]} is already live (deploy history)")
             self._finish(run, "skipped", "already live")
             return
-        self._status(run, run.commit_sha, "pending", "testing", out)
+        # Fetch (and peel) before the first status: for an annotated tag the push's `after` is the
+        # tag object (Forgejo services/repository/push.go, pushUpdates), and a status posted on it
+        # never shows on the commit.
         refspec = f"+{run.ref}:{run.ref}" if run.ref.startswith("refs/tags/") else self._refspec()
         try:
             commit = self.mirror.fetch(refspec, run.commit_sha)
         except (MirrorFailed, GitError) as exc:
             out.line(f"fetch failed: {exc.message}")
-            self._status(run, run.commit_sha, "error", "could not fetch the commit", out)
+            if run.ref.startswith("refs/heads/"):  # a branch's `after` is a commit; a tag's may not be
+                self._status(run, run.commit_sha, "error", "could not fetch the commit", out)
             self._finish(run, "error", exc.message)
             return
         if commit != run.commit_sha:
+            out.line(f"{run.ref}: {run.commit_sha[:12]} is a tag object; its commit is {commit}")
             context.queue.update(run.id, commit_sha=commit)
             run.commit_sha = commit
+        self._status(run, commit, "pending", "testing", out)
         live = self._live_commit()
         if live and (live == commit or self.mirror.is_ancestor(commit, live)):
             why = "already live" if live == commit else f"older than the live {live[:12]}"

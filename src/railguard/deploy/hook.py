@@ -44,7 +44,7 @@ from typing import Literal
 from railguard.config import DeploySettings
 from railguard.deploy.git import ZERO_SHA, Git, GitError, git_environment_without_git_vars
 from railguard.deploy.isolation import NO_ISOLATION, Isolation, resolve_isolation
-from railguard.deploy.suite import SuiteCommandMissing, SuiteRun, check_suite_command, run_suite
+from railguard.deploy.suite import SuiteCommandMissing, SuiteRun, check_suite_command, extract_tree, run_suite
 from railguard.errors import ConfigError, NotFound, UsageError
 
 MARKER = "# railguard-hook: installed by `railguard hook install`"
@@ -188,8 +188,11 @@ def _test_commit(ref: str, commit: str, deploy: DeploySettings, *, git_dir: Path
     try:
         tree = workdir / "tree"
         tree.mkdir()
-        with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-            extract_tree(archive, tree)
+        try:
+            with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+                extract_tree(archive, tree)
+        except tarfile.TarError as exc:
+            return RefVerdict(ref, False, f"cannot unpack the pushed commit: {exc}")
         # The deploy secrets (and the names of their files) are not the suite's business.
         withheld = {deploy.token_env, deploy.password_env, deploy.webhook_token_env}
         suite_env = {key: value for key, value in git_environment_without_git_vars(env).items()
@@ -208,27 +211,6 @@ def _test_commit(ref: str, commit: str, deploy: DeploySettings, *, git_dir: Path
         return RefVerdict(ref, run.passed, run.summary(), run)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def extract_tree(archive: tarfile.TarFile, where: Path) -> None:
-    """Extract ``git archive``'s tar as git wrote it, never letting a member land outside ``where``.
-
-    The "tar" extraction filter does that from Python 3.11.4 on; the hook may run under an older
-    3.11 (Debian 12's python3 is 3.11.2, a likely interpreter on a Forgejo host), where the same
-    rules are applied here: relative names without "..", only files, directories and symlinks,
-    no setuid/setgid bits and no group/other write.
-    """
-    if hasattr(tarfile, "tar_filter"):
-        archive.extractall(where, filter="tar")
-        return
-    members = []
-    for member in archive.getmembers():
-        parts = Path(member.name).parts
-        if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir() or member.issym()):
-            raise GitError(f"the pushed tree holds {member.name!r}, which railguard does not extract")
-        member.mode &= 0o755
-        members.append(member)
-    archive.extractall(where, members=members)
 
 
 def run_hook(stdin_text: str, deploy: DeploySettings, *, where: str, git_dir: Path,

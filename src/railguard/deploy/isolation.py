@@ -233,6 +233,6 @@ def _user_isolation(name: str, private: list[Path], where: str) -> Isolation:
     if exposed:
         raise IsolationUnavailable(f"{where}: user {name} can read {exposed[0]}"
                                    + (f" (and {len(exposed) - 1} more)" if len(exposed) > 1 else ""),
-                                   hint=f"chmod 700 (directories) or 600 (files) so that only railguard's user "
-                                        f"can read them, or use bwrap")
+                                   hint="chmod 700 (directories) or 600 (files) so that only railguard's user "
+                                        "can read them, or use bwrap")
     return Isolation("user", user=name, uid=account.pw_uid, gid=account.pw_gid)

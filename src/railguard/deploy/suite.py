@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,31 @@ from railguard.errors import ConfigError
 
 class SuiteCommandMissing(ConfigError):
     pass
+
+
+class UnsafeTree(tarfile.TarError):
+    """A pushed tree with a member that would land outside its directory, or is no plain file."""
+
+
+def extract_tree(archive: tarfile.TarFile, where: Path) -> None:
+    """Extract ``git archive``'s tar as git wrote it, never letting a member land outside ``where``.
+
+    The "tar" extraction filter does that from Python 3.11.4 on; the hook may run under an older
+    3.11 (Debian 12's python3 is 3.11.2, a likely interpreter on a Forgejo host), where the same
+    rules are applied here: relative names without "..", only files, directories and symlinks,
+    no setuid/setgid bits and no group/other write.
+    """
+    if hasattr(tarfile, "tar_filter"):
+        archive.extractall(where, filter="tar")
+        return
+    members = []
+    for member in archive.getmembers():
+        parts = Path(member.name).parts
+        if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir() or member.issym()):
+            raise UnsafeTree(f"the pushed tree holds {member.name!r}, which railguard does not extract")
+        member.mode &= 0o755
+        members.append(member)
+    archive.extractall(where, members=members)
 
 
 @dataclass

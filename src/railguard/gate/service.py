@@ -34,7 +34,7 @@ from railguard.deploy.actions import build_deployer
 from railguard.deploy.deployer import Deployer
 from railguard.deploy.hook import RefUpdate, decide as decide_ref
 from railguard.deploy.isolation import Isolation, resolve_isolation
-from railguard.deploy.suite import SuiteCommandMissing, run_suite
+from railguard.deploy.suite import SuiteCommandMissing, extract_tree, run_suite
 from railguard.errors import ConfigError
 from railguard.gate.forgejo import ForgejoStatuses
 from railguard.gate.queue import Run, RunQueue
@@ -330,7 +330,7 @@ class GateService:
             home.mkdir()
             try:
                 with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-                    archive.extractall(tree, filter="tar")
+                    extract_tree(archive, tree)
             except (tarfile.TarError, OSError) as exc:
                 out.line(f"the body is not a usable tar: {exc}")
                 return False, f"the hook's git archive is not a usable tar ({exc})", []

@@ -43,7 +43,7 @@ from railguard.deploy.deployer import Deployer
 from railguard.deploy.git import Git, GitError, git_environment_without_git_vars
 from railguard.deploy.isolation import NO_ISOLATION, Isolation
 from railguard.deploy.state import DeployState, state_path
-from railguard.deploy.suite import SuiteCommandMissing, run_suite
+from railguard.deploy.suite import SuiteCommandMissing, extract_tree, run_suite
 from railguard.durable import make_private_directory, open_private_append
 from railguard.errors import ConfigError, RailguardError
 from railguard.gate.forgejo import ForgejoStatuses, State
@@ -398,7 +398,7 @@ class AppWorker:
             home.mkdir()
             tar = self.mirror.git.archive(commit)
             with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-                archive.extractall(tree, filter="tar")
+                extract_tree(archive, tree)
             out.line(f"$ {' '.join(target.test_command)}  (timeout {target.test_timeout:g}s, clean environment; "
                      f"{context.isolation.describe()})")
             if not context.isolation.isolated:

@@ -79,21 +79,31 @@ def list_remote(ctx: Context, app_name: str, app: AppSettings, dest: str, as_jso
     return ExitCode.OK
 
 
-def verify_remote_copies(app_name: str, app: AppSettings, dest: str, name: str | None, verify_all: bool,
-                         identity: Path | None, as_json: bool) -> int:
-    """``railguard backups verify --dest NAME``: download, decrypt (with --identity), check."""
+def verify_remote_copies(ctx: Context, app_name: str, app: AppSettings, dest: str, name: str | None,
+                         verify_all: bool, identity: Path | None, as_json: bool) -> int:
+    """``railguard backups verify --dest NAME``: download, decrypt (with --identity), check.
+
+    One copy that fails never stops the others (``--all``). Exit 4 when a copy failed
+    verification (it is then marked damaged there), else the exit code of the first other
+    failure (2: unreachable, or no room on this host to fetch the copy).
+    """
     destination = open_destination(app, dest)
     stem = stem_for(app.database)
     selected = destination.list_backups(stem) if verify_all else [destination.stat_backup(name or "latest", stem)]
     results: list[dict[str, Any]] = []
+    codes: list[ExitCode] = []
     for backup in selected:
         try:
-            results.append(verify_remote(destination, backup, mode=app.backup.check, identity_file=identity))
+            results.append(verify_remote(destination, backup, now=ctx.now(), mode=app.backup.check,
+                                         identity_file=identity))
         except RailguardError as exc:
-            results.append({"name": backup.name, "ok": False, "result": exc.message})
-    failed = [r for r in results if not r["ok"]]
+            codes.append(exc.exit_code)
+            results.append({"name": backup.name, "ok": False, "result": exc.message, "hint": exc.hint,
+                            "damaged": backup.damaged is not None})
+    code = ExitCode.VERIFY_FAILED if ExitCode.VERIFY_FAILED in codes else (codes[0] if codes else ExitCode.OK)
     if as_json:
-        output.emit_json({"ok": not failed, "app": app_name, "destination": dest, "results": results})
+        output.emit_json({"ok": not codes, "app": app_name, "destination": dest, "results": results,
+                          "exit_code": int(code)})
     else:
         for r in results:
             detail = f" ({r['note']})" if r.get("note") else ""
@@ -101,7 +111,9 @@ def verify_remote_copies(app_name: str, app: AppSettings, dest: str, name: str |
                        + (detail if r["ok"] else f": {r['result']}"))
         if not results:
             click.echo(f"no backups at {dest} ({destination.url})")
-    return ExitCode.VERIFY_FAILED if failed else ExitCode.OK
+        for hint in dict.fromkeys(r["hint"] for r in results if r.get("hint")):
+            click.echo(f"hint: {hint}", err=True)
+    return code
 
 
 def render_prunes(results: list[DestinationPrune]) -> None:

@@ -12,7 +12,7 @@ from railguard.backup.naming import stem_for
 from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
-from railguard.destinations.replicate import fetched_for_restore
+from railguard.destinations import fetched_for_restore
 from railguard.errors import ExitCode
 from railguard.restore import RestoreResult, restore_backup
 
@@ -44,7 +44,8 @@ def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str
     live = _same_file(target, app.database)
     with contextlib.ExitStack() as stack:
         if source is not None:  # a remote copy, fetched to a temporary directory, then the same verified path
-            record = stack.enter_context(fetched_for_restore(app, source, name, identity_file=identity))
+            record = stack.enter_context(fetched_for_restore(app, source, name, now=ctx.now(),
+                                                                 identity_file=identity))
         else:
             record = resolve_backup(app.backup.directory, stem_for(app.database), name)
         result = restore_backup(record, target, now=ctx.now(), tz=settings.timezone, force=force,

@@ -1,4 +1,6 @@
 """Replication: copy to each destination what it is missing, verify it there, prune it there.
+(Reading copies back, for ``backups verify --dest`` and ``restore``/``drill --from``, is
+:mod:`railguard.destinations.remote`.)
 
 Used by the backup job (after every successful local backup) and by ``railguard replicate``
 (catch-up after an outage). A destination that fails never touches the local backups: its
@@ -18,7 +20,6 @@ import contextlib
 import errno
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,6 @@ from typing import Any
 
 from railguard.backup.catalog import BackupRecord, list_backups
 from railguard.backup.naming import parse_name, stem_for
-from railguard.backup.verify import verify_backup
 from railguard.config import AppSettings, Settings
 from railguard.destinations.base import (
     CopyVerifyFailed, Destination, RemoteBackup, redact_text, redact_url, secrets_in,
@@ -295,51 +295,3 @@ def prune_destinations(settings: Settings, app: AppSettings, *, now: datetime, o
         except RailguardError as exc:
             results.append(DestinationPrune(name, "", dry_run=dry_run, error=exc.message))
     return results
-
-
-# --- list and verify remote copies ---------------------------------------------------------
-
-
-def verify_remote(destination: Destination, backup: RemoteBackup, *, mode: str = "integrity",
-                  identity_file: Path | None = None, scratch: Path | None = None) -> dict[str, Any]:
-    """Prove one remote copy: download it, check its sha256, and (when it can be read) restore-test it.
-
-    An encrypted copy without an identity is checked against the sha256 of its encrypted bytes
-    only (``checked: "checksum"``); with the identity it is decrypted, re-hashed, decompressed
-    and integrity-checked like a local backup (``checked: "database"``).
-    """
-    identity = identity_file or destination.settings.age_identity_file
-    if backup.encryption is not None and identity is None:
-        destination.check_copy(backup)
-        return {"name": backup.name, "ok": True, "result": "ok", "checked": "checksum",
-                "note": "encrypted: checksum of the stored bytes only; pass --identity to check the database"}
-    with tempfile.TemporaryDirectory(prefix="railguard-fetch-", dir=scratch) as work:
-        directory = Path(work)
-        destination.fetch(backup, directory, identity_file=identity)
-        records = list_backups(directory)
-        if len(records) != 1 or not records[0].is_good:
-            raise CopyVerifyFailed(f"destination {destination.name}: {backup.name} does not read as a backup "
-                                   f"({records[0].status if records else 'nothing fetched'})")
-        outcome = verify_backup(records[0], directory, mode=mode)
-    return {"name": backup.name, "ok": True, "result": "ok", "checked": "database",
-            "seconds": round(outcome.seconds, 3)}
-
-
-@contextlib.contextmanager
-def fetched_for_restore(app: AppSettings, destination_name: str, name: str | None, *,
-                        identity_file: Path | None = None, env: Mapping[str, str] | None = None
-                        ) -> Iterator[BackupRecord]:
-    """``restore --from``: fetch one remote copy into a temporary directory and yield it as a
-    local :class:`BackupRecord`, so restore takes exactly the path it takes for local backups
-    (sha256, decompress, raw sha256, integrity_check, then the swap). Removed afterwards.
-    """
-    destination = open_destination(app, destination_name, env)
-    backup = destination.stat_backup(name or "latest", stem_for(app.database))
-    scratch = app.backup.directory if os.access(app.backup.directory, os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix=".railguard-fetch-", dir=scratch) as work:
-        into = Path(work)
-        destination.fetch(backup, into, identity_file=identity_file)
-        records = [record for record in list_backups(into) if record.name == backup.name]
-        if not records or not records[0].is_good:
-            raise CopyVerifyFailed(f"destination {destination.name}: {backup.name} does not read as a backup")
-        yield records[0]

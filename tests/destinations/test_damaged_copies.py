@@ -23,6 +23,7 @@ from railguard.config import DestinationSettings
 from railguard.destinations import CopyVerifyFailed, Destination, fetch_backup
 from railguard.destinations.base import FetchWriteFailed
 from railguard.errors import ExitCode
+from railguard.logfmt import read_lines
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -231,3 +232,142 @@ def test_a_full_disk_while_fetching_is_a_write_error_and_never_marks_the_copy(tm
     [after] = destination.list_backups("tasks")
     assert after.is_good and after.damaged is None
     assert sorted(p.name for p in (tmp_path / "nas").iterdir()) == sorted([copy.data_key, copy.manifest_key])
+
+
+# --- a copy found damaged stays damaged until replaced -----------------------------------
+
+
+@pytest.fixture
+def nas(tmp_path, backups):  # type: ignore[no-untyped-def]
+    """Two plain copies at a file:// destination."""
+    backups.take("2026-11-20T03:30:00+00:00")
+    backups.take("2026-11-21T03:30:00+00:00")
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    write_config(tmp_path, backups.database, {"nas": {"url": f"file://{nas}"}})
+    return nas
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def listed_at(run_cli) -> dict[str, tuple[bool, str]]:  # type: ignore[no-untyped-def]
+    listed = run_cli("backups", "list", "--dest", "nas", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    return {b["name"]: (b["good"], b["status"]) for b in json.loads(listed.stdout)["backups"]}
+
+
+def test_a_copy_found_damaged_is_listed_so_skipped_by_restore_and_replaced_by_replicate(run_cli, nas, tmp_path):
+    assert run_cli("replicate").exit_code == 0
+    flip_a_byte(nas / "tasks-20261121-0330.sqlite3.zst")
+
+    verified = run_cli("backups", "verify", "--dest", "nas")
+    assert verified.exit_code == ExitCode.VERIFY_FAILED
+
+    listed = listed_at(run_cli)
+    assert listed["tasks-20261120-0330"] == (True, "ok")
+    assert listed["tasks-20261121-0330"] == (False, "damaged: copy of tasks-20261121-0330 does not match its manifest")
+    restored = run_cli("restore", "--from", "nas", "--to", tmp_path / "restored.db", "--json")
+    assert restored.exit_code == 0, restored.stderr
+    assert json.loads(restored.stdout)["backup"] == "tasks-20261120-0330"  # latest: the newest *good* copy
+
+    replicated = run_cli("replicate", "--json")
+
+    assert replicated.exit_code == 0, replicated.stderr
+    [run] = json.loads(replicated.stdout)["destinations"]
+    assert (run["copied"], run["replaced"], run["present"]) == (["tasks-20261121-0330"], ["tasks-20261121-0330"], 1)
+    assert listed_at(run_cli)["tasks-20261121-0330"] == (True, "ok")
+    assert not list(nas.glob("*.damaged.json"))  # the mark went once the new copy read back
+    assert run_cli("backups", "verify", "--dest", "nas", "--all").exit_code == 0
+    [line] = [line for line in read_lines(tmp_path / "backups" / "destinations.log")
+              if line["event"] == "copy" and line.get("reason")]
+    assert line["reason"].startswith("replaced a copy marked damaged (copy of tasks-20261121-0330 does not match")
+
+
+def test_an_old_copy_found_damaged_is_replaced_without_asking_for_gaps(run_cli, nas):
+    assert run_cli("replicate").exit_code == 0
+    flip_a_byte(nas / "tasks-20261120-0330.sqlite3.zst")
+    assert run_cli("backups", "verify", "--dest", "nas", "--all").exit_code == ExitCode.VERIFY_FAILED
+
+    [run] = json.loads(run_cli("replicate", "--json").stdout)["destinations"]
+
+    assert run["replaced"] == ["tasks-20261120-0330"]
+    assert listed_at(run_cli) == {"tasks-20261120-0330": (True, "ok"), "tasks-20261121-0330": (True, "ok")}
+
+
+def test_a_damaged_copy_whose_local_backup_is_gone_stays_marked(run_cli, nas, tmp_path):
+    assert run_cli("replicate").exit_code == 0
+    flip_a_byte(nas / "tasks-20261120-0330.sqlite3.zst")
+    assert run_cli("backups", "verify", "--dest", "nas", "--all").exit_code == ExitCode.VERIFY_FAILED
+    for path in (tmp_path / "backups").glob("tasks-20261120-0330*"):
+        path.unlink()
+
+    [run] = json.loads(run_cli("replicate", "--json").stdout)["destinations"]
+
+    assert (run["copied"], run["present"]) == ([], 1)
+    assert listed_at(run_cli)["tasks-20261120-0330"][0] is False
+
+
+def test_a_marked_copy_that_verifies_in_full_again_is_good_again(run_cli, nas):
+    """A download damaged on the wire marks a copy that is whole at rest; a later full check clears it."""
+    assert run_cli("replicate").exit_code == 0
+    stored = nas / "tasks-20261121-0330.sqlite3.zst"
+    whole = stored.read_bytes()
+    flip_a_byte(stored)
+    assert run_cli("backups", "verify", "--dest", "nas").exit_code == ExitCode.VERIFY_FAILED
+    stored.write_bytes(whole)
+
+    again = run_cli("backups", "verify", "--dest", "nas", "tasks-20261121-0330")
+
+    assert again.exit_code == 0, again.stdout
+    assert listed_at(run_cli)["tasks-20261121-0330"] == (True, "ok")
+
+
+def test_a_verify_that_cannot_reach_the_store_marks_nothing(run_cli, nas, tmp_path):
+    assert run_cli("replicate").exit_code == 0
+    moved = tmp_path / "unmounted"
+    nas.rename(moved)
+
+    result = run_cli("backups", "verify", "--dest", "nas")
+
+    assert result.exit_code == ExitCode.ERROR
+    moved.rename(nas)
+    assert not list(nas.glob("*.damaged.json"))
+
+
+# --- a name reused for other bytes ---------------------------------------------------------
+
+
+def test_replicate_replaces_an_older_backup_stored_under_the_same_name(run_cli, tmp_path, backups):
+    """The destination holds a copy named like this host's newest backup, of other bytes (a
+    backup directory started afresh, or a name reused after prune): it is not "already there"."""
+    import sqlite3
+
+    from destinations.conftest import LocalBackups
+
+    (tmp_path / "before").mkdir()
+    earlier = LocalBackups(tmp_path / "before" / "tasks.db", tmp_path / "before-backups").take(rows=120)
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    Destination("nas", DestinationSettings(url=f"file://{nas}")).put_backup(earlier.path, earlier.manifest)
+    current = backups.take(rows=340)
+    assert current.manifest.name == earlier.manifest.name
+    write_config(tmp_path, backups.database, {"nas": {"url": f"file://{nas}"}})
+
+    result = run_cli("replicate", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    [run] = json.loads(result.stdout)["destinations"]
+    assert (run["copied"], run["replaced"], run["present"]) == ([current.manifest.name], [current.manifest.name], 0)
+    [line] = [line for line in read_lines(tmp_path / "backups" / "destinations.log") if line["event"] == "copy"]
+    assert line["reason"].startswith("replaced another backup stored under the same name (sha256 "
+                                     f"{earlier.manifest.sha256[:12]}...")
+    target = tmp_path / "restored.db"
+    assert run_cli("restore", "--from", "nas", "--to", target).exit_code == 0
+    with sqlite3.connect(target) as connection:
+        assert connection.execute("SELECT count(*) FROM tasks").fetchone() == (340,)
+    [again] = json.loads(run_cli("replicate", "--json").stdout)["destinations"]
+    assert (again["copied"], again["present"]) == ([], 1)

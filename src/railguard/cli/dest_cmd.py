@@ -32,6 +32,9 @@ def replicate(ctx: Context, only: str | None, fill_gaps: bool, prune: bool, as_j
 
     Catch-up after an outage: every good local backup newer than a destination's newest good
     copy is uploaded, read back and checked (size and sha256) before its manifest is written.
+    A copy there under the same name that is marked damaged, fails its checks or holds other
+    bytes (its manifest's sha256 differs) is replaced, whatever its age; it stays until the
+    new copy has been read back.
     Exit code 0 when every destination is complete, 4 when a copy failed verification, 2 when
     a destination could not be used, 5 while another replicate of this app runs.
     """
@@ -50,8 +53,9 @@ def replicate(ctx: Context, only: str | None, fill_gaps: bool, prune: bool, as_j
     for run in runs:
         state = "ok    " if run.ok else "FAILED"
         pruned = f", pruned {len(run.pruned)}" if run.pruned else ""
-        click.echo(f"{state} {run.name} ({run.url}): copied {len(run.copied)}, already there {run.present}"
-                   f"{pruned}, {output.human_size(run.bytes)} in {run.seconds:.1f}s")
+        replaced = f" (replacing {len(run.replaced)} damaged or different)" if run.replaced else ""
+        click.echo(f"{state} {run.name} ({run.url}): copied {len(run.copied)}{replaced}, already there "
+                   f"{run.present}{pruned}, {output.human_size(run.bytes)} in {run.seconds:.1f}s")
         for problem in run.problems():
             output.warning(problem)
     return code

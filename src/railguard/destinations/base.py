@@ -377,13 +377,7 @@ class Destination:
                 sha256, size = manifest.sha256, manifest.size_stored
                 source = stack.enter_context(data_path.open("rb"))
             if replacing is not None and replacing.manifest_key is not None:
-                staged = temp_key_for(data_key)
-                try:
-                    self.store.upload(staged, source)
-                    self._read_back(staged, manifest.name, sha256, size)
-                finally:
-                    self.store.remove(staged)
-                source.seek(0)
+                self._stage(source, temp_key_for(data_key), manifest.name, sha256, size)
             # A half-finished earlier copy of this backup (data without manifest), or the copy
             # being replaced, goes: manifest first, in either form of the data (encryption may
             # have been switched on or off since).
@@ -408,6 +402,21 @@ class Destination:
         self.store.remove(damage_key_for(manifest.name))
         copy.manifest_key, copy.status = manifest_key, GOOD
         return copy
+
+    def _stage(self, source: BinaryIO, key: str, name: str, sha256: str, size: int) -> None:
+        """Upload ``source`` under the hidden ``key``, read it back, remove it.
+
+        Through a second descriptor of the same file: s3transfer closes the stream it uploads,
+        and the real upload still needs this one (an encrypted copy exists only in it).
+        """
+        with os.fdopen(os.dup(source.fileno()), "rb") as again:
+            again.seek(0)
+            try:
+                self.store.upload(key, again)
+                self._read_back(key, name, sha256, size)
+            finally:
+                self.store.remove(key)
+        source.seek(0)
 
     def check_copy(self, copy: RemoteBackup) -> None:
         """Read the data object back: its size and sha256 must be what was sent.

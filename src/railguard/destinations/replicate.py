@@ -12,6 +12,13 @@ the newest good copy it holds (all of them for a new destination). Older gaps, s
 that failed verification while a later one succeeded, are filled only on request
 (``fill_gaps``, ``railguard replicate --all``): otherwise a destination with a shorter
 retention than the local one would receive, and prune again, the same old backups every run.
+
+A copy is "there" only when it is good **and holds the same bytes** as the local backup (the
+manifests' sha256 of the stored file): a name says nothing about content, since a name can be
+reused (a backup directory started afresh, or one pruned and reused before names became
+unique). A copy under the name that is not that (marked damaged by a verification, failing its
+own checks, or another backup's) is replaced whatever its age, as it is no gap that retention
+made: :meth:`Destination.put_backup` keeps it until the new copy has been stored and read back.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ class DestinationRun:
     name: str
     url: str  # secrets redacted
     copied: list[str] = field(default_factory=list)
+    #: Those of ``copied`` that replaced a damaged copy, or another backup's, under their name.
+    replaced: list[str] = field(default_factory=list)
     present: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     #: Why the destination as a whole could not be used (unreachable, no credentials, ...).
@@ -72,7 +81,8 @@ class DestinationRun:
                 for reason in reasons]
 
     def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "url": self.url, "ok": self.ok, "copied": self.copied, "present": self.present,
+        return {"name": self.name, "url": self.url, "ok": self.ok, "copied": self.copied, "replaced": self.replaced,
+                "present": self.present,
                 "failed": self.failed, "error": self.error, "pruned": self.pruned, "bytes": self.bytes,
                 "seconds": round(self.seconds, 3)}
 
@@ -161,21 +171,28 @@ def _replicate_one(settings: Settings, app: AppSettings, name: str, stem: str, n
 
 def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str, run: DestinationRun,
                   directory: Path, now: datetime, fill_gaps: bool) -> None:
-    remote = destination.list_backups(stem)
-    good_remote = {backup.name for backup in remote if backup.is_good}
-    newest_remote = max((backup.created_at for backup in remote if backup.is_good), default=None)
-    # ">=": two backups can share a created_at (it has a resolution of one second); the one
-    # the destination lacks is still new, not a gap.
-    missing = [record for record in local if record.name not in good_remote
-               and (fill_gaps or newest_remote is None or record.created_at >= newest_remote)]
-    run.present = sum(1 for record in local if record.name in good_remote)
+    remote = {backup.name: backup for backup in destination.list_backups(stem)}
+    newest_remote = max((backup.created_at for backup in remote.values() if backup.is_good), default=None)
+    wanted: list[tuple[BackupRecord, RemoteBackup | None, str | None]] = []
+    for record in local:
+        there = remote.get(record.name)
+        why = _replace_reason(there, record)
+        if there is not None and why is None:
+            run.present += 1
+        elif why is not None:
+            wanted.append((record, there, why))
+        # ">=": two backups can share a created_at (it has a resolution of one second); the
+        # one the destination lacks is still new, not a gap.
+        elif fill_gaps or newest_remote is None or record.created_at >= newest_remote:
+            wanted.append((record, None, None))
     with contextlib.suppress(RailguardError):
         destination.remove_stale_temporaries(now)
-    for record in missing:
+    for record, replacing, why in wanted:
         assert record.data_path is not None and record.manifest is not None
         started = time.monotonic()
         try:
-            copy = destination.put_backup(record.data_path, record.manifest, scratch=_scratch(directory))
+            copy = destination.put_backup(record.data_path, record.manifest, scratch=_scratch(directory),
+                                          replacing=replacing)
         except VerifyFailed as exc:
             run.failed.append({"backup": record.name, "reason": exc.message})
             run.verify_failed = run.verify_failed or isinstance(exc, CopyVerifyFailed)
@@ -187,9 +204,28 @@ def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str
             _log(directory, now, destination.name, record.name, "failed", exc.message)
             break
         run.copied.append(record.name)
+        if replacing is not None:
+            run.replaced.append(record.name)
         run.bytes += copy.size or 0
-        _log(directory, now, destination.name, record.name, "ok", None, size=copy.size,
+        _log(directory, now, destination.name, record.name, "ok", why, size=copy.size,
              seconds=round(time.monotonic() - started, 3), encrypted=copy.encryption is not None)
+
+
+def _replace_reason(there: RemoteBackup | None, record: BackupRecord) -> str | None:
+    """Why the copy ``there`` under ``record``'s name must be replaced; None if it is that backup,
+    good, or if nothing complete enough to keep is there (a half copy is simply copied over)."""
+    if there is None or there.manifest_key is None:
+        return None
+    assert record.manifest is not None
+    if there.damaged is not None:
+        return f"replaced a copy marked damaged ({there.damaged})"
+    if not there.is_good:
+        return f"replaced a copy that is {there.status}"
+    assert there.manifest is not None
+    if there.manifest.sha256 != record.manifest.sha256:
+        return (f"replaced another backup stored under the same name (sha256 {there.manifest.sha256[:12]}..., "
+                f"created {there.manifest.created_at})")
+    return None
 
 
 def _scratch(directory: Path) -> Path | None:

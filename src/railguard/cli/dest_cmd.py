@@ -68,7 +68,8 @@ def list_remote(ctx: Context, app_name: str, app: AppSettings, dest: str, as_jso
     now = ctx.now()
     if as_json:
         output.emit_json({"ok": True, "app": app_name, "destination": dest, "url": destination.url, "backups": [
-            {"name": b.name, "file": b.data_key, "status": b.status, "good": b.is_good, "created_at": b.created_at,
+            {"name": b.name, "file": b.data_key, "status": b.status, "good": b.is_good, "damaged": b.damaged,
+             "created_at": b.created_at,
              "size": b.size, "encrypted": b.encryption is not None,
              "size_raw": b.manifest.size_raw if b.manifest else None} for b in backups]})
         return ExitCode.OK

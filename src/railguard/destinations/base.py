@@ -563,8 +563,8 @@ class Destination:
                               "an age identity is needed to read it",
                               hint="Pass --identity FILE or set age_identity_file for this destination")
         target = into / manifest.file
-        try:
-            with self.open_backup(backup) as stream, self._output(target, backup) as output:
+        with self._output(target, backup) as output:  # removed again if anything below fails
+            with self.open_backup(backup) as stream:
                 reader = _HashingReader(stream)
                 if backup.encryption is not None:
                     assert identity is not None
@@ -576,10 +576,6 @@ class Destination:
                 raise self._damaged(backup)
             with self._writing(into, backup):
                 (into / f"{manifest.name}{MANIFEST_SUFFIX}").write_bytes(manifest.to_json())
-        except BaseException:
-            with contextlib.suppress(OSError):
-                target.unlink()
-            raise
         return target
 
     def _decrypt(self, backup: RemoteBackup, reader: _HashingReader, output: BinaryIO, identity: Path) -> None:
@@ -620,15 +616,15 @@ class Destination:
         try:
             yield
         except OSError as exc:
-            size = backup.manifest.size_raw if backup.manifest else backup.expected_size
             raise FetchWriteFailed(
                 f"cannot write the copy of {backup.name} in {into}: {exc.strerror or exc}",
-                hint=f"Free space in {into} (the copy and the database it holds need about {size} bytes "
-                     "each), or make it writable; the copy at the destination was not judged") from None
+                hint=f"Free space in {into} (the copy alone needs {backup.expected_size} bytes), or make it "
+                     "writable; the copy at the destination was not judged") from None
 
     @contextlib.contextmanager
     def _output(self, target: Path, backup: RemoteBackup) -> Iterator[BinaryIO]:
-        """``target`` for writing, every write error raised as :class:`FetchWriteFailed`.
+        """``target`` for writing, every write error raised as :class:`FetchWriteFailed`; the
+        file is removed when the block fails.
 
         Writes are wrapped one by one, not the whole download: an OSError reading the store
         (a file:// share that drops) is the destination's problem, not this host's.
@@ -636,9 +632,14 @@ class Destination:
         with self._writing(target.parent, backup):
             # Exclusive, no symlink followed, 0600: the plaintext of a backup lands here.
             descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        # Unbuffered: a buffer flushed by close() would raise a full disk from the wrong place.
-        with os.fdopen(descriptor, "wb", buffering=0) as handle:
-            yield _LocalWriter(handle, lambda: self._writing(target.parent, backup))  # type: ignore[misc]
+        try:
+            # Unbuffered: a buffer flushed by close() would raise a full disk from the wrong place.
+            with os.fdopen(descriptor, "wb", buffering=0) as handle:
+                yield _LocalWriter(handle, lambda: self._writing(target.parent, backup))  # type: ignore[misc]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                target.unlink()
+            raise
 
     # -- delete, tidy ------------------------------------------------------------------------
 

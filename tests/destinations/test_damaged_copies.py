@@ -371,3 +371,13 @@ def test_replicate_replaces_an_older_backup_stored_under_the_same_name(run_cli, 
         assert connection.execute("SELECT count(*) FROM tasks").fetchone() == (340,)
     [again] = json.loads(run_cli("replicate", "--json").stdout)["destinations"]
     assert (again["copied"], again["present"]) == ([], 1)
+
+
+def test_a_half_copy_left_by_a_killed_run_is_copied_over_not_counted_as_there(run_cli, nas):
+    assert run_cli("replicate").exit_code == 0
+    (nas / "tasks-20261121-0330.manifest.json").unlink()  # killed between the data and the manifest
+
+    [run] = json.loads(run_cli("replicate", "--json").stdout)["destinations"]
+
+    assert (run["copied"], run["replaced"], run["present"]) == (["tasks-20261121-0330"], [], 1)
+    assert listed_at(run_cli)["tasks-20261121-0330"] == (True, "ok")

@@ -353,10 +353,10 @@ class Destination:
         counted as good. Encrypted copies are encrypted into ``scratch`` first (same disk as the
         backups), because the manifest must record the sha256 of the exact bytes stored.
 
-        ``replacing`` is a complete copy already here under this name (one marked damaged, or an
-        older backup whose name was reused). It stays untouched until the new bytes have been
-        stored and read back correctly under a hidden temporary name; only then is it removed
-        and the new copy put in its place. A store that mangles uploads, or one that fails
+        ``replacing`` is what is already here under this name, as listed. A complete copy (one
+        marked damaged, or an older backup whose name was reused) stays untouched until the new
+        bytes have been stored and read back correctly under a hidden temporary name; only then
+        is it removed and the new copy put in its place; its damage mark goes last. A store that mangles uploads, or one that fails
         half-way, therefore never costs the old copy. The bytes travel twice, which only this
         rare path pays: the store interface has no rename (S3 has none).
         """
@@ -398,8 +398,9 @@ class Destination:
                 self.store.remove(manifest_key)
                 raise CopyVerifyFailed(f"destination {self.name}: manifest of {manifest.name} reads back different",
                                        hint="The store altered the upload; check it, then run: railguard replicate")
-        # Last: a run killed before this line leaves the mark, and the next replicate copies again.
-        self.store.remove(damage_key_for(manifest.name))
+        if replacing is not None and replacing.damage_key is not None:
+            # Last: a run killed before this line leaves the mark, and the next replicate copies again.
+            self.store.remove(replacing.damage_key)
         copy.manifest_key, copy.status = manifest_key, GOOD
         return copy
 

@@ -177,14 +177,14 @@ def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str
     for record in local:
         there = remote.get(record.name)
         why = _replace_reason(there, record)
-        if there is not None and why is None:
+        if there is not None and there.is_good and why is None:
             run.present += 1
         elif why is not None:
             wanted.append((record, there, why))
         # ">=": two backups can share a created_at (it has a resolution of one second); the
         # one the destination lacks is still new, not a gap.
         elif fill_gaps or newest_remote is None or record.created_at >= newest_remote:
-            wanted.append((record, None, None))
+            wanted.append((record, there, None))  # nothing there, or a half copy (and any mark it left)
     with contextlib.suppress(RailguardError):
         destination.remove_stale_temporaries(now)
     for record, replacing, why in wanted:
@@ -204,7 +204,7 @@ def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str
             _log(directory, now, destination.name, record.name, "failed", exc.message)
             break
         run.copied.append(record.name)
-        if replacing is not None:
+        if why is not None:
             run.replaced.append(record.name)
         run.bytes += copy.size or 0
         _log(directory, now, destination.name, record.name, "ok", why, size=copy.size,

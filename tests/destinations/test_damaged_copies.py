@@ -381,3 +381,22 @@ def test_a_half_copy_left_by_a_killed_run_is_copied_over_not_counted_as_there(ru
 
     assert (run["copied"], run["replaced"], run["present"]) == (["tasks-20261121-0330"], [], 1)
     assert listed_at(run_cli)["tasks-20261121-0330"] == (True, "ok")
+
+
+def test_a_damaged_copy_on_a_read_only_destination_is_still_reported_and_says_it_is_unmarked(run_cli, nas):
+    assert run_cli("replicate").exit_code == 0
+    flip_a_byte(nas / "tasks-20261121-0330.sqlite3.zst")
+    mounted = subprocess.run(["mount", "--bind", str(nas), str(nas)], capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount here (needs root): {mounted.stderr.strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(nas)], check=True, capture_output=True)
+
+        result = run_cli("backups", "verify", "--dest", "nas")
+    finally:
+        subprocess.run(["umount", "-l", str(nas)], check=False)
+
+    assert result.exit_code == ExitCode.VERIFY_FAILED
+    assert "FAILED tasks-20261121-0330: destination nas: copy of tasks-20261121-0330 does not match" in result.stdout
+    assert "It could not be marked damaged there (destination nas: Read-only file system" in result.stderr
+    assert not list(nas.glob("*.damaged.json"))

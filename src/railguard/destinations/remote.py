@@ -56,8 +56,8 @@ def marking_damage(destination: Destination, backup: RemoteBackup, now: datetime
 
     Every :class:`VerifyFailed` of a complete copy is a verdict on the copy, except a wrong
     identity (:class:`DecryptFailed`: the bytes are intact). Failing to write the mark (a
-    read-only key, the store gone meanwhile) is a warning: the verification's own failure is
-    what the caller reports.
+    read-only key, the store gone meanwhile) does not replace the verification's own failure:
+    it is logged, and added to that failure's hint.
     """
     from railguard.destinations.encryption import DecryptFailed
 
@@ -71,6 +71,9 @@ def marking_damage(destination: Destination, backup: RemoteBackup, now: datetime
             except RailguardError as mark_failed:
                 log.warning("destination %s: cannot mark %s as damaged: %s", destination.name, backup.name,
                             mark_failed.message)
+                # Said where the reader looks: until marked, ``latest`` there may pick it again.
+                exc.hint = (f"{exc.hint} " if exc.hint else "") + (
+                    f"It could not be marked damaged there ({mark_failed.message}), so latest may pick it again.")
         raise
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 
 import pytest
 
@@ -187,3 +188,91 @@ def test_a_manifest_naming_another_backup_is_not_a_good_copy(backend, backups):
 
     [listed] = destination.list_backups()
     assert (listed.is_good, listed.status) == (False, "manifest is for '../../evil'")
+
+
+def _same_name_other_bytes(tmp_path, backups):  # type: ignore[no-untyped-def]
+    """Two different backups with one name: this host's, and one an earlier backup directory
+    (before a rebuild, or before names were unique) left at the destination."""
+    from destinations.conftest import LocalBackups
+
+    (tmp_path / "before").mkdir()
+    earlier = LocalBackups(tmp_path / "before" / "tasks.db", tmp_path / "before-backups").take(rows=120)
+    current = backups.take(rows=340)
+    assert earlier.manifest.name == current.manifest.name and earlier.manifest.sha256 != current.manifest.sha256
+    return earlier, current
+
+
+def test_a_copy_marked_damaged_is_not_good_and_the_put_that_replaces_it_clears_the_mark(backend, backups):
+    from datetime import datetime, timezone
+
+    from railguard.destinations import RemoteBackupNotFound
+
+    taken = backups.take()
+    destination = Destination("offsite", backend.settings)
+    destination.put_backup(taken.path, taken.manifest)
+    [listed] = destination.list_backups("tasks")
+
+    destination.mark_damaged(listed, "copy of it does not match its manifest",
+                             datetime(2026, 11, 21, 3, 30, tzinfo=timezone.utc))
+
+    [marked] = destination.list_backups("tasks")
+    assert (marked.is_good, marked.status) == (False, "damaged: copy of it does not match its manifest")
+    with pytest.raises(RemoteBackupNotFound, match="holds no good copy"):
+        destination.stat_backup("latest", "tasks")
+    assert f"{taken.manifest.name}.damaged.json" in backend.raw_keys()
+
+    destination.put_backup(taken.path, taken.manifest, replacing=marked)
+
+    [replaced] = destination.list_backups("tasks")
+    assert replaced.is_good and replaced.damaged is None
+    assert backend.raw_keys() == [f"{taken.manifest.name}.manifest.json", taken.path.name]
+
+
+def test_a_mark_written_for_other_bytes_does_not_condemn_the_copy_there_now(backend, backups):
+    taken = backups.take()
+    destination = Destination("offsite", backend.settings)
+    destination.put_backup(taken.path, taken.manifest)
+    stale = {"name": taken.manifest.name, "found_at": "2026-11-01T00:00:00+00:00", "reason": "old news",
+             "sha256": "0" * 64}
+
+    backend.write_raw(f"{taken.manifest.name}.damaged.json", json.dumps(stale).encode())
+
+    [listed] = destination.list_backups("tasks")
+    assert listed.is_good
+    assert destination.delete_backups([listed]) == [taken.manifest.name]
+    assert backend.raw_keys() == []  # the stale mark goes with its copy
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_replacing_a_copy_keeps_the_old_one_until_the_new_one_has_read_back(backend, backups, tmp_path, monkeypatch,
+                                                                            age_key, encrypted):
+    earlier, current = _same_name_other_bytes(tmp_path, backups)
+    if encrypted:
+        backend.settings.age_recipients = [age_key.recipient]
+    suffix = ".age" if encrypted else ""
+    destination = Destination("offsite", backend.settings)
+    destination.put_backup(earlier.path, earlier.manifest)
+    [old] = destination.list_backups("tasks")
+    upload = destination.store.upload
+
+    def damaging_upload(key: str, source) -> None:  # type: ignore[no-untyped-def]
+        upload(key, source)
+        if not key.endswith(".manifest.json"):
+            backend.corrupt(key)
+
+    monkeypatch.setattr(destination.store, "upload", damaging_upload)
+    with pytest.raises(CopyVerifyFailed, match="sha256 read back differs"):
+        destination.put_backup(current.path, current.manifest, replacing=old)
+
+    [still] = destination.list_backups("tasks")
+    assert still.is_good and still.manifest is not None and still.manifest.sha256 == earlier.manifest.sha256
+    destination.check_copy(still)
+    assert backend.raw_keys() == [f"{earlier.manifest.name}.manifest.json", earlier.path.name + suffix]  # none staged
+
+    monkeypatch.undo()
+    destination.put_backup(current.path, current.manifest, replacing=old)
+
+    [new] = destination.list_backups("tasks")
+    assert new.is_good and new.manifest is not None and new.manifest.sha256 == current.manifest.sha256
+    destination.check_copy(new)
+    assert backend.raw_keys() == [f"{current.manifest.name}.manifest.json", current.path.name + suffix]

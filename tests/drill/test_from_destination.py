@@ -77,3 +77,33 @@ def test_an_unknown_destination_is_not_found(run_cli, site, clean_env, tmp_path)
     result = run_cli("--config", site.config, "drill", "--from", "offsite")
     assert result.exit_code == 6
     assert "offsite" in result.stderr
+
+
+def test_a_damaged_encrypted_copy_fails_the_fetch_as_damaged_and_is_never_chosen_again(run_cli, site, clean_env,
+                                                                                       tmp_path, age_key):
+    """pyrage raises a bare OSError("decryption error") for a payload chunk that fails its check:
+    the drill reports a damaged copy (exit 4), not a crash (exit 1) or a wrong identity."""
+    identity, recipient = age_key
+    site.backup()
+    nas = tmp_path / "nas"
+    site.configure(destinations={"nas": {"url": nas.as_uri(), "age_recipients": [recipient],
+                                         "age_identity_file": str(identity)}})
+    replicate_then_lose_the_local_backups(run_cli, site)
+    [stored] = [path for path in nas.iterdir() if path.name.endswith(".age")]
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2 + 200] ^= 0x01  # inside the payload, past the header
+    stored.write_bytes(bytes(data))
+
+    result = run_cli("--config", site.config, "drill", "--from", "nas", "--json")
+    again = run_cli("--config", site.config, "drill", "--from", "nas", "--json")
+
+    report = json.loads(result.stdout)
+    assert result.exit_code == 4, report
+    assert report["failed_step"] == "fetch"
+    assert report["reason"].startswith(f"destination nas: copy of {report['backup']} does not match its manifest "
+                                       "(age: decryption error)")
+    assert "restore another" in report["hint"] and "identity" not in report["hint"]
+    assert site.scratch_entries() == []
+    # Marked damaged at the destination: the only copy there is no longer a candidate.
+    assert again.exit_code == 6
+    assert "holds no good copy" in again.stderr

@@ -124,7 +124,7 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
     settings, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory),
                                        "app.backup.check": ("--check", check)})
     if dest is not None:
-        return dest_cmd.verify_remote_copies(app_name, app, dest, name, verify_all, identity, as_json)
+        return dest_cmd.verify_remote_copies(ctx, app_name, app, dest, name, verify_all, identity, as_json)
     if identity is not None:
         raise click.UsageError("--identity only applies with --dest (local backups are not encrypted)")
     owner = Owner.of(settings, app_name, app)

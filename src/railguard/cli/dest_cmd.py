@@ -32,6 +32,9 @@ def replicate(ctx: Context, only: str | None, fill_gaps: bool, prune: bool, as_j
 
     Catch-up after an outage: every good local backup newer than a destination's newest good
     copy is uploaded, read back and checked (size and sha256) before its manifest is written.
+    A copy there under the same name that is marked damaged, fails its checks or holds other
+    bytes (its manifest's sha256 differs) is replaced, whatever its age; it stays until the
+    new copy has been read back.
     Exit code 0 when every destination is complete, 4 when a copy failed verification, 2 when
     a destination could not be used, 5 while another replicate of this app runs.
     """
@@ -50,8 +53,9 @@ def replicate(ctx: Context, only: str | None, fill_gaps: bool, prune: bool, as_j
     for run in runs:
         state = "ok    " if run.ok else "FAILED"
         pruned = f", pruned {len(run.pruned)}" if run.pruned else ""
-        click.echo(f"{state} {run.name} ({run.url}): copied {len(run.copied)}, already there {run.present}"
-                   f"{pruned}, {output.human_size(run.bytes)} in {run.seconds:.1f}s")
+        replaced = f" (replacing {len(run.replaced)} damaged or different)" if run.replaced else ""
+        click.echo(f"{state} {run.name} ({run.url}): copied {len(run.copied)}{replaced}, already there "
+                   f"{run.present}{pruned}, {output.human_size(run.bytes)} in {run.seconds:.1f}s")
         for problem in run.problems():
             output.warning(problem)
     return code
@@ -64,7 +68,8 @@ def list_remote(ctx: Context, app_name: str, app: AppSettings, dest: str, as_jso
     now = ctx.now()
     if as_json:
         output.emit_json({"ok": True, "app": app_name, "destination": dest, "url": destination.url, "backups": [
-            {"name": b.name, "file": b.data_key, "status": b.status, "good": b.is_good, "created_at": b.created_at,
+            {"name": b.name, "file": b.data_key, "status": b.status, "good": b.is_good, "damaged": b.damaged,
+             "created_at": b.created_at,
              "size": b.size, "encrypted": b.encryption is not None,
              "size_raw": b.manifest.size_raw if b.manifest else None} for b in backups]})
         return ExitCode.OK
@@ -79,21 +84,31 @@ def list_remote(ctx: Context, app_name: str, app: AppSettings, dest: str, as_jso
     return ExitCode.OK
 
 
-def verify_remote_copies(app_name: str, app: AppSettings, dest: str, name: str | None, verify_all: bool,
-                         identity: Path | None, as_json: bool) -> int:
-    """``railguard backups verify --dest NAME``: download, decrypt (with --identity), check."""
+def verify_remote_copies(ctx: Context, app_name: str, app: AppSettings, dest: str, name: str | None,
+                         verify_all: bool, identity: Path | None, as_json: bool) -> int:
+    """``railguard backups verify --dest NAME``: download, decrypt (with --identity), check.
+
+    One copy that fails never stops the others (``--all``). Exit 4 when a copy failed
+    verification (it is then marked damaged there), else the exit code of the first other
+    failure (2: unreachable, or no room on this host to fetch the copy).
+    """
     destination = open_destination(app, dest)
     stem = stem_for(app.database)
     selected = destination.list_backups(stem) if verify_all else [destination.stat_backup(name or "latest", stem)]
     results: list[dict[str, Any]] = []
+    codes: list[ExitCode] = []
     for backup in selected:
         try:
-            results.append(verify_remote(destination, backup, mode=app.backup.check, identity_file=identity))
+            results.append(verify_remote(destination, backup, now=ctx.now(), mode=app.backup.check,
+                                         identity_file=identity))
         except RailguardError as exc:
-            results.append({"name": backup.name, "ok": False, "result": exc.message})
-    failed = [r for r in results if not r["ok"]]
+            codes.append(exc.exit_code)
+            results.append({"name": backup.name, "ok": False, "result": exc.message, "hint": exc.hint,
+                            "damaged": backup.damaged is not None})
+    code = ExitCode.VERIFY_FAILED if ExitCode.VERIFY_FAILED in codes else (codes[0] if codes else ExitCode.OK)
     if as_json:
-        output.emit_json({"ok": not failed, "app": app_name, "destination": dest, "results": results})
+        output.emit_json({"ok": not codes, "app": app_name, "destination": dest, "results": results,
+                          "exit_code": int(code)})
     else:
         for r in results:
             detail = f" ({r['note']})" if r.get("note") else ""
@@ -101,7 +116,9 @@ def verify_remote_copies(app_name: str, app: AppSettings, dest: str, name: str |
                        + (detail if r["ok"] else f": {r['result']}"))
         if not results:
             click.echo(f"no backups at {dest} ({destination.url})")
-    return ExitCode.VERIFY_FAILED if failed else ExitCode.OK
+        for hint in dict.fromkeys(r["hint"] for r in results if r.get("hint")):
+            click.echo(f"hint: {hint}", err=True)
+    return code
 
 
 def render_prunes(results: list[DestinationPrune]) -> None:

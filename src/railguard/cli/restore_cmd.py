@@ -12,7 +12,7 @@ from railguard.backup.catalog import Owner, bad_manifest_warnings, check_belongs
 from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
-from railguard.destinations.replicate import fetched_for_restore
+from railguard.destinations import fetched_for_restore
 from railguard.errors import ExitCode
 from railguard.restore import RestoreResult, restore_backup
 
@@ -46,7 +46,8 @@ def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str
     owner = Owner.of(settings, app_name, app)
     with contextlib.ExitStack() as stack:
         if source is not None:  # a remote copy, fetched to a temporary directory, then the same verified path
-            record = stack.enter_context(fetched_for_restore(app, source, name, identity_file=identity))
+            record = stack.enter_context(fetched_for_restore(app, source, name, now=ctx.now(),
+                                                                 identity_file=identity))
         else:
             # Another app's backup (by its manifest) never replaces this app's database; into
             # another file (--to), a backup named explicitly may be anybody's.

@@ -5,15 +5,16 @@ from railguard.destinations import file, rclone, s3  # noqa: F401  (each registe
 from railguard.destinations.base import (
     CopyVerifyFailed, Destination, DestinationError, ObjectStore, RemoteBackup, RemoteBackupNotFound,
 )
-from railguard.destinations.replicate import (
-    DestinationRun, open_destination, prune_destinations, replicate, verify_remote,
-)
+from railguard.destinations.remote import fetch_backup, fetched_for_restore, verify_remote
+from railguard.destinations.replicate import DestinationRun, open_destination, prune_destinations, replicate
 
 __all__ = [
     "CopyVerifyFailed",
     "Destination",
     "DestinationError",
     "DestinationRun",
+    "fetch_backup",
+    "fetched_for_restore",
     "ObjectStore",
     "RemoteBackup",
     "RemoteBackupNotFound",

@@ -10,7 +10,14 @@ Two layers, as in Litestream's replica client:
   its manifest), list backups, open one, fetch one for restore, stat it, delete some. The rules
   that make a copy trustworthy live here once, for every backend: the data object is read back
   and its size and sha256 compared before the manifest is uploaded, and a copy counts as good
-  only when both objects are there and agree.
+  only when both objects are there and agree and no verification has found it damaged since.
+
+A copy found damaged (by ``backups verify --dest``, ``restore --from`` or ``drill --from``) gets
+a third object beside it, ``NAME.damaged.json``, saying what was found and for which sha256. The
+mark lives at the destination, not on this host, because the host may be the thing that died:
+whoever reads the destination next (a new host restoring, ``replicate`` from the old one) sees
+it. It applies only to the copy it was written for (same sha256), so a copy replaced by any
+means is judged afresh, and :meth:`Destination.put_backup` removes it once a new copy verified.
 
 Every message that leaves this package goes through :meth:`Destination.redact`: a library
 error may echo a URL or a connection string that carries a password.
@@ -43,6 +50,8 @@ from railguard.secrets import MASK
 
 #: Suffix of an encrypted data object (what ``age -d`` expects).
 AGE_SUFFIX = ".age"
+#: Suffix of the mark left beside a copy that failed verification (no backup name ends so).
+DAMAGED_SUFFIX = ".damaged.json"
 GOOD = "ok"
 
 
@@ -56,6 +65,13 @@ class CopyVerifyFailed(VerifyFailed):
 
 class RemoteBackupNotFound(NotFound):
     pass
+
+
+class FetchWriteFailed(RailguardError):
+    """A copy could not be written on this host while fetching it (disk full, not writable).
+
+    Never a verdict on the copy: the destination's bytes were not found wanting.
+    """
 
 
 @dataclass(frozen=True)
@@ -119,11 +135,19 @@ class RemoteBackup:
     size: int | None  # of the data object
     manifest: Manifest | None
     encryption: Encryption | None
-    status: str  # "ok", or why the copy is not usable
+    status: str  # "ok", or why the copy is not usable ("damaged: ..." once marked)
+    #: Why a verification found this copy damaged (from its ``.damaged.json`` mark), if one did.
+    damaged: str | None = None
+    damage_key: str | None = None
 
     @property
     def is_good(self) -> bool:
         return self.status == GOOD
+
+    @property
+    def is_complete(self) -> bool:
+        """Both objects there and agreeing: good, or marked damaged (which a new check may refute)."""
+        return self.is_good or self.damaged is not None
 
     @property
     def created_at(self) -> datetime:
@@ -150,6 +174,29 @@ class RemoteBackup:
 
 def data_key_for(manifest: Manifest, encrypted: bool) -> str:
     return manifest.file + (AGE_SUFFIX if encrypted else "")
+
+
+def damage_key_for(name: str) -> str:
+    return f"{name}{DAMAGED_SUFFIX}"
+
+
+@dataclass
+class DamageMark:
+    """What a verification found wrong with one copy: ``NAME.damaged.json`` at the destination."""
+
+    name: str
+    found_at: str  # ISO 8601, UTC
+    reason: str
+    #: The sha256 of the data object the mark is about (the encrypted bytes when encrypted).
+    sha256: str
+
+    def document(self) -> bytes:
+        return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def parse(cls, data: bytes) -> DamageMark:
+        document = json.loads(data.decode("utf-8"))
+        return cls(**{key: str(document[key]) for key in ("name", "found_at", "reason", "sha256")})
 
 
 def manifest_document(manifest: Manifest, encryption: Encryption | None) -> bytes:
@@ -249,6 +296,28 @@ class _HashingReader:
         return True
 
 
+class _LocalWriter:
+    """Writes through, raising each OSError as the caller's "cannot write here" error."""
+
+    def __init__(self, target: BinaryIO, writing: Callable[[], contextlib.AbstractContextManager[None]]) -> None:
+        self.target = target
+        self.writing = writing
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        with self.writing():
+            while view:  # an unbuffered write may be short (the last blocks of a filling disk)
+                view = view[self.target.write(view) or 0:]
+        return len(data)
+
+    def flush(self) -> None:
+        with self.writing():
+            self.target.flush()
+
+    def writable(self) -> bool:
+        return True
+
+
 class Destination:
     """A named place holding copies of one app's backups."""
 
@@ -276,20 +345,24 @@ class Destination:
 
     # -- put ---------------------------------------------------------------------------------
 
-    def put_backup(self, data_path: Path, manifest: Manifest, *, scratch: Path | None = None) -> RemoteBackup:
+    def put_backup(self, data_path: Path, manifest: Manifest, *, scratch: Path | None = None,
+                   replacing: RemoteBackup | None = None) -> RemoteBackup:
         """Copy one backup here and prove the copy: data object, read back, then the manifest.
 
         The manifest goes last, so a copy interrupted anywhere is listed as incomplete and never
         counted as good. Encrypted copies are encrypted into ``scratch`` first (same disk as the
         backups), because the manifest must record the sha256 of the exact bytes stored.
+
+        ``replacing`` is what is already here under this name, as listed. A complete copy (one
+        marked damaged, or an older backup whose name was reused) stays untouched until the new
+        bytes have been stored and read back correctly under a hidden temporary name; only then
+        is it removed and the new copy put in its place; its damage mark goes last. A store that mangles uploads, or one that fails
+        half-way, therefore never costs the old copy. The bytes travel twice, which only this
+        rare path pays: the store interface has no rename (S3 has none).
         """
         encrypted = self.encrypted
         data_key = data_key_for(manifest, encrypted)
         manifest_key = f"{manifest.name}{MANIFEST_SUFFIX}"
-        # A half-finished earlier copy of this backup (data without manifest) is replaced, in
-        # either form (encryption may have been switched on or off since).
-        for key in (manifest_key, data_key_for(manifest, False), data_key_for(manifest, True)):
-            self.store.remove(key)
         with contextlib.ExitStack() as stack:
             if encrypted:
                 from railguard.destinations.encryption import encrypt_file
@@ -303,6 +376,13 @@ class Destination:
                 encryption = None
                 sha256, size = manifest.sha256, manifest.size_stored
                 source = stack.enter_context(data_path.open("rb"))
+            if replacing is not None and replacing.manifest_key is not None:
+                self._stage(source, temp_key_for(data_key), manifest.name, sha256, size)
+            # A half-finished earlier copy of this backup (data without manifest), or the copy
+            # being replaced, goes: manifest first, in either form of the data (encryption may
+            # have been switched on or off since).
+            for key in (manifest_key, data_key_for(manifest, False), data_key_for(manifest, True)):
+                self.store.remove(key)
             self.store.upload(data_key, source)
         copy = RemoteBackup(manifest.name, data_key, None, size, manifest, encryption, "not verified")
         try:
@@ -318,8 +398,26 @@ class Destination:
                 self.store.remove(manifest_key)
                 raise CopyVerifyFailed(f"destination {self.name}: manifest of {manifest.name} reads back different",
                                        hint="The store altered the upload; check it, then run: railguard replicate")
+        if replacing is not None and replacing.damage_key is not None:
+            # Last: a run killed before this line leaves the mark, and the next replicate copies again.
+            self.store.remove(replacing.damage_key)
         copy.manifest_key, copy.status = manifest_key, GOOD
         return copy
+
+    def _stage(self, source: BinaryIO, key: str, name: str, sha256: str, size: int) -> None:
+        """Upload ``source`` under the hidden ``key``, read it back, remove it.
+
+        Through a second descriptor of the same file: s3transfer closes the stream it uploads,
+        and the real upload still needs this one (an encrypted copy exists only in it).
+        """
+        with os.fdopen(os.dup(source.fileno()), "rb") as again:
+            again.seek(0)
+            try:
+                self.store.upload(key, again)
+                self._read_back(key, name, sha256, size)
+            finally:
+                self.store.remove(key)
+        source.seek(0)
 
     def check_copy(self, copy: RemoteBackup) -> None:
         """Read the data object back: its size and sha256 must be what was sent.
@@ -328,17 +426,20 @@ class Destination:
         the bytes at rest; not every S3-compatible store computes checksums over multipart
         uploads (moto, older MinIO), and rclone remotes support different hash types.
         """
-        if copy.data_key is None or copy.expected_sha256 is None:
+        if copy.data_key is None or copy.expected_sha256 is None or copy.expected_size is None:
             raise CopyVerifyFailed(f"destination {self.name}: copy of {copy.name} is {copy.status}",
                                    hint="Run: railguard replicate (it copies it again)")
-        with self.store.download(copy.data_key) as stream:
+        self._read_back(copy.data_key, copy.name, copy.expected_sha256, copy.expected_size)
+
+    def _read_back(self, key: str, name: str, sha256: str, size: int) -> None:
+        with self.store.download(key) as stream:
             reader = _HashingReader(stream)
             while reader.read(CHUNK):
                 pass
-        if reader.size != copy.expected_size or reader.sha256.hexdigest() != copy.expected_sha256:
-            what = "size" if reader.size != copy.expected_size else "sha256"
+        if reader.size != size or reader.sha256.hexdigest() != sha256:
+            what = "size" if reader.size != size else "sha256"
             raise CopyVerifyFailed(
-                f"destination {self.name}: copy of {copy.name} does not match ({what} read back differs)",
+                f"destination {self.name}: copy of {name} does not match ({what} read back differs)",
                 hint="The stored object is damaged or was changed; run: railguard replicate")
 
     # -- list, stat, open --------------------------------------------------------------------
@@ -347,15 +448,43 @@ class Destination:
         """Every backup here (of database ``stem`` if given), oldest first, each with its status."""
         data: dict[str, ObjectInfo] = {}
         manifests: dict[str, ObjectInfo] = {}
+        marks: dict[str, str] = {}
         for info in self.store.objects():
+            if info.key.endswith(DAMAGED_SUFFIX):
+                # Named like its backup's manifest, so naming's own rule recognises the name.
+                parsed = parse_name(info.key.removesuffix(DAMAGED_SUFFIX) + MANIFEST_SUFFIX, stem)
+                if parsed is not None:
+                    marks[str(parsed[0])] = info.key
+                continue
             parsed = parse_name(_plain(info.key), stem)
             if parsed is None:
                 continue
             backup_id, kind = parsed
             (manifests if kind == "manifest" else data)[str(backup_id)] = info
         backups = [self._backup(name, data.get(name), manifests.get(name)) for name in data.keys() | manifests.keys()]
+        for backup in backups:
+            if backup.name in marks:
+                self._apply_mark(backup, marks[backup.name])
         backups.sort(key=lambda backup: (backup.created_at, backup.name))
         return backups
+
+    def _apply_mark(self, backup: RemoteBackup, key: str) -> None:
+        """A good-looking copy with a mark for its sha256 is damaged; a mark for other bytes
+        (the copy was replaced since) is stale and ignored, and removed with the copy."""
+        backup.damage_key = key
+        if not backup.is_good:
+            return
+        try:
+            with self.store.download(key) as reader:
+                mark = DamageMark.parse(reader.read())
+        except RemoteBackupNotFound:
+            return  # removed while listing: a new copy has just verified
+        except (ValueError, TypeError, KeyError):
+            # Only railguard writes marks; one that does not parse still says "do not trust".
+            mark = DamageMark(backup.name, "", "unreadable damage mark", backup.expected_sha256 or "")
+        if mark.sha256 == backup.expected_sha256:
+            backup.damaged = mark.reason
+            backup.status = f"damaged: {mark.reason}"
 
     def _backup(self, name: str, data: ObjectInfo | None, manifest_info: ObjectInfo | None) -> RemoteBackup:
         backup = RemoteBackup(name, data.key if data else None, manifest_info.key if manifest_info else None,
@@ -416,46 +545,138 @@ class Destination:
         The result looks exactly like a local backup, so the same verified path reads it
         (``catalog.list_backups`` + ``verify.materialize``). An encrypted copy is checked
         against the sha256 of its encrypted bytes while it is decrypted. Returns the data path.
+
+        A copy marked damaged is fetched too (so that verifying it again is possible); callers
+        choosing a copy to restore pick good ones only.
+
+        Raises :class:`CopyVerifyFailed` when the stored bytes differ from the manifest (flipped,
+        cut short, a damaged age header or payload chunk), :class:`DecryptFailed` when the bytes
+        are intact and the identity does not open them, :class:`FetchWriteFailed` when this
+        host cannot write the copy (disk full): a full disk is never reported as a damaged copy.
         """
-        if not backup.is_good or backup.manifest is None:
+        if not backup.is_complete or backup.manifest is None:
             raise CopyVerifyFailed(f"destination {self.name}: backup {backup.name} is {backup.status}",
                                    hint="Pick another with: railguard backups list --dest " + self.name)
         manifest = backup.manifest
+        identity = identity_file or self.settings.age_identity_file
+        if backup.encryption is not None and identity is None:
+            raise ConfigError(f"destination {self.name}: backup {backup.name} is encrypted; "
+                              "an age identity is needed to read it",
+                              hint="Pass --identity FILE or set age_identity_file for this destination")
         target = into / manifest.file
-        with self.open_backup(backup) as stream, target.open("wb") as output:
-            reader = _HashingReader(stream)
-            if backup.encryption is not None:
-                from railguard.destinations.encryption import decrypt_stream
-
-                identity = identity_file or self.settings.age_identity_file
-                if identity is None:
-                    raise ConfigError(f"destination {self.name}: backup {backup.name} is encrypted; "
-                                      "an age identity is needed to read it",
-                                      hint="Pass --identity FILE or set age_identity_file for this destination")
-                decrypt_stream(reader, output, identity)
-                # age reads its final chunk and stops; drain so the hash covers every stored byte.
-                while reader.read(CHUNK):
-                    pass
-            else:
-                while chunk := reader.read(CHUNK):
-                    output.write(chunk)
-        if reader.size != backup.expected_size or reader.sha256.hexdigest() != backup.expected_sha256:
-            raise CopyVerifyFailed(f"destination {self.name}: copy of {backup.name} does not match its manifest",
-                                   hint="The stored object is damaged; restore another backup")
-        (into / f"{manifest.name}{MANIFEST_SUFFIX}").write_bytes(manifest.to_json())
+        with self._output(target, backup) as output:  # removed again if anything below fails
+            with self.open_backup(backup) as stream:
+                reader = _HashingReader(stream)
+                if backup.encryption is not None:
+                    assert identity is not None
+                    self._decrypt(backup, reader, output, identity)
+                else:
+                    while chunk := reader.read(CHUNK):
+                        output.write(chunk)
+            if reader.size != backup.expected_size or reader.sha256.hexdigest() != backup.expected_sha256:
+                raise self._damaged(backup)
+            with self._writing(into, backup):
+                (into / f"{manifest.name}{MANIFEST_SUFFIX}").write_bytes(manifest.to_json())
         return target
+
+    def _decrypt(self, backup: RemoteBackup, reader: _HashingReader, output: BinaryIO, identity: Path) -> None:
+        from railguard.destinations.encryption import DecryptFailed, decrypt_stream
+
+        try:
+            decrypt_stream(reader, output, identity)
+        except DecryptFailed as exc:
+            # age cannot tell a wrong key from a damaged header, nor a damaged chunk from
+            # anything: the manifest's sha256 of the stored bytes can. Hash them all, then judge.
+            self._drain(reader)
+            if reader.size != backup.expected_size or reader.sha256.hexdigest() != backup.expected_sha256:
+                raise self._damaged(backup, f"age: {exc.age_error}") from None
+            if exc.payload:
+                raise CopyVerifyFailed(
+                    f"destination {self.name}: copy of {backup.name} matches its manifest but fails age's check "
+                    f"({exc.age_error}): it was stored damaged",
+                    hint="Restore another backup; run railguard replicate to copy this one again") from None
+            raise
+        # age reads its final chunk and stops; drain so the hash covers every stored byte.
+        self._drain(reader)
+
+    @staticmethod
+    def _drain(reader: _HashingReader) -> None:
+        while reader.read(CHUNK):
+            pass
+
+    def _damaged(self, backup: RemoteBackup, detail: str = "") -> CopyVerifyFailed:
+        return CopyVerifyFailed(
+            f"destination {self.name}: copy of {backup.name} does not match its manifest"
+            + (f" ({detail})" if detail else ""),
+            hint=f"The stored copy is damaged; restore another (railguard backups list --dest {self.name}), "
+                 "and run railguard replicate to replace it from the local backup")
+
+    @contextlib.contextmanager
+    def _writing(self, into: Path, backup: RemoteBackup) -> Iterator[None]:
+        """An OSError from writing on this host is this host's problem, never the copy's."""
+        try:
+            yield
+        except OSError as exc:
+            raise FetchWriteFailed(
+                f"cannot write the copy of {backup.name} in {into}: {exc.strerror or exc}",
+                hint=f"Free space in {into} (the copy alone needs {backup.expected_size} bytes), or make it "
+                     "writable; the copy at the destination was not judged") from None
+
+    @contextlib.contextmanager
+    def _output(self, target: Path, backup: RemoteBackup) -> Iterator[BinaryIO]:
+        """``target`` for writing, every write error raised as :class:`FetchWriteFailed`; the
+        file is removed when the block fails.
+
+        Writes are wrapped one by one, not the whole download: an OSError reading the store
+        (a file:// share that drops) is the destination's problem, not this host's.
+        """
+        with self._writing(target.parent, backup):
+            # Exclusive, no symlink followed, 0600: the plaintext of a backup lands here.
+            descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            # Unbuffered: a buffer flushed by close() would raise a full disk from the wrong place.
+            with os.fdopen(descriptor, "wb", buffering=0) as handle:
+                yield _LocalWriter(handle, lambda: self._writing(target.parent, backup))  # type: ignore[misc]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                target.unlink()
+            raise
 
     # -- delete, tidy ------------------------------------------------------------------------
 
     def delete_backups(self, backups: Iterable[RemoteBackup]) -> list[str]:
-        """Remove these copies: the manifest first, so a half-deleted copy reads as incomplete."""
+        """Remove these copies: the manifest first, so a half-deleted copy reads as incomplete;
+        a damage mark last, so a half-deleted damaged copy still reads as damaged."""
         deleted = []
         for backup in backups:
-            for key in (backup.manifest_key, backup.data_key):
+            for key in (backup.manifest_key, backup.data_key, backup.damage_key):
                 if key is not None:
                     self.store.remove(key)
             deleted.append(backup.name)
         return deleted
+
+    # -- damage marks ------------------------------------------------------------------------
+
+    def mark_damaged(self, backup: RemoteBackup, reason: str, now: datetime) -> RemoteBackup:
+        """Record at the destination that ``backup`` failed verification, so that nothing picks
+        it as a good copy again and the next ``replicate`` replaces it. Returns it as marked."""
+        sha256 = backup.expected_sha256
+        if sha256 is None:  # incomplete: already not good, nothing to mark
+            return backup
+        mark = DamageMark(backup.name, now.astimezone(timezone.utc).isoformat(timespec="seconds"), reason, sha256)
+        key = damage_key_for(backup.name)
+        self.store.upload(key, io.BytesIO(mark.document()))
+        backup.damage_key, backup.damaged, backup.status = key, reason, f"damaged: {reason}"
+        return backup
+
+    def clear_damage(self, backup: RemoteBackup) -> RemoteBackup:
+        """A marked copy that has just verified in full is good again (it was replaced by hand)."""
+        if backup.damage_key is not None:
+            self.store.remove(backup.damage_key)
+        if backup.damaged is not None:
+            backup.damaged, backup.status = None, GOOD
+        backup.damage_key = None
+        return backup
 
     def remove_stale_temporaries(self, now: datetime, older_than_seconds: float = 86400) -> list[str]:
         """Temporary objects of uploads killed mid-way (kill -9, power loss), once clearly stale.

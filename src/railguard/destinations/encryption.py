@@ -16,7 +16,58 @@ from railguard.errors import ConfigError, VerifyFailed
 
 
 class DecryptFailed(VerifyFailed):
-    """The copy cannot be decrypted with the identity given (wrong key, or damaged data)."""
+    """age refused the copy: wrong identity, or damaged data (a header or a payload chunk that
+    fails its check). Only the caller can tell which, by hashing the stored bytes against the
+    manifest (:meth:`railguard.destinations.base.Destination.fetch` does)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, age_error: str = "", payload: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        #: What age said ("No matching keys found", "decryption error", ...).
+        self.age_error = age_error
+        #: The header was accepted and a payload chunk failed (never a wrong identity).
+        self.payload = payload
+
+
+class _Watched:
+    """Passes reads or writes through, keeping the exception the stream itself raised.
+
+    pyrage reports a failing stream in its own words (a read error becomes
+    ``DecryptError("OSError: ...")``), and a payload chunk that fails its check as a plain
+    ``OSError("decryption error")`` with no errno, the same type as a full disk. Only the
+    stream knows which of its calls failed, so only it can keep a full disk from passing for a
+    damaged copy.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.error: BaseException | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.stream.read(n)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.stream.write(data)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
 
 
 def _pyrage() -> Any:
@@ -81,14 +132,29 @@ def encrypt_file(source: Path, target: BinaryIO, recipients: list[str]) -> tuple
 
 
 def decrypt_stream(source: BinaryIO, target: BinaryIO, identity_file: Path) -> None:
+    """Decrypt ``source`` into ``target``.
+
+    Raises what ``source`` or ``target`` raised when one of them failed (a dropped connection,
+    a full disk), else :class:`DecryptFailed` when age refused the data.
+    """
     pyrage = _pyrage()
     identities = read_identities(identity_file)
+    reader, writer = _Watched(source), _Watched(target)
     try:
-        pyrage.decrypt_io(source, target, identities)
-    except pyrage.DecryptError as exc:
-        raise DecryptFailed(f"cannot decrypt with {identity_file}: {exc}",
-                            hint="Use the identity whose public key is in age_recipients") from None
-    target.flush()
+        pyrage.decrypt_io(reader, writer, identities)
+        writer.flush()
+    except Exception as exc:
+        for stream in (writer, reader):
+            if stream.error is not None:
+                raise stream.error from None
+        if not isinstance(exc, pyrage.DecryptError | OSError):
+            raise
+        # pyrage: DecryptError while reading the header (wrong key, damaged or cut header);
+        # OSError from the payload reader once a chunk fails its authentication (age's STREAM).
+        age_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DecryptFailed(f"cannot decrypt with {identity_file}: {age_error}",
+                            hint="Use the identity whose public key is in age_recipients",
+                            age_error=age_error, payload=not isinstance(exc, pyrage.DecryptError)) from None
 
 
 def generate_identity() -> tuple[str, str]:

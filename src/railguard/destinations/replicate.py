@@ -1,4 +1,6 @@
 """Replication: copy to each destination what it is missing, verify it there, prune it there.
+(Reading copies back, for ``backups verify --dest`` and ``restore``/``drill --from``, is
+:mod:`railguard.destinations.remote`.)
 
 Used by the backup job (after every successful local backup) and by ``railguard replicate``
 (catch-up after an outage). A destination that fails never touches the local backups: its
@@ -10,6 +12,13 @@ the newest good copy it holds (all of them for a new destination). Older gaps, s
 that failed verification while a later one succeeded, are filled only on request
 (``fill_gaps``, ``railguard replicate --all``): otherwise a destination with a shorter
 retention than the local one would receive, and prune again, the same old backups every run.
+
+A copy is "there" only when it is good **and holds the same bytes** as the local backup (the
+manifests' sha256 of the stored file): a name says nothing about content, since a name can be
+reused (a backup directory started afresh, or one pruned and reused before names became
+unique). A copy under the name that is not that (marked damaged by a verification, failing its
+own checks, or another backup's) is replaced whatever its age, as it is no gap that retention
+made: :meth:`Destination.put_backup` keeps it until the new copy has been stored and read back.
 """
 
 from __future__ import annotations
@@ -18,7 +27,6 @@ import contextlib
 import errno
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +36,6 @@ from typing import Any
 
 from railguard.backup.catalog import BackupRecord, Owner, list_backups
 from railguard.backup.naming import parse_name, stem_for
-from railguard.backup.verify import verify_backup
 from railguard.config import AppSettings, Settings
 from railguard.destinations.base import (
     CopyVerifyFailed, Destination, RemoteBackup, redact_text, redact_url, secrets_in,
@@ -52,6 +59,8 @@ class DestinationRun:
     name: str
     url: str  # secrets redacted
     copied: list[str] = field(default_factory=list)
+    #: Those of ``copied`` that replaced a damaged copy, or another backup's, under their name.
+    replaced: list[str] = field(default_factory=list)
     present: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     #: Why the destination as a whole could not be used (unreachable, no credentials, ...).
@@ -72,7 +81,8 @@ class DestinationRun:
                 for reason in reasons]
 
     def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "url": self.url, "ok": self.ok, "copied": self.copied, "present": self.present,
+        return {"name": self.name, "url": self.url, "ok": self.ok, "copied": self.copied, "replaced": self.replaced,
+                "present": self.present,
                 "failed": self.failed, "error": self.error, "pruned": self.pruned, "bytes": self.bytes,
                 "seconds": round(self.seconds, 3)}
 
@@ -162,21 +172,28 @@ def _replicate_one(settings: Settings, owner: Owner, app: AppSettings, name: str
 
 def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str, run: DestinationRun,
                   directory: Path, now: datetime, fill_gaps: bool) -> None:
-    remote = destination.list_backups(stem)
-    good_remote = {backup.name for backup in remote if backup.is_good}
-    newest_remote = max((backup.created_at for backup in remote if backup.is_good), default=None)
-    # ">=": two backups can share a created_at (it has a resolution of one second); the one
-    # the destination lacks is still new, not a gap.
-    missing = [record for record in local if record.name not in good_remote
-               and (fill_gaps or newest_remote is None or record.created_at >= newest_remote)]
-    run.present = sum(1 for record in local if record.name in good_remote)
+    remote = {backup.name: backup for backup in destination.list_backups(stem)}
+    newest_remote = max((backup.created_at for backup in remote.values() if backup.is_good), default=None)
+    wanted: list[tuple[BackupRecord, RemoteBackup | None, str | None]] = []
+    for record in local:
+        there = remote.get(record.name)
+        why = _replace_reason(there, record)
+        if there is not None and there.is_good and why is None:
+            run.present += 1
+        elif why is not None:
+            wanted.append((record, there, why))
+        # ">=": two backups can share a created_at (it has a resolution of one second); the
+        # one the destination lacks is still new, not a gap.
+        elif fill_gaps or newest_remote is None or record.created_at >= newest_remote:
+            wanted.append((record, there, None))  # nothing there, or a half copy (and any mark it left)
     with contextlib.suppress(RailguardError):
         destination.remove_stale_temporaries(now)
-    for record in missing:
+    for record, replacing, why in wanted:
         assert record.data_path is not None and record.manifest is not None
         started = time.monotonic()
         try:
-            copy = destination.put_backup(record.data_path, record.manifest, scratch=_scratch(directory))
+            copy = destination.put_backup(record.data_path, record.manifest, scratch=_scratch(directory),
+                                          replacing=replacing)
         except VerifyFailed as exc:
             run.failed.append({"backup": record.name, "reason": exc.message})
             run.verify_failed = run.verify_failed or isinstance(exc, CopyVerifyFailed)
@@ -188,9 +205,28 @@ def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str
             _log(directory, now, destination.name, record.name, "failed", exc.message)
             break
         run.copied.append(record.name)
+        if why is not None:
+            run.replaced.append(record.name)
         run.bytes += copy.size or 0
-        _log(directory, now, destination.name, record.name, "ok", None, size=copy.size,
+        _log(directory, now, destination.name, record.name, "ok", why, size=copy.size,
              seconds=round(time.monotonic() - started, 3), encrypted=copy.encryption is not None)
+
+
+def _replace_reason(there: RemoteBackup | None, record: BackupRecord) -> str | None:
+    """Why the copy ``there`` under ``record``'s name must be replaced; None if it is that backup,
+    good, or if nothing complete enough to keep is there (a half copy is simply copied over)."""
+    if there is None or there.manifest_key is None:
+        return None
+    assert record.manifest is not None
+    if there.damaged is not None:
+        return f"replaced a copy marked damaged ({there.damaged})"
+    if not there.is_good:
+        return f"replaced a copy that is {there.status}"
+    assert there.manifest is not None
+    if there.manifest.sha256 != record.manifest.sha256:
+        return (f"replaced another backup stored under the same name (sha256 {there.manifest.sha256[:12]}..., "
+                f"created {there.manifest.created_at})")
+    return None
 
 
 def _scratch(directory: Path) -> Path | None:
@@ -296,51 +332,3 @@ def prune_destinations(settings: Settings, app: AppSettings, *, now: datetime, o
         except RailguardError as exc:
             results.append(DestinationPrune(name, "", dry_run=dry_run, error=exc.message))
     return results
-
-
-# --- list and verify remote copies ---------------------------------------------------------
-
-
-def verify_remote(destination: Destination, backup: RemoteBackup, *, mode: str = "integrity",
-                  identity_file: Path | None = None, scratch: Path | None = None) -> dict[str, Any]:
-    """Prove one remote copy: download it, check its sha256, and (when it can be read) restore-test it.
-
-    An encrypted copy without an identity is checked against the sha256 of its encrypted bytes
-    only (``checked: "checksum"``); with the identity it is decrypted, re-hashed, decompressed
-    and integrity-checked like a local backup (``checked: "database"``).
-    """
-    identity = identity_file or destination.settings.age_identity_file
-    if backup.encryption is not None and identity is None:
-        destination.check_copy(backup)
-        return {"name": backup.name, "ok": True, "result": "ok", "checked": "checksum",
-                "note": "encrypted: checksum of the stored bytes only; pass --identity to check the database"}
-    with tempfile.TemporaryDirectory(prefix="railguard-fetch-", dir=scratch) as work:
-        directory = Path(work)
-        destination.fetch(backup, directory, identity_file=identity)
-        records = list_backups(directory)
-        if len(records) != 1 or not records[0].is_good:
-            raise CopyVerifyFailed(f"destination {destination.name}: {backup.name} does not read as a backup "
-                                   f"({records[0].status if records else 'nothing fetched'})")
-        outcome = verify_backup(records[0], directory, mode=mode)
-    return {"name": backup.name, "ok": True, "result": "ok", "checked": "database",
-            "seconds": round(outcome.seconds, 3)}
-
-
-@contextlib.contextmanager
-def fetched_for_restore(app: AppSettings, destination_name: str, name: str | None, *,
-                        identity_file: Path | None = None, env: Mapping[str, str] | None = None
-                        ) -> Iterator[BackupRecord]:
-    """``restore --from``: fetch one remote copy into a temporary directory and yield it as a
-    local :class:`BackupRecord`, so restore takes exactly the path it takes for local backups
-    (sha256, decompress, raw sha256, integrity_check, then the swap). Removed afterwards.
-    """
-    destination = open_destination(app, destination_name, env)
-    backup = destination.stat_backup(name or "latest", stem_for(app.database))
-    scratch = app.backup.directory if os.access(app.backup.directory, os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix=".railguard-fetch-", dir=scratch) as work:
-        into = Path(work)
-        destination.fetch(backup, into, identity_file=identity_file)
-        records = [record for record in list_backups(into) if record.name == backup.name]
-        if not records or not records[0].is_good:
-            raise CopyVerifyFailed(f"destination {destination.name}: {backup.name} does not read as a backup")
-        yield records[0]

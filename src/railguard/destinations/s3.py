@@ -17,7 +17,9 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from railguard.config import DestinationSettings
-from railguard.destinations.base import DestinationError, ObjectInfo, RemoteBackupNotFound, register
+from railguard.destinations.base import (
+    DestinationError, ObjectInfo, RemoteBackupNotFound, is_temp_key, register,
+)
 from railguard.errors import ConfigError
 
 #: Part size and parallel parts. s3transfer holds each part of a stream in memory while it is
@@ -112,7 +114,7 @@ class S3Store:
         finally:
             body.close()
 
-    def objects(self) -> list[ObjectInfo]:
+    def _listing(self) -> list[ObjectInfo]:
         prefix = f"{self.prefix}/" if self.prefix else ""
         found = []
         try:
@@ -125,9 +127,13 @@ class S3Store:
             raise self._explain(exc, "list") from None
         return found
 
+    def objects(self) -> list[ObjectInfo]:
+        return [info for info in self._listing() if not is_temp_key(info.key)]
+
     def temporaries(self) -> list[ObjectInfo]:
-        # S3 has no temporary names: an unfinished multipart upload is invisible and aborted.
-        return []
+        # An unfinished multipart upload is invisible (and aborted); what shows here are the
+        # staged objects of a replacement killed before it removed them (Destination.put_backup).
+        return [info for info in self._listing() if is_temp_key(info.key)]
 
     def remove(self, key: str) -> None:
         try:

@@ -286,19 +286,14 @@ class _Drill:
 
     def _fetch(self, chosen: _Chosen, identity_file: Path | None) -> BackupRecord:
         """Download (and decrypt) the copy into the drill's directory, as a local backup: the
-        destination checks the stored bytes' sha256 on the way, :meth:`_verify` the rest."""
-        from railguard.destinations import CopyVerifyFailed
+        destination checks the stored bytes' sha256 on the way (and marks a damaged copy so),
+        :meth:`_verify` the rest."""
+        from railguard.destinations import fetch_backup
 
         fetch_dir = self.workspace / "fetch"
         fetch_dir.mkdir()
-        chosen.destination.fetch(chosen.remote, fetch_dir, identity_file=identity_file)
-        records = [record for record in list_backups(fetch_dir) if record.name == chosen.name]
-        if not records or not records[0].is_good:
-            raise CopyVerifyFailed(f"destination {chosen.destination.name}: {chosen.name} does not read as a backup "
-                                   f"({records[0].status if records else 'nothing fetched'})",
-                                   hint="Pick another with: railguard backups list --dest "
-                                        + chosen.destination.name)
-        return records[0]
+        return fetch_backup(chosen.destination, chosen.remote, fetch_dir, now=self.report.started_at,
+                            identity_file=identity_file)
 
     def _verify(self, stack: contextlib.ExitStack, record: BackupRecord) -> Path:
         with self.step("verify") as step:

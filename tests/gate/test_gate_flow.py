@@ -213,7 +213,10 @@ def test_legacy_webhook_mode_reports_the_race_when_a_later_push_went_live(start_
                                                                           captain: RunningCapRover) -> None:
     # CapRover's webhook queues a build and clones the branch head when the build starts.
     captain.webhook_builds = "queued"
-    gate = start_gate(smoke=True, smoke_wait="4s",
+    # The smoke check waits while the test pushes a later commit and CapRover builds it (a git
+    # push and an app restart): 4 s was not always enough on a loaded machine. It waits the whole
+    # window, since the live commit never becomes the tested one.
+    gate = start_gate(smoke=True, smoke_wait="15s",
                       gate_app={"deploy_mode": "legacy-webhook", "rollback_on_smoke_failure": False})
     tested = remote.commit("tested")
     _, _, answer = gate.push_and_deliver()

@@ -29,13 +29,23 @@ def snapshot_state(database: Path) -> tuple[int, list[int]]:
         connection.close()
 
 
+def _wait_for_commit_after(writer, count: int, timeout: float = 60) -> int:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while (committed := writer.committed_now()) <= count:
+        assert writer.process.poll() is None, writer.process.communicate()
+        assert time.monotonic() < deadline, f"the writer committed nothing past {count} in {timeout}s"
+        time.sleep(0.01)
+    return committed
+
+
 @pytest.mark.parametrize("method", ["backup-api", "vacuum-into"])
 def test_backup_survives_concurrent_writers(writer, tmp_path: Path, method: str):
     settings = BackupSettings(directory=tmp_path / "backups", method=method, compression="none")
     seen = []
     for round_number in range(6):
-        time.sleep(0.15)  # let the writer get ahead between backups
-        committed_before = writer.committed_now()
+        # Let the writer get ahead between backups: wait for a commit the last backup cannot
+        # hold (a fixed 0.15 s sleep let a starved writer commit nothing on a loaded machine).
+        committed_before = _wait_for_commit_after(writer, seen[-1] if seen else 0)
         result = take_backup(writer.database, settings, now=datetime.now(timezone.utc))
         committed_after = writer.committed_now()
         assert check_database(result.path).ok

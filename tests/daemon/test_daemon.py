@@ -91,7 +91,11 @@ def test_jobs_run_when_due_and_never_overlap(tmp_path: Path, fill_with_random_ro
 
 def test_a_missed_run_is_caught_up_at_start_and_a_recent_one_is_not(tmp_path: Path):
     database = create_tasks_database(tmp_path / "tasks.db")
-    config = write_config(tmp_path, database, "0 0 1 1 *")  # once a year: never due during the test
+    # Once a year, half a year from now: never due during the test, whatever the date (a fixed
+    # "0 0 1 1 *" falls due during a run started just before midnight on 31 December).
+    far_month = (datetime.now(timezone.utc).month + 5) % 12 + 1
+    port = free_port()
+    config = write_config(tmp_path, database, f"0 0 1 {far_month} *", port)
     log = RunLog(tmp_path / "state" / "daemon.db")
     run_id = log.start("backup:tasks", datetime.now(timezone.utc) - timedelta(days=800))
     log.finish(run_id, datetime.now(timezone.utc) - timedelta(days=800), 0, "ok", "")
@@ -106,13 +110,28 @@ def test_a_missed_run_is_caught_up_at_start_and_a_recent_one_is_not(tmp_path: Pa
     assert "event=catch-up" in out and "missed the run due at" in out
     assert len(list_backups(tmp_path / "backups", "tasks")) == 1
 
-    # Started again right after: the last success is newer than the last scheduled run.
+    # Started again right after: the last success is newer than the last scheduled run. Its
+    # plan is made (and a catch-up would be logged) before /healthz reports a next run, so
+    # waiting for that, not for some seconds, is enough to know it did not catch up.
     daemon = start_daemon(config)
-    time.sleep(3)
-    code, out, _ = stop(daemon)
+    try:
+        wait_for(lambda: _next_run(port) is not None, what="the daemon's plan on /healthz")
+        assert _next_run(port) > datetime.now(timezone.utc) + timedelta(days=27), "planned a catch-up"
+    finally:
+        code, out, _ = stop(daemon)
     assert code == 0
     assert "event=catch-up" not in out
     assert len(list_backups(tmp_path / "backups", "tasks")) == 1
+
+
+def _next_run(port: int) -> datetime | None:
+    """The backup job's next run as /healthz reports it; None before the daemon has planned it."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            [job] = json.loads(response.read())["jobs"]
+    except OSError:
+        return None
+    return None if job["next_run"] is None else datetime.fromisoformat(job["next_run"])
 
 
 def test_sigterm_mid_backup_leaves_no_partial_backup(tmp_path: Path, fill_with_random_rows):

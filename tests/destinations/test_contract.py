@@ -10,7 +10,7 @@ import pytest
 
 from railguard.backup.compression import sha256_of_file
 from railguard.destinations import CopyVerifyFailed, Destination
-from railguard.destinations.base import GOOD
+from railguard.destinations.base import GOOD, DestinationError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -123,8 +123,10 @@ def test_an_interrupted_upload_leaves_nothing_under_the_final_name(backend, s3_c
     # 20 MiB: past the S3 part size, so the S3 backend is mid-way through a multipart upload.
     source = _FailsMidway(20 * 1024 * 1024)
 
-    with pytest.raises(Exception):
+    # The source's own error, or the backend's explanation of it (S3 wraps what boto3 raised).
+    with pytest.raises((OSError, DestinationError)) as raised:
         destination.store.upload("tasks-20261120-0330.sqlite3.zst", source)
+    assert "Input/output error (simulated)" in str(raised.value)
 
     assert source.sent > 0
     assert backend.raw_keys() == []  # not the final name, and no temporary left behind either

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -52,11 +51,14 @@ def test_stale_temporaries_of_killed_uploads_are_removed_once_a_day_old(tmp_path
     fresh = nas / ".tasks-20261121-0330.sqlite3.zst.tmp-4243-abcdef"
     stale.write_bytes(b"half")
     fresh.write_bytes(b"in progress")
-    two_days_ago = time.time() - 2 * 86400
-    os.utime(stale, (two_days_ago, two_days_ago))
+    # Both ages set from the "now" passed in, not from the wall clock: a clock that is not the
+    # file system's (a test under faketime, an NTP step) must not make the fresh one look stale.
+    now = datetime(2026, 11, 21, 4, 0, tzinfo=timezone.utc)
+    for path, age in ((stale, timedelta(days=2)), (fresh, timedelta(hours=1))):
+        os.utime(path, ((now - age).timestamp(),) * 2)
     destination = Destination("nas", DestinationSettings(url=f"file://{nas}"))
 
-    removed = destination.remove_stale_temporaries(datetime.now(timezone.utc))
+    removed = destination.remove_stale_temporaries(now)
 
     assert removed == [stale.name]
     assert sorted(p.name for p in nas.iterdir()) == [fresh.name]

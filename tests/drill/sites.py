@@ -45,8 +45,10 @@ class Site:
     backups: Path
     config: Path
 
-    def backup(self, *, minutes_later: int = 0) -> Path:
-        now = datetime.now(timezone.utc) + timedelta(minutes=minutes_later)
+    def backup(self, *, minutes_later: int = 0, at: datetime | None = None) -> Path:
+        """A verified backup taken now (plus ``minutes_later``), or at ``at`` when a test needs
+        to know the backup's name in advance."""
+        now = (at or datetime.now(timezone.utc)) + timedelta(minutes=minutes_later)
         settings = BackupSettings(directory=self.backups, prune=False)
         return take_backup(self.database, settings, now=now).path
 

@@ -77,11 +77,13 @@ def test_a_database_the_app_cannot_migrate_fails_at_health_with_the_app_log_tail
     site.database.unlink()
     make_database_the_app_cannot_migrate(site.database)
     site.backup()
-    site.configure(start_timeout="3s")
+    # Long enough for the app to start and answer 503 on a loaded machine: the reason must hold
+    # its last answer, which a 3 s timeout sometimes cut before the app's first one.
+    site.configure(start_timeout="10s")
     code, report = drill_json(run_cli, site)
     assert code == 7
     assert report["failed_step"] == "health"
-    assert "did not answer 200 within 3s" in report["reason"]
+    assert "did not answer 200 within 10s" in report["reason"]
     assert "HTTP 503" in report["reason"] and "migrations failed" in report["reason"]
     assert any(line.startswith("tasks-app: migrations failed: ") for line in report["output_tail"])
     assert process_gone(report["app_pid"])
@@ -94,10 +96,10 @@ def test_the_human_report_of_a_failed_drill_shows_the_app_output(run_cli, site, 
     site.database.unlink()
     make_database_the_app_cannot_migrate(site.database)
     site.backup()
-    site.configure(start_timeout="2s")
+    site.configure(start_timeout="10s")  # the app's output must be there: it has to have started
     result = drill(run_cli, site)
     assert result.exit_code == 7
-    assert "drill FAILED at health: /health did not answer 200 within 2s" in result.stdout
+    assert "drill FAILED at health: /health did not answer 200 within 10s" in result.stdout
     assert "app output (last lines):" in result.stdout
     assert "  | tasks-app: migrations failed" in result.stdout
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -16,11 +16,17 @@ from railguard.drill import run_drill
 
 
 def test_an_unknown_backup_is_not_found_with_the_nearest_names(run_cli, site, clean_env):
-    name = site.backup().name.split(".")[0]
+    # Fixed times, not the clock: a typo built from a clock-made name is the real name whenever
+    # the clock's last digit is the typo's (a CI run failed at a minute ending in 9). The typo is
+    # of an older backup, so the hint's first name is the nearest one, not just the newest.
+    first = datetime(2026, 11, 1, 3, 30, tzinfo=timezone.utc)
+    for day in range(5):
+        site.backup(at=first + timedelta(days=day))
     site.configure()
-    result = run_cli("--config", site.config, "drill", "--backup", name[:-1] + "9")
+    result = run_cli("--config", site.config, "drill", "--backup", "tasks-20261102-0331")
     assert result.exit_code == 6
-    assert "no backup named" in result.stderr and f"Did you mean: {name}" in result.stderr
+    assert "no backup named 'tasks-20261102-0331'" in result.stderr
+    assert "Did you mean: tasks-20261102-0330, " in result.stderr
     assert site.drill_log() == [], "a typo is not a failed drill"
 
 

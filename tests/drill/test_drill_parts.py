@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from local_http import LocalServer
 
 from railguard.config import DrillSettings, load_settings
 from railguard.drill import DrillNotConfigured, DrillTouchesProduction, plan_launch
 from railguard.drill.assertions import evaluate, parse_expectation, parse_timestamp
-from railguard.drill.serving import Answer, judge_metrics
+from railguard.drill.serving import Answer, judge_metrics, wait_for_health
 from railguard.errors import ConfigError
 
 NOW = datetime(2026, 11, 27, 4, 0, tzinfo=timezone.utc)
@@ -160,3 +162,24 @@ def test_bad_drill_settings_name_the_key(tmp_path, section, message):
     config.write_text(f"[apps.tasks.drill]\n{section}\n")
     with pytest.raises(ConfigError, match=message):
         load_settings(config)
+
+
+def test_a_health_wait_ended_by_a_poll_that_timed_out_still_reports_the_apps_last_answer():
+    # The last poll gets only what is left of the wait; on a loaded machine it can time out, and
+    # the drill's reason said "last answer: timed out" instead of the app's 503 and its cause.
+    released = threading.Event()
+
+    class AnswersOnceThenHangs(LocalServer):
+        def respond(self, request):  # type: ignore[no-untyped-def]
+            if len(self.requests) > 1:
+                released.wait(30)
+            return 503, "text/plain", b"migrations failed: schema version 9"
+
+    server = AnswersOnceThenHangs()
+    try:
+        waited = wait_for_health(f"{server.base}/health", timeout=3.0, exit_code=lambda: None)
+    finally:
+        released.set()
+        server.stop()
+    assert not waited.ok and waited.attempts >= 2
+    assert waited.last.describe() == "HTTP 503 'migrations failed: schema version 9'; then timed out"

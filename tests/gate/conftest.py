@@ -47,11 +47,16 @@ CHECK_SECRET = "gate-check-s3cret-never-shown"
 SECRETS = [WEBHOOK_SECRET, FORGEJO_TOKEN, APP_TOKEN, PASSWORD, WEBHOOK_TOKEN, CHECK_SECRET]
 
 #: The app's stand-in test suite. It prints its environment (so a test can see the gate's
-#: secrets are not in it), fails when FAIL exists, and takes a while when SLOW exists.
+#: secrets are not in it), fails when FAIL exists, takes a while when SLOW exists, and waits
+#: (up to a minute) for the file HOLD names to appear, so a test can decide when it ends.
 TEST_SCRIPT = """#!/bin/sh
 echo "bun test v1.1 (stand-in)"
 env | sort | sed 's/^/env: /'
 if [ -f SLOW ]; then sleep "$(cat SLOW)"; fi
+if [ -f HOLD ]; then
+  i=0
+  while [ ! -e "$(cat HOLD)" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+fi
 if [ -f FAIL ]; then
   echo "tasks.test.ts: expected 3 tasks, got 2"
   echo "1 fail"

@@ -144,10 +144,14 @@ def test_bad_bodies_get_400_and_413_and_other_events_tags_and_deletions_are_igno
 
 
 def test_ten_quick_pushes_test_at_most_twice_and_deploy_only_the_newest_tested_commit(
-        start_gate, remote: Remote, captain: RunningCapRover, forgejo) -> None:
+        start_gate, remote: Remote, captain: RunningCapRover, forgejo, tmp_path: Path) -> None:
     gate = start_gate()
-    # Each commit's suite takes a moment, so the later pushes arrive while the first is tested.
-    commits = [remote.commit(f"change {number}", {"SLOW": "3\n", "n.txt": f"{number}\n"}) for number in range(10)]
+    # Each suite waits until every push is delivered, so the later pushes arrive while the first
+    # is tested however slowly they go (a 3 s suite let a loaded machine's pushes straggle past
+    # it, and a third commit was tested).
+    release = tmp_path / "every-push-delivered"
+    commits = [remote.commit(f"change {number}", {"HOLD": f"{release}\n", "n.txt": f"{number}\n"})
+               for number in range(10)]
     pushed, before = [], remote.sha("HEAD~10")
     for sha in commits:
         assert remote.push(f"{sha}:refs/heads/main").returncode == 0
@@ -156,6 +160,7 @@ def test_ten_quick_pushes_test_at_most_twice_and_deploy_only_the_newest_tested_c
         assert status == 202
         pushed.append(sha)
         before = sha
+    release.touch()
 
     runs = gate.wait_idle()
 
@@ -213,7 +218,10 @@ def test_legacy_webhook_mode_reports_the_race_when_a_later_push_went_live(start_
                                                                           captain: RunningCapRover) -> None:
     # CapRover's webhook queues a build and clones the branch head when the build starts.
     captain.webhook_builds = "queued"
-    gate = start_gate(smoke=True, smoke_wait="4s",
+    # The smoke check waits while the test pushes a later commit and CapRover builds it (a git
+    # push and an app restart): 4 s was not always enough on a loaded machine. It waits the whole
+    # window, since the live commit never becomes the tested one.
+    gate = start_gate(smoke=True, smoke_wait="15s",
                       gate_app={"deploy_mode": "legacy-webhook", "rollback_on_smoke_failure": False})
     tested = remote.commit("tested")
     _, _, answer = gate.push_and_deliver()

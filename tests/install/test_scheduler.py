@@ -17,7 +17,9 @@ import pytest
 from cronsim import CronSim
 
 from railguard.config import ScheduleSettings
+from railguard.errors import ExitCode
 from railguard.init import cron_to_calendar
+from railguard.init.scheduler import ScheduleNotTranslatable
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_systemd_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None,
@@ -151,9 +153,9 @@ def test_oncalendar_fires_at_the_same_moments_as_the_daemons_cron(cron, tz):
     ("0 4 L * *", "has no systemd equivalent"),
 ])
 def test_schedules_systemd_would_run_differently_are_refused(cron, reason):
-    with pytest.raises(Exception, match=reason) as raised:
+    with pytest.raises(ScheduleNotTranslatable, match=reason) as raised:
         cron_to_calendar(cron, "UTC")
-    assert raised.value.hint
+    assert raised.value.exit_code == ExitCode.USAGE and raised.value.hint
 
 
 def test_crontab_lines_run_at_the_daemons_default_times(run_cli, config, tmp_path):

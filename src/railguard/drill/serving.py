@@ -29,7 +29,8 @@ class Answer:
         if self.status is None:
             return self.error or "no answer"
         first_line = self.body.strip().splitlines()[0][:200] if self.body.strip() else ""
-        return f"HTTP {self.status}" + (f" {first_line!r}" if first_line else "")
+        return f"HTTP {self.status}" + (f" {first_line!r}" if first_line else "") + (
+            f"; {self.error}" if self.error else "")
 
 
 def fetch(url: str, timeout: float = REQUEST_TIMEOUT) -> Answer:
@@ -64,18 +65,30 @@ def wait_for_health(url: str, *, timeout: float, exit_code: Callable[[], int | N
     deadline = started + timeout
     attempts = 0
     last = Answer(None, "", "not asked yet")
+    answered: Answer | None = None  # the app's last HTTP answer, which the reason must keep
     while True:
         code = exit_code()
         if code is not None:
-            return HealthWait(False, attempts, monotonic() - started, last, code)
+            return HealthWait(False, attempts, monotonic() - started, _keeping(answered, last), code)
         remaining = deadline - monotonic()
         if remaining <= 0:
-            return HealthWait(False, attempts, monotonic() - started, last)
+            return HealthWait(False, attempts, monotonic() - started, _keeping(answered, last))
         attempts += 1
         last = fetch(url, min(REQUEST_TIMEOUT, max(remaining, 0.1)))
         if last.status == 200:
             return HealthWait(True, attempts, monotonic() - started, last)
+        if last.status is not None:
+            answered = last
         sleep(min(POLL_INTERVAL, max(deadline - monotonic(), 0)))
+
+
+def _keeping(answered: Answer | None, last: Answer) -> Answer:
+    """``last``, unless it is no answer at all and the app did answer before: the final poll
+    gets only what is left of the wait and can time out on a loaded machine, which must not
+    hide the 503 that says why the app is unhealthy."""
+    if last.status is not None or answered is None:
+        return last
+    return Answer(answered.status, answered.body, f"then {last.error or 'no answer'}")
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,10 @@ def test_the_readme_lists_both_runbooks() -> None:
     assert "(docs/runbook.md)" in readme and "(docs/runbook.es.md)" in readme
 
 
+# Every command of the runbook is its own railguard process (about a hundred of them, each paying
+# the interpreter's and railguard's start-up): on CI's busy 2-core machine that alone has taken
+# close to the suite-wide 300 s per test, so this test gets its own, larger limit.
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("path", RUNBOOKS, ids=lambda p: p.name)
 def test_the_runbook_runs_top_to_bottom_on_a_real_sandbox(path: Path, sandbox: Sandbox) -> None:
     for block in parse_runbook(path):

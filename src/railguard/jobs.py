@@ -20,7 +20,7 @@ from railguard.destinations.replicate import exit_code_for, replicate
 from railguard.errors import ExitCode, RailguardError
 from railguard.metrics import refresh_textfile
 from railguard.retention import Policy, prune_backups
-from railguard.watch import JobWatch
+from railguard.notify.watch import JobWatch
 
 
 @dataclass

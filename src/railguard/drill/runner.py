@@ -39,6 +39,7 @@ from railguard.drill.launch import LaunchPlan, plan_launch
 from railguard.drill.selection import choose_random
 from railguard.errors import CheckFailed, ConfigError, ExitCode, RailguardError
 from railguard.logfmt import append_line, line_time, read_lines
+from railguard.notify.watch import JobWatch
 
 log = logging.getLogger("railguard.drill")
 
@@ -138,8 +139,6 @@ def run_drill(settings: Settings, app_name: str, app: AppSettings, *, now: datet
     chosen = _choose(app, which, source, rng, env, owner=Owner.of(settings, app_name, app))
     report = DrillReport(app_name, chosen.name, f"destination {source}" if source else "local",
                          "docker" if drill.image else "command", now.astimezone(timezone.utc))
-    from railguard.watch import JobWatch  # here: watch pulls in heartbeats and notifications
-
     started = time.monotonic()
     workspace = _make_workspace(drill, app.database, app_name)
     # From here on, a railguard killed by SIGKILL leaves nothing behind: the watchdog removes the

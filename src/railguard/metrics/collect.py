@@ -91,7 +91,7 @@ def monitor_families(states: Iterable[tuple[str, TargetState]]) -> list[Metric]:
 
 def state_families(settings: Settings) -> list[Metric]:
     """Counters of notifications and heartbeat pings that failed (each never fails its job)."""
-    from railguard.heartbeat import STATE_FILE, read_ping_state
+    from railguard.notify.heartbeat import STATE_FILE, read_ping_state
     from railguard.notify.sent import SentLog
 
     notifications = CounterMetricFamily("railguard_notifications", "Notifications by outcome.", labels=["outcome"])

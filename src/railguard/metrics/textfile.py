@@ -3,7 +3,7 @@ rewritten after every job run (backup, drill, replicate) from what is on disk.
 
 Best effort: a textfile that cannot be written is logged and never changes the job's result.
 The job wrappers (:mod:`railguard.jobs`, ``railguard drill``) hand :func:`refresh_textfile` to
-:class:`railguard.watch.JobWatch`, so the watch, which the drill runs inside, does not import
+:class:`railguard.notify.watch.JobWatch`, so the watch, which the drill runs inside, does not import
 the metrics, which read the drill's log.
 """
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from railguard.config import AppSettings, Settings
 from railguard.errors import ExitCode, RailguardError
-from railguard.heartbeat import Heartbeat, PingResult, heartbeat_for, record_pings
+from railguard.notify.heartbeat import Heartbeat, PingResult, heartbeat_for, record_pings
 
 log = logging.getLogger("railguard.watch")
 

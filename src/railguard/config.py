@@ -44,11 +44,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from railguard.errors import ConfigError, NotFound, UsageError
 from railguard.values import (
-    MAX_BUSY_TIMEOUT, ScheduleError, Within, parse_duration, parse_expectation, parse_schedule, stem_for,
+    ScheduleError, Within, parse_duration, parse_expectation, parse_schedule, stem_for,
 )
 
 DEFAULT_CONFIG_NAME = "railguard.toml"
 CONFIG_ENV = "RAILGUARD_CONFIG"
+
+#: SQLite keeps its busy timeout as an int of milliseconds (sqlite3_busy_timeout).
+MAX_BUSY_TIMEOUT = timedelta(milliseconds=2**31 - 1)
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 

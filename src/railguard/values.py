@@ -28,8 +28,6 @@ from cronsim import CronSim, CronSimError
 
 #: The longest duration any setting takes (a year is already far more than any timeout means).
 MAX_DURATION = timedelta(days=36500)
-#: SQLite keeps its busy timeout as an int of milliseconds (sqlite3_busy_timeout).
-MAX_BUSY_TIMEOUT = timedelta(milliseconds=2**31 - 1)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -137,6 +135,8 @@ def _offset_at(moment: datetime, tz: ZoneInfo) -> timedelta:
 
 
 # Schedules ------------------------------------------------------------------------------------
+# Cron expressions go through cronsim (healthchecks.io's parser, DST-aware); what the daemon does
+# with a schedule (the catch-up rule) is railguard.schedule.plan's.
 
 class ScheduleError(ValueError):
     pass

@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)  ## run the demo of the main job on the bundled example
 
 test: $(STAMP)  ## run the test suite
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## the import contracts (pyproject.toml [tool.importlinter]) and ruff
+	@$(BIN)/lint-imports
+	@$(BIN)/ruff check src tests examples bench
 
 BENCH ?= backup
 bench: $(STAMP)  ## run one benchmark by hand: make bench BENCH=probe (see bench/README.md)

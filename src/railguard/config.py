@@ -31,9 +31,7 @@ monitor, notifications, gate), each a small class with defaults, so an old file 
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
@@ -45,41 +43,15 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from railguard.errors import ConfigError, NotFound, UsageError
+from railguard.values import (
+    ScheduleError, Within, parse_duration, parse_expectation, parse_schedule, stem_for,
+)
 
 DEFAULT_CONFIG_NAME = "railguard.toml"
 CONFIG_ENV = "RAILGUARD_CONFIG"
 
-#: The longest duration any setting takes (a year is already far more than any timeout means).
-MAX_DURATION = timedelta(days=36500)
 #: SQLite keeps its busy timeout as an int of milliseconds (sqlite3_busy_timeout).
 MAX_BUSY_TIMEOUT = timedelta(milliseconds=2**31 - 1)
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``"30s"``, ``"5m"``, ``"1h30m"``, ``"2d"``, or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return _seconds(value, value)
-    if isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        parts = _DURATION_PART.findall(text)
-        if text and "".join(number + unit for number, unit in parts) == text:
-            return _seconds(sum(float(n) * _DURATION_UNITS[u] for n, u in parts), value)
-    raise ValueError(f"expected a duration such as '30s', '5m', '1h30m' or '2d', got {value!r}")
-
-
-def _seconds(seconds: float, given: Any) -> timedelta:
-    # TOML has inf and nan, and 1e400 reads as inf; timedelta raises OverflowError past ~2.7 million years.
-    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"expected a finite duration of at most {MAX_DURATION.days} days, got {given!r}")
-    return timedelta(seconds=seconds)
-
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
@@ -98,8 +70,6 @@ TimeZoneName = Annotated[str, BeforeValidator(_check_timezone)]
 def _check_restic_duration(value: Any) -> Any:
     if value is None:
         return None
-    from railguard.retention.policy import Within  # here, not at the top: retention imports this module
-
     Within.parse(value)  # raises ValueError with the expected form
     return str(value).strip()
 
@@ -208,8 +178,6 @@ class DrillAssertion(Section):
         if (self.expect is None) == (self.max_age is None):
             raise ValueError("give exactly one of expect (such as '> 0') or max_age (such as '36h')")
         if self.expect is not None:
-            from railguard.drill.assertions import parse_expectation  # here: drill imports this module
-
             parse_expectation(self.expect)  # raises ValueError with the expected form
         return self
 
@@ -337,8 +305,6 @@ class DestinationSettings(Section):
 def _check_schedule(value: Any) -> str:
     if value in (None, ""):
         return ""
-    from railguard.schedule.plan import ScheduleError, parse_schedule  # here: schedule imports this module
-
     try:
         return parse_schedule(str(value)).text
     except ScheduleError as exc:
@@ -629,8 +595,6 @@ def _refuse_shared_backup_names(settings: Settings, path: Path | None) -> None:
     directory: their backups would share names (``tasks-20261127-0330``), and with them the
     lock and the name space that prune and ``latest`` read (the catalog tells them apart by
     manifest, but a name can only belong to one backup)."""
-    from railguard.backup.naming import stem_for  # here: the backup package imports this module
-
     seen: dict[tuple[str, str], str] = {}
     for name, app in settings.apps.items():
         key = (os.path.normpath(app.backup.directory.absolute()), stem_for(app.database))

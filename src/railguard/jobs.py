@@ -18,8 +18,9 @@ from railguard.backup.catalog import Owner
 from railguard.config import AppSettings, Settings
 from railguard.destinations.replicate import exit_code_for, replicate
 from railguard.errors import ExitCode, RailguardError
+from railguard.metrics import refresh_textfile
 from railguard.retention import Policy, prune_backups
-from railguard.watch import JobWatch
+from railguard.notify.watch import JobWatch
 
 
 @dataclass
@@ -39,7 +40,7 @@ class BackupJobReport:
 def backup_job(settings: Settings, app_name: str, app: AppSettings, *, now: datetime,
                progress: Progress | None = None) -> BackupJobReport:
     """Take a verified backup of one app, then run the steps that follow it."""
-    watch = JobWatch(settings, app_name, app, "backup", now=now)
+    watch = JobWatch(settings, app_name, app, "backup", now=now, refresh_metrics=refresh_textfile)
     watch.start()
     try:
         result = take_backup(app.database, app.backup, now=now, tz=settings.timezone, progress=progress, app=app_name)
@@ -88,7 +89,7 @@ def replicate_job(settings: Settings, app_name: str, app: AppSettings, *, now: d
     """``railguard replicate`` with its heartbeat (``replicate_url_env``) around it.
 
     Returns the per-destination runs and the watch's summary (heartbeat pings)."""
-    watch = JobWatch(settings, app_name, app, "replicate", now=now)
+    watch = JobWatch(settings, app_name, app, "replicate", now=now, refresh_metrics=refresh_textfile)
     watch.start()
     try:
         runs = replicate(settings, app_name, app, now=now, only=only, fill_gaps=fill_gaps, prune=prune)

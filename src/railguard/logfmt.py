@@ -84,3 +84,12 @@ def read_lines(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
     return [parse_line(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def line_time(line: Mapping[str, str]) -> datetime | None:
+    """The ``time`` field every railguard log line is written with; None when absent or unreadable."""
+    text = line.get("time")
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None

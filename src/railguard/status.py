@@ -12,25 +12,29 @@ exit CHECK_FAILED, so ``railguard status`` can itself be a check.
 
 A row whose source does not exist yet (no drill ever ran, no deploy, no monitor) is shown
 as ``none`` and is not flagged: nothing has been promised there yet.
+
+This module reads no log file itself: each log is read by the module that writes it
+(``backup.log`` by :mod:`railguard.backup.engine`, ``drill.log`` by :mod:`railguard.drill.runner`,
+``destinations.log`` by :mod:`railguard.destinations.replicate`, the deploy history by
+:mod:`railguard.deploy.state`, the smoke record by :mod:`railguard.smoke.record`, the monitor's
+store by :mod:`railguard.monitor.report`), so a log's name and vocabulary live in one place.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from railguard.backup.catalog import Owner, list_backups
-from railguard.backup.engine import LOG_NAME
+from railguard.backup.engine import last_backup_attempt
 from railguard.config import AppSettings, Settings
-from railguard.logfmt import read_lines
-
-DRILL_LOG = "drill.log"
-#: Written by the copies to destinations (railguard.destinations.replicate), beside the backups.
-DESTINATIONS_LOG = "destinations.log"
-#: Results a drill.log line may carry for a passing drill.
-DRILL_PASSED = {"ok", "passed", "pass"}
+from railguard.deploy.state import last_deploy
+from railguard.destinations.replicate import last_copy_success, read_copy_log
+from railguard.drill.runner import drill_passed, read_drill_log
+from railguard.logfmt import line_time
+from railguard.monitor.report import monitor_status
+from railguard.smoke.record import read_smoke_results
 
 
 @dataclass(frozen=True)
@@ -107,20 +111,20 @@ def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime) 
     attempt = last_backup_attempt(directory)
     if attempt is not None and attempt.get("result") == "failed":
         rows.append(StatusRow(name, "last_attempt", "flagged",
-                              f"backup failed: {attempt.get('error', 'see backup.log')}", _time(attempt)))
+                              f"backup failed: {attempt.get('error', 'see backup.log')}", line_time(attempt)))
     return rows
 
 
 def drill_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -> list[StatusRow]:
-    lines = read_lines(app.backup.directory / DRILL_LOG)
+    lines = read_drill_log(app.backup.directory)
     if not lines:
         return [StatusRow(name, "drill", "none", "no restore drill recorded yet")]
     last = lines[-1]
-    passed = [line for line in lines if line.get("result") in DRILL_PASSED and _time(line)]
-    if last.get("result") not in DRILL_PASSED:
+    passed = [line for line in lines if drill_passed(line) and line_time(line)]
+    if not drill_passed(last):
         return [StatusRow(name, "drill", "flagged", f"last drill {last.get('result', '?')}: "
-                          f"{last.get('error') or last.get('reason') or 'see drill.log'}", _time(last))]
-    when = _time(passed[-1]) if passed else None
+                          f"{last.get('error') or last.get('reason') or 'see drill.log'}", line_time(last))]
+    when = line_time(passed[-1]) if passed else None
     if when is None:
         return [StatusRow(name, "drill", "flagged", "drill.log has no time on its last passing line")]
     age = now - when
@@ -132,10 +136,8 @@ def drill_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -
 
 
 def deploy_rows(name: str, app: AppSettings, settings: Settings) -> list[StatusRow]:
-    from railguard.smoke.record import read_smoke_results
-
     rows: list[StatusRow] = []
-    deploy = _last_deploy(name, app, settings)
+    deploy = last_deploy(settings.state_dir, app.deploy.state_file, name)
     if deploy is None:
         rows.append(StatusRow(name, "deploy", "none", "no deploy recorded"))
     else:
@@ -151,22 +153,7 @@ def deploy_rows(name: str, app: AppSettings, settings: Settings) -> list[StatusR
     return rows
 
 
-def _last_deploy(name: str, app: AppSettings, settings: Settings) -> Any:
-    try:
-        from railguard.deploy.state import DeployState, state_path
-    except ImportError:
-        return None
-    deploy_settings = getattr(app, "deploy", None)
-    path = state_path(settings.state_dir, getattr(deploy_settings, "state_file", None))
-    if not path.exists():
-        return None
-    history = DeployState(path).history(name)
-    return history[0] if history else None
-
-
 def monitor_rows(settings: Settings, now: datetime) -> list[StatusRow]:
-    from railguard.monitor.report import monitor_status
-
     targets = monitor_status(settings, now)
     if targets is None:
         return []
@@ -184,59 +171,29 @@ def monitor_rows(settings: Settings, now: datetime) -> list[StatusRow]:
     return rows
 
 
-def last_backup_attempt(directory: Path) -> dict[str, str] | None:
-    """The last backup line of ``backup.log`` (prune writes ``event=prune`` lines there too)."""
-    for line in reversed(read_lines(directory / LOG_NAME)):
-        if line.get("event", "backup") == "backup":
-            return line
-    return None
-
-
 def destination_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -> list[StatusRow]:
     """One row per configured destination, from ``destinations.log`` beside the backups."""
-    configured = getattr(app, "destinations", None) or {}
+    configured = app.destinations
     if not configured:
         return []
-    lines = [line for line in read_lines(app.backup.directory / DESTINATIONS_LOG) if line.get("event") == "copy"]
+    lines = read_copy_log(app.backup.directory)
     rows = []
     limit = settings.status.backup_max_age
     for destination in sorted(configured):
         mine = [line for line in lines if line.get("destination") == destination]
-        success = last_destination_success(mine)
+        success = last_copy_success(mine)
         label = f"destination:{destination}"
         if not mine:
             rows.append(StatusRow(name, label, "flagged", "no copy made yet"))
         elif mine[-1].get("result") != "ok":
             rows.append(StatusRow(name, label, "flagged", f"last copy failed: {mine[-1].get('reason') or '?'}",
-                                  _time(mine[-1])))
+                                  line_time(mine[-1])))
         elif success is not None and now - success > limit:
             rows.append(StatusRow(name, label, "flagged", f"last copy {_age(now - success)} ago "
                                   f"(more than {_age(limit)})", success))
         else:
             rows.append(StatusRow(name, label, "ok", f"{mine[-1].get('backup', '?')} copied", success))
     return rows
-
-
-def last_destination_success(lines: list[dict[str, str]]) -> datetime | None:
-    for line in reversed(lines):
-        if line.get("result") == "ok" and _time(line):
-            return _time(line)
-    return None
-
-
-def last_drill_success(directory: Path) -> datetime | None:
-    for line in reversed(read_lines(directory / DRILL_LOG)):
-        if line.get("result") in DRILL_PASSED and _time(line):
-            return _time(line)
-    return None
-
-
-def _time(line: dict[str, str]) -> datetime | None:
-    text = line.get("time") or line.get("at")
-    try:
-        return datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
 
 
 def _age(delta: timedelta) -> str:

@@ -157,7 +157,7 @@ def test_a_flag_that_would_make_two_apps_share_names_is_refused_too(tmp_path: Pa
 
 def test_apps_with_different_database_names_may_share_a_directory(tmp_path: Path, run_cli) -> None:
     config = tmp_path / "railguard.toml"
-    config.write_text(f'[apps.a]\ndatabase = "/srv/a/tasks.db"\n[apps.b]\ndatabase = "/srv/b/billing.db"\n')
+    config.write_text('[apps.a]\ndatabase = "/srv/a/tasks.db"\n[apps.b]\ndatabase = "/srv/b/billing.db"\n')
     result = run_cli("--config", config, "--app", "a", "backups", "list", "--dir", tmp_path / "none")
     assert result.exit_code == ExitCode.OK, result.stderr
 

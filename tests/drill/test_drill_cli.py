@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from local_http import JsonReceiver, PingReceiver
+from prometheus_client.parser import text_string_to_metric_families
 
 from railguard.config import load_settings
 from railguard.drill import run_drill
@@ -100,6 +101,23 @@ def test_a_random_drill_passes_through_the_cli(run_cli, site, clean_env):
     result = run_cli("--config", site.config, "drill", "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["result"] == "passed"
+
+
+def test_railguard_drill_refreshes_the_metrics_textfile_with_the_passing_drill(run_cli, site, clean_env):
+    """The drill does not import the metrics (they read drill.log); `railguard drill` hands it
+    the refresh, so the textfile still says when the last drill passed."""
+    site.backup()
+    config = site.configure()
+    textfiles = site.root / "textfiles"
+    textfiles.mkdir()
+    config.write_text(f'[metrics]\ntextfile_directory = "{textfiles}"\n' + config.read_text())
+    result = run_cli("--config", config, "drill", "--json")
+    assert result.exit_code == 0, result.stderr
+    started = datetime.fromisoformat(json.loads(result.stdout)["started_at"])
+    families = {family.name: family for family in
+                text_string_to_metric_families((textfiles / "railguard.prom").read_text())}
+    [sample] = families["railguard_drill_last_success_timestamp_seconds"].samples
+    assert sample.labels == {"app": "tasks"} and sample.value == int(started.timestamp())
 
 
 def test_a_failed_drill_notifies_and_pings_its_heartbeat_with_the_exit_code(site, clean_env):

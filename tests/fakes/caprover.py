@@ -545,7 +545,7 @@ class FakeCapRover(LoopbackFake):
             return "templateId is not supported by this fake", None
         base = _final_base(dockerfile)
         inherited = Image(base or "scratch", None, {})
-        if base and base.split("/")[-1].startswith(f"img-captain-"):
+        if base and base.split("/")[-1].startswith("img-captain-"):
             if base not in self.images:
                 return f"pull access denied for {base}: no such image", None
             inherited = self.images[base]

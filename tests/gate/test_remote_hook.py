@@ -13,7 +13,7 @@ import pytest
 
 from deploy.gitrepos import TEST_SCRIPT
 from gate.conftest import CHECK_SECRET, SECRETS, Remote, git
-from git_user import GitUser, commit, git_user, needs_root, owned_repository, shared_dir  # noqa: F401 (fixtures)
+from git_user import GitUser, commit, needs_root, owned_repository
 from local_http import free_port
 from railguard.gate.remote_hook import remote_hook_script
 

@@ -9,15 +9,7 @@ import stat
 from pathlib import Path
 
 from deploy.gitrepos import TEST_SCRIPT
-from git_user import (  # noqa: F401 (fixtures)
-    GitUser,
-    commit,
-    git_user,
-    git_user_python,
-    needs_root,
-    owned_repository,
-    shared_dir,
-)
+from git_user import GitUser, commit, needs_root, owned_repository
 from railguard.errors import ExitCode
 from hook.test_install import FORGEJO_DISPATCHER
 

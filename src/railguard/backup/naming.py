@@ -18,6 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+# stem_for lives in railguard.values (the configuration checks backup names with it); the backup
+# package and its users import it from here.
+from railguard.values import stem_for as stem_for
+
 SUFFIX_BY_COMPRESSION = {"none": "", "gzip": ".gz", "zstd": ".zst"}
 COMPRESSION_BY_SUFFIX = {suffix: name for name, suffix in SUFFIX_BY_COMPRESSION.items()}
 MANIFEST_SUFFIX = ".manifest.json"
@@ -51,10 +55,6 @@ class BackupId:
     @property
     def manifest_name(self) -> str:
         return f"{self}{MANIFEST_SUFFIX}"
-
-
-def stem_for(database: Path) -> str:
-    return database.name.split(".")[0] or database.name
 
 
 def id_for(stem: str, when: datetime, seq: int = 1) -> BackupId:

@@ -10,6 +10,7 @@ from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.drill import DrillReport, run_drill
+from railguard.metrics import refresh_textfile
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -41,7 +42,8 @@ def drill(ctx: Context, which: str | None, source: str | None, identity: Path | 
     if identity is not None and source is None:
         raise click.UsageError("--identity only applies with --from (local backups are not encrypted)")
     settings, name, app = ctx.app({"app.drill.start_timeout": ("--start-timeout", start_timeout)})
-    report = run_drill(settings, name, app, now=ctx.now(), which=which, source=source, identity_file=identity)
+    report = run_drill(settings, name, app, now=ctx.now(), which=which, source=source, identity_file=identity,
+                       refresh_metrics=refresh_textfile)
     _render(report, as_json)
     return report.exit_code
 

@@ -167,3 +167,12 @@ def _record(row: sqlite3.Row) -> DeployRecord:
 
 def state_path(state_dir: Path, state_file: Path | None) -> Path:
     return state_file if state_file is not None else state_dir / "deploys.sqlite3"
+
+
+def last_deploy(state_dir: Path, state_file: Path | None, app: str) -> DeployRecord | None:
+    """The newest deploy of ``app`` in the history ``state_path`` names; None when none is recorded."""
+    path = state_path(state_dir, state_file)
+    if not path.exists():
+        return None
+    history = DeployState(path).history(app)
+    return history[0] if history else None

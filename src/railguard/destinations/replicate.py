@@ -42,7 +42,7 @@ from railguard.destinations.base import (
 )
 from railguard.errors import ExitCode, NotFound, RailguardError, VerifyFailed
 from railguard.locking import exclusive_lock
-from railguard.logfmt import append_line
+from railguard.logfmt import append_line, line_time, read_lines
 
 LOG_NAME = "destinations.log"
 log = logging.getLogger("railguard.destinations")
@@ -242,6 +242,19 @@ def _log(directory: Path, now: datetime, destination: str, backup: str, result: 
                                            "result": result, **fields, "reason": reason})
     except OSError as exc:  # the log is a record, not a reason to fail the copy
         log.warning("cannot append to %s: %s", directory / LOG_NAME, exc.strerror or exc)
+
+
+def read_copy_log(directory: Path) -> list[dict[str, str]]:
+    """The ``event=copy`` lines of ``destinations.log`` in ``directory``, oldest first."""
+    return [line for line in read_lines(directory / LOG_NAME) if line.get("event") == "copy"]
+
+
+def last_copy_success(lines: list[dict[str, str]]) -> datetime | None:
+    """When the last of ``lines`` (one destination's copy lines) with ``result=ok`` was written."""
+    for line in reversed(lines):
+        if line.get("result") == "ok" and line_time(line):
+            return line_time(line)
+    return None
 
 
 def _notify_failures(settings: Settings, app_name: str, failed: list[DestinationRun], now: datetime) -> None:

@@ -6,42 +6,18 @@ through a read-only connection, so an assertion can never change the copy the ap
 
 from __future__ import annotations
 
-import operator
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-_OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt,
-}
-_EXPECTATION = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
+from railguard.values import parse_expectation
+
 # Epoch numbers above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
 _EPOCH_MS_ABOVE = 1e11
-
-
-@dataclass(frozen=True)
-class Expectation:
-    operator: str
-    number: float
-
-    def __str__(self) -> str:
-        return f"{self.operator} {self.number:g}"
-
-    def holds(self, value: float) -> bool:
-        return _OPERATORS[self.operator](value, self.number)
-
-
-def parse_expectation(text: str) -> Expectation:
-    """``"> 0"`` → Expectation(">", 0); raises ValueError naming the accepted form."""
-    match = _EXPECTATION.match(text)
-    if match is None:
-        raise ValueError(f"expect must be an operator (> >= < <= == !=) and a number, such as '> 0', got {text!r}")
-    return Expectation(match.group(1), float(match.group(2)))
-
 
 @dataclass(frozen=True)
 class AssertionResult:

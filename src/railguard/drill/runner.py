@@ -38,11 +38,14 @@ from railguard.drill.assertions import run_assertions
 from railguard.drill.launch import LaunchPlan, plan_launch
 from railguard.drill.selection import choose_random
 from railguard.errors import CheckFailed, ConfigError, ExitCode, RailguardError
-from railguard.logfmt import append_line
+from railguard.logfmt import append_line, line_time, read_lines
+from railguard.notify.watch import JobWatch
 
 log = logging.getLogger("railguard.drill")
 
 LOG_NAME = "drill.log"
+#: The result a passing drill is recorded with (backup.log's vocabulary: result=ok|failed).
+PASSED = "ok"
 OUTPUT_NAME = "app-output.log"
 WORKSPACE_PREFIX = "railguard-drill-"  # process.py's watchdog removes only directories named so
 #: ``docker run``'s own exit code when it could not start the container (no image, no engine).
@@ -119,10 +122,13 @@ def free_port() -> int:
 def run_drill(settings: Settings, app_name: str, app: AppSettings, *, now: datetime, which: str | None = None,
               source: str | None = None, identity_file: Path | None = None, rng: random.Random | None = None,
               env: Mapping[str, str] = os.environ, docker: str = "docker",
-              on_started: Callable[[DrillReport], None] | None = None) -> DrillReport:
+              on_started: Callable[[DrillReport], None] | None = None,
+              refresh_metrics: Callable[[Settings], None] | None = None) -> DrillReport:
     """Drill one backup of ``app``: ``which`` is a name, ``latest`` or ``random`` (default: the
     config's ``drill.backup``); ``source`` names a destination to fetch it from instead of the
-    local backup directory. ``on_started`` is called once the app's process is running."""
+    local backup directory. ``on_started`` is called once the app's process is running;
+    ``refresh_metrics`` (``railguard.metrics.refresh_textfile``, as ``railguard drill`` passes it)
+    after the drill is recorded: the metrics read drill.log, so the drill does not import them."""
     drill = app.drill
     which = which or drill.backup
     rng = rng or random.Random()
@@ -133,15 +139,13 @@ def run_drill(settings: Settings, app_name: str, app: AppSettings, *, now: datet
     chosen = _choose(app, which, source, rng, env, owner=Owner.of(settings, app_name, app))
     report = DrillReport(app_name, chosen.name, f"destination {source}" if source else "local",
                          "docker" if drill.image else "command", now.astimezone(timezone.utc))
-    from railguard.watch import JobWatch  # here: watch pulls in heartbeats and notifications
-
     started = time.monotonic()
     workspace = _make_workspace(drill, app.database, app_name)
     # From here on, a railguard killed by SIGKILL leaves nothing behind: the watchdog removes the
     # directory (and kills the app and its container once they exist).
     watchdog = process.Watchdog(docker=docker)
     watchdog.watch_workspace(workspace)
-    watch = JobWatch(settings, app_name, app, "drill", now=now, env=env)
+    watch = JobWatch(settings, app_name, app, "drill", now=now, env=env, refresh_metrics=refresh_metrics)
     watch.start()
     steps = _Drill(app_name, app, report, workspace, watchdog, env, docker, on_started)
     try:
@@ -414,8 +418,8 @@ def _record(directory: Path, report: DrillReport) -> None:
     """One logfmt line in drill.log next to the backups (what ``railguard status`` reads)."""
     fields: dict[str, Any] = {
         "time": report.started_at, "app": report.app, "backup": report.backup, "source": report.source,
-        # backup.log's vocabulary (result=ok|failed), which status and the metrics read.
-        "mode": report.mode, "result": "ok" if report.passed else report.result, "step": report.failed_step,
+        # backup.log's vocabulary (result=ok|failed), which read_drill_log's callers rely on.
+        "mode": report.mode, "result": PASSED if report.passed else report.result, "step": report.failed_step,
         "error": report.reason,
         "port": report.port,
     }
@@ -428,6 +432,23 @@ def _record(directory: Path, report: DrillReport) -> None:
         append_line(directory / LOG_NAME, fields)
     except OSError as exc:
         report.warnings.append(f"cannot append to {directory / LOG_NAME}: {exc.strerror or exc}")
+
+
+def read_drill_log(directory: Path) -> list[dict[str, str]]:
+    """Every line of ``drill.log`` in ``directory``, oldest first (``[]`` when no drill ran)."""
+    return read_lines(directory / LOG_NAME)
+
+
+def drill_passed(line: dict[str, str]) -> bool:
+    return line.get("result") == PASSED
+
+
+def last_drill_success(directory: Path) -> datetime | None:
+    """When the last passing drill recorded in ``directory`` started; None if none passed."""
+    for line in reversed(read_drill_log(directory)):
+        if drill_passed(line) and line_time(line):
+            return line_time(line)
+    return None
 
 
 def _signal(settings: Settings, app_name: str, report: DrillReport, watch: Any, now: datetime,

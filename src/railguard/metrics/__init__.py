@@ -7,6 +7,7 @@ suffixes (``_seconds``, ``_bytes``), event times as ``*_timestamp_seconds`` (ale
 
 from railguard.metrics.collect import RailguardCollector, backup_families, monitor_families, state_families
 from railguard.metrics.exposition import CONTENT_TYPE, metrics_endpoint, render, write_textfile
+from railguard.metrics.textfile import TEXTFILE_NAME, refresh_textfile
 
-__all__ = ["CONTENT_TYPE", "RailguardCollector", "backup_families", "metrics_endpoint", "monitor_families",
-           "render", "state_families", "write_textfile"]
+__all__ = ["CONTENT_TYPE", "TEXTFILE_NAME", "RailguardCollector", "backup_families", "metrics_endpoint",
+           "monitor_families", "refresh_textfile", "render", "state_families", "write_textfile"]

@@ -13,8 +13,9 @@ from railguard.monitor.state import DOWN, UP, TargetState
 
 
 def backup_families(settings: Settings) -> list[Metric]:
-    from railguard.logfmt import read_lines
-    from railguard.status import DESTINATIONS_LOG, last_backup_attempt, last_destination_success, last_drill_success
+    from railguard.backup.engine import last_backup_attempt
+    from railguard.destinations.replicate import last_copy_success, read_copy_log
+    from railguard.drill.runner import last_drill_success
 
     success = GaugeMetricFamily("railguard_backup_last_success_timestamp_seconds",
                                 "When the newest verified backup was taken.", labels=["app"])
@@ -58,9 +59,9 @@ def backup_families(settings: Settings) -> list[Metric]:
         drilled = last_drill_success(directory)
         if drilled is not None:
             drill.add_metric([name], drilled.timestamp())
-        copies = [line for line in read_lines(directory / DESTINATIONS_LOG) if line.get("event") == "copy"]
+        copies = read_copy_log(directory)
         for destination in sorted(getattr(app, "destinations", None) or {}):
-            copied = last_destination_success([line for line in copies if line.get("destination") == destination])
+            copied = last_copy_success([line for line in copies if line.get("destination") == destination])
             if copied is not None:
                 destination_success.add_metric([name, destination], copied.timestamp())
     return [success, size, raw, duration, verify, attempt, count, drill, destination_success]
@@ -90,7 +91,7 @@ def monitor_families(states: Iterable[tuple[str, TargetState]]) -> list[Metric]:
 
 def state_families(settings: Settings) -> list[Metric]:
     """Counters of notifications and heartbeat pings that failed (each never fails its job)."""
-    from railguard.heartbeat import STATE_FILE, read_ping_state
+    from railguard.notify.heartbeat import STATE_FILE, read_ping_state
     from railguard.notify.sent import SentLog
 
     notifications = CounterMetricFamily("railguard_notifications", "Notifications by outcome.", labels=["outcome"])

@@ -29,93 +29,15 @@ This module is pure: the clock and the time zone are parameters, nothing touches
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from datetime import datetime, timezone
+from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo
 
 from railguard.backup.catalog import BackupRecord
-
-if TYPE_CHECKING:  # config imports this module to validate keep_within
-    from railguard.config import RetentionSettings
-
-_WITHIN_PART = re.compile(r"(\d+)([ymdh])")
-_WITHIN_UNITS = {"y": "years", "m": "months", "d": "days", "h": "hours"}
-_WITHIN_MAX_YEARS = 1000
-
-
-@dataclass(frozen=True)
-class Within:
-    """restic's calendar duration for ``--keep-within``: ``"2d"``, ``"1y6m"``, ``"36h"``.
-
-    ``m`` is months (not minutes): years, months and days are calendar steps on the newest
-    backup's local date, hours are exact hours, as restic computes them.
-    """
-
-    years: int = 0
-    months: int = 0
-    days: int = 0
-    hours: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> Within:
-        compact = str(text).strip().replace(" ", "")
-        parts = _WITHIN_PART.findall(compact)
-        units = [unit for _, unit in parts]
-        if not compact or "".join(n + u for n, u in parts) != compact or len(set(units)) != len(units):
-            raise ValueError(f"expected a duration such as '2d', '36h' or '1y6m' (units y, m = months, d, h; "
-                             f"each at most once), got {text!r}")
-        within = cls(**{_WITHIN_UNITS[unit]: int(number) for number, unit in parts})
-        # Far longer than anything kept; and much longer would put the cutoff before year 1,
-        # which no date holds (OverflowError).
-        if within.years + within.months / 12 + within.days / 365 + within.hours / 8760 > _WITHIN_MAX_YEARS:
-            raise ValueError(f"keep-within is at most {_WITHIN_MAX_YEARS} years, got {text!r}")
-        if within.is_zero():
-            raise ValueError(f"keep-within must be longer than zero, got {text!r}")
-        return within
-
-    def is_zero(self) -> bool:
-        return not (self.years or self.months or self.days or self.hours)
-
-    def __str__(self) -> str:
-        return "".join(f"{getattr(self, name)}{unit}" for unit, name in _WITHIN_UNITS.items()
-                       if getattr(self, name)) or "0h"
-
-    def cutoff(self, newest: datetime, tz: ZoneInfo) -> datetime:
-        """The moment ``self`` before ``newest``; backups strictly after it are within.
-
-        Mirrors Go's ``t.AddDate(-y, -m, -d).Add(-h hours)`` in the configured zone: calendar
-        steps on the local date with overflow rolled forward (31 March minus 1 month is
-        3 March, as ``time.Date`` normalises 31 February), then exact hours.
-        """
-        local = newest.astimezone(tz)
-        month_index = local.year * 12 + (local.month - 1) - self.years * 12 - self.months
-        first = date(month_index // 12, month_index % 12 + 1, 1)
-        day = first + timedelta(days=local.day - 1 - self.days)
-        wall = datetime(day.year, day.month, day.day, local.hour, local.minute, local.second, local.microsecond)
-        return _go_local_to_utc(wall, tz) - timedelta(hours=self.hours)
-
-
-def _go_local_to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
-    """The instant of a local wall-clock time, choosing in DST gaps and overlaps as Go does.
-
-    Go's ``time.Date`` looks up the offset in force at the wall time read as UTC, and if the
-    resulting instant falls outside that offset's period it uses the offset at the instant.
-    """
-    as_if_utc = wall.replace(tzinfo=timezone.utc)
-    first = _offset_at(as_if_utc, tz)
-    candidate = as_if_utc - first
-    second = _offset_at(candidate, tz)
-    return as_if_utc - second if second != first else candidate
-
-
-def _offset_at(moment: datetime, tz: ZoneInfo) -> timedelta:
-    offset = moment.astimezone(tz).utcoffset()
-    assert offset is not None
-    return offset
-
+from railguard.config import RetentionSettings
+from railguard.values import Within
 
 PeriodKey: TypeAlias = tuple[int, ...]
 

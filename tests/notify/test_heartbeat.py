@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from railguard.backup.manifest import Manifest
 from railguard.config import Settings
-from railguard.heartbeat import Heartbeat
+from railguard.notify.heartbeat import Heartbeat
 from railguard.metrics import metrics_endpoint
 from railguard.secrets import Secret
 

@@ -1,5 +1,6 @@
 """What surrounds every job run (backup, drill, replicate): a heartbeat ``/start`` before it,
-``/<exit code>`` after it, the metrics textfile refreshed, and a notification when it failed.
+``/<exit code>`` after it, the metrics textfile refreshed (by the function the caller hands in:
+the metrics read the logs of the jobs run inside a watch), and a notification when it failed.
 
 None of these may change the job's outcome: each failure is logged and counted, and the
 job's own result (or exception) is what the caller sees.
@@ -15,19 +16,22 @@ from typing import Any
 
 from railguard.config import AppSettings, Settings
 from railguard.errors import ExitCode, RailguardError
-from railguard.heartbeat import Heartbeat, PingResult, heartbeat_for, record_pings
+from railguard.notify.heartbeat import Heartbeat, PingResult, heartbeat_for, record_pings
 
 log = logging.getLogger("railguard.watch")
 
 #: The notification event of each job's failure.
 FAILURE_EVENT = {"backup": "backup_failed", "drill": "drill_failed", "replicate": "destination_failed"}
-TEXTFILE_NAME = "railguard.prom"
 
 
 class JobWatch:
     def __init__(self, settings: Settings, app_name: str, app: AppSettings, job: str, *, now: datetime,
-                 env: Mapping[str, str] = os.environ, sleep: Callable[[float], None] | None = None) -> None:
+                 env: Mapping[str, str] = os.environ, sleep: Callable[[float], None] | None = None,
+                 refresh_metrics: Callable[[Settings], None] | None = None) -> None:
         self.settings = settings
+        #: Called after the run (railguard.metrics.refresh_textfile): given by the caller, because
+        #: the metrics read the logs of the jobs that run inside a watch (the drill's among them).
+        self.refresh_metrics = refresh_metrics
         self.app_name = app_name
         self.job = job
         self.now = now
@@ -76,20 +80,8 @@ class JobWatch:
     def _after(self) -> None:
         if self.pings:
             record_pings(self.settings, self.app_name, self.job, self.pings, self.now)
-        refresh_textfile(self.settings)
-
-
-def refresh_textfile(settings: Settings) -> None:
-    """Rewrite ``railguard.prom`` in the textfile directory, when one is configured; best effort."""
-    directory = settings.metrics.textfile_directory
-    if directory is None:
-        return
-    from railguard.metrics import backup_families, state_families, write_textfile
-
-    try:
-        write_textfile(directory, TEXTFILE_NAME, [*backup_families(settings), *state_families(settings)])
-    except (OSError, RailguardError) as exc:
-        log.warning("cannot write the metrics textfile in %s: %s", directory, getattr(exc, "strerror", None) or exc)
+        if self.refresh_metrics is not None:
+            self.refresh_metrics(self.settings)
 
 
 def _exit_code_of(exc: BaseException) -> int:

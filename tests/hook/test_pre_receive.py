@@ -134,7 +134,8 @@ def test_deleting_a_protected_branch_is_rejected(server, run_cli, write_hook_con
 def test_the_suite_runs_in_a_fresh_copy_of_the_commit_without_git_variables(hooked, write_hook_config, tmp_path):
     # The suite reports through files outside its tree, which a sandbox hides (test_isolation.py
     # checks the same inside the sandbox): this test of the directory runs without one.
-    write_hook_config(test_isolation="none")
+    # HOOK_SEEN reaches the suite only because the configuration names it (deploy/pipeline.py).
+    write_hook_config(test_isolation="none", test_pass_env=["HOOK_SEEN"])
     seen = tmp_path / "seen"
     hooked.commit("reports its environment", {"run-tests.sh": (
         'pwd > "$HOOK_SEEN.pwd"\n'

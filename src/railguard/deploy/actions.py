@@ -36,7 +36,7 @@ from railguard.deploy.state import DeployRecord, DeployState, Kind
 from railguard.deploy.steps import PostDeployContext, PostDeployStep, StepResult, run_post_deploy
 from railguard.errors import ConfigError, ExitCode, NotFound, RailguardError, UsageError
 from railguard.locking import exclusive_lock
-from railguard.secrets import read_secret
+from railguard.secrets import Secret, read_secret
 from railguard.smoke.deploy_step import smoke
 
 Clock = Callable[[], datetime]
@@ -142,14 +142,26 @@ def deploy_commit_holding_lock(job: DeployJob, ref: str, *, kind: Kind = "deploy
     return _ship(job, kind=kind, ref=ref, git_hash=sha, tag=tag, image=None, tar=tar)
 
 
+def deploy_branch_head(job: DeployJob, branch: str, commit: str, webhook_token: Secret) -> DeployReport:
+    """The legacy flow (the gate's ``legacy-webhook`` mode): ask the platform to build ``branch``
+    from its own clone, recorded as ``commit``, the head that was tested. The platform builds
+    whatever the head is when the build starts; the smoke check (a post-deploy step, since
+    ``commit`` is the record's) is what tells the two apart."""
+    with deploy_lock(job):
+        return _ship(job, kind="deploy", ref=f"refs/heads/{branch}", git_hash=commit, tag=None, image=None,
+                     send=lambda: job.deployer.trigger_branch_build(branch, commit, webhook_token))
+
+
 def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, tag: str | None,
-          image: str | None, tar: bytes | None, replaced: str | None = None,
-          target: str | None = None) -> DeployReport:
+          image: str | None, tar: bytes | None = None, send: Callable[[], DeployOutcome] | None = None,
+          replaced: str | None = None, target: str | None = None) -> DeployReport:
     deploy_id = job.state.start(app=job.app_name, caprover_app=job.deployer.app, kind=kind, ref=ref,
                                 git_hash=git_hash, tag=tag, image=image, now=job.clock(),
                                 rolled_back_from=replaced if kind == "rollback" else None)
     try:
-        if tar is not None:
+        if send is not None:
+            outcome = send()
+        elif tar is not None:
             assert git_hash is not None
             outcome = job.deployer.deploy_source(tar, git_hash)
         else:

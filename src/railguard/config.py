@@ -261,6 +261,9 @@ class DeploySettings(Section):
     test_isolation: IsolationSpec = "auto"
     #: Read-only paths the isolated suite may use besides /usr (a toolchain such as ~/.bun).
     test_isolation_paths: list[Path] = Field(default_factory=list)
+    #: Variables the pre-receive hook's suite inherits besides PATH, LANG, CI, RAILGUARD_COMMIT
+    #: and a private HOME/TMPDIR (railguard.deploy.pipeline); never a secret, never GIT_*.
+    test_pass_env: list[str] = Field(default_factory=list)
     #: Login mode: how long to wait for CapRover's build, and how often to ask.
     build_timeout: Duration = timedelta(minutes=15)
     poll_interval: Duration = timedelta(seconds=3)

@@ -280,8 +280,7 @@ def test_a_failing_post_deploy_step_turns_the_deploy_into_check_failed(run_cli, 
         seen.append((context.app_name, context.record.git_hash, context.record.result))
         return StepResult(name="smoke", ok=False, summary="/version reports another commit")
 
-    monkeypatch.setattr(actions, "POST_DEPLOY_STEPS", [])
-    actions.register_post_deploy(smoke_stand_in)
+    monkeypatch.setattr(actions, "DEFAULT_POST_DEPLOY_STEPS", (smoke_stand_in,))
     result = run_cli("--config", write_config(), "deploy", env=token_env)
     assert result.exit_code == ExitCode.CHECK_FAILED
     assert seen == [("tasks", repo.sha(), "accepted")]

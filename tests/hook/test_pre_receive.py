@@ -131,10 +131,26 @@ def test_deleting_a_protected_branch_is_rejected(server, run_cli, write_hook_con
     assert "push rejected: refs/heads/release: deleting a protected branch is not allowed" in push.output
 
 
+def test_the_suite_gets_the_gates_clean_environment_and_only_the_variables_config_names(
+        hooked, write_hook_config, tmp_path):
+    # One rule for every pushed suite (deploy/pipeline.py): the pusher's (or Forgejo's) other
+    # variables stay out, as in the gate. No sandbox, so the suite can report through a file.
+    write_hook_config(test_isolation="none", test_pass_env=["HOOK_SEEN"])
+    seen = tmp_path / "seen"
+    hooked.commit("reports its environment", {"run-tests.sh": 'env | sort > "$HOOK_SEEN.env"\n'})
+    push = hooked.push("main", env={"HOOK_SEEN": str(seen), "SERVER_ONLY_SETTING": "not for pushed code"})
+    assert push.returncode == 0, push.output
+    names = {line.split("=", 1)[0] for line in Path(f"{seen}.env").read_text().splitlines() if "=" in line}
+    assert "SERVER_ONLY_SETTING" not in names
+    assert not {name for name in names if name.startswith("GIT_")}
+    assert {"PATH", "HOME", "TMPDIR", "CI", "RAILGUARD_COMMIT", "HOOK_SEEN"} <= names
+
+
 def test_the_suite_runs_in_a_fresh_copy_of_the_commit_without_git_variables(hooked, write_hook_config, tmp_path):
     # The suite reports through files outside its tree, which a sandbox hides (test_isolation.py
     # checks the same inside the sandbox): this test of the directory runs without one.
-    write_hook_config(test_isolation="none")
+    # HOOK_SEEN reaches the suite only because the configuration names it (deploy/pipeline.py).
+    write_hook_config(test_isolation="none", test_pass_env=["HOOK_SEEN"])
     seen = tmp_path / "seen"
     hooked.commit("reports its environment", {"run-tests.sh": (
         'pwd > "$HOOK_SEEN.pwd"\n'

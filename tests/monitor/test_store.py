@@ -5,6 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
+from railguard.config import Settings
+from railguard.errors import Busy, ExitCode
+from railguard.monitor.runner import monitor_store
 from railguard.monitor.state import CheckResult, TargetState
 from railguard.monitor.store import MonitorStore
 
@@ -55,3 +60,15 @@ def test_uptime_counts_both_raw_checks_and_hourly_aggregates(tmp_path: Path) -> 
 def test_uptime_of_a_target_never_checked_is_unknown(tmp_path: Path) -> None:
     store = MonitorStore(tmp_path / "monitor.sqlite3")
     assert store.uptime("nothing", T0).ratio is None
+
+
+def test_a_second_monitor_on_the_same_state_is_refused_by_the_library_not_only_by_the_cli(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path / "state")
+    with monitor_store(settings) as store:
+        store.record([("app", "http://127.0.0.1/health", CheckResult(True, T0, "x", 0.01), TargetState())])
+        with pytest.raises(Busy) as refused, monitor_store(settings):
+            pass
+    assert refused.value.exit_code == ExitCode.BUSY
+    assert refused.value.message == "another railguard run is already working on the monitor"
+    with monitor_store(settings) as again:  # released when the first one closed
+        assert again.counts()[0] == 1

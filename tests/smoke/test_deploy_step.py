@@ -4,7 +4,9 @@ example app as a real process, an apprise receiver, all on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +16,8 @@ import pytest
 from deploy.gitrepos import APP_TOKEN, PASSWORD, TEST_SCRIPT, WEBHOOK_TOKEN, Repo, git
 from fakes.caprover import FakeCapRover
 from local_http import JsonReceiver, free_port
+
+from railguard.errors import ExitCode
 
 UPLOAD = "/api/v2/user/apps/appData/tasks"
 
@@ -90,3 +94,39 @@ def test_a_deploy_while_the_old_process_keeps_serving_fails_the_smoke_step(
     status = run_cli("--config", config, "status", "--json")
     smoke_row = next(row for row in json.loads(status.stdout)["rows"] if row["name"] == "smoke")
     assert smoke_row["flagged"] is True
+
+
+LIBRARY_CALLER = """
+import json, sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from railguard.config import load_settings
+from railguard.deploy import DeployJob, DeployState, build_deployer, deploy_commit
+from railguard.deploy.git import Git
+from railguard.deploy.state import state_path
+
+settings = load_settings(Path(sys.argv[1]))
+app = settings.apps["tasks"]
+job = DeployJob(settings=settings, app_name="tasks", app=app, deployer=build_deployer("tasks", app.deploy),
+                state=DeployState(state_path(settings.state_dir, app.deploy.state_file)),
+                git=Git(app.deploy.repository), clock=lambda: datetime.now(timezone.utc))
+report = deploy_commit(job, "HEAD")
+print(json.dumps({"cli_loaded": sorted(m for m in sys.modules if m.startswith("railguard.cli")),
+                  "steps": [[step.name, step.ok] for step in report.steps], "exit": int(report.exit_code)}))
+"""
+
+
+def test_a_python_caller_of_deploy_commit_gets_the_smoke_check_without_importing_the_cli(
+        tmp_path: Path, captain: FakeCapRover, repo: Repo) -> None:
+    # Nothing listens on the app's url: a smoke check that runs must fail, one that is missing passes.
+    config = write_config(tmp_path, captain, repo, free_port())
+    config.write_text(config.read_text().replace('wait = "15s"', 'wait = "1s"'))
+    # A fresh interpreter: no other test's imports can have wired anything in.
+    done = subprocess.run([sys.executable, "-c", LIBRARY_CALLER, str(config)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env={**os.environ, "CAPROVER_APP_TOKEN": APP_TOKEN})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result == {"cli_loaded": [], "steps": [["smoke", False]], "exit": ExitCode.CHECK_FAILED}
+    [upload] = captain.calls_to(UPLOAD, "POST")
+    assert upload.fields["gitHash"] == repo.sha()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,6 @@ from railguard.deploy import DeployJob, DeployReport, DeployState, build_deploye
 from railguard.deploy.caprover import BuildFailed
 from railguard.deploy.git import Git
 from railguard.deploy.state import state_path
-from railguard.errors import ConfigError
-from railguard.locking import exclusive_lock
-from railguard.smoke import deploy_step  # noqa: F401  registers the post-deploy smoke check in this process
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -33,19 +28,6 @@ def deploy_job(ctx: Context, repository: str | None = None) -> DeployJob:
 
 def history_of(settings: Settings, app: AppSettings) -> DeployState:
     return DeployState(state_path(settings.state_dir, app.deploy.state_file))
-
-
-@contextlib.contextmanager
-def deploy_lock(job: DeployJob) -> Iterator[None]:
-    """One deploy, rollback or release of an app at a time from this machine (exit 5 otherwise)."""
-    directory = job.state.path.parent
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create {directory} for the deploy history: {exc.strerror}",
-                          hint="Set state_dir to a directory railguard may write") from exc
-    with exclusive_lock(directory / f"deploy-{job.app_name}.lock", f"a deploy of {job.app_name}"):
-        yield
 
 
 def _absolute(path: Path) -> Path:
@@ -101,8 +83,7 @@ def deploy(ctx: Context, ref: str, repository: str | None, as_json: bool) -> int
     tree and nothing else; records the deploy in the history for `railguard rollback`.
     """
     job = deploy_job(ctx, repository)
-    with deploy_lock(job):
-        report = _with_build_log(lambda: deploy_commit(job, ref))
+    report = _with_build_log(lambda: deploy_commit(job, ref))
     if as_json:
         output.emit_json(report_json(report))
     else:
@@ -124,8 +105,7 @@ def rollback_command(ctx: Context, to: str | None, repository: str | None, as_js
     from git. Environment variables are not rolled back (CapRover keeps the current ones).
     """
     job = deploy_job(ctx, repository)
-    with deploy_lock(job):
-        report = _with_build_log(lambda: rollback(job, to))
+    report = _with_build_log(lambda: rollback(job, to))
     if as_json:
         output.emit_json(report_json(report))
     else:

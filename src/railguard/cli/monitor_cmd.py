@@ -15,12 +15,11 @@ from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.config import Settings
-from railguard.errors import ConfigError, ExitCode, UsageError
-from railguard.locking import exclusive_lock
+from railguard.errors import ExitCode, UsageError
 from railguard.logfmt import format_line
 from railguard.monitor import Monitor, RoundReport, targets_from_settings
 from railguard.monitor.report import monitor_status
-from railguard.monitor.runner import lock_path, store_for
+from railguard.monitor.runner import monitor_store
 from railguard.notify.notifier import notifier_for
 
 pass_context = click.make_pass_decorator(Context)
@@ -47,13 +46,7 @@ def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: 
     settings = ctx.settings({"monitor.interval": ("--interval", interval)})
     targets = targets_from_settings(settings)
     log = logging.getLogger("railguard.monitor")
-    try:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the state directory {settings.state_dir}: {exc.strerror or exc}",
-                          hint="Set state_dir in railguard.toml to a directory railguard may write") from exc
-    with _log_to_stderr(), exclusive_lock(lock_path(settings), "the monitor"):
-        store = store_for(settings)
+    with _log_to_stderr(), monitor_store(settings) as store:
         server = _serve_metrics(settings, metrics_listen) if metrics_listen else None
 
         def on_round(report: RoundReport) -> None:
@@ -84,7 +77,6 @@ def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: 
                 log.info(format_line({"event": "stop", "reason": "signal"}))
         finally:
             monitor_runner.close()
-            store.close()
             if server is not None:
                 server.shutdown()
                 server.server_close()

@@ -6,7 +6,7 @@ import click
 
 from railguard.cli import output
 from railguard.cli.context import Context
-from railguard.cli.deploy_cmd import _with_build_log, deploy_job, deploy_lock, render_report, report_json
+from railguard.cli.deploy_cmd import _with_build_log, deploy_job, render_report, report_json
 from railguard.cli.root import cli
 from railguard.deploy.release import ReleaseTestsFailed, prepare_release, run_release
 
@@ -47,8 +47,7 @@ def release(ctx: Context, version: str, dry_run: bool, repository: str | None, a
     if not as_json:
         click.echo(f"releasing {plan.tag} ({plan.commit[:12]}): running {' '.join(plan.test_command)}")
     try:
-        with deploy_lock(job):
-            report = _with_build_log(lambda: run_release(plan, job, deploy))
+        report = _with_build_log(lambda: run_release(plan, job, deploy))
     except ReleaseTestsFailed as exc:
         if not as_json:
             for line in exc.run.tail:

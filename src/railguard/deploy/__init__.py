@@ -11,9 +11,10 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "POST_DEPLOY_STEPS": "actions", "DeployJob": "actions", "DeployReport": "actions",
-    "PostDeployContext": "actions", "StepResult": "actions", "build_deployer": "actions",
-    "deploy_commit": "actions", "register_post_deploy": "actions", "rollback": "actions",
+    "DEFAULT_POST_DEPLOY_STEPS": "actions", "DeployJob": "actions", "DeployReport": "actions",
+    "build_deployer": "actions", "deploy_branch_head": "actions", "deploy_commit": "actions",
+    "deploy_lock": "actions", "rollback": "actions",
+    "PostDeployContext": "steps", "PostDeployStep": "steps", "StepResult": "steps",
     "CapRoverClient": "caprover", "CapRoverDeployer": "caprover",
     "Deployer": "deployer", "DeployOutcome": "deployer",
     "DeployRecord": "state", "DeployState": "state",

@@ -3,26 +3,41 @@
 The flows only see a :class:`~railguard.deploy.deployer.Deployer` and the
 :class:`~railguard.deploy.state.DeployState` history; :func:`build_deployer` makes the
 CapRover one from the settings.
+
+The order of work in every flow, and why:
+
+1. Take the app's deploy lock (:func:`deploy_lock`) before anything else: a second deploy,
+   release or rollback of the same app (the gate's worker, a hand ``railguard rollback``, a
+   cron'd release) is refused with exit 5 before it has written a history row, so two flows
+   never interleave their records or their CapRover calls. The lock is the library's, not the
+   CLI's: whoever calls :func:`deploy_commit`, :func:`rollback` or ``run_release`` holds it.
+2. Write the history row (``pending``), call the deployer, complete the row.
+3. Run the job's post-deploy steps (:attr:`DeployJob.post_deploy`; the smoke check unless the
+   caller hands others), still under the lock: a rollback must not start while the smoke check
+   of the deploy it would undo is still looking at the app.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from railguard.config import AppSettings, DeploySettings, Settings
 from railguard.deploy.caprover import CapRoverClient, CapRoverDeployer, DeploySuperseded, RetryPolicy
 from railguard.deploy.deployer import AppVersions, Deployer, DeployOutcome
 from railguard.deploy.git import Git
 from railguard.deploy.state import DeployRecord, DeployState, Kind
+from railguard.deploy.steps import PostDeployContext, PostDeployStep, StepResult, run_post_deploy
 from railguard.errors import ConfigError, ExitCode, NotFound, RailguardError, UsageError
-from railguard.secrets import read_secret
+from railguard.locking import exclusive_lock
+from railguard.secrets import Secret, read_secret
+from railguard.smoke.deploy_step import smoke
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
@@ -57,48 +72,9 @@ def build_deployer(app_name: str, deploy: DeploySettings, *, env: Mapping[str, s
 
 # --- the steps after a deploy -----------------------------------------------------------------
 
-@dataclass
-class PostDeployContext:
-    settings: Settings
-    app_name: str
-    app: AppSettings
-    record: DeployRecord
-    clock: Clock
-
-
-@dataclass
-class StepResult:
-    name: str
-    ok: bool
-    summary: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-PostDeployStep = Callable[[PostDeployContext], StepResult]
-
-#: The checks that run after every successful deploy, release and rollback, in order.
-#: This is where the post-deploy smoke check (issue 8: ``railguard smoke``) plugs in, through
-#: :func:`register_post_deploy`; until a step is registered, a deploy ends when CapRover
-#: accepts it (app-token mode) or reports it built and running (login mode).
-POST_DEPLOY_STEPS: list[PostDeployStep] = []
-
-
-def register_post_deploy(step: PostDeployStep) -> PostDeployStep:
-    if step not in POST_DEPLOY_STEPS:
-        POST_DEPLOY_STEPS.append(step)
-    return step
-
-
-def run_post_deploy(context: PostDeployContext) -> list[StepResult]:
-    """Run every registered step; a step that raises counts as failed, later steps still run."""
-    results = []
-    for step in list(POST_DEPLOY_STEPS):
-        name = getattr(step, "__name__", "step")
-        try:
-            results.append(step(context))
-        except RailguardError as exc:
-            results.append(StepResult(name=name, ok=False, summary=exc.message))
-    return results
+#: The checks that run after every successful deploy, release and rollback, in order, unless
+#: the caller's :class:`DeployJob` names others: the post-deploy smoke check (docs/monitoring.md).
+DEFAULT_POST_DEPLOY_STEPS: tuple[PostDeployStep, ...] = (smoke,)
 
 
 # --- deploy -------------------------------------------------------------------------------------
@@ -129,24 +105,63 @@ class DeployJob:
     state: DeployState
     git: Git
     clock: Clock
+    #: Run in order after the deploy succeeded; read when the job is made, so a Python caller
+    #: that names none gets the smoke check exactly as the CLI and the gate do.
+    post_deploy: tuple[PostDeployStep, ...] = field(default_factory=lambda: DEFAULT_POST_DEPLOY_STEPS)
+
+
+@contextlib.contextmanager
+def deploy_lock(job: DeployJob) -> Iterator[None]:
+    """One deploy, rollback or release of an app at a time from this machine (exit 5 otherwise).
+
+    The lock file sits beside the deploy history it protects; ``flock`` (railguard.locking)
+    is dropped by the kernel when the holder dies, so a crashed run leaves no stale lock."""
+    directory = job.state.path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {directory} for the deploy history: {exc.strerror}",
+                          hint="Set state_dir to a directory railguard may write") from exc
+    with exclusive_lock(directory / f"deploy-{job.app_name}.lock", f"a deploy of {job.app_name}"):
+        yield
 
 
 def deploy_commit(job: DeployJob, ref: str, *, kind: Kind = "deploy", tag: str | None = None) -> DeployReport:
     """Deploy exactly the commit ``ref`` names: ``git archive`` of it, with its SHA as ``gitHash``."""
+    with deploy_lock(job):
+        return deploy_commit_holding_lock(job, ref, kind=kind, tag=tag)
+
+
+def deploy_commit_holding_lock(job: DeployJob, ref: str, *, kind: Kind = "deploy",
+                               tag: str | None = None) -> DeployReport:
+    """:func:`deploy_commit` for a caller that holds :func:`deploy_lock` already (a release,
+    which keeps the lock from its tests to its deploy)."""
     job.git.ensure_repository()
     sha = job.git.resolve_commit(ref)
     tar = job.git.archive(sha)
     return _ship(job, kind=kind, ref=ref, git_hash=sha, tag=tag, image=None, tar=tar)
 
 
+def deploy_branch_head(job: DeployJob, branch: str, commit: str, webhook_token: Secret) -> DeployReport:
+    """The legacy flow (the gate's ``legacy-webhook`` mode): ask the platform to build ``branch``
+    from its own clone, recorded as ``commit``, the head that was tested. The platform builds
+    whatever the head is when the build starts; the smoke check (a post-deploy step, since
+    ``commit`` is the record's) is what tells the two apart."""
+    with deploy_lock(job):
+        return _ship(job, kind="deploy", ref=f"refs/heads/{branch}", git_hash=commit, tag=None, image=None,
+                     send=lambda: job.deployer.trigger_branch_build(branch, commit, webhook_token))
+
+
 def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, tag: str | None,
-          image: str | None, tar: bytes | None, replaced: str | None = None,
-          target: str | None = None) -> DeployReport:
+          image: str | None, tar: bytes | None = None, send: Callable[[], DeployOutcome] | None = None,
+          replaced: str | None = None, target: str | None = None) -> DeployReport:
     deploy_id = job.state.start(app=job.app_name, caprover_app=job.deployer.app, kind=kind, ref=ref,
                                 git_hash=git_hash, tag=tag, image=image, now=job.clock(),
                                 rolled_back_from=replaced if kind == "rollback" else None)
     try:
-        if tar is not None:
+        if send is not None:
+            outcome = send()
+        elif tar is not None:
             assert git_hash is not None
             outcome = job.deployer.deploy_source(tar, git_hash)
         else:
@@ -167,8 +182,8 @@ def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, 
     # A rollback keeps the image it went back to: CapRover's new version is only `FROM` that image.
     record = job.state.finish(deploy_id, result=outcome.result, now=job.clock(), version=outcome.version,
                               image=outcome.image if image is None else None)
-    steps = run_post_deploy(PostDeployContext(settings=job.settings, app_name=job.app_name, app=job.app,
-                                              record=record, clock=job.clock))
+    steps = run_post_deploy(job.post_deploy, PostDeployContext(settings=job.settings, app_name=job.app_name,
+                                                               app=job.app, record=record, clock=job.clock))
     return DeployReport(record=record, outcome=outcome, steps=steps, replaced=replaced, target=target)
 
 
@@ -290,6 +305,12 @@ def _previous_from_history(live: list[DeployRecord], caprover_app: str) -> Rollb
 
 def rollback(job: DeployJob, to: str | None) -> DeployReport:
     """Deploy an earlier image (``FROM <image>``) or rebuild an earlier commit, and record it."""
+    # The target is chosen under the lock: the history it is chosen from cannot change meanwhile.
+    with deploy_lock(job):
+        return _rollback(job, to)
+
+
+def _rollback(job: DeployJob, to: str | None) -> DeployReport:
     versions = job.deployer.versions() if job.deployer.observes_builds else None
     target = choose_rollback_target(to, caprover_app=job.deployer.app, history=job.state.history(job.app_name),
                                     versions=versions)

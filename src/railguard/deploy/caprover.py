@@ -424,6 +424,12 @@ class CapRoverDeployer:
         self.client.deploy_definition(self.app, definition, git_hash, use_app_token=self.mode == "app-token")
         return self._outcome(before, git_hash)
 
+    def trigger_branch_build(self, branch: str, expected_commit: str, webhook_token: Secret) -> DeployOutcome:
+        # X-GitHub-Event: push makes CapRover check the branch; an unrecognised event builds anyway.
+        body = json.dumps({"ref": f"refs/heads/{branch}", "after": expected_commit}).encode()
+        self.client.trigger_webhook(webhook_token, body, headers={"X-GitHub-Event": "push"})
+        return DeployOutcome(result="accepted")
+
     def versions(self) -> AppVersions:
         if self.mode != "login":
             raise VersionsUnavailable("CapRover shows its version list only after a login, not to an app token",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from railguard.errors import UsageError
+from railguard.secrets import Secret
 
 
 class VersionsUnavailable(UsageError):
@@ -60,3 +61,7 @@ class Deployer(Protocol):
 
     def versions(self) -> AppVersions:
         """Every version the platform keeps; raises :class:`VersionsUnavailable` when it cannot tell."""
+
+    def trigger_branch_build(self, branch: str, expected_commit: str, webhook_token: Secret) -> DeployOutcome:
+        """The legacy flow: ask the platform to build ``branch`` from its own clone. It builds the
+        branch head when it builds, which may be a later commit than ``expected_commit``."""

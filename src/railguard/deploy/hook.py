@@ -26,25 +26,22 @@ O_NOFOLLOW, chowned and chmodded through its descriptor, fsynced, then renamed i
 from __future__ import annotations
 
 import fnmatch
-import io
 import os
 import pwd
 import secrets
 import shlex
-import shutil
 import subprocess
 import sys
-import tarfile
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from railguard.config import DeploySettings
-from railguard.deploy.git import ZERO_SHA, Git, GitError, git_environment_without_git_vars
+from railguard.deploy.git import ZERO_SHA, Git, GitError
 from railguard.deploy.isolation import NO_ISOLATION, Isolation, resolve_isolation
-from railguard.deploy.suite import SuiteCommandMissing, SuiteRun, check_suite_command, extract_tree, run_suite
+from railguard.deploy.pipeline import TreeUnusable, is_full_sha, refuse_secrets_in_pass_env, test_tree
+from railguard.deploy.suite import SuiteCommandMissing, SuiteRun, check_suite_command
 from railguard.errors import ConfigError, NotFound, UsageError
 
 MARKER = "# railguard-hook: installed by `railguard hook install`"
@@ -99,15 +96,11 @@ def parse_updates(text: str) -> list[RefUpdate]:
         if not line.strip():
             continue
         parts = line.split(" ", 2)
-        if len(parts) != 3 or not all(_is_sha(p) for p in parts[:2]) or not parts[2]:
+        if len(parts) != 3 or not all(is_full_sha(p) for p in parts[:2]) or not parts[2]:
             raise MalformedHookInput(f"line {number} of the hook's input is not '<old> <new> <ref>': {line[:80]!r}",
                                      hint="railguard hook run reads what git gives a pre-receive hook")
         updates.append(RefUpdate(*parts))
     return updates
-
-
-def _is_sha(text: str) -> bool:
-    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
 
 
 def decide(updates: Iterable[RefUpdate], protected: list[str], *, allow_delete: bool) -> list[Decision]:
@@ -184,33 +177,15 @@ def _test_commit(ref: str, commit: str, deploy: DeploySettings, *, git_dir: Path
         tar = Git(git_dir, env=dict(env)).archive(commit)
     except GitError as exc:
         return RefVerdict(ref, False, f"cannot read the pushed commit: {exc.message}")
-    workdir = Path(tempfile.mkdtemp(prefix=f"railguard-hook-{commit[:12]}-"))
     try:
-        tree = workdir / "tree"
-        tree.mkdir()
-        try:
-            with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-                extract_tree(archive, tree)
-        except tarfile.TarError as exc:
-            return RefVerdict(ref, False, f"cannot unpack the pushed commit: {exc}")
-        # The deploy secrets (and the names of their files) are not the suite's business.
-        withheld = {deploy.token_env, deploy.password_env, deploy.webhook_token_env}
-        suite_env = {key: value for key, value in git_environment_without_git_vars(env).items()
-                     if key not in withheld and key.removesuffix("_FILE") not in withheld}
-        if isolation.isolated:
-            # The server's HOME is out of the suite's reach: it gets one of its own, in workdir.
-            home = workdir / "home"
-            home.mkdir()
-            suite_env.update(HOME=str(home), TMPDIR=str(home))
-        try:
-            run = run_suite(deploy.test_command, cwd=tree, timeout=deploy.test_timeout.total_seconds(),
-                            env=suite_env, tail_lines=deploy.output_tail_lines, isolation=isolation,
-                            root=workdir)
-        except SuiteCommandMissing as exc:
-            return RefVerdict(ref, False, exc.message)
-        return RefVerdict(ref, run.passed, run.summary(), run)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        run = test_tree(tar, deploy.test_command, commit=commit, env=env, pass_env=deploy.test_pass_env,
+                        timeout=deploy.test_timeout.total_seconds(), tail_lines=deploy.output_tail_lines,
+                        isolation=isolation, prefix=f"railguard-hook-{commit[:12]}-")
+    except TreeUnusable as exc:
+        return RefVerdict(ref, False, f"cannot unpack the pushed commit: {exc.reason}")
+    except SuiteCommandMissing as exc:
+        return RefVerdict(ref, False, exc.message)
+    return RefVerdict(ref, run.passed, run.summary(), run)
 
 
 def run_hook(stdin_text: str, deploy: DeploySettings, *, where: str, git_dir: Path,
@@ -221,6 +196,8 @@ def run_hook(stdin_text: str, deploy: DeploySettings, *, where: str, git_dir: Pa
     ``private`` are paths the pushed suite must not read besides the deploy secrets' ``*_FILE``
     files (railguard's state directory)."""
     check_suite_command(deploy.test_command, f"{where}.test_command")
+    refuse_secrets_in_pass_env(deploy.test_pass_env, [deploy.token_env, deploy.password_env, deploy.webhook_token_env],
+                               f"{where}.test_pass_env")
     updates = parse_updates(stdin_text)
     secret_files = [Path(env[f"{var}_FILE"]) for var in (deploy.token_env, deploy.password_env,
                                                            deploy.webhook_token_env) if env.get(f"{var}_FILE")]

@@ -17,7 +17,7 @@ from functools import total_ordering
 from pathlib import Path
 
 from railguard.config import DeploySettings
-from railguard.deploy.actions import DeployJob, DeployReport, deploy_commit
+from railguard.deploy.actions import DeployJob, DeployReport, deploy_commit_holding_lock, deploy_lock
 from railguard.deploy.git import Git, GitError, git_environment_without_git_vars
 from railguard.deploy.suite import SuiteRun, check_suite_command, run_suite
 from railguard.errors import CheckFailed, UsageError
@@ -173,7 +173,14 @@ class ReleaseReport:
 
 def run_release(plan: ReleasePlan, job: DeployJob, deploy: DeploySettings, *,
                 on_test_line: Callable[[str], None] | None = None) -> ReleaseReport:
-    """Test, tag, push and deploy. A failure before the push leaves no tag behind."""
+    """Test, tag, push and deploy, holding the app's deploy lock throughout (a second release
+    could otherwise tag the same commit). A failure before the push leaves no tag behind."""
+    with deploy_lock(job):
+        return _release(plan, job, deploy, on_test_line)
+
+
+def _release(plan: ReleasePlan, job: DeployJob, deploy: DeploySettings,
+             on_test_line: Callable[[str], None] | None) -> ReleaseReport:
     git = job.git
     tests = run_suite(plan.test_command, cwd=plan.repository, timeout=deploy.test_timeout.total_seconds(),
                       env=git_environment_without_git_vars(), tail_lines=deploy.output_tail_lines,
@@ -189,5 +196,5 @@ def run_release(plan: ReleasePlan, job: DeployJob, deploy: DeploySettings, *,
         detail = pushed.stderr.decode(errors="replace").strip().splitlines()
         raise GitError(f"pushing {plan.tag} to {plan.remote} failed: {detail[-1] if detail else 'no detail'}",
                        hint="The local tag was removed again; fix the remote and run the release again")
-    report = deploy_commit(job, plan.tag, kind="release", tag=plan.tag)
+    report = deploy_commit_holding_lock(job, plan.tag, kind="release", tag=plan.tag)
     return ReleaseReport(plan=plan, tests=tests, deploy=report)

@@ -11,13 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import io
 import ipaddress
 import logging
 import os
-import shutil
-import tarfile
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,10 +30,12 @@ from railguard.deploy.actions import build_deployer
 from railguard.deploy.deployer import Deployer
 from railguard.deploy.hook import RefUpdate, decide as decide_ref
 from railguard.deploy.isolation import Isolation, resolve_isolation
-from railguard.deploy.suite import SuiteCommandMissing, extract_tree, run_suite
+from railguard.deploy.pipeline import TreeUnusable, is_full_sha, test_tree
+from railguard.deploy.suite import SuiteCommandMissing
 from railguard.errors import ConfigError
 from railguard.gate.forgejo import ForgejoStatuses
 from railguard.gate.queue import Run, RunQueue
+from railguard.gate.target import GateTarget
 from railguard.gate.webhook import (
     MalformedPayload,
     SignatureInvalid,
@@ -46,12 +44,11 @@ from railguard.gate.webhook import (
     signed_payload,
     verify_signature,
 )
-from railguard.gate.worker import AppWorker, GateTarget, RunLog, WorkerContext, clean_test_environment, read_log
+from railguard.gate.worker import AppWorker, RunLog, WorkerContext, read_log
 from railguard.notify.notifier import Notifier
 from railguard.secrets import Secret, read_secret, redact
 
 log = logging.getLogger("railguard.gate")
-_SHA_CHARS = set("0123456789abcdef")
 #: How long a delivery id is remembered for spotting a replay.
 DELIVERY_MEMORY = timedelta(days=90)
 
@@ -290,7 +287,7 @@ class GateService:
         target = self.targets.get(app)
         if target is None:
             return CheckAnswer(False, [f"railguard: the gate has no app {app!r} (known: {', '.join(self.targets)})"])
-        if not (_is_sha(old) and _is_sha(new)):
+        if not (is_full_sha(old) and is_full_sha(new)):
             return CheckAnswer(False, [f"railguard: {ref!r}: old and new must be commit SHAs"])
         protected = [f"{target.app.deploy.tag_prefix}*"] if target.gate.deploy_tags else [target.gate.branch]
         [decision] = decide_ref([RefUpdate(old, new, ref)], protected,
@@ -323,33 +320,21 @@ class GateService:
         return CheckAnswer(passed, [redact(line, self.secrets) for line in lines], run_id)
 
     def _run_check(self, target: GateTarget, commit: str, tar: bytes, out: RunLog) -> tuple[bool, str, list[str]]:
-        workdir = Path(tempfile.mkdtemp(prefix="railguard-check-"))
+        out.line(f"$ {' '.join(target.test_command)}  (timeout {target.test_timeout:g}s, clean environment; "
+                 f"{self.isolation.describe()})")
         try:
-            tree, home = workdir / "tree", workdir / "home"
-            tree.mkdir()
-            home.mkdir()
-            try:
-                with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-                    extract_tree(archive, tree)
-            except (tarfile.TarError, OSError) as exc:
-                out.line(f"the body is not a usable tar: {exc}")
-                return False, f"the hook's git archive is not a usable tar ({exc})", []
-            out.line(f"$ {' '.join(target.test_command)}  (timeout {target.test_timeout:g}s, clean environment; "
-                     f"{self.isolation.describe()})")
-            try:
-                result = run_suite(target.test_command, cwd=tree, timeout=target.test_timeout,
-                                   env=clean_test_environment(self.env, target.gate.pass_env, home=home,
-                                                              commit=commit),
-                                   tail_lines=target.app.deploy.output_tail_lines,
-                                   on_line=lambda line: out.line(f"  | {line}"),
-                                   isolation=self.isolation, root=workdir)
-            except SuiteCommandMissing as exc:
-                out.line(exc.message)
-                return False, exc.message, []
-            out.line(result.summary())
-            return result.passed, result.summary(), [redact(line, self.secrets) for line in result.tail]
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            result = test_tree(tar, target.test_command, commit=commit, env=self.env, pass_env=target.gate.pass_env,
+                               timeout=target.test_timeout, tail_lines=target.app.deploy.output_tail_lines,
+                               isolation=self.isolation, on_line=lambda line: out.line(f"  | {line}"),
+                               prefix="railguard-check-")
+        except TreeUnusable as exc:
+            out.line(f"the body is not a usable tar: {exc.reason}")
+            return False, f"the hook's git archive is not a usable tar ({exc.reason})", []
+        except SuiteCommandMissing as exc:
+            out.line(exc.message)
+            return False, exc.message, []
+        out.line(result.summary())
+        return result.passed, result.summary(), [redact(line, self.secrets) for line in result.tail]
 
     # --- reading runs ---------------------------------------------------------------------------
 
@@ -369,7 +354,3 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _is_sha(text: str) -> bool:
-    return len(text) in (40, 64) and set(text) <= _SHA_CHARS

@@ -5,15 +5,20 @@ The steps of a run (docs/gate.md):
 1. Fetch the commit into the app's cached bare mirror, from the **configured** clone URL (a
    payload's URL was only compared with it), peeling an annotated tag to its commit; then
    Forgejo status ``pending`` on that commit.
-2. ``git archive`` of the commit into a fresh directory; the test command (an argv list from
-   the configuration) runs there with a timeout, a clean environment that holds none of the
-   gate's secrets, and isolated (:mod:`railguard.deploy.isolation`: pushed code must not be able
-   to read the gate's process, secret files or state); every line goes to the run's log.
+2. ``git archive`` of the commit, tested by :func:`railguard.deploy.pipeline.test_tree` (the
+   hook's and the gate check's way too): a fresh directory, a timeout, a clean environment that
+   holds none of the gate's secrets, isolated (:mod:`railguard.deploy.isolation`: pushed code
+   must not be able to read the gate's process, secret files or state); every line goes to
+   the run's log.
 3. Status ``failure`` and no deploy, or status ``success`` and a deploy of that very commit
-   (upload of the tar with its SHA as ``gitHash``; or, in legacy mode, CapRover's build webhook,
-   which builds whatever the branch head is when it builds).
-4. The smoke check (which also proves the live commit is the tested one); on failure the
-   previous good deploy goes back when ``rollback_on_smoke_failure`` is on.
+   through the library's locked pipeline (:func:`~railguard.deploy.actions.deploy_commit`: an
+   upload of the tested tar with its SHA as ``gitHash``; or, in legacy mode,
+   :func:`~railguard.deploy.actions.deploy_branch_head`: CapRover's build webhook, which builds
+   whatever the branch head is when it builds). The pipeline holds the app's deploy lock, so a
+   hand ``railguard rollback`` cannot interleave with it.
+4. The pipeline's post-deploy smoke check (which also proves the live commit is the tested
+   one); the worker only maps the report to a run status. On failure the previous good deploy
+   goes back when ``rollback_on_smoke_failure`` is on.
 5. "deploy OK <commit>" once per commit, or "deploy failed" with the reason.
 
 Never deploy backwards: a commit that is live already, or an ancestor of the live commit (as the
@@ -23,13 +28,8 @@ deploy history says), is skipped: a replayed old delivery, a late catch-up.
 from __future__ import annotations
 
 import base64
-import io
-import json
 import logging
 import os
-import shutil
-import tarfile
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,22 +37,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from railguard.config import AppSettings, GateAppSettings, Settings
-from railguard.deploy.actions import DeployJob, deploy_commit, rollback
+from railguard.config import Settings
+from railguard.deploy.actions import DeployJob, deploy_branch_head, deploy_commit, rollback
 from railguard.deploy.deployer import Deployer
 from railguard.deploy.git import Git, GitError, git_environment_without_git_vars
 from railguard.deploy.isolation import NO_ISOLATION, Isolation
+from railguard.deploy.pipeline import TreeUnusable, test_tree
 from railguard.deploy.state import DeployState, state_path
-from railguard.deploy.suite import SuiteCommandMissing, extract_tree, run_suite
+from railguard.deploy.steps import StepResult
+from railguard.deploy.suite import SuiteCommandMissing
 from railguard.durable import make_private_directory, open_private_append
-from railguard.errors import ConfigError, RailguardError
+from railguard.errors import RailguardError
 from railguard.gate.forgejo import ForgejoStatuses, State
 from railguard.gate.queue import Run, RunQueue
+from railguard.gate.target import GateTarget
 from railguard.notify import Notifier
 from railguard.secrets import Secret, read_secret, redact
-from railguard.smoke import notify_result, run_smoke
 from railguard.smoke.checks import same_commit
-from railguard.smoke.record import record_smoke
 
 log = logging.getLogger("railguard.gate")
 #: Finished runs kept per app (rows and log files); older ones go as new ones finish.
@@ -65,39 +66,6 @@ SETTLE_LIMIT = 1.0
 
 class MirrorFailed(RailguardError):
     """The commit could not be fetched from the repository."""
-
-
-@dataclass
-class GateTarget:
-    """One app behind the gate, with its settings resolved once."""
-
-    name: str
-    app: AppSettings
-    gate: GateAppSettings
-    test_command: list[str]
-    test_timeout: float
-
-    @classmethod
-    def resolve(cls, settings: Settings, name: str) -> GateTarget:
-        gate = settings.gate.apps[name]
-        if name not in settings.apps:
-            raise ConfigError(f"[gate.apps.{name}] names no app under [apps]",
-                              hint=f"Add [apps.{name}] (with its deploy settings), or rename the gate entry")
-        app = settings.apps[name]
-        command = gate.test_command if gate.test_command is not None else app.deploy.test_command
-        if not command:
-            raise ConfigError(f"the gate has no test command for {name}",
-                              hint=f'Set test_command = ["bun", "test"] under [gate.apps.{name}] '
-                                   f"or [apps.{name}.deploy]")
-        secret_vars = {settings.gate.secret_env, settings.gate.forgejo_token_env, settings.gate.check_secret_env,
-                       app.deploy.token_env, app.deploy.password_env, app.deploy.webhook_token_env,
-                       gate.clone_token_env}
-        leaked = sorted(v for v in gate.pass_env if v in secret_vars or v.removesuffix("_FILE") in secret_vars)
-        if leaked:
-            raise ConfigError(f"gate.apps.{name}.pass_env would hand the secret {leaked[0]} to the test suite",
-                              hint="Remove it: tests run without the gate's secrets")
-        timeout = gate.test_timeout or app.deploy.test_timeout
-        return cls(name=name, app=app, gate=gate, test_command=list(command), test_timeout=timeout.total_seconds())
 
 
 class RunLog:
@@ -214,16 +182,6 @@ class TestedTree(Git):
         return super().archive(commit)
 
 
-def clean_test_environment(env: Mapping[str, str], pass_env: list[str], *, home: Path, commit: str) -> dict[str, str]:
-    """Only what a test suite needs to start, plus the variables the config names; no secrets."""
-    result = {"PATH": env.get("PATH", os.defpath), "LANG": env.get("LANG", "C.UTF-8"), "HOME": str(home),
-              "TMPDIR": str(home), "CI": "true", "RAILGUARD_COMMIT": commit}
-    for name in pass_env:
-        if name in env:
-            result[name] = env[name]
-    return result
-
-
 # --- the worker -------------------------------------------------------------------------------
 
 @dataclass
@@ -262,8 +220,6 @@ class AppWorker:
         self.ready = threading.Event()
         self.stopping = threading.Event()
         self.current: int | None = None
-        #: (commit, tar) of the run that just passed its tests, until it is deployed.
-        self.tested: tuple[str, bytes] | None = None
         token = read_secret(target.gate.clone_token_env, context.env) if target.gate.clone_token_env else None
         env = git_environment(context.env, token)
         # The header git sends carries the token base64-encoded: scrub that form from git's messages too.
@@ -382,125 +338,100 @@ class AppWorker:
             self._status(run, commit, "warning", f"not tested or deployed: {why}", out)
             self._finish(run, "skipped", why)
             return
-        if not self._test(run, commit, out):
-            return
-        try:
-            self._deploy(run, commit, out)
-        finally:
-            self.tested = None
+        tested = self._test(run, commit, out)
+        if tested is not None:
+            self._deploy(run, commit, tested, out)
 
-    def _test(self, run: Run, commit: str, out: RunLog) -> bool:
+    def _test(self, run: Run, commit: str, out: RunLog) -> bytes | None:
+        """Test the commit; the tar the tests ran on when they passed (and the run goes on to deploy
+        it), None when the run ended here."""
         context, target = self.context, self.target
-        workdir = Path(tempfile.mkdtemp(prefix=f"railguard-gate-{run.id}-"))
         try:
-            tree, home = workdir / "tree", workdir / "home"
-            tree.mkdir()
-            home.mkdir()
             tar = self.mirror.git.archive(commit)
-            with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-                extract_tree(archive, tree)
-            out.line(f"$ {' '.join(target.test_command)}  (timeout {target.test_timeout:g}s, clean environment; "
-                     f"{context.isolation.describe()})")
-            if not context.isolation.isolated:
-                out.line(f"WARNING: {context.isolation.describe()}")
-            context.queue.update(run.id, tests_started_at=context.clock())
-            try:
-                result = run_suite(target.test_command, cwd=tree, timeout=target.test_timeout,
-                                   env=clean_test_environment(context.env, target.gate.pass_env, home=home,
-                                                              commit=commit),
-                                   tail_lines=target.app.deploy.output_tail_lines,
-                                   on_line=lambda line: out.line(f"  | {line}"), cancel=self.stopping,
-                                   isolation=context.isolation, root=workdir)
-            except SuiteCommandMissing as exc:
-                context.queue.update(run.id, tests_finished_at=context.clock())
-                out.line(exc.message)
-                self._status(run, commit, "error", exc.message, out)
-                self._finish(run, "error", exc.message)
-                return False
+        except GitError as exc:
+            return self._unusable_tree(run, commit, exc.message, out)
+        out.line(f"$ {' '.join(target.test_command)}  (timeout {target.test_timeout:g}s, clean environment; "
+                 f"{context.isolation.describe()})")
+        if not context.isolation.isolated:
+            out.line(f"WARNING: {context.isolation.describe()}")
+        context.queue.update(run.id, tests_started_at=context.clock())
+        try:
+            result = test_tree(tar, target.test_command, commit=commit, env=context.env, pass_env=target.gate.pass_env,
+                               timeout=target.test_timeout, tail_lines=target.app.deploy.output_tail_lines,
+                               isolation=context.isolation, on_line=lambda line: out.line(f"  | {line}"),
+                               cancel=self.stopping, prefix=f"railguard-gate-{run.id}-")
+        except TreeUnusable as exc:
+            return self._unusable_tree(run, commit, exc.reason, out)
+        except SuiteCommandMissing as exc:
             context.queue.update(run.id, tests_finished_at=context.clock())
-        except (GitError, tarfile.TarError, OSError) as exc:
-            message = getattr(exc, "message", None) or str(exc)
-            out.line(f"cannot prepare the tree: {message}")
-            self._status(run, commit, "error", "could not extract the commit", out)
-            self._finish(run, "error", message)
-            return False
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            out.line(exc.message)
+            self._status(run, commit, "error", exc.message, out)
+            self._finish(run, "error", exc.message)
+            return None
+        context.queue.update(run.id, tests_finished_at=context.clock())
         summary = result.summary()
         out.line(summary)
         # Whoever reads the commit status learns that the tests could have read the gate's secrets.
         status_note = "" if context.isolation.isolated else " (WARNING: tests not isolated)"
         if result.cancelled:
             # The run stays "running": the next start marks it interrupted and queues it again.
-            return False
+            return None
         if not result.passed:
             self._status(run, commit, "failure", summary + status_note, out)
             self._notify_failed(f"{target.name}: {commit[:12]} not deployed, tests failed", summary)
             self._finish(run, "failed", summary)
-            return False
+            return None
         self._status(run, commit, "success", summary + status_note, out)
-        self.tested = (commit, tar)
-        return True
+        return tar
 
-    def _deploy(self, run: Run, commit: str, out: RunLog) -> None:
+    def _unusable_tree(self, run: Run, commit: str, message: str, out: RunLog) -> None:
+        out.line(f"cannot prepare the tree: {message}")
+        self._status(run, commit, "error", "could not extract the commit", out)
+        self._finish(run, "error", message)
+
+    def _deploy(self, run: Run, commit: str, tar: bytes, out: RunLog) -> None:
+        """Deploy through the library's locked pipeline, then map its report to the run's status."""
         context, target = self.context, self.target
         deployer = context.deployer_for(target)
         job = DeployJob(settings=context.settings, app_name=target.name, app=target.app, deployer=deployer,
                         state=DeployState(state_path(context.settings.state_dir, target.app.deploy.state_file)),
-                        git=TestedTree(self.mirror.path, env=self.mirror.env, tested=self.tested),
+                        git=TestedTree(self.mirror.path, env=self.mirror.env, tested=(commit, tar)),
                         clock=context.clock)
         context.queue.update(run.id, deploy_called_at=context.clock())
-        started = context.clock()
+        legacy = target.gate.deploy_mode == "legacy-webhook"
         try:
-            if target.gate.deploy_mode == "upload":
+            if legacy:
+                token = read_secret(target.app.deploy.webhook_token_env, context.env, required=True)
+                assert token is not None
+                out.line(f"calling CapRover's build webhook for {target.gate.branch} (it builds the branch head, "
+                         f"expected {commit[:12]})")
+                report = deploy_branch_head(job, target.gate.branch, commit, token)
+            else:
                 out.line(f"deploying {commit} to CapRover app {deployer.app} (upload of the tested tree)")
                 report = deploy_commit(job, commit)
-                context.queue.update(run.id, deploy_id=report.record.id)
-                out.line(f"CapRover: {report.record.result}"
-                         + (f", version {report.record.version} ({report.record.image})"
-                            if report.record.version is not None else ""))
-                steps = report.steps
-            else:
-                self._trigger_legacy(job, commit, out)
-                steps = []
         except RailguardError as exc:
             message = redact(exc.message, context.secrets)
             out.line(f"deploy failed: {message}")
             self._notify_failed(f"{target.name} deploy FAILED", f"{commit[:12]}: {message}")
             self._finish(run, "deploy_failed", message)
             return
-        for step in steps:
+        context.queue.update(run.id, deploy_id=report.record.id)
+        out.line(f"CapRover: {report.record.result}"
+                 + (f", version {report.record.version} ({report.record.image})"
+                    if report.record.version is not None else ""))
+        for step in report.steps:
             out.line(f"post-deploy {step.name}: {'ok' if step.ok else 'FAILED'}: {step.summary}")
             for check in (step.details or {}).get("checks") or []:
                 out.line(f"  {'ok    ' if check.get('ok') else 'FAILED'} {check.get('name')}: {check.get('detail')}")
-        # The smoke check is a post-deploy step (railguard.smoke registers it, and it sends "deploy OK"
-        # once per commit itself); the legacy webhook does not go through it, so the gate runs it here.
-        smoked = any(step.name == "smoke" for step in steps)
-        problems = [f"{step.name}: {step.summary}" for step in steps if not step.ok]
-        summary = next((step.summary for step in steps if step.name == "smoke"), "")
-        if not smoked and target.app.url:
-            out.line(f"smoke check of {target.app.url} (expects {commit[:12]})")
-            smoke = run_smoke(target.name, target.app.url, target.app.smoke, deploy_started_at=started,
-                              expected_commit=commit)
-            for check in smoke.checks:
-                out.line(f"  {'ok    ' if check.ok else 'FAILED'} {check.name}: {check.detail}")
-            self._record_smoke(smoke.ok, smoke.summary, smoke.commit)
-            if target.app.smoke.notify_ok or not smoke.ok:
-                delivery = notify_result(context.notifier, smoke, now=context.clock())
-                out.line(f"notification {delivery.event}: {delivery.status}")
-            smoked, summary = True, smoke.summary
-            if not smoke.ok:
-                race = (target.gate.deploy_mode == "legacy-webhook" and smoke.commit
-                        and not same_commit(smoke.commit, commit))
-                problems.append(f"live commit {smoke.commit[:12]} is not the tested {commit[:12]}: CapRover's "
-                                "build webhook built a later branch head (the legacy mode's race)"
-                                if race and smoke.commit else smoke.summary)
+        problems = [self._problem(step, commit, legacy) for step in report.steps if not step.ok]
         if problems:
             self._after_bad_deploy(run, job, commit, problems[0], out)
             return
-        if not smoked or summary.startswith("skipped"):
+        # The smoke step sends "deploy OK <commit>" once per commit itself; without a url it is skipped.
+        smoke = next((step for step in report.steps if step.name == "smoke"), None)
+        if smoke is None or smoke.summary.startswith("skipped"):
             out.line(f"no smoke check: apps.{target.name}.url is not set"
-                     + ("; the live commit cannot be confirmed" if target.gate.deploy_mode == "legacy-webhook" else ""))
+                     + ("; the live commit cannot be confirmed" if legacy else ""))
             if target.app.smoke.notify_ok:
                 delivery = context.notifier.notify(
                     "deploy_ok", f"{target.name} deploy OK {commit[:12]}",
@@ -509,31 +440,17 @@ class AppWorker:
                 out.line(f"notification deploy_ok: {delivery.status}")
             self._finish(run, "deployed", f"deployed {commit[:12]}")
             return
-        self._finish(run, "deployed", f"deployed {commit[:12]}; {summary}")
+        self._finish(run, "deployed", f"deployed {commit[:12]}; {smoke.summary}")
 
-    def _trigger_legacy(self, job: DeployJob, commit: str, out: RunLog) -> None:
-        """CapRover's build webhook: it builds the branch head when it builds, which may not be ``commit``."""
-        context, target = self.context, self.target
-        client = getattr(job.deployer, "client", None)
-        if client is None:
-            raise ConfigError("legacy-webhook mode needs the CapRover deployer",
-                              hint=f'Set deploy_mode = "upload" under [gate.apps.{target.name}]')
-        token = read_secret(target.app.deploy.webhook_token_env, context.env, required=True)
-        assert token is not None
-        out.line(f"calling CapRover's build webhook for {target.gate.branch} (it builds the branch head, "
-                 f"expected {commit[:12]})")
-        deploy_id = job.state.start(app=target.name, caprover_app=job.deployer.app, kind="deploy",
-                                    ref=f"refs/heads/{target.gate.branch}", git_hash=commit, tag=None, image=None,
-                                    now=context.clock())
-        # X-GitHub-Event: push makes CapRover check the branch; an unrecognised event builds anyway.
-        body = json.dumps({"ref": f"refs/heads/{target.gate.branch}", "after": commit}).encode()
-        try:
-            client.trigger_webhook(token, body, headers={"X-GitHub-Event": "push"})
-        except RailguardError as exc:
-            job.state.finish(deploy_id, result="failed", now=context.clock(), detail=exc.message)
-            raise
-        job.state.finish(deploy_id, result="accepted", now=context.clock())
-        out.line("CapRover: build webhook accepted")
+    @staticmethod
+    def _problem(step: StepResult, commit: str, legacy: bool) -> str:
+        """A failed post-deploy step in words; in legacy mode a smoke check that met another commit
+        is the mode's race (CapRover's webhook built a later branch head), said as such."""
+        live = (step.details or {}).get("commit") if step.name == "smoke" else None
+        if legacy and live and not same_commit(live, commit):
+            return (f"live commit {live[:12]} is not the tested {commit[:12]}: CapRover's build webhook built a "
+                    "later branch head (the legacy mode's race)")
+        return f"{step.name}: {step.summary}"
 
     def _after_bad_deploy(self, run: Run, job: DeployJob, commit: str, reason: str, out: RunLog) -> None:
         context, target = self.context, self.target
@@ -596,10 +513,3 @@ class AppWorker:
     def _notify_failed(self, title: str, body: str) -> None:
         self.context.notifier.notify("deploy_failed", title, redact(body, self.context.secrets),
                                      now=self.context.clock())
-
-    def _record_smoke(self, ok: bool, summary: str, commit: str | None) -> None:
-        try:
-            record_smoke(self.context.settings.state_dir, self.target.name, ok=ok, summary=summary, commit=commit,
-                         now=self.context.clock())
-        except OSError as exc:
-            log.warning("cannot record the smoke result: %s", exc.strerror or exc)

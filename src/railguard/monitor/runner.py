@@ -10,17 +10,18 @@ failure is logged and counted, never raised: the monitor keeps running.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 from railguard.config import MonitorSettings, Settings
 from railguard.errors import ConfigError
+from railguard.locking import exclusive_lock
 from railguard.logfmt import format_line
 from railguard.monitor.maintenance import active_window
 from railguard.monitor.probe import Target, probe
@@ -192,9 +193,20 @@ def _clock_time(moment: datetime, tz: str) -> str:
     return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def store_for(settings: Settings) -> MonitorStore:
-    return MonitorStore.in_state_dir(settings.state_dir)
+@contextlib.contextmanager
+def monitor_store(settings: Settings) -> Iterator[MonitorStore]:
+    """The monitor's state, held by one monitor at a time (exit 5 for a second one).
 
-
-def lock_path(settings: Settings) -> Path:
-    return settings.state_dir / "monitor.lock"
+    Two monitors over one state would each send the DOWN of the same outage; the lock is taken
+    here, where the state is opened, so a Python caller is held to it as the CLI is."""
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the state directory {settings.state_dir}: {exc.strerror or exc}",
+                          hint="Set state_dir in railguard.toml to a directory railguard may write") from exc
+    with exclusive_lock(settings.state_dir / "monitor.lock", "the monitor"):
+        store = MonitorStore.in_state_dir(settings.state_dir)
+        try:
+            yield store
+        finally:
+            store.close()

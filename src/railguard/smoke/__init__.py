@@ -8,6 +8,3 @@ from railguard.smoke.checks import Observation, SmokeCheck, evaluate
 from railguard.smoke.runner import SmokeFailed, SmokeReport, notify_result, run_smoke
 
 __all__ = ["Observation", "SmokeCheck", "SmokeFailed", "SmokeReport", "evaluate", "notify_result", "run_smoke"]
-
-# Plugs the smoke check into every deploy, release and rollback (railguard.deploy.actions).
-from railguard.smoke import deploy_step  # noqa: E402,F401

@@ -1,7 +1,8 @@
 """The smoke check as the post-deploy step of ``railguard deploy``, ``release`` and ``rollback``.
 
-Registered through :func:`railguard.deploy.actions.register_post_deploy` when
-:mod:`railguard.smoke` is imported (the CLI always imports it). The deploy's own record gives
+The default post-deploy step of every deploy job
+(:data:`railguard.deploy.actions.DEFAULT_POST_DEPLOY_STEPS`), named there explicitly: a Python
+caller of ``deploy_commit`` gets it without importing anything else. The deploy's own record gives
 the two facts the check needs: when the deploy started (the serving process must have started
 after it) and which commit must be serving.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from railguard.deploy.actions import PostDeployContext, StepResult, register_post_deploy
+from railguard.deploy.steps import PostDeployContext, StepResult
 from railguard.notify.notifier import Notifier, notifier_for
 from railguard.smoke.record import record_smoke
 from railguard.smoke.runner import SmokeReport, notify_result, run_smoke
@@ -49,5 +50,3 @@ def _notify_rollback(notifier: Notifier, report: SmokeReport, deploy_id: int, no
                                           f"{report.app} rolled back to {commit}: {verdict}",
                                           key=f"rollback:{report.app}:{deploy_id}", now=now)
 
-
-register_post_deploy(smoke)

@@ -247,19 +247,31 @@ class _ReadTimeoutHTTPS(http.client.HTTPSConnection):
 class _HTTPHandler(urllib.request.HTTPHandler):
     def __init__(self, read_timeout: float) -> None:
         super().__init__()
-        self._class = type("Connection", (_ReadTimeoutHTTP,), {"read_timeout": read_timeout})
+        self._read_timeout = read_timeout
+
+    def _connection(self, host: str, **kwargs: Any) -> http.client.HTTPConnection:
+        connection = _ReadTimeoutHTTP(host, **kwargs)
+        connection.read_timeout = self._read_timeout
+        return connection
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(self._class, req)
+        return self.do_open(self._connection, req)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
     def __init__(self, read_timeout: float) -> None:
         super().__init__()
-        self._class = type("Connection", (_ReadTimeoutHTTPS,), {"read_timeout": read_timeout})
+        self._read_timeout = read_timeout
+
+    def _connection(self, host: str, **kwargs: Any) -> http.client.HTTPConnection:
+        connection = _ReadTimeoutHTTPS(host, **kwargs)
+        connection.read_timeout = self._read_timeout
+        return connection
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(self._class, req, context=self._context)  # type: ignore[attr-defined]  # set by HTTPSHandler
+        # HTTPSHandler keeps the TLS context it was built with in _context (no public accessor).
+        context = getattr(self, "_context", None)
+        return self.do_open(self._connection, req, context=context)
 
 
 # --- failures ---------------------------------------------------------------------------------

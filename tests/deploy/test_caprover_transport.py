@@ -4,10 +4,10 @@ streamed from a file, and a redirect is never followed with a token."""
 from __future__ import annotations
 
 import pytest
-from local_http import Redirector
-
 from deploy.gitrepos import APP_TOKEN
 from fakes.caprover import FakeCapRover
+from local_http import Redirector
+
 from railguard.deploy.caprover import CapRoverClient, CapRoverError, RetryPolicy
 from railguard.secrets import Secret
 

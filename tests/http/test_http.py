@@ -296,3 +296,15 @@ def test_a_streamed_body_is_produced_afresh_for_each_retry() -> None:
         assert [len(r.body) for r in server.requests] == [body.length, body.length]
     finally:
         server.stop()
+
+
+def test_a_tls_failure_is_one_error_with_its_kind() -> None:
+    plain = LocalServer()  # speaks plain HTTP: the TLS handshake fails
+    try:
+        with pytest.raises(http.Unreachable) as caught:
+            _get(f"https://127.0.0.1:{plain.port}/x", hint="Check the certificate")
+        assert caught.value.kind == "tls"
+        assert caught.value.message.startswith("cannot reach the test server at the test server: TLS error: ")
+        assert caught.value.hint == "Check the certificate"
+    finally:
+        plain.stop()

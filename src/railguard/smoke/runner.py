@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from railguard import http
@@ -114,7 +114,7 @@ def _report(app: str, base: str, deploy_started_at: datetime, expected_commit: s
 
 def notify_result(notifier: Notifier, report: SmokeReport, *, now: datetime | None = None) -> Delivery:
     """"deploy OK <commit>" once per commit (a persisted key), or "deploy failed" with the reason."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if report.ok:
         identity = report.commit or (report.started_at.isoformat() if report.started_at else "unknown")
         label = (report.commit or "")[:12] or f"process started {identity}"

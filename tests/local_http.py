@@ -51,9 +51,11 @@ class LocalServer:
                 request = Request(self.command, parts.path, parse_qs(parts.query), body, dict(self.headers))
                 with outer._lock:
                     outer.requests.append(request)
-                status, content_type, payload = outer.respond(request)
+                status, content_type, payload, *extra = outer.respond(request)
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
+                for name, value in (extra[0] if extra else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -79,6 +81,21 @@ class LocalServer:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+class Redirector(LocalServer):
+    """Answers every path but ``target_path`` with a 302 to ``location`` (by default
+    ``target_path`` on this server), and ``target_path`` with ``body``."""
+
+    def __init__(self, target_path: str = "/elsewhere", body: bytes = b"ok") -> None:
+        self.target_path, self.body, self.location = target_path, body, ""
+        super().__init__()
+        self.location = self.base + target_path
+
+    def respond(self, request: Request) -> tuple[int, str, bytes] | tuple[int, str, bytes, dict[str, str]]:
+        if request.path == self.target_path:
+            return 200, "text/plain", self.body
+        return 302, "text/plain", b"moved", {"Location": self.location}
 
 
 class JsonReceiver(LocalServer):

@@ -11,7 +11,8 @@ Facts this module is built on (docs/deploy.md; paths are in github.com/caprover/
 * HTTP 429 with the **plain-text** body "Another operation still in progress" answers a non-GET
   call under ``/api/v2/user/`` while another one holds the lock (src/routes/user/UserRouter.ts);
   nginx answers 502/503/504 while CapRover restarts. All four are retried with a bounded,
-  doubling backoff (:class:`RetryPolicy`); the sleeper is a parameter.
+  doubling backoff (:class:`RetryPolicy`, that is :class:`railguard.http.Backoff`); the sleeper
+  is a parameter. A failure to connect is not retried: the deploy fails at once with a hint.
 * An exact commit is deployed with ``POST /api/v2/user/apps/appData/<app>?detached=1`` as a
   multipart form: ``sourceFile`` (a tar of the tree) and ``gitHash``. The app token
   (``x-captain-app-token``) is accepted on this route only. CapRover hands the commit to the
@@ -32,9 +33,10 @@ Facts this module is built on (docs/deploy.md; paths are in github.com/caprover/
   ``<registryDomain>/<prefix>/img-captain-<app>:<n>`` (src/user/DockerRegistryHelper.ts
   ``retagAndPushIfDefaultPushExist``).
 
-HTTP is the standard library's ``urllib``: four JSON calls and one multipart upload do not
-justify a dependency. The multipart body is built in memory (the app's tree is a few MiB).
-Secrets and upstream bodies never reach a message: errors name the route, never the URL with
+HTTP goes through :func:`railguard.http.request` (docs/http.md): the environment's proxy, no
+redirect followed (a token must not follow a ``Location``), ``timeout`` for connecting and for
+each read. The multipart upload is streamed with its Content-Length: the tar is sent from the
+``bytes`` given (no copy) or chunk by chunk from a file. Secrets and upstream bodies never reach a message: errors name the route, never the URL with
 its query string; a failure is summarised as HTTP status, CapRover status code and at most
 :data:`DESCRIPTION_LIMIT` characters of its description, passed through
 :func:`railguard.secrets.redact`; a body that is not CapRover's envelope is never shown.
@@ -44,16 +46,14 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from railguard import http
 from railguard.deploy.deployer import AppVersion, AppVersions, DeployOutcome, VersionsUnavailable
 from railguard.errors import Busy, ConfigError, ExitCode, NotFound, RailguardError
 from railguard.secrets import Secret, redact
@@ -84,8 +84,8 @@ class CapRoverError(RailguardError):
         self.status = status
 
 
-class CapRoverUnreachable(CapRoverError):
-    pass
+class CapRoverUnreachable(CapRoverError, http.Unreachable):
+    """No answer from CapRover (refused, unknown host, timeout, TLS), or only 502-504 after the retries."""
 
 
 class CapRoverRejectedCredentials(ConfigError):
@@ -124,17 +124,12 @@ class Envelope:
     data: Any
 
 
-@dataclass
-class RetryPolicy:
+@dataclass(frozen=True)
+class RetryPolicy(http.Backoff):
     """How HTTP 429/502/503/504 are retried: ``attempts`` retries, delays doubling from ``first``
     up to ``cap`` (with the defaults at most 1+2+4+8+16 = 31 s in all)."""
 
     attempts: int = 5
-    first: float = 1.0
-    cap: float = 20.0
-
-    def delays(self) -> list[float]:
-        return [min(self.cap, self.first * 2**i) for i in range(self.attempts)]
 
 
 @dataclass
@@ -180,8 +175,10 @@ class CapRoverClient:
             raise CapRoverError("CapRover's login reply carried no token")
         self._auth_token = Secret(token)
 
-    def deploy_tar(self, app: str, tar: bytes, git_hash: str, *, use_app_token: bool) -> Envelope:
-        body, content_type = _multipart({"gitHash": git_hash}, {"sourceFile": ("source.tar", tar)})
+    def deploy_tar(self, app: str, tar: bytes | Path, git_hash: str, *, use_app_token: bool) -> Envelope:
+        """Upload ``tar`` (its bytes, or a file read chunk by chunk) as the source of ``git_hash``."""
+        body, content_type = http.multipart({"gitHash": git_hash},
+                                            {"sourceFile": ("source.tar", "application/x-tar", tar)})
         return self._call("POST", f"/api/v2/user/apps/appData/{_quote(app)}", query={"detached": "1"},
                           body=body, content_type=content_type, auth="app-token" if use_app_token else "login",
                           app=app)
@@ -191,7 +188,7 @@ class CapRoverClient:
         fields = {"captainDefinitionContent": json.dumps(definition)}
         if git_hash:
             fields["gitHash"] = git_hash
-        body, content_type = _multipart(fields, {})
+        body, content_type = http.multipart(fields, {})
         return self._call("POST", f"/api/v2/user/apps/appData/{_quote(app)}", query={"detached": "1"},
                           body=body, content_type=content_type, auth="app-token" if use_app_token else "login",
                           app=app)
@@ -236,7 +233,7 @@ class CapRoverClient:
         return [self.app_token, self.password, self.otp_token, self._auth_token]
 
     def _call(self, method: str, path: str, *, query: Mapping[str, str] | None = None,
-              json_body: Any = None, body: bytes | None = None, content_type: str | None = None,
+              json_body: Any = None, body: bytes | http.Stream | None = None, content_type: str | None = None,
               extra_headers: Mapping[str, str] | None = None, auth: str | None,
               app: str | None = None, token_name: str | None = None) -> Envelope:
         headers = {"Accept": "application/json", "x-namespace": "captain", "User-Agent": "railguard"}
@@ -303,46 +300,26 @@ class CapRoverClient:
         return CapRoverRejectedCredentials(f"CapRover rejected {what} (status {status})",
                                            hint=f"Check ${variable}: {where}")
 
-    def _send_with_retries(self, method: str, url: str, path: str, body: bytes | None, headers: dict[str, str],
-                           extra_secrets: list[str | None]) -> Envelope:
-        delays = self.retry.delays()
-        for attempt in range(len(delays) + 1):
-            status, payload = self._send_once(method, url, path, body, headers)
-            if status not in RETRIED_HTTP:
-                return _parse_envelope(status, payload, method, path)
-            if attempt < len(delays):
-                self.sleep(delays[attempt])
-        if status == 429:
+    def _send_with_retries(self, method: str, url: str, path: str, body: bytes | http.Stream | None,
+                           headers: dict[str, str], extra_secrets: list[str | None]) -> Envelope:
+        where = self.base_url
+        reply = http.request(
+            method, url, service="CapRover", where=where, timeout=self.timeout, proxy="environment",
+            headers=headers, body=body, retry=self.retry, retry_statuses=RETRIED_HTTP, sleep=self.sleep,
+            error=CapRoverUnreachable,
+            hint=f"Check deploy.caprover_url and that CapRover is up (curl -sS {where}/api/v2/login)",
+            hints={"timeout": "Raise deploy.request_timeout, or check CapRover's load"})
+        if reply.status not in RETRIED_HTTP:
+            return _parse_envelope(reply.status, reply.body, method, path)
+        retries = reply.attempts - 1
+        if reply.status == 429:
             raise CapRoverBusy(f"CapRover stayed busy (HTTP 429, another operation in progress) after "
-                               f"{len(delays)} retries of {method} {path}",
+                               f"{retries} retries of {method} {path}",
                                hint="Wait for the running build to finish, then try again")
-        raise CapRoverUnreachable(f"CapRover answered {method} {path} with HTTP {status} ({RETRIED_HTTP[status]}) "
-                                  f"{len(delays) + 1} times",
+        raise CapRoverUnreachable(f"CapRover answered {method} {path} with HTTP {reply.status} "
+                                  f"({RETRIED_HTTP[reply.status]}) {reply.attempts} times",
                                   hint="CapRover or its nginx is restarting or down: check `docker service ls` "
                                        "on the server, then try again")
-
-    def _send_once(self, method: str, url: str, path: str, body: bytes | None,
-                   headers: dict[str, str]) -> tuple[int, bytes]:
-        request = urllib.request.Request(url, data=body, method=method, headers=headers)
-        where = self.base_url
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            detail = getattr(reason, "strerror", None) or str(reason)
-            raise CapRoverUnreachable(f"cannot reach CapRover at {where}: {detail}",
-                                      hint="Check deploy.caprover_url and that CapRover is up "
-                                           f"(curl -sS {where}/api/v2/login)") from None
-        except (TimeoutError, socket.timeout):
-            raise CapRoverUnreachable(f"CapRover at {where} did not answer {method} {path} within "
-                                      f"{self.timeout:.0f}s",
-                                      hint="Raise deploy.request_timeout, or check CapRover's load") from None
-        except (ConnectionError, OSError) as exc:
-            raise CapRoverUnreachable(f"cannot reach CapRover at {where}: {exc.strerror or exc}",
-                                      hint="Check deploy.caprover_url and that CapRover is up") from None
 
 
 def _summary(description: str, secrets: list[Secret | str | None]) -> str:
@@ -374,19 +351,6 @@ def _app_not_found(app: str) -> CapRoverAppNotFound:
 
 def _quote(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
-
-
-def _multipart(fields: Mapping[str, str], files: Mapping[str, tuple[str, bytes]]) -> tuple[bytes, str]:
-    boundary = f"railguard-{uuid.uuid4().hex}"
-    parts: list[bytes] = []
-    for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-                     + value.encode() + b"\r\n")
-    for name, (filename, content) in files.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                     f"Content-Type: application/x-tar\r\n\r\n".encode() + content + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 @dataclass

@@ -2,17 +2,19 @@
 
 The HTTP part is a thin edge (:func:`wait_for_health`, :func:`fetch`); reading the metrics is a
 pure function of their text (:func:`judge_metrics`), parsed with prometheus_client's parser.
+The GET goes through :func:`railguard.http.request` (docs/http.md) with no proxy ever (the
+drilled app is on 127.0.0.1), no redirect followed and no retry (the wait polls again).
 """
 
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from railguard import http
 
 #: Longest single request while waiting: the app may be slow to answer its first request.
 REQUEST_TIMEOUT = 2.0
@@ -36,15 +38,12 @@ class Answer:
 def fetch(url: str, timeout: float = REQUEST_TIMEOUT) -> Answer:
     # No proxy: the drilled app is on 127.0.0.1, and an HTTP_PROXY from the environment must not
     # turn the request into one that leaves the host.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(url, timeout=timeout) as response:
-            return Answer(response.status, response.read(1 << 20).decode("utf-8", "replace"))
-    except urllib.error.HTTPError as exc:
-        return Answer(exc.code, exc.read(1 << 16).decode("utf-8", "replace"))
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        return Answer(None, "", str(reason) or type(exc).__name__)
+        reply = http.request("GET", url, service="the drilled app", where=url, timeout=timeout, proxy="none",
+                             read_limit=1 << 20)
+    except http.Unreachable as exc:
+        return Answer(None, "", exc.detail)
+    return Answer(reply.status, reply.body.decode("utf-8", "replace"))
 
 
 @dataclass(frozen=True)

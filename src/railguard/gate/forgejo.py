@@ -3,8 +3,9 @@
 ``POST /api/v1/repos/{owner}/{repo}/statuses/{sha}`` with ``state``, ``context``,
 ``description`` and ``target_url``, authorised by ``Authorization: token <TOKEN>`` (the
 token needs ``write:repository``); Forgejo answers 201. A status is information for people:
-a failure to post one is logged and never stops a run. Standard-library HTTP: one JSON POST
-does not justify a dependency.
+a failure to post one is logged and never stops a run. The POST goes through
+:func:`railguard.http.request` (docs/http.md): the environment's proxy, no redirect followed,
+``timeout`` for connecting and reading, no retry (a status is information, the next one follows).
 
 Forgejo's refusals each mean one thing to fix (routers/api/v1/api.go, the ``/repos`` routes):
 401 an unknown token; 403 a token without the ``write:repository`` scope
@@ -18,12 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Literal
 
+from railguard import http
 from railguard.errors import ConfigError
 from railguard.secrets import Secret, redact
 
@@ -65,20 +65,19 @@ class ForgejoStatuses:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "railguard-gate"}
         if self.token is not None:
             headers["Authorization"] = f"token {self.token.reveal()}"
-        request = urllib.request.Request(self.base_url + path, data=json.dumps(body).encode(), method="POST",
-                                         headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
-                return StatusPosted(True, f"{state} posted (HTTP {response.status})")
-        except urllib.error.HTTPError as exc:
-            detail = redact(exc.read(300).decode("utf-8", "replace"), [self.token])
-            hint = refusal_hint(exc.code, detail, repository)
-            result = StatusPosted(False, f"Forgejo refused the {state} status: HTTP {exc.code} {detail}".strip()
+            reply = http.request("POST", self.base_url + path, service="Forgejo", where=self.base_url,
+                                 timeout=self.timeout, proxy="environment", headers=headers,
+                                 body=json.dumps(body).encode(), read_limit=300)
+        except http.Unreachable as exc:
+            result = StatusPosted(False, exc.message)
+        else:
+            if 200 <= reply.status < 300:
+                return StatusPosted(True, f"{state} posted (HTTP {reply.status})")
+            detail = redact(reply.body.decode("utf-8", "replace"), [self.token])
+            hint = refusal_hint(reply.status, detail, repository)
+            result = StatusPosted(False, f"Forgejo refused the {state} status: HTTP {reply.status} {detail}".strip()
                                   + (f"; hint: {hint}" if hint else ""))
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            result = StatusPosted(False, f"cannot reach Forgejo at {self.base_url}: {reason}")
         log.warning("commit status for %s: %s", sha[:12], result.detail)
         return result
 

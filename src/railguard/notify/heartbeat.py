@@ -7,8 +7,10 @@ the run's log. A failure-only alert cannot notice a backup that never started; a
 whose pings stop can.
 
 A ping failure never fails the job: short timeout, a few retries for errors that may pass
-(connection refused, timeouts, 5xx), then one logged line and a counter in
+(connection refused, timeouts, 429, 5xx; a ping is safe to repeat), then one logged line and a counter in
 ``<state_dir>/heartbeats.json``. Ping URLs are secrets; only the variable's name is shown.
+The request goes through :func:`railguard.http.request` (docs/http.md): the environment's proxy,
+no redirect followed.
 """
 
 from __future__ import annotations
@@ -17,14 +19,13 @@ import json
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from railguard import http
 from railguard.config import AppSettings, Settings
 from railguard.durable import write_bytes_atomic
 from railguard.secrets import Secret, read_secret, redact
@@ -34,6 +35,8 @@ log = logging.getLogger("railguard.heartbeat")
 #: healthchecks.io's default Ping-Body-Limit on a self-hosted server.
 BODY_LIMIT = 10_000
 STATE_FILE = "heartbeats.json"
+#: Answers that may pass by asking again; any other 4xx (a 404 unknown check) will not.
+RETRIED_STATUSES = frozenset({429, *range(500, 600)})
 
 
 @dataclass(frozen=True)
@@ -72,35 +75,23 @@ class Heartbeat:
         url = f"{base}{suffix}?rid={self.rid}"
         # healthchecks keeps the *first* Ping-Body-Limit bytes; the end of a log says most.
         data = body[-BODY_LIMIT:]
-        reason = ""
-        for attempt in range(1, self.retries + 2):
-            request = urllib.request.Request(url, data=data, method="POST",
-                                             headers={"Content-Type": "text/plain; charset=utf-8",
-                                                      "User-Agent": "railguard-heartbeat"})
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    response.read(1024)
-                return PingResult(signal, True, attempt)
-            except urllib.error.HTTPError as exc:
-                reason = f"HTTP {exc.code}"
-                if exc.code < 500 and exc.code != 429:
-                    break  # a 404 (unknown check) will not change by asking again
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = _reason(exc, self.timeout)
-            if attempt <= self.retries:
-                self._sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+        try:
+            reply = http.request("POST", url, service="the heartbeat server", where=self.source,
+                                 timeout=self.timeout, proxy="environment",
+                                 headers={"Content-Type": "text/plain; charset=utf-8",
+                                          "User-Agent": "railguard-heartbeat"},
+                                 body=data, retry=http.Backoff(self.retries, first=0.5, cap=4.0),
+                                 retry_statuses=RETRIED_STATUSES, retry_unreachable=True,
+                                 sleep=self._sleep, read_limit=1024)
+        except http.Unreachable as exc:
+            reason, attempt = exc.detail, exc.attempts
+        else:
+            if 200 <= reply.status < 300:
+                return PingResult(signal, True, reply.attempts)
+            reason, attempt = f"HTTP {reply.status}", reply.attempts
         reason = redact(reason, [self._url])
         log.warning("heartbeat %s to %s failed after %d attempt(s): %s", signal, self.source, attempt, reason)
         return PingResult(signal, False, attempt, reason)
-
-
-def _reason(exc: BaseException, timeout: float) -> str:
-    cause = getattr(exc, "reason", None) or exc
-    if isinstance(cause, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(cause, TimeoutError):
-        return f"timed out after {timeout:g}s"
-    return (getattr(cause, "strerror", None) or str(cause) or type(cause).__name__)
 
 
 def heartbeat_for(app: AppSettings, job: str, *, env: Mapping[str, str] = os.environ,

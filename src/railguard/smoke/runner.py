@@ -1,16 +1,20 @@
 """Fetching the app's answers until they pass or the bounded wait runs out, and telling
-people about it ("deploy OK <commit>" once per commit; "deploy failed" each time)."""
+people about it ("deploy OK <commit>" once per commit; "deploy failed" each time).
+
+Each GET goes through :func:`railguard.http.request` (docs/http.md): no redirect followed (a
+``/health`` that redirects is not a healthy answer), ``smoke.timeout`` for connecting and
+reading, no retry inside a request (the bounded wait polls again), the environment's proxy
+except for a loopback URL, which is always asked directly."""
 
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+from railguard import http
 from railguard.config import SmokeSettings
 from railguard.errors import CheckFailed
 from railguard.notify import Delivery, Notifier
@@ -94,19 +98,12 @@ def observe(base: str, settings: SmokeSettings, timeout: float) -> Observation:
 
 
 def _get(url: str, timeout: float) -> tuple[int | None, str, str | None]:
-    request = urllib.request.Request(url, headers={"User-Agent": "railguard-smoke"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read(READ_LIMIT).decode("utf-8", "replace"), None
-    except urllib.error.HTTPError as exc:
-        body = exc.read(READ_LIMIT).decode("utf-8", "replace") if exc.fp else ""
-        return exc.code, body, None
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        text = "connection refused" if isinstance(reason, ConnectionRefusedError) else str(reason)
-        return None, "", text
-    except (TimeoutError, OSError) as exc:
-        return None, "", f"timed out after {timeout:g}s" if isinstance(exc, TimeoutError) else str(exc)
+        reply = http.request("GET", url, service="the app", where=url, timeout=timeout, proxy="environment",
+                             headers={"User-Agent": "railguard-smoke"}, read_limit=READ_LIMIT)
+    except http.Unreachable as exc:
+        return None, "", exc.detail
+    return reply.status, reply.body.decode("utf-8", "replace"), None
 
 
 def _report(app: str, base: str, deploy_started_at: datetime, expected_commit: str | None,
@@ -117,7 +114,7 @@ def _report(app: str, base: str, deploy_started_at: datetime, expected_commit: s
 
 def notify_result(notifier: Notifier, report: SmokeReport, *, now: datetime | None = None) -> Delivery:
     """"deploy OK <commit>" once per commit (a persisted key), or "deploy failed" with the reason."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if report.ok:
         identity = report.commit or (report.started_at.isoformat() if report.started_at else "unknown")
         label = (report.commit or "")[:12] or f"process started {identity}"

@@ -187,7 +187,8 @@ def test_no_deploy_ever_is_a_warning_when_the_app_deploys(run_cli, tmp_path: Pat
 
 def test_required_drill_and_deploy_are_warnings_without_their_sections(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = config(tmp_path, tasks_db)
-    cfg.write_text("[status]\nrequire_drill = true\nrequire_deploy = true\n" + cfg.read_text())
+    cfg.write_text(cfg.read_text().replace("[apps.tasks]", "[status]\nrequire_drill = true\nrequire_deploy = true\n"
+                                                          "[apps.tasks]", 1))
     assert run_cli("--config", cfg, "backup").exit_code == 0
     result = run_cli("--config", cfg, "status", "--json")
     assert result.exit_code == 1

@@ -60,8 +60,8 @@ def backup_job(settings: Settings, app_name: str, app: AppSettings, *, now: date
         watch.failed(exc)  # heartbeat /<exit code>, notification, metrics; then the error stands
         raise
     report = BackupJobReport(app=app_name, backup=result, warnings=list(result.warnings))
-    _protect_new(app, report, now, manual, keep)
-    prune = app.backup.prune and not report.steps.pop("protect_failed", False)
+    # Without its protection the prune could remove an older backup in its favour: skip it then.
+    prune = _protect_new(app, report, now, manual, keep) and app.backup.prune
     if prune:
         _prune_local(settings, app_name, app, report, now)
     if app.destinations:
@@ -70,19 +70,19 @@ def backup_job(settings: Settings, app_name: str, app: AppSettings, *, now: date
     return report
 
 
-def _protect_new(app: AppSettings, report: BackupJobReport, now: datetime, manual: bool, keep: str | None) -> None:
+def _protect_new(app: AppSettings, report: BackupJobReport, now: datetime, manual: bool, keep: str | None) -> bool:
+    """Protect the new backup when asked to; False when that failed (a warning, never a lost backup)."""
     if keep is None and not (manual and app.backup.keep_manual > timedelta(0)):
-        return
+        return True
     until = None if keep is not None else now + app.backup.keep_manual
     try:
         report.protection = protect(app.backup.directory, report.backup.manifest.name, keep or MANUAL_REASON,
                                     until=until, now=now)
     except OSError as exc:
-        # The backup is good; without its protection the prune that follows could remove an
-        # older one in its favour, so that prune does not run (see backup_job).
         report.warnings.append(f"could not protect {report.backup.manifest.name} from prune: "
                                f"{exc.strerror or exc}; prune skipped this time")
-        report.steps["protect_failed"] = True
+        return False
+    return True
 
 
 def _copy_off_host(settings: Settings, app_name: str, app: AppSettings, report: BackupJobReport,

@@ -130,3 +130,20 @@ def test_an_unreadable_protection_still_protects(setup, run_cli, clock) -> None:
     document = json.loads(run_cli("--config", config, "prune", "--dry-run", "--json").stdout)
     [protected] = document["protected"]
     assert protected["name"] == "tasks-20261118-0330" and "unreadable" in protected["reason"]
+
+
+def test_a_protection_that_cannot_be_written_skips_the_prune_and_warns(setup, run_cli,  # type: ignore[no-untyped-def]
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import railguard.jobs as jobs
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(jobs, "protect", full_disk)
+    config, directory = setup
+    before = names(directory)
+    result = run_cli("--config", config, "backup")
+    assert result.exit_code == ExitCode.WARNING
+    assert result.stderr.splitlines() == ["warning: could not protect tasks-20261127-1000 from prune: "
+                                          "No space left on device; prune skipped this time"]
+    assert names(directory) == before + ["tasks-20261127-1000"]  # nothing removed in its favour

@@ -36,8 +36,8 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--prune/--no-prune", default=None, help="Apply the retention policy afterwards [backup.prune].")
 @click.option("--keep", "keep", metavar="REASON",
               help="Protect this backup from prune until `railguard backups unkeep` (say why).")
-@click.option("--scheduled", is_flag=True, hidden=True,
-              help="Run by the daemon's schedule, not by hand: no [backup.keep_manual] protection.")
+@click.option("--scheduled", is_flag=True,
+              help="Run by a schedule (daemon, timer, your own cron line): no [backup.keep_manual] protection.")
 @output.json_option
 @pass_context
 def backup(ctx: Context, database: str | None, directory: str | None, method: str | None, compression: str | None,

@@ -123,7 +123,7 @@ def drill_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -
     if not lines:
         required = settings.status.require_drill
         if required or (required is None and bool(app.drill.command or app.drill.image)):
-            return [StatusRow(name, "drill", "warning", "no restore drill has ever run: run `railguard drill`")]
+            return [StatusRow(name, "drill", "warning", "no restore drill has ever run; run one: railguard drill")]
         return [StatusRow(name, "drill", "none", "no restore drill recorded yet")]
     last = lines[-1]
     passed = [line for line in lines if line.get("result") in DRILL_PASSED and _time(line)]

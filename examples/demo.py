@@ -127,6 +127,9 @@ directory = "{OUT / 'backups'}"
 # would keep only the newest of the day. Right in production, confusing in a demo: the demo
 # shows the prune as a dry run instead.
 prune = false
+# The demo's backups, run by hand, stand in for nightly ones: unprotected, so the dry run shows
+# the policy's own reasons (a backup run by hand is protected for 7 days by default).
+keep_manual = "0s"
 
 [apps.tasks.destinations.second-disk]
 url = "file://{OUT / 'second-disk'}"

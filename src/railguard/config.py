@@ -97,6 +97,9 @@ class BackupSettings(Section):
     busy_timeout: Duration = timedelta(seconds=30)
     #: Apply the retention policy after each successful backup.
     prune: bool = True
+    #: A backup run by hand (``railguard backup``, not the daemon's schedule) is protected from
+    #: prune this long (docs/backup.md); ``"0s"`` turns that off.
+    keep_manual: Duration = timedelta(days=7)
 
     @pydantic.field_validator("busy_timeout")
     @classmethod
@@ -425,6 +428,10 @@ class StatusSettings(Section):
     #: A daily backup plus grace: the plan's rule of ~26 h.
     backup_max_age: Duration = timedelta(hours=26)
     drill_max_age: Duration = timedelta(days=35)
+    #: No drill ever recorded is a warning; None: when ``[apps.NAME.drill]`` says how to start the app.
+    require_drill: bool | None = None
+    #: No deploy ever recorded is a warning; None: when ``[apps.NAME.deploy] caprover_url`` is set.
+    require_deploy: bool | None = None
 
 
 class GateAppSettings(Section):

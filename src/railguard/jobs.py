@@ -9,12 +9,13 @@ failing later step turns the result into a warning, never into a lost backup.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from railguard.backup import BackupResult, take_backup
 from railguard.backup.engine import Progress
 from railguard.backup.catalog import Owner
+from railguard.backup.protection import Protection, protect
 from railguard.config import AppSettings, Settings
 from railguard.destinations.replicate import exit_code_for, replicate
 from railguard.errors import ExitCode, RailguardError
@@ -31,15 +32,27 @@ class BackupJobReport:
     warnings: list[str] = field(default_factory=list)
     #: Extra sections of the report, one per later step ("prune", "destinations", ...).
     steps: dict[str, Any] = field(default_factory=dict)
+    #: The protection from prune given to this backup (a hand-run one, or ``--keep``), or None.
+    protection: Protection | None = None
 
     @property
     def exit_code(self) -> ExitCode:
         return ExitCode.WARNING if self.warnings else ExitCode.OK
 
 
+MANUAL_REASON = "taken by hand"
+
+
 def backup_job(settings: Settings, app_name: str, app: AppSettings, *, now: datetime,
-               progress: Progress | None = None) -> BackupJobReport:
-    """Take a verified backup of one app, then run the steps that follow it."""
+               progress: Progress | None = None, manual: bool = False,
+               keep: str | None = None) -> BackupJobReport:
+    """Take a verified backup of one app, then run the steps that follow it.
+
+    ``keep`` protects the new backup from prune until it is unkept (``railguard backup --keep``);
+    otherwise a ``manual`` one (run by hand, not by the schedule) is protected for
+    ``[apps.NAME.backup] keep_manual``. The protection is written before the prune that follows,
+    so that prune already spares it and counts the nightly backup of the same day.
+    """
     watch = JobWatch(settings, app_name, app, "backup", now=now, refresh_metrics=refresh_textfile)
     watch.start()
     try:
@@ -48,19 +61,36 @@ def backup_job(settings: Settings, app_name: str, app: AppSettings, *, now: date
         watch.failed(exc)  # heartbeat /<exit code>, notification, metrics; then the error stands
         raise
     report = BackupJobReport(app=app_name, backup=result, warnings=list(result.warnings))
-    if app.backup.prune:
+    # Without its protection the prune could remove an older backup in its favour: skip it then.
+    prune = _protect_new(app, report, now, manual, keep) and app.backup.prune
+    if prune:
         _prune_local(settings, app_name, app, report, now)
     if app.destinations:
-        _copy_off_host(settings, app_name, app, report, now)
+        _copy_off_host(settings, app_name, app, report, now, prune)
     report.steps.update(watch.succeeded(report.exit_code, _job_log(report)))
     return report
 
 
+def _protect_new(app: AppSettings, report: BackupJobReport, now: datetime, manual: bool, keep: str | None) -> bool:
+    """Protect the new backup when asked to; False when that failed (a warning, never a lost backup)."""
+    if keep is None and not (manual and app.backup.keep_manual > timedelta(0)):
+        return True
+    until = None if keep is not None else now + app.backup.keep_manual
+    try:
+        report.protection = protect(app.backup.directory, report.backup.manifest.name, keep or MANUAL_REASON,
+                                    until=until, now=now)
+    except OSError as exc:
+        report.warnings.append(f"could not protect {report.backup.manifest.name} from prune: "
+                               f"{exc.strerror or exc}; prune skipped this time")
+        return False
+    return True
+
+
 def _copy_off_host(settings: Settings, app_name: str, app: AppSettings, report: BackupJobReport,
-                   now: datetime) -> None:
+                   now: datetime, prune: bool) -> None:
     """Copy to every destination and verify there; a failure is a warning, never a lost backup."""
     try:
-        runs = replicate(settings, app_name, app, now=now, prune=app.backup.prune)
+        runs = replicate(settings, app_name, app, now=now, prune=prune)
     except RailguardError as exc:  # Busy: a `railguard replicate` of this app is running
         report.warnings.append(f"copies to destinations skipped: {exc.message}; the next backup or "
                                "`railguard replicate` copies this one")

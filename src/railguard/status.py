@@ -10,8 +10,11 @@ drill failed or passed longer ago than ``drill_max_age`` (35 d); the last deploy
 check failed; a monitored target DOWN. Anything flagged makes the command
 exit CHECK_FAILED, so ``railguard status`` can itself be a check.
 
-A row whose source does not exist yet (no drill ever ran, no deploy, no monitor) is shown
-as ``none`` and is not flagged: nothing has been promised there yet.
+A drill or deploy that never happened is a *warning* (exit WARNING, never "all good") when
+something was promised there: ``[status] require_drill`` / ``require_deploy``, by default on
+when the app has a drill (``[apps.NAME.drill]`` with a command or image) or deploys
+(``[apps.NAME.deploy] caprover_url``). Otherwise a row whose source does not exist yet (no
+drill, no deploy, no monitor) is shown as ``none``: nothing has been promised there yet.
 
 This module reads no log file itself: each log is read by the module that writes it
 (``backup.log`` by :mod:`railguard.backup.engine`, ``drill.log`` by :mod:`railguard.drill.runner`,
@@ -41,7 +44,7 @@ from railguard.smoke.record import read_smoke_results
 class StatusRow:
     app: str | None
     name: str  # backup | verified | last_attempt | drill | deploy | smoke | monitor:<target>
-    state: str  # ok | flagged | none
+    state: str  # ok | flagged | warning | none
     detail: str
     at: datetime | None = None
 
@@ -64,9 +67,13 @@ class StatusReport:
     def flagged(self) -> list[StatusRow]:
         return [row for row in self.rows if row.flagged]
 
+    @property
+    def warnings(self) -> list[StatusRow]:
+        return [row for row in self.rows if row.state == "warning"]
+
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": not self.flagged, "now": self.now, "flagged": len(self.flagged),
-                "rows": [row.as_dict(self.now) for row in self.rows]}
+        return {"ok": not self.flagged and not self.warnings, "now": self.now, "flagged": len(self.flagged),
+                "warnings": len(self.warnings), "rows": [row.as_dict(self.now) for row in self.rows]}
 
 
 def collect_status(settings: Settings, now: datetime) -> StatusReport:
@@ -118,6 +125,9 @@ def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime) 
 def drill_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -> list[StatusRow]:
     lines = read_drill_log(app.backup.directory)
     if not lines:
+        required = settings.status.require_drill
+        if required or (required is None and bool(app.drill.command or app.drill.image)):
+            return [StatusRow(name, "drill", "warning", "no restore drill has ever run; run one: railguard drill")]
         return [StatusRow(name, "drill", "none", "no restore drill recorded yet")]
     last = lines[-1]
     passed = [line for line in lines if drill_passed(line) and line_time(line)]
@@ -138,7 +148,10 @@ def drill_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -
 def deploy_rows(name: str, app: AppSettings, settings: Settings) -> list[StatusRow]:
     rows: list[StatusRow] = []
     deploy = last_deploy(settings.state_dir, app.deploy.state_file, name)
-    if deploy is None:
+    required = settings.status.require_deploy
+    if deploy is None and (required or (required is None and app.deploy.caprover_url is not None)):
+        rows.append(StatusRow(name, "deploy", "warning", "no deploy has ever been recorded"))
+    elif deploy is None:
         rows.append(StatusRow(name, "deploy", "none", "no deploy recorded"))
     else:
         what = f"{deploy.kind} {deploy.tag or (deploy.git_hash or '')[:12] or deploy.ref or ''}".strip()

@@ -276,11 +276,14 @@ def test_a_sigterm_after_the_command_finished_does_not_interrupt_the_exit(run_cl
 
 def test_no_prune_flag_keeps_every_backup_of_the_day(tasks_db: Path, run_cli, tmp_path: Path):
     directory = tmp_path / "backups"
+    # --scheduled, as the daemon runs them: a backup taken by hand is protected from prune
+    # for [backup.keep_manual] (tests/retention/test_protection.py).
     for _ in range(2):
-        assert run_cli("backup", "--db", tasks_db, "--dir", directory, "--no-prune").exit_code == ExitCode.OK
+        assert run_cli("backup", "--db", tasks_db, "--dir", directory, "--no-prune",
+                       "--scheduled").exit_code == ExitCode.OK
     assert len(list_backups(directory, "tasks")) == 2
     # With prune (the default), 7 daily + 4 weekly keeps one backup per day: the newest.
-    assert run_cli("backup", "--db", tasks_db, "--dir", directory).exit_code == ExitCode.OK
+    assert run_cli("backup", "--db", tasks_db, "--dir", directory, "--scheduled").exit_code == ExitCode.OK
     assert len(list_backups(directory, "tasks")) == 1
 
 

@@ -235,3 +235,26 @@ def test_a_backup_taken_by_hand_counts_as_the_last_success(tmp_path: Path, run_c
     assert run_cli("backup").exit_code == 0
     [job] = json.loads(run_cli("schedule", "--json").stdout)["jobs"]
     assert job["catch_up"] is False and job["last_success"] is not None
+
+
+def test_schedule_shows_the_drill_job_or_why_it_never_runs(tmp_path: Path, run_cli):
+    database = create_tasks_database(tmp_path / "tasks.db")
+    config = write_config(tmp_path, database, "30 3 * * *")
+    document = json.loads(run_cli("schedule", "--json").stdout)
+    assert document["not_run"] == [{"job": "drill:tasks", "why": "[apps.tasks.drill] has no command or image"}]
+    assert "drill:tasks" in run_cli("schedule").stdout
+    config.write_text(config.read_text() + '[apps.tasks.drill]\ncommand = ["python3", "-m", "http.server", "{port}"]\n')
+    document = json.loads(run_cli("schedule", "--json").stdout)
+    assert [job["job"] for job in document["jobs"]] == ["backup:tasks", "drill:tasks"]
+    assert document["jobs"][1]["schedule"] == "0 4 1 * *" and document["not_run"] == []
+
+
+def test_the_daemon_runs_its_backups_as_scheduled_ones(tmp_path: Path):
+    """Not as backups taken by hand, which [backup.keep_manual] protects from prune."""
+    from railguard.config import load_settings
+    from railguard.daemon import plan_jobs
+
+    database = create_tasks_database(tmp_path / "tasks.db")
+    config = write_config(tmp_path, database, "30 3 * * *")
+    [job] = plan_jobs(load_settings(config))
+    assert job.argv[-2:] == ("backup", "--scheduled")

@@ -366,3 +366,26 @@ def test_one_replication_at_a_time_and_a_backup_meanwhile_only_warns(run_cli, tm
     assert "warning: copies to destinations skipped" in backup.stderr
     assert run_cli("replicate").exit_code == 0
     assert len(list(nas.glob("*.sqlite3.zst"))) == 2
+
+
+def test_a_backup_protected_here_is_kept_at_every_destination_by_its_prune(run_cli, tmp_path, backups):
+    for day in range(10, 20):
+        backups.take(f"2026-11-{day}T03:30:00+00:00")
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    write_config(tmp_path, backups.database, {
+        "nas": {"url": f"file://{nas}", "retention": {"keep_last": 3, "keep_daily": 0, "keep_weekly": 0}}})
+    assert json.loads(run_cli("replicate", "--json").stdout)["ok"]
+    assert run_cli("backups", "keep", "tasks-20261110-0330", "--reason", "before the migration").exit_code == 0
+
+    dry = run_cli("prune", "--dry-run", "--json")
+    [remote] = json.loads(dry.stdout)["destinations"]
+    assert remote["protected"] == ["tasks-20261110-0330"]
+    assert remote["would_remove"] == [f"tasks-202611{day}-0330" for day in range(11, 17)]
+
+    result = run_cli("prune")
+
+    assert result.exit_code == 0, result.stderr
+    assert "destination nas: protected here, kept there: tasks-20261110-0330" in result.stdout
+    assert sorted(p.name for p in nas.glob("*.sqlite3.zst")) == [
+        f"tasks-202611{day}-0330.sqlite3.zst" for day in (10, 17, 18, 19)]

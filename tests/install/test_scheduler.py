@@ -85,7 +85,9 @@ def test_systemd_timers_are_a_template_service_per_job_and_a_timer_per_app(run_c
         assert parsed[name]["Install"]["WantedBy"] == "timers.target"
     backup = parsed["railguard-backup@.service"]["Service"]
     assert backup["Type"] == "oneshot"
-    assert exec_argv(backup["ExecStart"], "tasks")[-5:] == ["--config", str(config), "--app", "tasks", "backup"]
+    # --scheduled: a timer's backup is not one taken by hand (no [backup.keep_manual] protection).
+    assert exec_argv(backup["ExecStart"], "tasks")[-6:] == ["--config", str(config), "--app", "tasks", "backup",
+                                                            "--scheduled"]
     # The backup directory is writable under the hardening: nothing under /usr, /boot or /etc.
     assert backup["ProtectSystem"] == "full"
     assert "PrivateTmp" not in parsed["railguard-drill@.service"]["Service"], "dockerd must see the drill's temp dir"
@@ -165,7 +167,8 @@ def test_crontab_lines_run_at_the_daemons_default_times(run_cli, config, tmp_pat
     assert result.exit_code == 0, result.stderr
     text = (out / "railguard.cron").read_text()
     jobs = crontab_jobs(text)
-    schedules = {line.split(">>")[0].split()[-1]: " ".join(line.split()[:5]) for line in jobs}
+    # The verb follows --app NAME (a backup then has --scheduled: not one taken by hand).
+    schedules = {_verb(line.split(">>")[0].split()): " ".join(line.split()[:5]) for line in jobs}
     assert schedules == {"backup": ScheduleSettings().backup, "drill": ScheduleSettings().drill}
     assert all(line.split()[5] == "root" for line in jobs)
     assert all(line.endswith(f">> {tmp_path}/state/cron.log 2>&1") for line in jobs)
@@ -187,13 +190,19 @@ def test_the_commands_the_units_and_crontab_run_exist(run_cli, config, tmp_path)
         for parsed in units(directory).values():
             if parsed.has_section("Service"):
                 commands.append(exec_argv(parsed["Service"]["ExecStart"], "tasks"))
-    verbs = sorted(argv[-1] for argv in commands)
+    verbs = sorted(_verb(argv) for argv in commands)
     assert verbs == ["backup", "backup", "daemon", "drill", "drill", "monitor"]
+    assert all(argv[-1] == "--scheduled" for argv in commands if "backup" in argv)
     for argv in commands:
         assert Path(argv[0]).is_absolute(), "cron and systemd have a minimal PATH"
         result = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
-        assert f"Usage: railguard {argv[-1]}" in result.stdout
+        assert f"Usage: railguard {_verb(argv)}" in result.stdout
+
+
+def _verb(argv: list[str]) -> str:
+    """The command a unit or crontab line runs: its last word, but for a backup's --scheduled."""
+    return argv[-2] if argv[-1] == "--scheduled" else argv[-1]
 
 
 def test_init_scheduler_never_overwrites_and_print_writes_nothing(run_cli, config, tmp_path):

@@ -31,7 +31,8 @@ def setup(tmp_path: Path, tasks_db: Path, monkeypatch: pytest.MonkeyPatch) -> tu
 
 def test_a_backup_prunes_with_the_configured_policy_and_reports_it(setup: tuple[Path, Path], run_cli) -> None:
     config, directory = setup
-    result = run_cli("--config", config, "backup", "--json")
+    # As the daemon runs it: a backup taken by hand would be protected (test_protection.py).
+    result = run_cli("--config", config, "backup", "--scheduled", "--json")
     assert result.exit_code == ExitCode.OK, result.stderr
     prune = json.loads(result.stdout)["steps"]["prune"]
     assert prune["policy"] == "keep 7 daily, 4 weekly"

@@ -3,13 +3,14 @@ checked on every row; then the rules that restic has no opinion on (records that
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from retention.helpers import record_at
 
+from railguard.backup.protection import Protection
 from railguard.retention import Policy, Within, apply_policy
 from railguard.retention.policy import NOT_KEPT
 
@@ -189,3 +190,46 @@ def test_within_rejects_what_restic_would_not_mean(text: str) -> None:
 def test_within_parses_restic_durations(text: str, within: Within) -> None:
     assert Within.parse(text) == within
     assert Within.parse(str(within)) == within
+
+
+# --- protected backups (restic's --keep-tag, but taking no part in the rules) ---------------
+
+def _protection(number: int, *, until: datetime | None = None) -> dict[str, Protection]:
+    name = RECORDS[number].name
+    return {name: Protection(name, "before the migration", until)}
+
+
+def test_a_protected_manual_backup_leaves_the_days_slot_to_the_nightly_one() -> None:
+    # #2 is the manual backup of the 26th: without protection it is "daily #2" and the nightly #3
+    # goes (the TABLE row above); protected, it is kept and the nightly one counts for the day.
+    plan = apply_policy(list(RECORDS.values()), Policy(daily=3), now=NOW, tz="UTC", protected=_protection(2))
+    kept = {number for number, record in RECORDS.items() if record.name in {d.name for d in plan.keep}}
+    assert kept == {1, 2, 3, 4}
+    assert len(plan.keep) + len(plan.remove) + len(plan.leave) == len(RECORDS)
+    decision = next(d for d in plan.decisions if d.name == RECORDS[2].name)
+    assert decision.reasons == ("protected: before the migration (until unkept)",)
+    assert [d.name for d in plan.protected] == [RECORDS[2].name]
+    nightly = next(d for d in plan.decisions if d.name == RECORDS[3].name)
+    assert nightly.reasons == ("daily #2",) and nightly.protection is None
+
+
+def test_a_protected_backup_is_never_removed_whatever_its_age() -> None:
+    plan = apply_policy(list(RECORDS.values()), Policy(last=1), now=NOW, tz="UTC", protected=_protection(16))
+    assert {d.name for d in plan.keep} == {RECORDS[1].name, RECORDS[16].name}
+    assert RECORDS[16].name not in {d.name for d in plan.remove}
+
+
+def test_a_protected_newest_backup_does_not_anchor_or_fill_a_rule() -> None:
+    plan = apply_policy(list(RECORDS.values()), Policy(last=1), now=NOW, tz="UTC", protected=_protection(1))
+    assert [(d.name, d.reasons) for d in plan.keep] == [
+        (RECORDS[1].name, ("protected: before the migration (until unkept)",)), (RECORDS[2].name, ("last #1",))]
+
+
+def test_an_expired_protection_protects_nothing() -> None:
+    expired = _protection(16, until=NOW - timedelta(seconds=1))
+    plan = apply_policy(list(RECORDS.values()), Policy(last=1), now=NOW, tz="UTC", protected=expired)
+    assert RECORDS[16].name in {d.name for d in plan.remove} and not plan.protected
+    running = _protection(16, until=NOW + timedelta(seconds=1))
+    plan = apply_policy(list(RECORDS.values()), Policy(last=1), now=NOW, tz="UTC", protected=running)
+    assert RECORDS[16].name in {d.name for d in plan.keep}
+    assert plan.protected[0].reasons == ("protected: before the migration (until 2026-11-27 04:00 UTC)",)

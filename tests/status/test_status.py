@@ -154,3 +154,42 @@ def test_prune_lines_in_backup_log_are_not_backup_attempts(run_cli, tmp_path: Pa
     append_line(log, {"time": datetime.now(timezone.utc), "event": "prune", "backup": "old", "result": "removed"})
     result = run_cli("--config", cfg, "status", "--json")
     assert rows(result)["last_attempt"]["detail"] == "backup failed: disk full"
+
+
+DRILL = '[apps.tasks.drill]\ncommand = ["python3", "-m", "http.server", "{port}"]\n'
+DEPLOY = '[apps.tasks.deploy]\ncaprover_url = "http://127.0.0.1:9"\n'
+
+
+def test_a_drill_that_never_ran_is_a_warning_when_the_app_has_one(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config(tmp_path, tasks_db, DRILL)
+    assert run_cli("--config", cfg, "backup").exit_code == 0
+    result = run_cli("--config", cfg, "status")
+    assert result.exit_code == 1, result.stdout
+    assert "all good" not in result.stdout and result.stdout.splitlines()[-1] == "1 warning(s)"
+    document = run_cli("--config", cfg, "status", "--json")
+    drill = rows(document)["drill"]
+    assert drill["state"] == "warning" and drill["detail"].startswith("no restore drill has ever run")
+    assert json.loads(document.stdout)["ok"] is False and json.loads(document.stdout)["warnings"] == 1
+    cfg.write_text(cfg.read_text().replace("[apps.tasks]", "[status]\nrequire_drill = false\n[apps.tasks]", 1))
+    assert run_cli("--config", cfg, "status").exit_code == 0
+
+
+def test_no_deploy_ever_is_a_warning_when_the_app_deploys(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config(tmp_path, tasks_db, DEPLOY)
+    assert run_cli("--config", cfg, "backup").exit_code == 0
+    result = run_cli("--config", cfg, "status", "--json")
+    assert result.exit_code == 1
+    assert rows(result)["deploy"] == {**rows(result)["deploy"], "state": "warning",
+                                      "detail": "no deploy has ever been recorded"}
+    cfg.write_text(cfg.read_text().replace("[apps.tasks]", "[status]\nrequire_deploy = false\n[apps.tasks]", 1))
+    assert run_cli("--config", cfg, "status").exit_code == 0
+
+
+def test_required_drill_and_deploy_are_warnings_without_their_sections(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config(tmp_path, tasks_db)
+    cfg.write_text(cfg.read_text().replace("[apps.tasks]", "[status]\nrequire_drill = true\nrequire_deploy = true\n"
+                                                          "[apps.tasks]", 1))
+    assert run_cli("--config", cfg, "backup").exit_code == 0
+    result = run_cli("--config", cfg, "status", "--json")
+    assert result.exit_code == 1
+    assert rows(result)["drill"]["state"] == "warning" and rows(result)["deploy"]["state"] == "warning"

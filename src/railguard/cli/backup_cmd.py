@@ -1,10 +1,11 @@
-"""``railguard backup`` and ``railguard backups list|verify``."""
+"""``railguard backup`` and ``railguard backups list|verify|keep|unkeep``."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,13 @@ import click
 
 from railguard.backup import list_backups, resolve_backup, verify_backup
 from railguard.backup.catalog import Owner, bad_manifest_warnings
+from railguard.backup.protection import protect, read_protections, unprotect
 from railguard.backup.verify import BackupVanished
 from railguard.cli import dest_cmd, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
-from railguard.errors import ExitCode, RailguardError
+from railguard.config import parse_duration
+from railguard.errors import ExitCode, RailguardError, UsageError
 from railguard.jobs import backup_job
 
 pass_context = click.make_pass_decorator(Context)
@@ -31,15 +34,25 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--check", type=click.Choice(["integrity", "quick"]), help="Verification of the copy [backup.check].")
 @click.option("--busy-timeout", metavar="DURATION", help="Retry a locked database this long [backup.busy_timeout].")
 @click.option("--prune/--no-prune", default=None, help="Apply the retention policy afterwards [backup.prune].")
+@click.option("--keep", "keep", metavar="REASON",
+              help="Protect this backup from prune until `railguard backups unkeep` (say why).")
+@click.option("--scheduled", is_flag=True,
+              help="Run by a schedule (daemon, timer, your own cron line): no [backup.keep_manual] protection.")
 @output.json_option
 @pass_context
 def backup(ctx: Context, database: str | None, directory: str | None, method: str | None, compression: str | None,
-           level: int | None, check: str | None, busy_timeout: str | None, prune: bool | None, as_json: bool) -> int:
+           level: int | None, check: str | None, busy_timeout: str | None, prune: bool | None, keep: str | None,
+           scheduled: bool, as_json: bool) -> int:
     """Take a verified online backup of the app's database.
 
     Copies the live database without stopping the app, runs integrity_check on the copy,
     compresses it, and only then gives it its final name. One line goes to backup.log.
+    A backup run by hand is protected from prune for [backup.keep_manual] (default 7d),
+    or until unkept with --keep REASON. The output names every backup that the prune
+    afterwards removed, here and at each destination, and every destination copied to.
     """
+    if keep is not None and not keep.strip():
+        raise UsageError("--keep needs a reason", hint="Try: railguard backup --keep 'before the migration'")
     settings, name, app = ctx.app({
         "app.database": ("--db", database), "app.backup.directory": ("--dir", directory),
         "app.backup.method": ("--method", method), "app.backup.compression": ("--compression", compression),
@@ -47,18 +60,38 @@ def backup(ctx: Context, database: str | None, directory: str | None, method: st
         "app.backup.busy_timeout": ("--busy-timeout", busy_timeout), "app.backup.prune": ("--prune", prune),
     })
     with output.progress_bar(True) as progress:
-        report = backup_job(settings, name, app, now=ctx.now(), progress=progress)
+        report = backup_job(settings, name, app, now=ctx.now(), progress=progress, manual=not scheduled,
+                            keep=keep)
     result, manifest = report.backup, report.backup.manifest
+    protection = report.protection.as_dict() if report.protection else None
     if as_json:
         output.emit_json({"ok": True, "app": name, "file": result.path, "warnings": report.warnings,
-                          "manifest": asdict(manifest), "steps": report.steps})
+                          "manifest": asdict(manifest), "protection": protection, "steps": report.steps})
     else:
         click.echo(f"backup {result.path} ({output.human_size(manifest.size_raw)} → "
                    f"{output.human_size(manifest.size_stored)}, {manifest.check}_check {manifest.check_result}, "
                    f"{manifest.durations['total']:.1f}s)")
+        for line in after_backup_lines(report.protection.describe() if report.protection else None, report.steps):
+            click.echo(line)
         for message in report.warnings:
             output.warning(message)
     return report.exit_code
+
+
+def after_backup_lines(protection: str | None, steps: dict[str, Any]) -> list[str]:
+    """What the job did after the backup, one line each: nothing it removed goes unsaid."""
+    lines = [protection] if protection else []
+    prune = steps.get("prune")
+    if prune is not None:
+        removed = prune["removed"]
+        lines.append(f"pruned here ({prune['policy']}): " + (", ".join(removed) if removed else "nothing removed"))
+    for run in steps.get("destinations", []):
+        copied = ", ".join(run["copied"]) if run["copied"] else "nothing new"
+        line = f"destination {run['name']}: copied {copied}"
+        if run["pruned"]:
+            line += f"; pruned {', '.join(run['pruned'])}"
+        lines.append(line)
+    return lines
 
 
 @cli.group()
@@ -79,6 +112,7 @@ def list_command(ctx: Context, database: str | None, directory: str | None, dest
         return dest_cmd.list_remote(ctx, name, app, dest, as_json)
     records = list_backups(app.backup.directory, Owner.of(settings, name, app))
     now = ctx.now()
+    protections = {key: value for key, value in read_protections(app.backup.directory).items() if value.active(now)}
     for message in bad_manifest_warnings(records):
         output.warning(message)
     if as_json:
@@ -87,7 +121,8 @@ def list_command(ctx: Context, database: str | None, directory: str | None, dest
              "good": r.is_good, "created_at": r.created_at,
              "size_raw": r.manifest.size_raw if r.manifest else None,
              "size_stored": r.manifest.size_stored if r.manifest else None,
-             "compression": r.manifest.compression if r.manifest else None} for r in records]})
+             "compression": r.manifest.compression if r.manifest else None,
+             "protection": protections[r.name].as_dict() if r.name in protections else None} for r in records]})
         return ExitCode.OK
     if not records:
         click.echo(f"no backups in {app.backup.directory}")
@@ -97,9 +132,90 @@ def list_command(ctx: Context, database: str | None, directory: str | None, dest
         m = r.manifest
         rows.append([r.name, r.created_at.strftime("%Y-%m-%d %H:%M"),
                      output.human_size(m.size_stored) if m else "-", f"{m.ratio:.0%}" if m else "-",
-                     "yes" if r.is_good else f"no ({r.status})", output.human_age(now - r.created_at)])
-    output.table(f"backups in {app.backup.directory}", ["name", "time (UTC)", "size", "ratio", "verified", "age"], rows)
+                     "yes" if r.is_good else f"no ({r.status})", output.human_age(now - r.created_at),
+                     _protected_cell(protections.get(r.name))])
+    output.table(f"backups in {app.backup.directory}",
+                 ["name", "time (UTC)", "size", "ratio", "verified", "age", "protected"], rows)
     return ExitCode.OK
+
+
+def _protected_cell(protection: Any) -> str:
+    if protection is None:
+        return "-"
+    until = f"{protection.until:%Y-%m-%d %H:%M}" if protection.until else "until unkept"
+    return f"{protection.reason} ({until})"
+
+
+@backups.command("keep")
+@click.argument("name")
+@click.option("--reason", default="kept by hand", show_default=True, help="Why (shown by list and prune).")
+@click.option("--until", "until_text", metavar="DATE",
+              help="Protect until then: 2026-12-31 or 2026-12-31T18:00 (UTC unless an offset is given).")
+@click.option("--for", "for_text", metavar="DURATION", help="Protect this long from now: 7d, 12h, 2w.")
+@click.option("--db", "database", metavar="PATH", help="Whose backups [apps.NAME.database].")
+@click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
+@output.json_option
+@pass_context
+def keep_command(ctx: Context, name: str, reason: str, until_text: str | None, for_text: str | None,
+                 database: str | None, directory: str | None, as_json: bool) -> int:
+    """Protect a backup from prune (here and at every destination), like restic's --keep-tag.
+
+    Without --until or --for it stays protected until `railguard backups unkeep NAME`.
+    NAME is a backup name from `railguard backups list`, or `latest`.
+    """
+    if until_text is not None and for_text is not None:
+        raise click.UsageError("give --until or --for, not both")
+    settings, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
+    now = ctx.now()
+    record = resolve_backup(app.backup.directory, Owner.of(settings, app_name, app), name)
+    until = _until(until_text, for_text, now)
+    protection = protect(app.backup.directory, record.name, reason, until=until, now=now)
+    if as_json:
+        output.emit_json({"ok": True, "app": app_name, "name": record.name, "protection": protection.as_dict()})
+    else:
+        click.echo(f"{record.name}: {protection.describe()}")
+    return ExitCode.OK
+
+
+@backups.command("unkeep")
+@click.argument("name")
+@click.option("--db", "database", metavar="PATH", help="Whose backups [apps.NAME.database].")
+@click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
+@output.json_option
+@pass_context
+def unkeep_command(ctx: Context, name: str, database: str | None, directory: str | None, as_json: bool) -> int:
+    """Remove a backup's protection: the retention policy decides about it again."""
+    settings, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
+    wanted = name.removesuffix(".keep.json")
+    if wanted == "latest" or wanted not in read_protections(app.backup.directory):
+        # A backup pruned since can still have its protection removed (never its own files).
+        wanted = resolve_backup(app.backup.directory, Owner.of(settings, app_name, app), name).name
+    removed = unprotect(app.backup.directory, wanted)
+    if as_json:
+        output.emit_json({"ok": True, "app": app_name, "name": wanted, "was_protected": removed})
+    else:
+        click.echo(f"{wanted}: protection removed" if removed else f"{wanted}: was not protected")
+    return ExitCode.OK
+
+
+def _until(until_text: str | None, for_text: str | None, now: datetime) -> datetime | None:
+    if for_text is not None:
+        try:
+            length = parse_duration(for_text)
+        except ValueError as exc:
+            raise UsageError(f"--for: {exc}", hint="Try: railguard backups keep latest --for 7d") from None
+        return now + length
+    if until_text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(until_text)
+    except ValueError:
+        raise UsageError(f"--until: expected a date such as 2026-12-31 or 2026-12-31T18:00, got {until_text!r}",
+                         hint="Try: railguard backups keep latest --until 2026-12-31") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    if moment <= now:
+        raise UsageError(f"--until {until_text} is not in the future", hint="Give a later date, or use --for 7d")
+    return moment
 
 
 @backups.command("verify")

@@ -13,7 +13,7 @@ from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.daemon import Daemon, RunLog, plan_jobs
-from railguard.daemon.jobs import last_success
+from railguard.daemon.jobs import jobs_not_run, last_success
 from railguard.errors import ExitCode, UsageError
 from railguard.metrics.exposition import metrics_endpoint
 from railguard.schedule import is_due_at_start
@@ -71,7 +71,11 @@ def daemon(ctx: Context) -> int:
 @output.json_option
 @pass_context
 def schedule(ctx: Context, as_json: bool) -> int:
-    """Show every job the daemon runs, its schedule, its next run and its last success."""
+    """Show every job the daemon runs, its schedule, its next run and its last success.
+
+    A job it does not run (a drill without [apps.NAME.drill], an empty schedule) is listed as
+    "not run", with what to set.
+    """
     settings = ctx.settings()
     now = ctx.now()
     runlog_path = settings.state_dir / "daemon.db"
@@ -86,13 +90,16 @@ def schedule(ctx: Context, as_json: bool) -> int:
             next_run = now if catch_up else job.schedule.next_after(now, settings.timezone)
         rows.append({"job": job.name, "schedule": str(job.schedule) if job.schedule else "always running",
                      "next_run": next_run, "catch_up": catch_up, "last_success": last})
+    # The jobs the daemon does not run, and why: a drill that never runs must not go unsaid.
+    not_run = [{"job": name, "why": why} for name, why in jobs_not_run(settings)]
     if as_json:
-        output.emit_json({"ok": True, "timezone": settings.timezone, "jobs": rows})
+        output.emit_json({"ok": True, "timezone": settings.timezone, "jobs": rows, "not_run": not_run})
         return ExitCode.OK
     output.table(f"jobs (times in {settings.timezone})", ["job", "schedule", "next run", "last success"], [
         [r["job"], r["schedule"],
          "now (catch-up: a run was missed)" if r["catch_up"] else _local(r["next_run"], settings.timezone),
-         _local(r["last_success"], settings.timezone) if r["last_success"] else "never"] for r in rows])
+         _local(r["last_success"], settings.timezone) if r["last_success"] else "never"] for r in rows]
+        + [[item["job"], "not run", "never", item["why"]] for item in not_run])
     return ExitCode.OK
 
 

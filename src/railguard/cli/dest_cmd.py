@@ -124,6 +124,8 @@ def verify_remote_copies(ctx: Context, app_name: str, app: AppSettings, dest: st
 def render_prunes(results: list[DestinationPrune]) -> None:
     """The destinations' part of ``railguard prune``."""
     for item in results:
+        if item.protected:
+            click.echo(f"destination {item.name}: protected here, kept there: {', '.join(item.protected)}")
         if item.error is not None:
             output.warning(f"destination {item.name}: not pruned: {item.error}")
         elif item.dry_run:

@@ -43,7 +43,9 @@ def prune(ctx: Context, dry_run: bool, keep_last: int | None, keep_hourly: int |
     periods (in the configured time zone), and a backup is kept if any rule keeps it. Any
     --keep-* flag replaces the whole policy of railguard.toml (default: 7 daily, 4 weekly), as
     on restic's command line. The newest good backup is never removed; files that are not
-    backups are never touched. Each removal is logged in backup.log. See docs/retention.md.
+    backups are never touched. A protected backup (`railguard backups keep`, or one taken
+    by hand within [backup.keep_manual]) is kept and takes no part in the rules, here and at
+    every destination. Each removal is logged in backup.log. See docs/retention.md.
     """
     settings, name, app = ctx.app({"app.backup.directory": ("--dir", directory)})
     flags = {"last": keep_last, "hourly": keep_hourly, "daily": keep_daily, "weekly": keep_weekly,
@@ -97,11 +99,12 @@ def _render(result: PruneResult, origin: str) -> None:
     for action, name, when, reasons in rows:
         click.echo(f"{action:<6}  {name:<{width}}  {when}  {reasons}")
     total = len(plan.decisions)
+    protected = f" ({len(plan.protected)} protected)" if plan.protected else ""
     if result.dry_run:
-        click.echo(f"dry run: would remove {len(plan.remove)} of {total} backups, keep {len(plan.keep)}; "
+        click.echo(f"dry run: would remove {len(plan.remove)} of {total} backups, keep {len(plan.keep)}{protected}; "
                    "nothing was removed")
     else:
-        click.echo(f"removed {len(result.removed)} of {total} backups, kept {len(plan.keep)}")
+        click.echo(f"removed {len(result.removed)} of {total} backups, kept {len(plan.keep)}{protected}")
 
 
 def plan_time(plan: Plan, moment: datetime) -> str:
@@ -114,7 +117,9 @@ def _document(app: str, directory: str, result: PruneResult, origin: str) -> dic
         "ok": True, "app": app, "directory": directory, "policy": str(plan.policy),
         "policy_from": origin, "rules": plan.policy.as_dict(), "time_zone": plan.tz,
         "dry_run": result.dry_run, "removed": result.removed,
+        "protected": [{"name": d.name, **d.protection.as_dict()} for d in plan.protected if d.protection],
         "decisions": [{"name": d.name, "action": d.action, "reasons": list(d.reasons),
                        "created_at": d.backup.created_at, "status": d.backup.status,
-                       "detail": d.backup.detail} for d in plan.decisions],
+                       "detail": d.backup.detail,
+                       "protection": d.protection.as_dict() if d.protection else None} for d in plan.decisions],
     }

@@ -1,4 +1,4 @@
-"""``railguard status``: the safety net on one screen; exits 7 when anything is flagged."""
+"""``railguard status``: the safety net on one screen; exits 7 when anything is flagged, 1 on a warning."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def status(ctx: Context, as_json: bool) -> int:
     newest backup is not verified, the last backup attempt failed, the last drill failed or is
     older than drill_max_age (35d), the last deploy or smoke check failed, or a monitored target
     is DOWN. Exit code 7 (check-failed) when anything is flagged, so this can itself be a check.
+    No drill or deploy ever recorded is a warning (exit code 1) when [status] require_drill /
+    require_deploy (default: when the app has a drill / a caprover_url).
     """
     settings = ctx.settings()
     now = ctx.now()
@@ -33,9 +35,13 @@ def status(ctx: Context, as_json: bool) -> int:
     if as_json:
         output.emit_json(report.as_dict())
     else:
-        rows = [[row.app or "-", row.name, "FLAGGED" if row.flagged else row.state,
+        rows = [[row.app or "-", row.name, "FLAGGED" if row.flagged else row.state.upper() if row.state == "warning"
+                 else row.state,
                  output.human_age(now - row.at) if row.at else "-", row.detail] for row in report.rows]
         output.table(None, ["app", "what", "state", "age", "detail"], rows)
-        flagged = report.flagged
-        click.echo(f"{len(flagged)} flagged" if flagged else "all good")
-    return ExitCode.CHECK_FAILED if report.flagged else ExitCode.OK
+        flagged, warnings = report.flagged, report.warnings
+        parts = ([f"{len(flagged)} flagged"] if flagged else []) + ([f"{len(warnings)} warning(s)"] if warnings else [])
+        click.echo(", ".join(parts) or "all good")
+    if report.flagged:
+        return ExitCode.CHECK_FAILED
+    return ExitCode.WARNING if report.warnings else ExitCode.OK

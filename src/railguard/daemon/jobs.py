@@ -36,7 +36,8 @@ def plan_jobs(settings: Settings) -> list[Job]:
     jobs = []
     for name, app in settings.apps.items():
         if app.schedule.backup:
-            jobs.append(Job(f"backup:{name}", railguard_argv(settings, "--app", name, "backup"),
+            # --scheduled: not a backup taken by hand, so not protected for keep_manual.
+            jobs.append(Job(f"backup:{name}", railguard_argv(settings, "--app", name, "backup", "--scheduled"),
                             parse_schedule(app.schedule.backup), app=name))
         if app.schedule.drill and (app.drill.command or app.drill.image):
             jobs.append(Job(f"drill:{name}", railguard_argv(settings, "--app", name, "drill"),
@@ -46,6 +47,20 @@ def plan_jobs(settings: Settings) -> list[Job]:
     if settings.daemon.gate:
         jobs.append(Job("gate", railguard_argv(settings, "gate", "serve"), None))
     return jobs
+
+
+def jobs_not_run(settings: Settings) -> list[tuple[str, str]]:
+    """(job, why) for each per-app job :func:`plan_jobs` leaves out, so ``railguard schedule``
+    can say that a drill never runs instead of leaving it out in silence."""
+    missing = []
+    for name, app in settings.apps.items():
+        if not app.schedule.backup:
+            missing.append((f"backup:{name}", f"[apps.{name}.schedule] backup is empty"))
+        if not app.schedule.drill:
+            missing.append((f"drill:{name}", f"[apps.{name}.schedule] drill is empty"))
+        elif not (app.drill.command or app.drill.image):
+            missing.append((f"drill:{name}", f"[apps.{name}.drill] has no command or image"))
+    return missing
 
 
 def _has_monitor_targets(settings: Settings) -> bool:

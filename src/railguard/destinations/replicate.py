@@ -289,13 +289,16 @@ class DestinationPrune:
     kept: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     would_remove: list[str] = field(default_factory=list)
+    #: Kept there because the backup of that name is protected here.
+    protected: list[str] = field(default_factory=list)
     dry_run: bool = False
     #: Why this destination could not be pruned (unreachable, ...); nothing was removed there.
     error: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "policy": self.policy, "kept": len(self.kept), "removed": self.removed,
-                "would_remove": self.would_remove, "dry_run": self.dry_run, "error": self.error}
+                "would_remove": self.would_remove, "protected": self.protected, "dry_run": self.dry_run,
+                "error": self.error}
 
 
 def _prune(destination: Destination, settings: Settings, app: AppSettings, stem: str, now: datetime, *,
@@ -304,8 +307,11 @@ def _prune(destination: Destination, settings: Settings, app: AppSettings, stem:
 
     Consumes the pure plan of :func:`railguard.retention.apply_policy`, as the local prune does:
     the destination's copies are presented as catalog records, so every rule (and the refusal to
-    remove the newest good backup) is the same one that prunes the local directory.
+    remove the newest good backup) is the same one that prunes the local directory. The local
+    protections (``railguard backups keep``) protect the copies of the same names here: a name
+    is never reused, so it is the same backup.
     """
+    from railguard.backup.protection import read_protections
     from railguard.retention import Policy, apply_policy
     from railguard.retention.prune import refuse_empty
 
@@ -314,10 +320,12 @@ def _prune(destination: Destination, settings: Settings, app: AppSettings, stem:
     refuse_empty(policy)
     remote = {backup.name: backup for backup in destination.list_backups(stem)}
     records = [_as_record(backup, destination) for backup in remote.values()]
-    plan = apply_policy(records, policy, now=now, tz=settings.timezone)
+    plan = apply_policy(records, policy, now=now, tz=settings.timezone,
+                        protected=read_protections(app.backup.directory))
     newest = plan.newest_good
     doomed = [decision for decision in reversed(plan.remove) if newest is None or decision.name != newest.name]
-    result = DestinationPrune(destination.name, str(policy), [d.name for d in plan.keep], dry_run=dry_run)
+    result = DestinationPrune(destination.name, str(policy), [d.name for d in plan.keep], dry_run=dry_run,
+                              protected=[d.name for d in plan.protected])
     if dry_run:
         result.would_remove = [decision.name for decision in doomed]
         return result

@@ -225,7 +225,7 @@ WantedBy=multi-user.target
 def _job_service(settings: Settings, options: SchedulerOptions, verb: str, description: str,
                  private_tmp: bool) -> str:
     # _exec doubles every %: the specifier %i (the instance, i.e. the app) is added after it.
-    line = _exec(_base_command(settings, options)) + f" --app %i {verb}"
+    line = _exec(_base_command(settings, options)) + f" --app %i {_scheduled(verb)}"
     return f"""\
 # Written by `railguard init --scheduler systemd-timers`; started by railguard-{verb}@APP.timer.
 [Unit]
@@ -261,6 +261,11 @@ Persistent=true
 [Install]
 WantedBy=timers.target
 """
+
+
+def _scheduled(verb: str) -> str:
+    """A backup run by a timer or cron is a scheduled one: not protected for [backup.keep_manual]."""
+    return "backup --scheduled" if verb == "backup" else verb
 
 
 def _cron_only(job: Job, kind: str) -> str:
@@ -344,7 +349,7 @@ def _crontab(settings: Settings, options: SchedulerOptions, jobs: list[Job]) -> 
         verb, app = job.name.split(":", 1)
         cron = _cron_only(job, options.kind)
         # In a crontab an unescaped % ends the command; none is expected, but a path may have one.
-        command = f"{base} --app {shlex.quote(app)} {verb} >> {shlex.quote(log)} 2>&1".replace("%", "\\%")
+        command = f"{base} --app {shlex.quote(app)} {_scheduled(verb)} >> {shlex.quote(log)} 2>&1".replace("%", "\\%")
         lines += ["", f"# {job.name}", f"{cron} {options.user or 'root'} {command}"]
     if services:
         lines += ["", f"# Not here: {', '.join(services)} run(s) all the time, which cron cannot do; run them",

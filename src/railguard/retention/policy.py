@@ -14,6 +14,12 @@ user who knows restic can predict every decision, and a test checks this against
   restic: the newest backup *not in the future* anchors it;
 * a backup is kept if any rule keeps it.
 
+A *protected* backup (:mod:`railguard.backup.protection`, restic's ``--keep-tag``) is kept
+whatever the rules say, and takes no part in them: a backup taken by hand before a risky change
+must not take the day's place of the nightly one (restic would still count a tagged snapshot in
+its buckets; we do not, so a protected backup never pushes another one out). The protections
+are a parameter, and whether one is still in force is decided against ``now``.
+
 Only good backups (verified, both files present) take part in the rules. A record that is not
 good is never kept in place of a good one; what happens to it is decided here too:
 
@@ -29,13 +35,14 @@ This module is pure: the clock and the time zone are parameters, nothing touches
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo
 
 from railguard.backup.catalog import BackupRecord
+from railguard.backup.protection import Protection
 from railguard.config import RetentionSettings
 from railguard.values import Within
 
@@ -148,6 +155,8 @@ class Decision:
     action: Action
     #: Why: the rules that keep it ("daily #3", "weekly #1", "within 2d"), or why it goes or stays.
     reasons: tuple[str, ...]
+    #: The protection in force that keeps it (then no rule counted it), or None.
+    protection: Protection | None = None
 
     @property
     def name(self) -> str:
@@ -179,6 +188,11 @@ class Plan:
         return self._where("leave")
 
     @property
+    def protected(self) -> list[Decision]:
+        """Kept by a protection in force, whatever the rules say."""
+        return [decision for decision in self.decisions if decision.protection is not None]
+
+    @property
     def newest_good(self) -> BackupRecord | None:
         return next((d.backup for d in self.decisions if d.backup.is_good), None)
 
@@ -186,20 +200,23 @@ class Plan:
 NOT_KEPT = "not kept by any rule"
 
 
-def apply_policy(backups: Sequence[BackupRecord], policy: Policy, *, now: datetime, tz: str) -> Plan:
+def apply_policy(backups: Sequence[BackupRecord], policy: Policy, *, now: datetime, tz: str,
+                 protected: Mapping[str, Protection] | None = None) -> Plan:
     """Decide, for every backup, whether to keep it, remove it or leave it alone.
 
-    ``now`` only matters for backups dated in the future: they never anchor the ``within``
-    window (restic's ``findLatestTimestamp``). Raises ValueError for an empty policy: with no
-    rule every backup would go, which is never what anybody meant.
+    ``now`` decides which ``protected`` backups (by name) are still protected, and otherwise
+    only matters for backups dated in the future: they never anchor the ``within`` window
+    (restic's ``findLatestTimestamp``). Raises ValueError for an empty policy: with no rule
+    every backup would go, which is never what anybody meant.
     """
     if policy.is_empty():
         raise ValueError("the retention policy is empty: it would remove every backup")
     zone = ZoneInfo(tz)
+    in_force = {name: protection for name, protection in (protected or {}).items() if protection.active(now)}
     # Read once: a record without a manifest takes its time from its file's mtime.
     taken = {id(backup): backup.created_at for backup in backups}
     ordered = sorted(backups, key=lambda b: (taken[id(b)], b.id), reverse=True)
-    good = [backup for backup in ordered if backup.is_good]
+    good = [backup for backup in ordered if backup.is_good and backup.name not in in_force]
     reasons: dict[str, list[str]] = {backup.name: [] for backup in good}
 
     cutoff: datetime | None = None
@@ -226,10 +243,15 @@ def apply_policy(backups: Sequence[BackupRecord], policy: Policy, *, now: dateti
             if taken[id(backup)] > cutoff:
                 reasons[backup.name].insert(0, f"within {policy.within}")
 
-    newest_good = taken[id(good[0])] if good else None
+    all_good = [backup for backup in ordered if backup.is_good]
+    newest_good = taken[id(all_good[0])] if all_good else None
     plan = Plan(policy, now, tz)
     for backup in ordered:
-        if backup.is_good:
+        protection = in_force.get(backup.name)
+        if protection is not None:
+            action: Action = "keep" if backup.is_good else "leave"
+            plan.decisions.append(Decision(backup, action, (protection.describe(),), protection))
+        elif backup.is_good:
             why = reasons[backup.name]
             plan.decisions.append(Decision(backup, "keep" if why else "remove", tuple(why) or (NOT_KEPT,)))
         elif _is_leftover(backup) and newest_good is not None and taken[id(backup)] < newest_good:

@@ -12,6 +12,10 @@ backup directory itself: a user's own files there, hidden temporaries and ``fail
 The one exception: plaintext copies that a killed ``backups verify`` left behind
 (:func:`railguard.backup.verify.remove_stale_verify_copies`) go, since nothing else would remove them.
 
+A protected backup (:mod:`railguard.backup.protection`) is never removed; its protection is
+read from the directory here and passed to the pure plan. When a backup whose protection has
+expired goes, its ``.keep.json`` goes after its two files.
+
 A directory that cannot be locked (read-only, not ours) is reported as :class:`PruneFailed`
 when the plan would remove something, and is no error when it would not.
 """
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from railguard.backup.catalog import BackupRecord, Owner, list_backups
+from railguard.backup.protection import read_protections, sidecar_path
 from railguard.backup.verify import remove_stale_verify_copies
 from railguard.backup.engine import LOG_NAME
 from railguard.durable import remove_durably
@@ -61,6 +66,8 @@ class PruneResult:
             "would_remove": [d.name for d in self.plan.remove] if self.dry_run else [],
             "left": [{"name": d.name, "status": d.backup.status, "detail": d.backup.detail}
                      for d in self.plan.leave],
+            "protected": [{"name": d.name, **d.protection.as_dict()} for d in self.plan.protected
+                          if d.protection is not None],
         }
 
 
@@ -76,7 +83,7 @@ def plan_prune(directory: Path, stem: str | Owner, policy: Policy, *, now: datet
     With an :class:`~railguard.backup.catalog.Owner` only that app's backups (by manifest) are
     planned; another app's backups under the same file stem are not even looked at."""
     refuse_empty(policy)
-    return apply_policy(list_backups(directory, stem), policy, now=now, tz=tz)
+    return apply_policy(list_backups(directory, stem), policy, now=now, tz=tz, protected=read_protections(directory))
 
 
 def prune_backups(directory: Path, stem: str | Owner, policy: Policy, *, now: datetime, tz: str,
@@ -149,6 +156,9 @@ def _check_plan(plan: Plan) -> None:
 def _remove(decision: Decision, directory: Path, policy: str, now: datetime) -> None:
     record = decision.backup
     files = [path for path in (record.manifest_path, record.data_path) if path is not None]
+    keep_file = sidecar_path(directory, record.name)  # an expired protection: after the backup itself
+    if keep_file.is_file():
+        files.append(keep_file)
     fields = {"time": now.astimezone(timezone.utc), "event": "prune", "backup": record.name,
               "files": ",".join(path.name for path in files), "reason": "; ".join(decision.reasons),
               "policy": policy}

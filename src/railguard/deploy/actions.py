@@ -37,7 +37,7 @@ from railguard.deploy.steps import PostDeployContext, PostDeployStep, StepResult
 from railguard.errors import ConfigError, ExitCode, NotFound, RailguardError, UsageError
 from railguard.locking import exclusive_lock
 from railguard.secrets import Secret, read_secret
-from railguard.smoke.deploy_step import smoke
+from railguard.deploy.smoke_step import smoke
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)

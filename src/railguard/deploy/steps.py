@@ -1,7 +1,7 @@
 """The steps that follow a deploy, release or rollback: what a step gets and what it returns.
 
 A leaf module (it imports no flow), so a step such as the smoke check
-(:mod:`railguard.smoke.deploy_step`) can be written against it and handed to the flows in
+(:mod:`railguard.deploy.smoke_step`) can be written against it and handed to the flows in
 :mod:`railguard.deploy.actions` explicitly: there is no registry that an import fills.
 """
 

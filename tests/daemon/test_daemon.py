@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -216,3 +217,23 @@ def test_a_backup_taken_by_hand_counts_as_the_last_success(tmp_path: Path, run_c
     assert run_cli("backup").exit_code == 0
     [job] = json.loads(run_cli("schedule", "--json").stdout)["jobs"]
     assert job["catch_up"] is False and job["last_success"] is not None
+
+
+def test_daemon_json_writes_one_document_per_line_with_the_one_timestamp_format(tmp_path: Path):
+    database = create_tasks_database(tmp_path / "tasks.db")
+    config = write_config(tmp_path, database, "every 1s")
+    # The global options after the command's name, as a user would add them to a unit file.
+    process = subprocess.Popen([sys.executable, "-m", "railguard", "daemon", "--config", str(config), "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = process.stderr.readline()
+        assert ready.startswith("railguard daemon: "), ready + process.stderr.read()
+        wait_for(lambda: any(r.result == "ok" for r in runs(tmp_path)), what="one backup")
+    finally:
+        code, out, err = stop(process)
+    assert code == 0, err
+    documents = [json.loads(line) for line in out.splitlines()]
+    ok = [d for d in documents if d.get("job") == "backup:tasks" and d.get("event") == "ok"]
+    assert ok, out
+    for document in documents:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", document["time"]), document

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from railguard import __version__
-from railguard.cli import output
+from railguard.cli import examples, output
 from railguard.cli.context import Context
 from railguard.errors import ExitCode, RailguardError
 
@@ -96,12 +96,23 @@ def _in_command_modes(callback: Any) -> Any:
     return run
 
 
+def _format_examples(ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    block = examples.epilog_for(ctx.command_path)
+    if block:
+        formatter.write_paragraph()
+        formatter.write_text(block)
+
+
 class RailguardCommand(click.Command):
-    """A command with the global options (see the module's docstring)."""
+    """A command with the global options (see the module's docstring) and its examples."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _add_global_options(self)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        _format_examples(ctx, formatter)
 
 
 class CommandGroup(click.Group):
@@ -113,6 +124,10 @@ class CommandGroup(click.Group):
         super().__init__(*args, **kwargs)
         _add_global_options(self)
 
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        _format_examples(ctx, formatter)
+
 
 CommandGroup.group_class = CommandGroup
 
@@ -123,6 +138,10 @@ class RailguardGroup(click.Group):
 
     command_class = RailguardCommand
     group_class = CommandGroup
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        _format_examples(ctx, formatter)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMAND_MODULES)

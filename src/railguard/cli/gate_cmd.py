@@ -50,7 +50,7 @@ def serve_command(ctx: Context, host: str | None, port: int | None) -> int:
     return ExitCode.OK
 
 
-@gate.command("runs")
+@gate.command("list")
 @click.option("--limit", type=int, default=20, show_default=True, help="How many runs, newest first.")
 @output.json_option
 @pass_context

@@ -1,4 +1,4 @@
-"""``railguard monitor`` (the long-running uptime monitor) and ``railguard monitor status``."""
+"""``railguard monitor`` (the long-running uptime monitor) and ``railguard monitor list``."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: 
     return ExitCode.OK
 
 
-@monitor.command("status")
+@monitor.command("list")
 @output.json_option
 @pass_context
 def status_command(ctx: Context, as_json: bool) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from railguard import __version__
-from railguard.cli import examples, output
+from railguard.cli import examples, output, renamed
 from railguard.cli.context import Context
 from railguard.errors import ExitCode, RailguardError
 
@@ -127,6 +127,10 @@ class CommandGroup(click.Group):
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         super().format_epilog(ctx, formatter)
         _format_examples(ctx, formatter)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        # An old name (``gate runs``) still works for one release, hidden from the help.
+        return super().get_command(ctx, name) or renamed.resolve_command(self, ctx, name)
 
 
 CommandGroup.group_class = CommandGroup

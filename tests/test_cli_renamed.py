@@ -78,3 +78,19 @@ def test_drill_takes_the_backup_as_its_argument_and_backup_still_works(run_cli, 
     assert "tasks-20990101-0000" in now.stderr
     assert before.stderr == ("note: `railguard drill --backup` is now `railguard drill NAME (positional, as in "
                              "restore)`; the old spelling goes away in the next release\n") + now.stderr
+
+
+def test_a_destinations_list_says_verified_as_the_local_list_does(run_cli, tmp_path: Path, tasks_db: Path):
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    path = tmp_path / "dest.toml"
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[apps.tasks]\ndatabase = "{tasks_db}"\n'
+                    f'[apps.tasks.backup]\ndirectory = "{tmp_path / "backups"}"\nprune = false\n'
+                    f'[apps.tasks.destinations.nas]\nurl = "file://{nas}"\n')
+    assert run_cli("backup", "--config", path).exit_code == 0
+    assert run_cli("replicate", "--config", path).exit_code == 0
+    local = run_cli("backups", "list", "--config", path).stdout.splitlines()
+    remote = run_cli("backups", "list", "--dest", "nas", "--config", path).stdout.splitlines()
+    header = next(line for line in remote if line.lstrip().startswith("name"))
+    assert header.replace("┃", " ").split() == ["name", "time", "(UTC)", "size", "encrypted", "verified", "age"]
+    assert "verified" in next(line for line in local if line.lstrip().startswith("name")).replace("┃", " ").split()

@@ -42,7 +42,7 @@ def drill(ctx: Context, which: str | None, source: str | None, identity: Path | 
     boot or serve on it or an assertion fails, 6 when there is no such backup.
     """
     if identity is not None and source is None:
-        raise click.UsageError("--identity only applies with --from (local backups are not encrypted)")
+        raise click.UsageError("--identity only applies with --dest (local backups are not encrypted)")
     settings, name, app = ctx.app({"app.drill.start_timeout": ("--start-timeout", start_timeout)})
     report = run_drill(settings, name, app, now=ctx.now(), which=which, source=source, identity_file=identity)
     _render(report, as_json)

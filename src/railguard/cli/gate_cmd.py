@@ -1,4 +1,4 @@
-"""``railguard gate serve`` (the webhook gate) and ``railguard gate runs`` (its queue, read locally)."""
+"""``railguard gate serve`` (the webhook gate) and ``railguard gate list`` (its queue, read locally)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from railguard.drill import run_drill
 def test_an_unknown_backup_is_not_found_with_the_nearest_names(run_cli, site, clean_env):
     name = site.backup().name.split(".")[0]
     site.configure()
-    result = run_cli("--config", site.config, "drill", "--backup", name[:-1] + "9")
+    result = run_cli("--config", site.config, "drill", name[:-1] + "9")
     assert result.exit_code == 6
     assert "no backup named" in result.stderr and f"Did you mean: {name}" in result.stderr
     assert site.drill_log() == [], "a typo is not a failed drill"

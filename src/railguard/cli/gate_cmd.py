@@ -41,7 +41,11 @@ def serve_command(ctx: Context, host: str | None, port: int | None) -> int:
     from railguard.webserver import ConnectionLimits, uvicorn_options
 
     settings = ctx.settings({"gate.host": ("--host", host), "gate.port": ("--port", port)})
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from railguard.logfmt import LogfmtFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(LogfmtFormatter())  # the one timestamp format (docs/cli.md)
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     service = GateService(settings)
     click.echo(f"railguard gate: {', '.join(service.targets)} on http://{settings.gate.host}:{settings.gate.port} "
                f"(state in {service.directory})", err=True)

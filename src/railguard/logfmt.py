@@ -1,19 +1,42 @@
 """One greppable line per event, in logfmt (``key=value key2="with spaces"``).
 
-Used for ``backup.log`` and ``drill.log``. A line is appended with a single ``write`` on a file
+Used for ``backup.log`` and ``drill.log``, the daemon's run log and every command's log on
+stderr (:class:`LogfmtFormatter`). Every timestamp railguard writes, in a log or in its output,
+goes through :func:`timestamp`: one format (ISO 8601, seconds, ``+00:00`` style offset), so one
+pattern greps them all. A line is appended with a single ``write`` on a file
 opened ``O_APPEND`` and fsynced, so concurrent writers never interleave inside a line and a
 crash never leaves half a line behind a complete one.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 _PLAIN = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:+@,%")
+
+
+def timestamp(moment: datetime) -> str:
+    """The one timestamp format: ``2026-03-01T02:00:00+00:00`` (an aware datetime keeps its
+    offset; a naive one is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat(timespec="seconds")
+
+
+class LogfmtFormatter(logging.Formatter):
+    """``time=<timestamp> level=<LEVEL> <message>`` for a log record (the message is logfmt)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created, timezone.utc).astimezone()
+        line = f"time={timestamp(moment)} level={record.levelname} {record.getMessage()}"
+        if record.exc_info:
+            line += " " + format_line({"exception": self.formatException(record.exc_info)})
+        return line
 
 
 def _value(value: Any) -> str:
@@ -24,7 +47,7 @@ def _value(value: Any) -> str:
     if isinstance(value, float):
         text = f"{value:.3f}".rstrip("0").rstrip(".")
     elif isinstance(value, datetime):
-        text = value.isoformat(timespec="seconds")
+        text = timestamp(value)
     else:
         text = str(value)
     if text and set(text) <= _PLAIN:

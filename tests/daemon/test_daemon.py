@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -258,3 +259,23 @@ def test_the_daemon_runs_its_backups_as_scheduled_ones(tmp_path: Path):
     config = write_config(tmp_path, database, "30 3 * * *")
     [job] = plan_jobs(load_settings(config))
     assert job.argv[-2:] == ("backup", "--scheduled")
+
+
+def test_daemon_json_writes_one_document_per_line_with_the_one_timestamp_format(tmp_path: Path):
+    database = create_tasks_database(tmp_path / "tasks.db")
+    config = write_config(tmp_path, database, "every 1s")
+    # The global options after the command's name, as a user would add them to a unit file.
+    process = subprocess.Popen([sys.executable, "-m", "railguard", "daemon", "--config", str(config), "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = process.stderr.readline()
+        assert ready.startswith("railguard daemon: "), ready + process.stderr.read()
+        wait_for(lambda: any(r.result == "ok" for r in runs(tmp_path)), what="one backup")
+    finally:
+        code, out, err = stop(process)
+    assert code == 0, err
+    documents = [json.loads(line) for line in out.splitlines()]
+    ok = [d for d in documents if d.get("job") == "backup:tasks" and d.get("event") == "ok"]
+    assert ok, out
+    for document in documents:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", document["time"]), document

@@ -272,12 +272,12 @@ def test_restore_from_a_destination_decrypts_and_takes_the_same_verified_path(ru
     target = tmp_path / "restored" / "tasks.db"
     target.parent.mkdir()
 
-    refused = run_cli("restore", "--from", "offsite", "--to", target)
+    refused = run_cli("restore", "--dest", "offsite", "--to", target)
     assert refused.exit_code == 3
     assert "is encrypted; an age identity is needed" in refused.stderr
     assert not target.exists()
 
-    result = run_cli("restore", "--from", "offsite", "--to", target, "--identity", age_key.identity_file, "--json")
+    result = run_cli("restore", "--dest", "offsite", "--to", target, "--identity", age_key.identity_file, "--json")
 
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["backup"] == "tasks-20261120-0330"
@@ -299,7 +299,7 @@ def test_restore_from_a_damaged_remote_copy_changes_nothing(run_cli, tmp_path, b
     stored.write_bytes(stored.read_bytes()[:-1] + b"\x00")
     target = tmp_path / "restored.db"
 
-    result = run_cli("restore", "--from", "nas", "--to", target)
+    result = run_cli("restore", "--dest", "nas", "--to", target)
 
     assert result.exit_code == 4
     assert "does not match its manifest" in result.stderr

@@ -97,7 +97,7 @@ def test_a_copy_cut_short_is_named_by_its_size_and_never_chosen_as_latest(run_cl
 
     verified = run_cli("backups", "verify", "--dest", "nas", "tasks-20261121-0330", "--identity",
                        age_key.identity_file)
-    restored = run_cli("restore", "--from", "nas", "--to", tmp_path / "restored.db", "--identity",
+    restored = run_cli("restore", "--dest", "nas", "--to", tmp_path / "restored.db", "--identity",
                        age_key.identity_file, "--json")
 
     assert verified.exit_code == ExitCode.VERIFY_FAILED
@@ -169,7 +169,7 @@ def test_restore_from_a_damaged_encrypted_copy_fails_verification_and_writes_not
     damage(encrypted_nas / "tasks-20261121-0330.sqlite3.zst.age", how)
     target = tmp_path / "restored.db"
 
-    result = run_cli("restore", "--from", "nas", "--to", target, "--identity", age_key.identity_file)
+    result = run_cli("restore", "--dest", "nas", "--to", target, "--identity", age_key.identity_file)
 
     assert result.exit_code == ExitCode.VERIFY_FAILED, result.stderr
     assert result.stderr.splitlines()[0] == ("error: destination nas: copy of tasks-20261121-0330 does not match "
@@ -270,7 +270,7 @@ def test_a_copy_found_damaged_is_listed_so_skipped_by_restore_and_replaced_by_re
     listed = listed_at(run_cli)
     assert listed["tasks-20261120-0330"] == (True, "ok")
     assert listed["tasks-20261121-0330"] == (False, "damaged: copy of tasks-20261121-0330 does not match its manifest")
-    restored = run_cli("restore", "--from", "nas", "--to", tmp_path / "restored.db", "--json")
+    restored = run_cli("restore", "--dest", "nas", "--to", tmp_path / "restored.db", "--json")
     assert restored.exit_code == 0, restored.stderr
     assert json.loads(restored.stdout)["backup"] == "tasks-20261120-0330"  # latest: the newest *good* copy
 
@@ -366,7 +366,7 @@ def test_replicate_replaces_an_older_backup_stored_under_the_same_name(run_cli, 
     assert line["reason"].startswith("replaced another backup stored under the same name (sha256 "
                                      f"{earlier.manifest.sha256[:12]}...")
     target = tmp_path / "restored.db"
-    assert run_cli("restore", "--from", "nas", "--to", target).exit_code == 0
+    assert run_cli("restore", "--dest", "nas", "--to", target).exit_code == 0
     with sqlite3.connect(target) as connection:
         assert connection.execute("SELECT count(*) FROM tasks").fetchone() == (340,)
     [again] = json.loads(run_cli("replicate", "--json").stdout)["destinations"]

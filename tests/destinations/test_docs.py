@@ -33,7 +33,7 @@ def test_the_configuration_example_in_the_docs_is_valid(tmp_path):
 @pytest.mark.parametrize("command, option", [
     (["replicate"], "--dest"), (["replicate"], "--all"), (["replicate"], "--prune"),
     (["backups", "list"], "--dest"), (["backups", "verify"], "--dest"), (["backups", "verify"], "--identity"),
-    (["restore"], "--from"), (["restore"], "--identity"),
+    (["restore"], "--dest"), (["restore"], "--identity"),
 ])
 def test_every_command_the_docs_show_exists_with_help(run_cli, command, option):
     result = run_cli(*command, "--help")

@@ -24,7 +24,7 @@ def test_an_unknown_backup_is_not_found_with_the_nearest_names(run_cli, site, cl
     for day in range(5):
         site.backup(at=first + timedelta(days=day))
     site.configure()
-    result = run_cli("--config", site.config, "drill", "--backup", "tasks-20261102-0331")
+    result = run_cli("--config", site.config, "drill", "tasks-20261102-0331")
     assert result.exit_code == 6
     assert "no backup named 'tasks-20261102-0331'" in result.stderr
     assert "Did you mean: tasks-20261102-0330, " in result.stderr
@@ -67,11 +67,11 @@ def test_a_scratch_directory_inside_the_production_directory_is_refused(run_cli,
     assert sorted(p.name for p in site.database.parent.iterdir()) == ["tasks.db"]
 
 
-def test_identity_without_from_is_a_usage_error(run_cli, site, clean_env, tmp_path):
+def test_identity_without_dest_is_a_usage_error(run_cli, site, clean_env, tmp_path):
     site.configure()
     result = run_cli("--config", site.config, "drill", "--identity", tmp_path / "key.txt")
     assert result.exit_code == 3
-    assert "--identity only applies with --from" in result.stderr
+    assert "--identity only applies with --dest" in result.stderr
 
 
 def test_a_bad_start_timeout_flag_is_reported_against_the_flag(run_cli, site, clean_env):

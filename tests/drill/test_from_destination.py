@@ -33,7 +33,7 @@ def test_a_backup_fetched_from_a_file_destination_boots_the_app(run_cli, site, c
     nas = tmp_path / "nas"
     site.configure(destinations={"nas": {"url": nas.as_uri()}})
     replicate_then_lose_the_local_backups(run_cli, site)
-    result = run_cli("--config", site.config, "drill", "--from", "nas", "--json")
+    result = run_cli("--config", site.config, "drill", "--dest", "nas", "--json")
     report = json.loads(result.stdout)
     assert result.exit_code == 0, report
     assert report["source"] == "destination nas"
@@ -50,7 +50,7 @@ def test_an_encrypted_copy_is_decrypted_with_the_configured_identity(run_cli, si
                                          "age_identity_file": str(identity)}})
     replicate_then_lose_the_local_backups(run_cli, site)
     assert any(path.name.endswith(".age") for path in (tmp_path / "nas").iterdir())
-    result = run_cli("--config", site.config, "drill", "--from", "nas", "--backup", "random")
+    result = run_cli("--config", site.config, "drill", "random", "--dest", "nas")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "drill PASSED" in result.stdout
 
@@ -64,7 +64,7 @@ def test_a_damaged_copy_at_the_destination_fails_verification(run_cli, site, cle
     data = bytearray(stored.read_bytes())
     data[-10] ^= 0xFF
     stored.write_bytes(bytes(data))
-    result = run_cli("--config", site.config, "drill", "--from", "nas", "--json")
+    result = run_cli("--config", site.config, "drill", "--dest", "nas", "--json")
     report = json.loads(result.stdout)
     assert result.exit_code == 4
     assert report["failed_step"] == "fetch"
@@ -74,7 +74,7 @@ def test_a_damaged_copy_at_the_destination_fails_verification(run_cli, site, cle
 def test_an_unknown_destination_is_not_found(run_cli, site, clean_env, tmp_path):
     site.backup()
     site.configure(destinations={"nas": {"url": (tmp_path / "nas").as_uri()}})
-    result = run_cli("--config", site.config, "drill", "--from", "offsite")
+    result = run_cli("--config", site.config, "drill", "--dest", "offsite")
     assert result.exit_code == 6
     assert "offsite" in result.stderr
 
@@ -94,8 +94,8 @@ def test_a_damaged_encrypted_copy_fails_the_fetch_as_damaged_and_is_never_chosen
     data[len(data) // 2 + 200] ^= 0x01  # inside the payload, past the header
     stored.write_bytes(bytes(data))
 
-    result = run_cli("--config", site.config, "drill", "--from", "nas", "--json")
-    again = run_cli("--config", site.config, "drill", "--from", "nas", "--json")
+    result = run_cli("--config", site.config, "drill", "--dest", "nas", "--json")
+    again = run_cli("--config", site.config, "drill", "--dest", "nas", "--json")
 
     report = json.loads(result.stdout)
     assert result.exit_code == 4, report

@@ -34,7 +34,7 @@ def test_every_endpoint_and_run_status_is_in_the_guide() -> None:
 
 
 def test_the_guide_shows_each_command_and_the_readme_links_it(run_cli) -> None:
-    for command in ("railguard gate serve", "railguard gate runs", "railguard --app tasks hook install"):
+    for command in ("railguard gate serve", "railguard gate list", "railguard --app tasks hook install"):
         assert command in GUIDE, command
     assert "[docs/gate.md](docs/gate.md)" in (ROOT / "README.md").read_text()
     assert "bench/gate.py" in GUIDE and "BENCHMARK_RESULTS" not in GUIDE

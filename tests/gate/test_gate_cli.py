@@ -46,7 +46,7 @@ def test_serve_names_a_gate_app_that_has_no_app_section(run_cli, tmp_path: Path)
 
 def test_a_misspelt_gate_key_is_a_config_error(run_cli, tmp_path: Path) -> None:
     config = _config(tmp_path, gate_app='deploy_mod = "upload"\n')
-    result = run_cli("--config", config, "gate", "runs")
+    result = run_cli("--config", config, "gate", "list")
     assert result.exit_code == ExitCode.USAGE
     assert "gate.apps.tasks.deploy_mod: unknown key" in result.stderr
 
@@ -62,7 +62,7 @@ def test_runs_lists_the_queue_without_a_running_gate(run_cli, tmp_path: Path) ->
     assert run is not None
     queue.finish(run, "failed", "`sh run-tests.sh` failed with exit code 1", now=datetime.now(timezone.utc))
 
-    result = run_cli("--config", _config(tmp_path), "gate", "runs")
+    result = run_cli("--config", _config(tmp_path), "gate", "list")
 
     assert result.exit_code == 0
     assert result.stdout.split() == f"#{run} tasks {'c' * 12} failed `sh run-tests.sh` failed with exit code 1".split()
@@ -82,7 +82,7 @@ def test_hook_install_remote_needs_the_shared_secret(run_cli, tmp_path: Path) ->
 
 def test_every_gate_command_has_help(run_cli) -> None:
     expected = {("gate",): "Option C: Forgejo webhooks in", ("gate", "serve"): "Serve POST /hooks/forgejo",
-                ("gate", "runs"): "List the gate's latest runs"}
+                ("gate", "list"): "List the gate's latest runs"}
     for command, text in expected.items():
         result = run_cli(*command, "--help")
         assert result.exit_code == 0 and text in " ".join(result.stdout.split())

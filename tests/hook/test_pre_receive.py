@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 from pathlib import Path
@@ -211,3 +212,17 @@ def test_railguard_hook_run_checks_ref_lines_given_by_hand(server, run_cli, monk
     assert rejected.exit_code == 7
     assert "railguard: push rejected: refs/heads/main: `sh run-tests.sh` failed with exit code 1" in rejected.stderr
     assert server.head("main") == base
+
+
+def test_railguard_hook_run_json_gives_the_verdict_of_each_ref(server, run_cli, monkeypatch):
+    subprocess.run(["git", "switch", "--quiet", "-c", "candidate"], cwd=server.work, check=True)
+    bad = server.commit("broken", {"FAIL": "1\n"})
+    assert server.push("candidate").returncode == 0
+    base = server.head("main")
+    monkeypatch.chdir(server.bare)
+    rejected = run_cli("hook", "run", "--config", server.config, "--json", input=f"{base} {bad} refs/heads/main\n")
+    assert rejected.exit_code == 7
+    document = json.loads(rejected.stdout)
+    assert document["ok"] is False and document["accepted"] is False
+    assert [(r["ref"], r["accepted"]) for r in document["refs"]] == [("refs/heads/main", False)]
+    assert "`sh run-tests.sh` failed with exit code 1" in document["refs"][0]["summary"]

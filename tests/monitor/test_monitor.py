@@ -171,14 +171,14 @@ def test_the_monitor_command_runs_rounds_then_status_shows_uptime(
     assert result.exit_code == 0, result.stderr
     assert "event=round targets=1 failed=1" in result.stderr
     assert "event=down target=tasks" in result.stderr
-    status = run_cli("--config", config, "monitor", "status", "--json")
+    status = run_cli("--config", config, "monitor", "list", "--json")
     assert status.exit_code == 7
     [row] = json.loads(status.stdout)["targets"]
     assert (row["name"], row["status"], row["uptime"]["24h"]) == ("tasks", "down", 0.0)
     assert row["last_failure_reason"] == "HTTP 503 (expected 200)"
     target.up = True
     run_cli("--config", config, "monitor", "--rounds", "2", env=env)
-    table = run_cli("--config", config, "monitor", "status")
+    table = run_cli("--config", config, "monitor", "list")
     assert table.exit_code == 0
     assert "UP" in table.stdout and "33.33%" in table.stdout
     assert receiver.titles()[0] == "tasks is DOWN" and len(receiver.titles()) == 2
@@ -192,7 +192,7 @@ def test_monitor_once_exits_1_when_a_check_fails(run_cli, tmp_path: Path, target
 
 
 def test_monitor_status_before_any_run_says_so(run_cli, tmp_path: Path, target: SwitchableTarget) -> None:  # type: ignore[no-untyped-def]
-    result = run_cli("--config", write_config(tmp_path, target), "monitor", "status")
+    result = run_cli("--config", write_config(tmp_path, target), "monitor", "list")
     assert result.exit_code == 0
     assert "the monitor has not run" in result.stdout
 

@@ -43,9 +43,9 @@ def test_the_runbooks_cover_each_deploy_option_restore_drill_and_every_alert() -
     blocks = parse_runbook(RUNBOOKS[0])
     run = {command.text for block in blocks if block.kind == "run" for command in block.commands}
     for command in ("railguard release", "railguard hook install /srv/git/tasks.git", "git push origin main",
-                    "railguard gate runs", "railguard status", "railguard smoke", "railguard rollback",
+                    "railguard gate list", "railguard status", "railguard smoke", "railguard rollback",
                     "railguard backup", "railguard backups verify --all", "railguard restore", "railguard drill",
-                    "railguard replicate", "railguard monitor status", "railguard schedule"):
+                    "railguard replicate", "railguard monitor list", "railguard schedule"):
         assert command in run, command
     assert set(GIVEN) == {block.given for block in blocks if block.given}, "every situation is used by a block"
     assert set(SANDBOX_ACTIONS) == {a for block in blocks for a in block.sandbox}

@@ -11,8 +11,8 @@ from railguard.config import AppSettings, Settings, find_config, load_settings
 
 @dataclass
 class Context:
-    config_path: str | None
-    app_name: str | None
+    config_path: str | None = None
+    app_name: str | None = None
     _base: Settings | None = field(default=None, repr=False)
 
     def settings(self, overrides: dict[str, tuple[str, Any]] | None = None) -> Settings:

@@ -15,6 +15,7 @@ from railguard.cli.root import cli
 from railguard.daemon import Daemon, RunLog, plan_jobs
 from railguard.daemon.jobs import jobs_not_run, last_success
 from railguard.errors import ExitCode, UsageError
+from railguard.logfmt import parse_line
 from railguard.metrics.exposition import metrics_endpoint
 from railguard.schedule import is_due_at_start
 
@@ -22,14 +23,16 @@ pass_context = click.make_pass_decorator(Context)
 
 
 @cli.command()
+@output.json_option
 @pass_context
-def daemon(ctx: Context) -> int:
+def daemon(ctx: Context, as_json: bool) -> int:
     """Run every enabled job on its schedule, in one long-running process.
 
     Backups (followed by prune and the copies off the host), the monthly drill, the monitor and
     the webhook gate, as the configuration enables them. A job whose last success is older than
     its previous scheduled run starts at once (catch-up after downtime). SIGTERM lets a running
-    job finish or abort cleanly. Logs one line per job run on stdout.
+    job finish or abort cleanly. Logs one logfmt line per job event on stdout; with --json, the
+    same fields as one JSON document per line.
     """
     settings = ctx.settings()
     jobs = plan_jobs(settings)
@@ -38,7 +41,7 @@ def daemon(ctx: Context) -> int:
                          hint="Set [apps.NAME.schedule] backup, or enable [daemon] monitor or gate")
     runlog = RunLog(settings.state_dir / "daemon.db")
     runner = Daemon(jobs, runlog, tz=settings.timezone, stop_grace=settings.daemon.stop_grace,
-                    job_timeout=settings.daemon.job_timeout, log=lambda line: print(line, flush=True),
+                    job_timeout=settings.daemon.job_timeout, log=_json_line if as_json else _text_line,
                     last_success=lambda job: last_success(job, runlog, settings))
     server = None
     if settings.daemon.listen:
@@ -101,6 +104,16 @@ def schedule(ctx: Context, as_json: bool) -> int:
          _local(r["last_success"], settings.timezone) if r["last_success"] else "never"] for r in rows]
         + [[item["job"], "not run", "never", item["why"]] for item in not_run])
     return ExitCode.OK
+
+
+def _text_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def _json_line(line: str) -> None:
+    # The runner writes logfmt; the same fields, as strings (a commit hash or a job name is
+    # never guessed into a number).
+    output.emit_json_line(parse_line(line))
 
 
 def _local(moment: datetime | None, tz: str) -> str:

@@ -76,11 +76,13 @@ def list_remote(ctx: Context, app_name: str, app: AppSettings, dest: str, as_jso
     if not backups:
         click.echo(f"no backups at {dest} ({destination.url})")
         return ExitCode.OK
-    rows = [[b.name, b.created_at.strftime("%Y-%m-%d %H:%M UTC"), output.human_size(b.size) if b.size else "-",
+    # The same words as the local list (backups list): "verified" is the one word for "this copy
+    # can be trusted", here and there.
+    rows = [[b.name, b.created_at.strftime("%Y-%m-%d %H:%M"), output.human_size(b.size) if b.size else "-",
              "age" if b.encryption else "-", "yes" if b.is_good else f"no ({b.status})",
              output.human_age(now - b.created_at)] for b in backups]
-    output.table(f"backups at {dest} ({destination.url})", ["name", "time", "size", "encrypted", "complete", "age"],
-                 rows)
+    output.table(f"backups at {dest} ({destination.url})",
+                 ["name", "time (UTC)", "size", "encrypted", "verified", "age"], rows)
     return ExitCode.OK
 
 

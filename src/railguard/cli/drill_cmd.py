@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from railguard.cli import output
+from railguard.cli import output, renamed
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.drill import DrillReport, run_drill
@@ -16,11 +16,11 @@ pass_context = click.make_pass_decorator(Context)
 
 
 @cli.command()
-@click.option("--backup", "which", metavar="NAME|latest|random",
-              help="Which backup: a name from `railguard backups list`, latest, or random (any good one) "
-                   "[drill.backup].")
-@click.option("--from", "source", metavar="DESTINATION",
+@click.argument("which", metavar="[NAME]", required=False)
+@renamed.renamed_option("drill", "--backup", "which", metavar="NAME|latest|random")
+@click.option("--dest", "source", metavar="NAME",
               help="Fetch the backup from this destination instead of the local directory (docs/destinations.md).")
+@renamed.renamed_option("drill", "--from", "source")
 @click.option("--identity", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
               help="age identity file for an encrypted copy [destinations.NAME.age_identity_file].")
 @click.option("--start-timeout", metavar="DURATION", help="How long to wait for /health 200 [drill.start_timeout].")
@@ -28,7 +28,10 @@ pass_context = click.make_pass_decorator(Context)
 @pass_context
 def drill(ctx: Context, which: str | None, source: str | None, identity: Path | None, start_timeout: str | None,
           as_json: bool) -> int:
-    """Restore a backup into a temporary directory and prove it boots the app.
+    """Restore backup NAME into a temporary directory and prove it boots the app.
+
+    NAME is a name from `railguard backups list`, latest, or random (any good one); default
+    [drill.backup].
 
     Verifies the backup (sha256, decompression, integrity_check, foreign_key_check), starts the
     app on the copy (the [drill] command, or the image under `docker run --network host`) on a
@@ -40,7 +43,7 @@ def drill(ctx: Context, which: str | None, source: str | None, identity: Path | 
     boot or serve on it or an assertion fails, 6 when there is no such backup.
     """
     if identity is not None and source is None:
-        raise click.UsageError("--identity only applies with --from (local backups are not encrypted)")
+        raise click.UsageError("--identity only applies with --dest (local backups are not encrypted)")
     settings, name, app = ctx.app({"app.drill.start_timeout": ("--start-timeout", start_timeout)})
     report = run_drill(settings, name, app, now=ctx.now(), which=which, source=source, identity_file=identity,
                        refresh_metrics=refresh_textfile)

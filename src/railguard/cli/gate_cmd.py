@@ -1,4 +1,4 @@
-"""``railguard gate serve`` (the webhook gate) and ``railguard gate runs`` (its queue, read locally)."""
+"""``railguard gate serve`` (the webhook gate) and ``railguard gate list`` (its queue, read locally)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,11 @@ def serve_command(ctx: Context, host: str | None, port: int | None) -> int:
     from railguard.webserver import ConnectionLimits, uvicorn_options
 
     settings = ctx.settings({"gate.host": ("--host", host), "gate.port": ("--port", port)})
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from railguard.logfmt import LogfmtFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(LogfmtFormatter())  # the one timestamp format (docs/cli.md)
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     service = GateService(settings)
     click.echo(f"railguard gate: {', '.join(service.targets)} on http://{settings.gate.host}:{settings.gate.port} "
                f"(state in {service.directory})", err=True)
@@ -50,7 +54,7 @@ def serve_command(ctx: Context, host: str | None, port: int | None) -> int:
     return ExitCode.OK
 
 
-@gate.command("runs")
+@gate.command("list")
 @click.option("--limit", type=int, default=20, show_default=True, help="How many runs, newest first.")
 @output.json_option
 @pass_context

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.deploy.hook import install_hook, run_hook, uninstall_hook
@@ -75,11 +76,13 @@ def uninstall_command(git_dir: Path) -> int:
 
 
 @hook.command("run")
+@output.json_option
 @pass_context
-def run_command(ctx: Context) -> int:
+def run_command(ctx: Context, as_json: bool) -> int:
     """Check one push: read git's '<old> <new> <ref>' lines on stdin (called by the hook).
 
     Exits 0 to accept the push and 7 to reject it; everything it prints reaches the pusher.
+    With --json, the verdict for each ref is also one JSON document on stdout.
     """
     settings, name, app = ctx.app()
 
@@ -89,4 +92,8 @@ def run_command(ctx: Context) -> int:
     verdict = run_hook(sys.stdin.read(), app.deploy, where=f"apps.{name}.deploy", git_dir=Path.cwd(),
                        env=os.environ, say=say,
                        private=[settings.state_dir])
+    if as_json:
+        output.emit_json({"ok": verdict.accepted, "app": name, "accepted": verdict.accepted,
+                          "refs": [{"ref": r.ref, "accepted": r.accepted, "summary": r.summary}
+                                   for r in verdict.refs]})
     return ExitCode.OK if verdict.accepted else ExitCode.CHECK_FAILED

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.errors import ExitCode
@@ -37,10 +38,11 @@ pass_context = click.make_pass_decorator(Context)
                                                        "python:3.11-slim-bookworm).")
 @click.option("--print", "print_only", is_flag=True, help="Print the files instead of writing them.")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@output.json_option
 @pass_context
 def init_command(ctx: Context, directory: str, runtime: str | None, scheduler: str | None, user: str | None,
                  start_command: str | None, port: int, database: str, app_name: str, base_image: str | None,
-                 print_only: bool, force: bool) -> int:
+                 print_only: bool, force: bool, as_json: bool) -> int:
     """Write (or print) the deploy files the plan asks for.
 
     Never overwrites an existing file without --force: when one exists, nothing is written.
@@ -63,11 +65,20 @@ def init_command(ctx: Context, directory: str, runtime: str | None, scheduler: s
         raise click.UsageError("say what to write: --runtime bun|node|python or "
                                "--scheduler systemd|systemd-timers|cron")
     if print_only:
-        click.echo(render_for_print(planned), nl=False)
+        if as_json:
+            output.emit_json({"ok": True, "files": [{"name": f.name, "mode": f"{f.mode:o}", "content": f.content}
+                                                    for f in planned]})
+        else:
+            click.echo(render_for_print(planned), nl=False)
         return ExitCode.OK
-    for path in write_files(directory, planned, force=force):
+    written = write_files(directory, planned, force=force)
+    steps = next_steps(scheduler, planned, directory) if scheduler else ["railguard doctor " + directory]
+    if as_json:
+        output.emit_json({"ok": True, "written": [str(path) for path in written], "next": steps})
+        return ExitCode.OK
+    for path in written:
         click.echo(f"wrote {path}")
-    for step in next_steps(scheduler, planned, directory) if scheduler else ["railguard doctor " + directory]:
+    for step in steps:
         click.echo("next: " + step)
     return ExitCode.OK
 

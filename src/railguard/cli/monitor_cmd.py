@@ -1,12 +1,9 @@
-"""``railguard monitor`` (the long-running uptime monitor) and ``railguard monitor status``."""
+"""``railguard monitor`` (the long-running uptime monitor) and ``railguard monitor list``."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
 import threading
-from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer
 
 import click
@@ -16,7 +13,7 @@ from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.config import Settings
 from railguard.errors import ExitCode, UsageError
-from railguard.logfmt import format_line
+from railguard.logfmt import format_line, timestamp
 from railguard.monitor import Monitor, RoundReport, targets_from_settings
 from railguard.monitor.report import monitor_status
 from railguard.monitor.runner import monitor_store
@@ -31,14 +28,16 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--rounds", type=click.IntRange(min=1), hidden=True, help="Stop after N rounds (benchmarks).")
 @click.option("--metrics-listen", metavar="HOST:PORT",
               help="Also serve railguard's metrics at http://HOST:PORT/metrics.")
-@click.option("-v", "--verbose", is_flag=True, help="Log one line per round, not only transitions.")
+@output.json_option
 @click.pass_context
 def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: int | None,
-            metrics_listen: str | None, verbose: bool) -> int | None:
+            metrics_listen: str | None, as_json: bool) -> int | None:
     """Check every target (default: each app's url + /health) every interval; alert on DOWN
     after N consecutive failures and on RECOVERED after M successes, with the outage's length.
 
     State survives restarts (no second DOWN for the same outage). Stop with Ctrl-C or SIGTERM.
+    The log goes to stderr; -v adds one line per round. With --json, each round is one JSON
+    document on a line of stdout.
     """
     if click_ctx.invoked_subcommand is not None:
         return None
@@ -46,11 +45,13 @@ def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: 
     settings = ctx.settings({"monitor.interval": ("--interval", interval)})
     targets = targets_from_settings(settings)
     log = logging.getLogger("railguard.monitor")
-    with _log_to_stderr(), monitor_store(settings) as store:
+    with output.log_to_stderr(), monitor_store(settings) as store:
         server = _serve_metrics(settings, metrics_listen) if metrics_listen else None
 
         def on_round(report: RoundReport) -> None:
-            if verbose:
+            if as_json:
+                output.emit_json_line(_round_document(report))
+            if output.verbosity():
                 log.info(format_line({"event": "round", "targets": len(report.results), "failed": report.failed,
                                       "checks_seconds": round(report.checks_seconds, 3),
                                       "seconds": round(report.seconds, 3), "alerts": len(report.alerts),
@@ -68,7 +69,7 @@ def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: 
                               "interval": settings.monitor.interval.total_seconds(), "state": store.path}))
         try:
             if once:
-                report = monitor_runner.run_round()
+                report = monitor_runner.run_round()  # on_round printed its document
                 return ExitCode.WARNING if report.failed else ExitCode.OK
             try:
                 monitor_runner.run(threading.Event(), rounds=rounds)
@@ -83,7 +84,7 @@ def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: 
     return ExitCode.OK
 
 
-@monitor.command("status")
+@monitor.command("list")
 @output.json_option
 @pass_context
 def status_command(ctx: Context, as_json: bool) -> int:
@@ -116,21 +117,14 @@ def _percent(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio:.2%}"
 
 
-@contextlib.contextmanager
-def _log_to_stderr() -> Iterator[None]:
-    """A long-running command logs: one logfmt line per event on stderr (for journald/docker logs)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("time=%(asctime)s level=%(levelname)s %(message)s",
-                                           datefmt="%Y-%m-%dT%H:%M:%S%z"))
-    logger = logging.getLogger("railguard")
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
+def _round_document(report: RoundReport) -> dict[str, object]:
+    return {"ok": not report.failed, "event": "round", "started_at": timestamp(report.started_at),
+            "seconds": round(report.seconds, 3), "failed": report.failed, "maintenance": report.maintenance,
+            "targets": {name: {"ok": result.ok, "at": timestamp(result.at), "reason": result.reason or None,
+                               "response_time": result.response_time}
+                        for name, result in report.results.items()},
+            "alerts": [{"target": target, "kind": alert.kind, "reason": alert.reason or None}
+                       for target, alert, _delivery in report.alerts]}
 
 
 def _serve_metrics(settings: Settings, listen: str) -> WSGIServer:

@@ -2,14 +2,22 @@
 
 ``--json`` writes exactly one JSON document to stdout, also on failure
 (``{"ok": false, "error": ..., "hint": ..., "exit_code": ...}``), so a script never has to
-parse the human form. Progress bars appear only when stderr is a terminal: under cron or in
-a pipe railguard is silent except for its result.
+parse the human form; the long-running commands (``daemon``, ``monitor``) write one JSON
+document per line instead. Progress bars appear only when stderr is a terminal: under cron or
+in a pipe railguard is silent except for its result. ``--quiet`` drops even the result (stdout
+stays empty; errors and warnings still go to stderr) unless ``--json`` asked for the document,
+and ``-v`` logs railguard's events on stderr (``-vv``: debug).
+
+The three modes are context variables, not globals: a caller running several commands in one
+process (the tests) starts each command from the defaults (:func:`start_command`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar, Token
@@ -25,32 +33,99 @@ from rich.table import Table
 from railguard.secrets import redact, redact_document
 
 _json_mode: ContextVar[bool] = ContextVar("json_mode", default=False)
+_quiet_mode: ContextVar[bool] = ContextVar("quiet_mode", default=False)
+_verbosity: ContextVar[int] = ContextVar("verbosity", default=0)
+
+JSON_HELP = "Print one JSON document for scripts instead of a table."
+
+
+def remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """``--json`` given before the subcommand (the root's) or after it: either turns it on."""
+    wanted = bool(value) or _json_mode.get()
+    _json_mode.set(wanted)
+    return wanted
+
+
+def remember_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    wanted = bool(value) or _quiet_mode.get()
+    _quiet_mode.set(wanted)
+    return wanted
+
+
+def remember_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    # -v before and after the subcommand add up, as borg's and restic's do.
+    level = (value or 0) + _verbosity.get()
+    _verbosity.set(level)
+    return level
 
 
 def json_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``--json`` for a command that reports."""
-
-    def remember(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-        _json_mode.set(value)
-        return value
-
-    return click.option("--json", "as_json", is_flag=True, callback=remember, expose_value=True,
-                        is_eager=True, help="Print one JSON document for scripts instead of a table.")(function)
+    """``--json`` for a command that reports, passed to it as ``as_json``."""
+    return click.option("--json", "as_json", is_flag=True, callback=remember_json, expose_value=True,
+                        is_eager=True, help=JSON_HELP)(function)
 
 
 def json_mode() -> bool:
     return _json_mode.get()
 
 
-def start_command() -> Token[bool]:
-    """One command's JSON mode starts off, until its ``--json`` says otherwise; give the token
-    to :func:`end_command` (a caller running several commands in one process, such as the
-    tests, must not inherit the last one's mode)."""
-    return _json_mode.set(False)
+def quiet_mode() -> bool:
+    return _quiet_mode.get()
 
 
-def end_command(token: Token[bool]) -> None:
-    _json_mode.reset(token)
+def verbosity() -> int:
+    return _verbosity.get()
+
+
+def start_command() -> tuple[Token[bool], Token[bool], Token[int]]:
+    """One command's modes start off, until its ``--json``, ``--quiet`` or ``-v`` says otherwise;
+    give the token to :func:`end_command` (a caller running several commands in one process,
+    such as the tests, must not inherit the last one's modes)."""
+    return _json_mode.set(False), _quiet_mode.set(False), _verbosity.set(0)
+
+
+def end_command(tokens: tuple[Token[bool], Token[bool], Token[int]]) -> None:
+    json_token, quiet_token, verbosity_token = tokens
+    _verbosity.reset(verbosity_token)
+    _quiet_mode.reset(quiet_token)
+    _json_mode.reset(json_token)
+
+
+@contextlib.contextmanager
+def command_modes() -> Iterator[None]:
+    """Around a command's callback, once every option is parsed: ``--quiet`` sends stdout to
+    nowhere (unless ``--json`` asked for the document: a script that asked gets it) and ``-v``
+    logs on stderr."""
+    with contextlib.ExitStack() as stack:
+        if verbosity():
+            stack.enter_context(log_to_stderr(logging.DEBUG if verbosity() > 1 else logging.INFO))
+        if quiet_mode() and not json_mode():
+            sink = stack.enter_context(open(os.devnull, "w", encoding="utf-8"))
+            stack.enter_context(contextlib.redirect_stdout(sink))
+        yield
+
+
+@contextlib.contextmanager
+def log_to_stderr(level: int = logging.INFO) -> Iterator[None]:
+    """railguard's log records as one logfmt line each on stderr (journald, docker logs), at
+    ``level`` or below. Nested use (``monitor -v``) keeps one handler and the lowest level."""
+    from railguard.logfmt import LogfmtFormatter
+
+    logger = logging.getLogger("railguard")
+    previous = logger.level
+    ours = [h for h in logger.handlers if isinstance(h.formatter, LogfmtFormatter)]
+    handler = None
+    if not ours:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(LogfmtFormatter())
+        logger.addHandler(handler)
+    logger.setLevel(min(level, previous) if previous else level)
+    try:
+        yield
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+        logger.setLevel(previous)
 
 
 @contextlib.contextmanager
@@ -78,6 +153,13 @@ def emit_json(document: Any) -> None:
     # Round-trip through JSON first, so dates and paths are strings that redaction sees too.
     plain = json.loads(json.dumps(document, default=_jsonable, ensure_ascii=False))
     click.echo(json.dumps(redact_document(plain), indent=2, ensure_ascii=False))
+
+
+def emit_json_line(document: Any) -> None:
+    """One document on one line, flushed: the form of ``--json`` for a long-running command."""
+    plain = json.loads(json.dumps(document, default=_jsonable, ensure_ascii=False))
+    click.echo(json.dumps(redact_document(plain), ensure_ascii=False))
+    sys.stdout.flush()
 
 
 def _jsonable(value: Any) -> Any:
@@ -134,7 +216,7 @@ def human_age(delta: timedelta) -> str:
 @contextlib.contextmanager
 def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     """A ``(stage, done, total)`` callback drawing a rich progress bar, or None when silent."""
-    if not enabled or json_mode() or not sys.stderr.isatty():
+    if not enabled or json_mode() or quiet_mode() or not sys.stderr.isatty():
         yield None
         return
     labels = {"copy": "copying", "compress": "compressing", "verify": "re-reading", "check": "checking"}

@@ -2,7 +2,9 @@
 
 The arguments go to :func:`railguard.probe.main` untouched, so both entry points share one
 parser and one exit-code rule: 0 only for the expected status, 1 for everything else,
-usage errors included (click would exit 2 or 3; Docker reserves 2).
+usage errors included (click would exit 2 or 3; Docker reserves 2). For the same reason it is
+the one command without the global options (``--config``, ``--json``, ...): it reads no
+configuration, and every word after ``probe`` is the probe's own.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from railguard import probe
 from railguard.cli.root import cli
 
 
-@cli.command("probe", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+@cli.command("probe", cls=click.Command, context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                "help_option_names": []},
              add_help_option=False, short_help="Strict HTTP check for a Docker HEALTHCHECK (exit 0 or 1).")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)

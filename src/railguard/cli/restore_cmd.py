@@ -9,7 +9,7 @@ import click
 
 from railguard.backup import list_backups, resolve_backup
 from railguard.backup.catalog import Owner, bad_manifest_warnings, check_belongs
-from railguard.cli import output
+from railguard.cli import output, renamed
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.destinations import fetched_for_restore
@@ -25,7 +25,8 @@ pass_context = click.make_pass_decorator(Context)
               help="Restore into this file instead of the app's database (the live database is not touched).")
 @click.option("--force", is_flag=True, help="Replace the database even while a process has it open.")
 @click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
-@click.option("--from", "source", metavar="DEST", help="Restore a copy held at this destination (docs/destinations.md).")
+@click.option("--dest", "source", metavar="NAME", help="Restore a copy held at this destination (docs/destinations.md).")
+@renamed.renamed_option("restore", "--from", "source")
 @click.option("--identity", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
               help="age identity file for an encrypted copy [destinations.DEST.age_identity_file].")
 @output.json_option

@@ -1,7 +1,15 @@
-"""The root command group: global options, error rendering and exit codes."""
+"""The root command group: global options, error rendering and exit codes.
+
+The global options (``--config``, ``--app``, ``--json``, ``--quiet``, ``-v``) are declared once,
+in :func:`global_options`, and every command and group gets them (:class:`RailguardCommand`,
+:class:`CommandGroup`): ``railguard backups list --config x`` means what ``railguard --config x
+backups list`` means, as in restic and borg. A value given after the subcommand wins over one
+given before it; ``--json``, ``--quiet`` and ``-v`` given anywhere turn their mode on.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import signal
 import sys
@@ -11,7 +19,7 @@ from typing import Any
 import click
 
 from railguard import __version__
-from railguard.cli import output
+from railguard.cli import examples, output, renamed
 from railguard.cli.context import Context
 from railguard.errors import ExitCode, RailguardError
 
@@ -32,9 +40,112 @@ COMMAND_MODULES = {
 }
 
 
+def _set_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Context).config_path = value
+
+
+def _set_app(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Context).app_name = value
+
+
+CONFIG_HELP = "Configuration file (default: ./railguard.toml if present, else built-in defaults)."
+APP_HELP = "Which app of the configuration (needed when it has several)."
+QUIET_HELP = "Print nothing on stdout on success (for cron); errors and warnings still go to stderr."
+VERBOSE_HELP = "Log railguard's events on stderr (-vv: debug)."
+
+
+def global_options(*, with_json: bool = True) -> list[click.Option]:
+    """The options every command accepts after its name (the root's own come from its decorators).
+
+    ``--json`` comes here only for a command that does not declare it itself (through
+    :func:`railguard.cli.output.json_option`, which passes it to the callback)."""
+    options = [
+        click.Option(["--config", "config_path"], metavar="PATH", expose_value=False, callback=_set_config,
+                     help=CONFIG_HELP),
+        click.Option(["--app", "app_name"], metavar="NAME", expose_value=False, callback=_set_app, help=APP_HELP),
+    ]
+    if with_json:
+        options.append(click.Option(["--json", "as_json"], is_flag=True, is_eager=True, expose_value=False,
+                                    callback=output.remember_json, help=output.JSON_HELP))
+    options += [
+        click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=output.remember_quiet,
+                     help=QUIET_HELP),
+        click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=output.remember_verbosity,
+                     help=VERBOSE_HELP),
+    ]
+    return options
+
+
+def _add_global_options(command: click.Command) -> None:
+    taken = {opt for param in command.params for opt in param.opts + param.secondary_opts}
+    for option in global_options(with_json="--json" not in taken):
+        if not taken.intersection(option.opts):
+            command.params.append(option)
+    if command.callback is not None:
+        command.callback = _in_command_modes(command.callback)
+
+
+def _in_command_modes(callback: Any) -> Any:
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with output.command_modes():
+            return callback(*args, **kwargs)
+
+    return run
+
+
+def _format_examples(ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    block = examples.epilog_for(ctx.command_path)
+    if block:
+        formatter.write_paragraph()
+        formatter.write_text(block)
+
+
+class RailguardCommand(click.Command):
+    """A command with the global options (see the module's docstring) and its examples."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _add_global_options(self)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        _format_examples(ctx, formatter)
+
+
+class CommandGroup(click.Group):
+    """A group of commands (``backups``, ``gate``, ...): it and its commands get the global options."""
+
+    command_class = RailguardCommand
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _add_global_options(self)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        _format_examples(ctx, formatter)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        # An old name (``gate runs``) still works for one release, hidden from the help.
+        return super().get_command(ctx, name) or renamed.resolve_command(self, ctx, name)
+
+
+CommandGroup.group_class = CommandGroup
+
+
 class RailguardGroup(click.Group):
     """Loads command modules lazily, and turns every expected failure into one line, a hint and
     a documented exit code."""
+
+    command_class = RailguardCommand
+    group_class = CommandGroup
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        _format_examples(ctx, formatter)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMAND_MODULES)
@@ -54,7 +165,7 @@ class RailguardGroup(click.Group):
         global _command_running
         previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _in_main_thread() else None
         _command_running = True
-        json_token = output.start_command()
+        modes = output.start_command()
         try:
             result = super().main(args, prog_name or "railguard", complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
@@ -79,7 +190,7 @@ class RailguardGroup(click.Group):
             output.error("interrupted; cleaned up", None, code=ExitCode.INTERRUPTED)
             sys.exit(ExitCode.INTERRUPTED)
         finally:
-            output.end_command(json_token)
+            output.end_command(modes)
             _command_running = False
             if previous is not None and not self.owns_process:
                 signal.signal(signal.SIGTERM, previous)
@@ -115,12 +226,19 @@ def _usage_hint(exc: click.UsageError) -> str:
 @click.group(cls=RailguardGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="railguard")
 @click.option("--config", "config_path", metavar="PATH", envvar="RAILGUARD_CONFIG", show_envvar=True,
-              help="Configuration file (default: ./railguard.toml if present, else built-in defaults).")
-@click.option("--app", "app_name", metavar="NAME", help="Which app of the configuration (needed when it has several).")
+              help=CONFIG_HELP)
+@click.option("--app", "app_name", metavar="NAME", help=APP_HELP)
+@click.option("--json", "as_json", is_flag=True, is_eager=True, expose_value=False, callback=output.remember_json,
+              help=output.JSON_HELP)
+@click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=output.remember_quiet, help=QUIET_HELP)
+@click.option("-v", "--verbose", count=True, expose_value=False, callback=output.remember_verbosity,
+              help=VERBOSE_HELP)
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, app_name: str | None) -> None:
     """Verified SQLite backups, deploy guardrails and early failure detection for a
-    self-hosted app."""
+    self-hosted app.
+
+    The global options work before or after the command's name, on every command."""
     ctx.obj = Context(config_path=config_path, app_name=app_name)
 
 

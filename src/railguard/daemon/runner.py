@@ -30,7 +30,7 @@ from typing import IO
 from railguard.daemon.jobs import Job
 from railguard.daemon.runlog import RunLog
 from railguard.errors import ExitCode
-from railguard.logfmt import format_line
+from railguard.logfmt import format_line, timestamp
 from railguard.schedule import is_due_at_start
 
 Clock = Callable[[], datetime]
@@ -259,7 +259,7 @@ class Daemon:
         return out
 
     def _line(self, job: str, event: str, **fields: object) -> None:
-        self.log(format_line({"time": self.clock().isoformat(timespec="seconds"), "job": job, "event": event,
+        self.log(format_line({"time": timestamp(self.clock()), "job": job, "event": event,
                               **fields}))
 
 

@@ -12,7 +12,7 @@ Two layers, as in Litestream's replica client:
   and its size and sha256 compared before the manifest is uploaded, and a copy counts as good
   only when both objects are there and agree and no verification has found it damaged since.
 
-A copy found damaged (by ``backups verify --dest``, ``restore --from`` or ``drill --from``) gets
+A copy found damaged (by ``backups verify --dest``, ``restore --dest`` or ``drill --dest``) gets
 a third object beside it, ``NAME.damaged.json``, saying what was found and for which sha256. The
 mark lives at the destination, not on this host, because the host may be the thing that died:
 whoever reads the destination next (a new host restoring, ``replicate`` from the old one) sees

@@ -1,4 +1,4 @@
-"""Reading copies back: verify one where it is, or fetch one for ``restore --from`` / ``drill --from``.
+"""Reading copies back: verify one where it is, or fetch one for ``restore --dest`` / ``drill --dest``.
 
 All three go through :func:`fetch_backup`, in this order: download the copy into a private
 directory (decrypting it on the way, the stored bytes hashed against the manifest), read that
@@ -111,7 +111,7 @@ def verify_remote(destination: Destination, backup: RemoteBackup, *, now: dateti
 def fetched_for_restore(app: AppSettings, destination_name: str, name: str | None, *, now: datetime,
                         identity_file: Path | None = None, env: Mapping[str, str] | None = None
                         ) -> Iterator[BackupRecord]:
-    """``restore --from``: fetch one remote copy into a temporary directory and yield it as a
+    """``restore --dest``: fetch one remote copy into a temporary directory and yield it as a
     local :class:`BackupRecord`, so restore takes exactly the path it takes for local backups
     (sha256, decompress, raw sha256, integrity_check, then the swap). Removed afterwards.
     ``latest`` is the newest good copy: never one marked damaged.

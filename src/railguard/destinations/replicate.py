@@ -1,5 +1,5 @@
 """Replication: copy to each destination what it is missing, verify it there, prune it there.
-(Reading copies back, for ``backups verify --dest`` and ``restore``/``drill --from``, is
+(Reading copies back, for ``backups verify --dest`` and ``restore``/``drill --dest``, is
 :mod:`railguard.destinations.remote`.)
 
 Used by the backup job (after every successful local backup) and by ``railguard replicate``

@@ -6,7 +6,7 @@
 * :mod:`probe`: one strict HTTP check.
 * :mod:`store`: SQLite persistence with bounded history.
 * :mod:`runner`: concurrent rounds, alerts, metrics.
-* :mod:`report`: ``monitor status`` (uptime over 24 h / 7 d / 30 d).
+* :mod:`report`: ``monitor list`` (uptime over 24 h / 7 d / 30 d).
 """
 
 from railguard.monitor.probe import Target, probe

@@ -1,4 +1,4 @@
-"""``railguard monitor status``: each target's state and uptime, read from the store only."""
+"""``railguard monitor list``: each target's state and uptime, read from the store only."""
 
 from __future__ import annotations
 

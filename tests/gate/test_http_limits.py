@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 from fakes.forgejo import push_payload, signed_headers
+from waiting import wait_until
 from gate.conftest import WEBHOOK_SECRET, Remote
 
 #: The gate's soft descriptor limit: systemd's default (DefaultLimitNOFILE=1024:524288).
@@ -39,15 +40,6 @@ def _get_json(url: str) -> dict | None:
     except (OSError, ValueError):
         return None
 
-
-def _wait(predicate, what: str, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @contextlib.contextmanager
@@ -103,7 +95,7 @@ def test_a_webhook_is_accepted_while_more_slow_clients_than_descriptors_hold_con
     watcher = selectors.DefaultSelector()
     try:
         with _descriptors_for_this_test(2 * SLOW_CONNECTIONS + 256):
-            _wait(lambda: _get_json(f"{base}/healthz"), "the gate to serve")
+            wait_until(lambda: _get_json(f"{base}/healthz"), "the gate to serve")
             for _ in range(SLOW_CONNECTIONS):
                 connection = socket.create_connection(("127.0.0.1", config.port), timeout=30)
                 # Half a webhook's headers, then nothing: a client that never finishes them.

@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from pathlib import Path
 import pytest
 from fakes.forgejo import push_payload, signed_headers
 from secret_hunt import decoded_loot, hunting_suite, leaks
+from waiting import wait_until
 
 from gate.conftest import FORGEJO_TOKEN, PASSWORD, SECRETS, WEBHOOK_SECRET, Remote, serve_gate
 
@@ -79,15 +79,6 @@ def _request(url: str, token: str | None = READ_TOKEN, accept: str = "applicatio
         return 0, ""
 
 
-def _wait(predicate, what: str, timeout: float = 90):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 @pytest.mark.parametrize("isolation", [None, "bwrap", "user:nobody", "none"],
                          ids=["default", "bwrap", "user-nobody", "none-the-attack-works"])
@@ -119,7 +110,7 @@ def test_a_pushed_suite_hunting_for_the_gates_secrets_finds_none(
         gate = subprocess.Popen([sys.executable, "-m", "railguard", "--config", str(config.path), "gate", "serve"],
                                 env=env, stdout=handle, stderr=handle)
     try:
-        _wait(lambda: _request(f"{base}/healthz")[0] == 200, "the gate to serve")
+        wait_until(lambda: _request(f"{base}/healthz")[0] == 200, "the gate to serve", timeout=90)
         assert remote.push().returncode == 0
         body = json.dumps(push_payload(ref="refs/heads/main", before=before, after=sha,
                                        clone_url=remote.clone_url)).encode()
@@ -127,9 +118,10 @@ def test_a_pushed_suite_hunting_for_the_gates_secrets_finds_none(
                                          headers=signed_headers(body, WEBHOOK_SECRET))
         with urllib.request.urlopen(request, timeout=10) as response:
             run_id = json.loads(response.read())["run"]
-        run = _wait(lambda: (r := json.loads(_request(f"{base}/runs/{run_id}")[1] or "{}"))
-                    and r.get("status") not in {None, "queued", "running"} and r, "the run to finish")
-        _wait(lambda: inbox.messages, "the deploy-failed notification")
+        run = wait_until(lambda: (r := json.loads(_request(f"{base}/runs/{run_id}")[1] or "{}"))
+                         and r.get("status") not in {None, "queued", "running"} and r, "the run to finish",
+                         timeout=90)
+        wait_until(lambda: inbox.messages, "the deploy-failed notification", timeout=90)
         page = _request(f"{base}/runs/{run_id}", accept="text/html")[1]
         runs = _request(f"{base}/runs")[1]
     finally:

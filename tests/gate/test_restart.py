@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from fakes.forgejo import push_payload, signed_headers
+from waiting import wait_until
 from gate.conftest import SECRETS, WEBHOOK_SECRET, Remote, RunningCapRover
 
 
@@ -32,15 +32,6 @@ def _get(url: str) -> dict | None:
         return None
 
 
-def _wait(predicate, what: str, timeout: float = 60):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def test_a_run_cut_short_by_a_killed_gate_is_queued_again_and_finished_after_restart(
         write_config, gate_env, remote: Remote, captain: RunningCapRover, forgejo, tmp_path: Path) -> None:
@@ -59,7 +50,7 @@ def test_a_run_cut_short_by_a_killed_gate_is_queued_again_and_finished_after_res
     gate = _start(config.path, env, log)
     orphan = None
     try:
-        _wait(lambda: _get(f"{base}/healthz"), "the gate to serve")
+        wait_until(lambda: _get(f"{base}/healthz"), "the gate to serve")
         assert remote.push().returncode == 0
         body = json.dumps(push_payload(ref="refs/heads/main", before=before, after=sha,
                                        clone_url=remote.clone_url)).encode()
@@ -67,7 +58,7 @@ def test_a_run_cut_short_by_a_killed_gate_is_queued_again_and_finished_after_res
                                          headers=signed_headers(body, WEBHOOK_SECRET))
         with urllib.request.urlopen(request, timeout=5) as response:
             assert response.status == 202
-        orphan = int(_wait(lambda: marker.exists() and marker.read_text().strip(), "the suite to start"))
+        orphan = int(wait_until(lambda: marker.exists() and marker.read_text().strip(), "the suite to start"))
 
         gate.send_signal(signal.SIGKILL)
         gate.wait(timeout=10)
@@ -75,8 +66,8 @@ def test_a_run_cut_short_by_a_killed_gate_is_queued_again_and_finished_after_res
         orphan = None
         gate = _start(config.path, env, log)
 
-        runs = _wait(lambda: (r := _get(f"{base}/runs")) and len(r["runs"]) == 2
-                     and r["runs"][0]["status"] not in {"queued", "running"} and r["runs"], "the retried run")
+        runs = wait_until(lambda: (r := _get(f"{base}/runs")) and len(r["runs"]) == 2
+                          and r["runs"][0]["status"] not in {"queued", "running"} and r["runs"], "the retried run")
     finally:
         if gate.poll() is None:
             gate.send_signal(signal.SIGTERM)

@@ -16,7 +16,7 @@ from railguard.cli import cli
 
 # The git-user fixtures (shared_dir, git_user, git_user_python) serve tests/hook and tests/gate:
 # registered once here, so no test module imports a fixture it then takes as an argument.
-pytest_plugins = ["git_user"]
+pytest_plugins = ["git_user", "secret_hunt"]
 
 
 @dataclass

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
-from collections.abc import Iterable
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+import pytest
 
 LOOT_LINE = re.compile(r"attack: loot ([A-Za-z0-9+/=]+)")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{12,}={0,2}")
@@ -61,3 +66,14 @@ def leaks(text: str, secrets: Iterable[str]) -> list[str]:
             except (binascii.Error, ValueError):
                 continue
     return [secret for secret in secrets if any(secret in candidate for candidate in candidates)]
+
+
+@pytest.fixture
+def exfil() -> Iterator[Path]:
+    """A directory anyone may write, where the hunting suite drops its loot when it can."""
+    directory = Path(tempfile.mkdtemp(prefix="railguard-exfil-"))
+    os.chmod(directory, 0o777)
+    try:
+        yield directory / "loot.b64"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

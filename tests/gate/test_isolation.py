@@ -22,7 +22,6 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,16 +55,6 @@ def _user_skip_reason() -> str | None:
         return "there is no user nobody here"
     return None
 
-
-@pytest.fixture
-def exfil() -> Iterator[Path]:
-    """A directory anyone may write, where the hunting suite drops its loot when it can."""
-    directory = Path(tempfile.mkdtemp(prefix="railguard-exfil-"))
-    os.chmod(directory, 0o777)
-    try:
-        yield directory / "loot.b64"
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _request(url: str, token: str | None = READ_TOKEN, accept: str = "application/json") -> tuple[int, str]:

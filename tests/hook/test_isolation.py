@@ -9,10 +9,6 @@ reaches the pusher as ``remote:`` lines) and in a file outside its tree.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +18,6 @@ PASSWORD = "hook-caprover-pa55word-never-shown"
 APP_TOKEN = "hook-caprover-app-t0ken-never-shown"
 SECRETS = [PASSWORD, APP_TOKEN]
 
-
-@pytest.fixture
-def exfil() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="railguard-exfil-"))
-    os.chmod(directory, 0o777)
-    try:
-        yield directory / "loot.b64"
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.mark.parametrize("isolation", [None, "none"], ids=["default", "none-the-attack-works"])

@@ -13,8 +13,8 @@ from typing import Any
 _EXPORTS = {
     "DEFAULT_POST_DEPLOY_STEPS": "actions", "DeployJob": "actions", "DeployReport": "actions",
     "build_deployer": "actions", "deploy_branch_head": "actions", "deploy_commit": "actions",
-    "deploy_lock": "actions", "rollback": "actions",
-    "PostDeployContext": "steps", "PostDeployStep": "steps", "StepResult": "steps",
+    "deploy_lock": "actions", "locked_flow": "actions", "rollback": "actions",
+    "PostDeployContext": "steps", "PostDeployStep": "steps", "StepResult": "steps", "StepStatus": "steps",
     "CapRoverClient": "caprover", "CapRoverDeployer": "caprover",
     "Deployer": "deployer", "DeployOutcome": "deployer",
     "DeployRecord": "state", "DeployState": "state",

@@ -15,6 +15,15 @@ The order of work in every flow, and why:
 3. Run the job's post-deploy steps (:attr:`DeployJob.post_deploy`; the smoke check unless the
    caller hands others), still under the lock: a rollback must not start while the smoke check
    of the deploy it would undo is still looking at the app.
+
+Who hears a failure: the library, once, so no caller sends it again. A deploy the platform
+refused, failed or superseded is told to the owner ("<app> <kind> FAILED", event
+``deploy_failed``) for every caller, since the deploy was recorded and did not go live. A
+failure before the platform was asked (the lock is busy, the ref does not resolve, no rollback
+target) is only raised: a person at a terminal reads it there. An unattended job (the gate's,
+:attr:`DeployJob.unattended`) has nobody at a terminal, so every failure of its flow is told,
+each once: from :func:`_ship` for the platform's, from :func:`locked_flow` for all of them when
+unattended (then :func:`_ship` leaves it to that).
 """
 
 from __future__ import annotations
@@ -33,10 +42,11 @@ from railguard.deploy.caprover import CapRoverClient, CapRoverDeployer, DeploySu
 from railguard.deploy.deployer import AppVersions, Deployer, DeployOutcome
 from railguard.deploy.git import Git
 from railguard.deploy.state import DeployRecord, DeployState, Kind
-from railguard.deploy.steps import PostDeployContext, PostDeployStep, StepResult, run_post_deploy
+from railguard.deploy.steps import PostDeployContext, PostDeployStep, StepResult, StepStatus, run_post_deploy
 from railguard.errors import ConfigError, ExitCode, NotFound, RailguardError, UsageError
 from railguard.locking import exclusive_lock
-from railguard.secrets import Secret, read_secret
+from railguard.notify.notifier import Notifier, notifier_for
+from railguard.secrets import read_secret
 from railguard.deploy.smoke_step import smoke
 
 Clock = Callable[[], datetime]
@@ -91,7 +101,26 @@ class DeployReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.CHECK_FAILED if any(not step.ok for step in self.steps) else ExitCode.OK
+        return ExitCode.CHECK_FAILED if self.checked is StepStatus.FAILED else ExitCode.OK
+
+    @property
+    def checked(self) -> StepStatus:
+        """The post-deploy steps as one verdict: failed when one failed, skipped when none of them
+        looked at the app (no steps, or each skipped), passed otherwise."""
+        if self.failed_step is not None:
+            return StepStatus.FAILED
+        if all(step.status is StepStatus.SKIPPED for step in self.steps):
+            return StepStatus.SKIPPED
+        return StepStatus.PASSED
+
+    @property
+    def failed_step(self) -> StepResult | None:
+        return next((step for step in self.steps if step.status is StepStatus.FAILED), None)
+
+    @property
+    def live_commit(self) -> str | None:
+        """The commit a post-deploy step saw the app serve (the smoke check), None when none saw one."""
+        return next((step.live_commit for step in self.steps if step.live_commit), None)
 
 
 @dataclass
@@ -108,6 +137,15 @@ class DeployJob:
     #: Run in order after the deploy succeeded; read when the job is made, so a Python caller
     #: that names none gets the smoke check exactly as the CLI and the gate do.
     post_deploy: tuple[PostDeployStep, ...] = field(default_factory=lambda: DEFAULT_POST_DEPLOY_STEPS)
+    #: Where the flow's news goes; None: one made from the settings and this process's environment.
+    notifier: Notifier | None = None
+    #: Nobody watches this job's terminal (the gate): every failure of its flow is told to the
+    #: owner, not only the platform's (see the module's docstring).
+    unattended: bool = False
+
+    def owner(self) -> Notifier:
+        """The notifier of the job's news."""
+        return self.notifier if self.notifier is not None else notifier_for(self.settings)
 
 
 @contextlib.contextmanager
@@ -126,9 +164,22 @@ def deploy_lock(job: DeployJob) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def locked_flow(job: DeployJob, kind: Kind, what: str) -> Iterator[None]:
+    """A deploy, rollback or release of ``what`` under :func:`deploy_lock`; for an unattended job
+    every failure of it, the busy lock included, is told to the owner once (the module's docstring)."""
+    try:
+        with deploy_lock(job):
+            yield
+    except RailguardError as exc:
+        if job.unattended:
+            _tell_deploy_failed(job, kind, what, exc.message)
+        raise
+
+
 def deploy_commit(job: DeployJob, ref: str, *, kind: Kind = "deploy", tag: str | None = None) -> DeployReport:
     """Deploy exactly the commit ``ref`` names: ``git archive`` of it, with its SHA as ``gitHash``."""
-    with deploy_lock(job):
+    with locked_flow(job, kind, ref):
         return deploy_commit_holding_lock(job, ref, kind=kind, tag=tag)
 
 
@@ -142,14 +193,20 @@ def deploy_commit_holding_lock(job: DeployJob, ref: str, *, kind: Kind = "deploy
     return _ship(job, kind=kind, ref=ref, git_hash=sha, tag=tag, image=None, tar=tar)
 
 
-def deploy_branch_head(job: DeployJob, branch: str, commit: str, webhook_token: Secret) -> DeployReport:
+def deploy_branch_head(job: DeployJob, branch: str, commit: str, *,
+                       env: Mapping[str, str] = os.environ) -> DeployReport:
     """The legacy flow (the gate's ``legacy-webhook`` mode): ask the platform to build ``branch``
     from its own clone, recorded as ``commit``, the head that was tested. The platform builds
     whatever the head is when the build starts; the smoke check (a post-deploy step, since
-    ``commit`` is the record's) is what tells the two apart."""
-    with deploy_lock(job):
+    ``commit`` is the record's) reports the commit it met (:attr:`DeployReport.live_commit`).
+
+    The build webhook's token is read from ``env`` (``deploy.webhook_token_env``) inside the
+    flow, so a missing one is a failure of the flow like any other."""
+    with locked_flow(job, "deploy", commit):
+        token = read_secret(job.app.deploy.webhook_token_env, env, required=True)
+        assert token is not None  # required=True raises instead
         return _ship(job, kind="deploy", ref=f"refs/heads/{branch}", git_hash=commit, tag=None, image=None,
-                     send=lambda: job.deployer.trigger_branch_build(branch, commit, webhook_token))
+                     send=lambda: job.deployer.trigger_branch_build(branch, commit, token))
 
 
 def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, tag: str | None,
@@ -170,11 +227,13 @@ def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, 
     except DeploySuperseded as exc:
         # Not railguard's deploy any more: recorded as such, never as ok (and never rolled back).
         job.state.finish(deploy_id, result="superseded", now=job.clock(), version=exc.version, detail=exc.message)
-        _tell_deploy_failed(job, kind, git_hash or image, exc.message)
+        if not job.unattended:  # an unattended job's failures are told by locked_flow, once
+            _tell_deploy_failed(job, kind, git_hash or image, exc.message)
         raise
     except RailguardError as exc:
         job.state.finish(deploy_id, result="failed", now=job.clock(), detail=exc.message)
-        _tell_deploy_failed(job, kind, git_hash or image, exc.message)
+        if not job.unattended:
+            _tell_deploy_failed(job, kind, git_hash or image, exc.message)
         raise
     except BaseException:
         job.state.finish(deploy_id, result="failed", now=job.clock(), detail="interrupted")
@@ -183,16 +242,15 @@ def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, 
     record = job.state.finish(deploy_id, result=outcome.result, now=job.clock(), version=outcome.version,
                               image=outcome.image if image is None else None)
     steps = run_post_deploy(job.post_deploy, PostDeployContext(settings=job.settings, app_name=job.app_name,
-                                                               app=job.app, record=record, clock=job.clock))
+                                                               app=job.app, record=record, clock=job.clock,
+                                                               notifier=job.owner()))
     return DeployReport(record=record, outcome=outcome, steps=steps, replaced=replaced, target=target)
 
 
 def _tell_deploy_failed(job: DeployJob, kind: Kind, what: str | None, reason: str) -> None:
-    """CapRover refused the deploy before anything ran: the owner hears it, as after a failed smoke."""
-    from railguard.notify.notifier import notifier_for  # apprise loads only when there is news
-
+    """The deploy did not go live: the owner hears it, as after a failed smoke check."""
     try:
-        notifier_for(job.settings).notify(
+        job.owner().notify(
             "deploy_failed", f"{job.app_name} {kind} FAILED",
             f"{job.app_name}: {kind} of {what or 'unknown'} to CapRover app {job.deployer.app} failed: {reason}",
             now=job.clock())
@@ -306,7 +364,7 @@ def _previous_from_history(live: list[DeployRecord], caprover_app: str) -> Rollb
 def rollback(job: DeployJob, to: str | None) -> DeployReport:
     """Deploy an earlier image (``FROM <image>``) or rebuild an earlier commit, and record it."""
     # The target is chosen under the lock: the history it is chosen from cannot change meanwhile.
-    with deploy_lock(job):
+    with locked_flow(job, "rollback", to or "the previous deploy"):
         return _rollback(job, to)
 
 

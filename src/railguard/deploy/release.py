@@ -17,7 +17,7 @@ from functools import total_ordering
 from pathlib import Path
 
 from railguard.config import DeploySettings
-from railguard.deploy.actions import DeployJob, DeployReport, deploy_commit_holding_lock, deploy_lock
+from railguard.deploy.actions import DeployJob, DeployReport, deploy_commit_holding_lock, locked_flow
 from railguard.deploy.git import Git, GitError, git_environment_without_git_vars
 from railguard.deploy.suite import SuiteRun, check_suite_command, run_suite
 from railguard.errors import CheckFailed, UsageError
@@ -175,7 +175,7 @@ def run_release(plan: ReleasePlan, job: DeployJob, deploy: DeploySettings, *,
                 on_test_line: Callable[[str], None] | None = None) -> ReleaseReport:
     """Test, tag, push and deploy, holding the app's deploy lock throughout (a second release
     could otherwise tag the same commit). A failure before the push leaves no tag behind."""
-    with deploy_lock(job):
+    with locked_flow(job, "release", plan.tag):
         return _release(plan, job, deploy, on_test_line)
 
 

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 
 from railguard.deploy.steps import PostDeployContext, StepResult
-from railguard.notify.notifier import Notifier, notifier_for
+from railguard.notify.notifier import Notifier
 from railguard.smoke.record import record_smoke
 from railguard.smoke.runner import SmokeReport, notify_result, run_smoke
 
@@ -23,12 +23,12 @@ log = logging.getLogger("railguard.smoke")
 def smoke(context: PostDeployContext) -> StepResult:
     name, app, record = context.app_name, context.app, context.record
     if not app.url:
-        return StepResult("smoke", True, f"skipped: set url under [apps.{name}] to check that the new process serves")
+        return StepResult.skip("smoke", f"set url under [apps.{name}] to check that the new process serves")
     report = run_smoke(name, app.url, app.smoke, deploy_started_at=record.started_at,
                        expected_commit=record.git_hash)
     now = context.clock()
     try:
-        notifier = notifier_for(context.settings)
+        notifier = context.notifier
         if record.kind == "rollback":
             _notify_rollback(notifier, report, record.id, now)
         elif app.smoke.notify_ok or not report.ok:
@@ -40,7 +40,7 @@ def smoke(context: PostDeployContext) -> StepResult:
                      now=now)
     except OSError as exc:
         log.warning("cannot record the smoke result in %s: %s", context.settings.state_dir, exc.strerror or exc)
-    return StepResult("smoke", report.ok, report.summary, details=report.as_dict())
+    return StepResult("smoke", report.ok, report.summary, details=report.as_dict(), live_commit=report.commit)
 
 
 def _notify_rollback(notifier: Notifier, report: SmokeReport, deploy_id: int, now: datetime) -> None:

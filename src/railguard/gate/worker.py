@@ -17,9 +17,14 @@ The steps of a run (docs/gate.md):
    whatever the branch head is when it builds). The pipeline holds the app's deploy lock, so a
    hand ``railguard rollback`` cannot interleave with it.
 4. The pipeline's post-deploy smoke check (which also proves the live commit is the tested
-   one); the worker only maps the report to a run status. On failure the previous good deploy
-   goes back when ``rollback_on_smoke_failure`` is on.
-5. "deploy OK <commit>" once per commit, or "deploy failed" with the reason.
+   one); the worker only maps the report to a run status through its typed verdict
+   (:attr:`~railguard.deploy.actions.DeployReport.checked`, ``live_commit``). On failure the
+   previous good deploy goes back when ``rollback_on_smoke_failure`` is on.
+5. One notification per event, each from one owner: "tests failed" from the worker (the
+   pipeline never sees those runs); every failure of the deploy or the rollback from the
+   pipeline (the job is ``unattended``); "deploy OK <commit>" once per commit, "deploy FAILED"
+   and "rolled back to" from the smoke check; "deploy OK" from the worker only when no smoke
+   check looked at the app.
 
 Never deploy backwards: a commit that is live already, or an ancestor of the live commit (as the
 deploy history says), is skipped: a replayed old delivery, a late catch-up.
@@ -38,13 +43,13 @@ from datetime import datetime
 from pathlib import Path
 
 from railguard.config import Settings
-from railguard.deploy.actions import DeployJob, deploy_branch_head, deploy_commit, rollback
+from railguard.deploy.actions import DeployJob, DeployReport, deploy_branch_head, deploy_commit, rollback
 from railguard.deploy.deployer import Deployer
 from railguard.deploy.git import Git, GitError, git_environment_without_git_vars
 from railguard.deploy.isolation import NO_ISOLATION, Isolation
 from railguard.deploy.pipeline import TreeUnusable, test_tree
 from railguard.deploy.state import DeployState, state_path
-from railguard.deploy.steps import StepResult
+from railguard.deploy.steps import StepStatus
 from railguard.deploy.suite import SuiteCommandMissing
 from railguard.durable import make_private_directory, open_private_append
 from railguard.errors import RailguardError
@@ -390,46 +395,39 @@ class AppWorker:
         self._finish(run, "error", message)
 
     def _deploy(self, run: Run, commit: str, tar: bytes, out: RunLog) -> None:
-        """Deploy through the library's locked pipeline, then map its report to the run's status."""
+        """Call the library's locked pipeline, then map its report to the run's status.
+
+        The pipeline tells the owner what happened (the job is unattended: every failure once,
+        the smoke check's "deploy OK" or "deploy FAILED"); the worker adds only what nobody else
+        can know, "deploy OK" when no smoke check looked at the app."""
         context, target = self.context, self.target
-        deployer = context.deployer_for(target)
-        job = DeployJob(settings=context.settings, app_name=target.name, app=target.app, deployer=deployer,
+        job = DeployJob(settings=context.settings, app_name=target.name, app=target.app,
+                        deployer=context.deployer_for(target),
                         state=DeployState(state_path(context.settings.state_dir, target.app.deploy.state_file)),
                         git=TestedTree(self.mirror.path, env=self.mirror.env, tested=(commit, tar)),
-                        clock=context.clock)
+                        clock=context.clock, notifier=context.notifier, unattended=True)
         context.queue.update(run.id, deploy_called_at=context.clock())
         legacy = target.gate.deploy_mode == "legacy-webhook"
         try:
             if legacy:
-                token = read_secret(target.app.deploy.webhook_token_env, context.env, required=True)
-                assert token is not None
                 out.line(f"calling CapRover's build webhook for {target.gate.branch} (it builds the branch head, "
                          f"expected {commit[:12]})")
-                report = deploy_branch_head(job, target.gate.branch, commit, token)
+                report = deploy_branch_head(job, target.gate.branch, commit, env=context.env)
             else:
-                out.line(f"deploying {commit} to CapRover app {deployer.app} (upload of the tested tree)")
+                out.line(f"deploying {commit} to CapRover app {job.deployer.app} (upload of the tested tree)")
                 report = deploy_commit(job, commit)
         except RailguardError as exc:
             message = redact(exc.message, context.secrets)
             out.line(f"deploy failed: {message}")
-            self._notify_failed(f"{target.name} deploy FAILED", f"{commit[:12]}: {message}")
             self._finish(run, "deploy_failed", message)
             return
         context.queue.update(run.id, deploy_id=report.record.id)
-        out.line(f"CapRover: {report.record.result}"
-                 + (f", version {report.record.version} ({report.record.image})"
-                    if report.record.version is not None else ""))
-        for step in report.steps:
-            out.line(f"post-deploy {step.name}: {'ok' if step.ok else 'FAILED'}: {step.summary}")
-            for check in (step.details or {}).get("checks") or []:
-                out.line(f"  {'ok    ' if check.get('ok') else 'FAILED'} {check.get('name')}: {check.get('detail')}")
-        problems = [self._problem(step, commit, legacy) for step in report.steps if not step.ok]
-        if problems:
-            self._after_bad_deploy(run, job, commit, problems[0], out)
+        self._log_report(report, out)
+        problem = post_deploy_problem(report, commit, legacy=legacy)
+        if problem is not None:
+            self._after_bad_deploy(run, job, commit, problem, out)
             return
-        # The smoke step sends "deploy OK <commit>" once per commit itself; without a url it is skipped.
-        smoke = next((step for step in report.steps if step.name == "smoke"), None)
-        if smoke is None or smoke.summary.startswith("skipped"):
+        if report.checked is StepStatus.SKIPPED:
             out.line(f"no smoke check: apps.{target.name}.url is not set"
                      + ("; the live commit cannot be confirmed" if legacy else ""))
             if target.app.smoke.notify_ok:
@@ -440,19 +438,23 @@ class AppWorker:
                 out.line(f"notification deploy_ok: {delivery.status}")
             self._finish(run, "deployed", f"deployed {commit[:12]}")
             return
-        self._finish(run, "deployed", f"deployed {commit[:12]}; {smoke.summary}")
+        self._finish(run, "deployed", f"deployed {commit[:12]}; {_passed(report)}")
 
     @staticmethod
-    def _problem(step: StepResult, commit: str, legacy: bool) -> str:
-        """A failed post-deploy step in words; in legacy mode a smoke check that met another commit
-        is the mode's race (CapRover's webhook built a later branch head), said as such."""
-        live = (step.details or {}).get("commit") if step.name == "smoke" else None
-        if legacy and live and not same_commit(live, commit):
-            return (f"live commit {live[:12]} is not the tested {commit[:12]}: CapRover's build webhook built a "
-                    "later branch head (the legacy mode's race)")
-        return f"{step.name}: {step.summary}"
+    def _log_report(report: DeployReport, out: RunLog) -> None:
+        out.line(f"CapRover: {report.record.result}"
+                 + (f", version {report.record.version} ({report.record.image})"
+                    if report.record.version is not None else ""))
+        for step in report.steps:
+            verdict = {StepStatus.PASSED: "ok", StepStatus.FAILED: "FAILED", StepStatus.SKIPPED: "skipped"}
+            out.line(f"post-deploy {step.name}: {verdict[step.status]}: {step.summary}")
+            for check in step.details.get("checks") or []:
+                out.line(f"  {'ok    ' if check.get('ok') else 'FAILED'} {check.get('name')}: {check.get('detail')}")
 
     def _after_bad_deploy(self, run: Run, job: DeployJob, commit: str, reason: str, out: RunLog) -> None:
+        """Roll back when configured. The owner has heard of the bad deploy from its smoke check,
+        and hears of the rollback from the pipeline: "rolled back to" from the rollback's smoke
+        check, or "rollback FAILED"."""
         context, target = self.context, self.target
         out.line(f"after the deploy: {reason}")
         if not target.gate.rollback_on_smoke_failure:
@@ -463,20 +465,11 @@ class AppWorker:
         except RailguardError as exc:
             message = redact(exc.message, context.secrets)
             out.line(f"rollback failed: {message}")
-            context.notifier.notify("rollback", f"{target.name} rollback FAILED",
-                                    f"{commit[:12]} failed its smoke check ({reason}) and the rollback failed: "
-                                    f"{message}", now=context.clock())
             self._finish(run, "smoke_failed", f"smoke check failed ({reason}); rollback failed: {message}")
             return
         target_commit = (report.record.git_hash or "?")[:12]
         what = f"{target_commit} ({report.record.image})" if report.record.image else target_commit
-        after = next((step for step in report.steps if step.name == "smoke"), None)
-        out.line(f"rolled back to {what}" + (f"; {after.summary}" if after else ""))
-        if after is None:
-            # Without the smoke step nobody has told people about the rollback yet.
-            context.notifier.notify("rollback", f"{target.name} rolled back",
-                                    f"{commit[:12]} failed its smoke check ({reason}); the gate rolled back to {what}.",
-                                    now=context.clock())
+        out.line(f"rolled back to {what}" + "".join(f"; {step.summary}" for step in report.steps))
         self._finish(run, "rolled_back", f"smoke check failed ({reason}); rolled back to {what}")
 
     # --- helpers ----------------------------------------------------------------------------
@@ -511,5 +504,24 @@ class AppWorker:
             self.context.log_path(old).unlink(missing_ok=True)
 
     def _notify_failed(self, title: str, body: str) -> None:
+        """The tests failed: the one notification of a run the pipeline never saw."""
         self.context.notifier.notify("deploy_failed", title, redact(body, self.context.secrets),
                                      now=self.context.clock())
+
+
+def post_deploy_problem(report: DeployReport, commit: str, *, legacy: bool) -> str | None:
+    """Pure: what went wrong after the deploy of the tested ``commit``, in words; None when nothing
+    did. In legacy mode a failed check that met another live commit is the mode's race (CapRover's
+    webhook built a later branch head), said as such."""
+    failed = report.failed_step
+    if failed is None:
+        return None
+    live = failed.live_commit
+    if legacy and live and not same_commit(live, commit):
+        return (f"live commit {live[:12]} is not the tested {commit[:12]}: CapRover's build webhook built a "
+                "later branch head (the legacy mode's race)")
+    return f"{failed.name}: {failed.summary}"
+
+
+def _passed(report: DeployReport) -> str:
+    return "; ".join(step.summary for step in report.steps if step.status is StepStatus.PASSED)

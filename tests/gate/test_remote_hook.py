@@ -15,7 +15,7 @@ from deploy.gitrepos import TEST_SCRIPT
 from gate.conftest import CHECK_SECRET, SECRETS, Remote, git
 from git_user import GitUser, commit, needs_root, owned_repository
 from local_http import free_port
-from railguard.gate.remote_hook import remote_hook_script
+from railguard.deploy.hook.remote import remote_hook_script
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="the sh hook needs curl (apt-get install curl)")
 

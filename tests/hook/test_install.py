@@ -7,7 +7,9 @@ import shlex
 import subprocess
 import sys
 
-from railguard.deploy.hook import CHAINED_SUFFIX, MARKER
+import pytest
+
+from railguard.deploy.hook.install import CHAINED_SUFFIX, MARKER
 from railguard.errors import ExitCode
 
 # What Forgejo generates as hooks/pre-receive: read stdin once, run every hook in pre-receive.d.
@@ -46,7 +48,7 @@ def test_install_uses_forgejos_pre_receive_d_and_bakes_in_absolute_paths(server,
     assert os.access(installed, os.X_OK)
     text = installed.read_text()
     assert MARKER in text
-    assert (f"exec {shlex.quote(sys.executable)} -m railguard.deploy.hook_main "
+    assert (f"exec {shlex.quote(sys.executable)} -m railguard.deploy.hook.main "
             f"--config {shlex.quote(str(server.config.resolve()))} --app tasks") in text
     assert (server.bare / "hooks" / "pre-receive").read_text() == FORGEJO_DISPATCHER
 
@@ -165,3 +167,36 @@ def test_a_broken_configuration_rejects_the_push_rather_than_letting_it_through(
     push = hooked.push("main")
     assert push.returncode != 0
     assert "remote: error: " in push.output and "not valid TOML" in push.output
+
+
+def test_a_hook_installed_before_the_hook_package_still_tests_pushes_and_uninstalls(server, run_cli):
+    # What `railguard hook install` wrote before the hook had its own package: the same sh, with
+    # the entry point's old module path. It must keep working where it is installed.
+    assert run_cli("--config", server.config, "hook", "install", server.bare).exit_code == 0
+    hook = server.bare / "hooks" / "pre-receive"
+    old = hook.read_text().replace(" -m railguard.deploy.hook.main ", " -m railguard.deploy.hook_main ")
+    assert " -m railguard.deploy.hook_main " in old
+    hook.write_text(old)
+    before = server.head("main")
+    server.commit("breaks", {"FAIL": "1\n"})
+    rejected = server.push("main")
+    assert rejected.returncode != 0 and server.head("main") == before
+    assert "push rejected: refs/heads/main" in rejected.output
+    subprocess.run(["git", "rm", "--quiet", "FAIL"], cwd=server.work, check=True)
+    fixed = server.commit("fixed")
+    accepted = server.push("main")
+    assert accepted.returncode == 0 and server.head("main") == fixed, accepted.output
+    assert "passed: refs/heads/main" in accepted.output
+    assert run_cli("hook", "uninstall", server.bare).exit_code == 0 and not hook.exists()
+
+
+@pytest.mark.parametrize("entry_point", ["railguard.deploy.hook.main", "railguard.deploy.hook_main"])
+def test_the_hooks_entry_point_imports_neither_the_cli_nor_click(entry_point):
+    # git runs it on every push: a slow or broken command module must not slow or reject pushes.
+    probe = (f"import sys, runpy\nsys.argv = ['hook', '--help']\n"
+             f"try:\n    runpy.run_module({entry_point!r}, run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m == 'click' or m.startswith(('click.', 'railguard.cli'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--config" in done.stdout  # the entry point ran and printed its usage
+    assert done.stdout.strip().splitlines()[-1] == "[]"

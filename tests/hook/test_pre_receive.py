@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from railguard.deploy.hook import Decision, RefUpdate, decide, parse_updates
+from railguard.deploy.hook.run import Decision, RefUpdate, decide, parse_updates
 from railguard.errors import UsageError
 
 OLD, NEW = "1" * 40, "2" * 40

@@ -77,7 +77,7 @@ def runs_command(ctx: Context, limit: int, as_json: bool) -> int:
 
 def install_remote_command(ctx: Context, git_dir: Path, url: str, secret_file: Path | None) -> int:
     """``railguard hook install GIT_DIR --remote URL``: the sh hook that asks the gate (see hook_cmd)."""
-    from railguard.gate.remote_hook import install_remote_hook
+    from railguard.deploy.hook.remote import install_remote_hook
     from railguard.secrets import read_secret
 
     settings, name, _ = ctx.app()

@@ -11,7 +11,8 @@ import click
 from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
-from railguard.deploy.hook import install_hook, run_hook, uninstall_hook
+from railguard.deploy.hook.install import install_hook, uninstall_hook
+from railguard.deploy.hook.run import run_hook
 from railguard.deploy.suite import check_suite_command
 from railguard.errors import ConfigError, ExitCode
 

@@ -2,7 +2,8 @@
 and the server-side pre-receive hook (option B). See docs/deploy.md and docs/hook.md.
 
 The names below are imported on first use (PEP 562): the pre-receive hook runs on every push
-and imports only :mod:`railguard.deploy.hook`, not the HTTP client and the flows.
+and imports only :mod:`railguard.deploy.hook.main` and what it needs, not the HTTP client and
+the flows.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Forgejo's push webhook → :mod:`webhook` (signature, parsing, the decision; pure) →
 :mod:`queue` (persistent, newest wins) → :mod:`worker` (fetch, test, statuses via
 :mod:`forgejo`, deploy exactly that commit, smoke, rollback, notify). :mod:`app` is the HTTP
-surface over :mod:`service`; :mod:`remote_hook` writes the sh pre-receive hook that asks the
-gate to test a push.
+surface over :mod:`service`. The sh pre-receive hook that asks the gate to test a push lives with
+the other hook in :mod:`railguard.deploy.hook.remote`.
 """
 
 from railguard.gate.queue import Run, RunQueue

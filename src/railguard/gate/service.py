@@ -28,7 +28,7 @@ from prometheus_client.core import GaugeMetricFamily
 from railguard.config import Settings
 from railguard.deploy.actions import build_deployer
 from railguard.deploy.deployer import Deployer
-from railguard.deploy.hook import RefUpdate, decide as decide_ref
+from railguard.deploy.hook.run import RefUpdate, decide as decide_ref
 from railguard.deploy.isolation import Isolation, resolve_isolation
 from railguard.deploy.pipeline import TreeUnusable, is_full_sha, test_tree
 from railguard.deploy.suite import SuiteCommandMissing

@@ -1,4 +1,5 @@
-"""A pre-receive hook in POSIX sh that asks the gate (``POST /api/v1/check``) to test a push.
+"""A pre-receive hook in POSIX sh that asks the gate (``POST /api/v1/check``) to test a push
+(``railguard hook install --remote URL``), installed through :mod:`railguard.deploy.hook.install`.
 
 Forgejo's official image has git, curl and a POSIX shell but no Python, so this hook does only
 what those can: for each ref line on stdin it sends ``git archive`` of the new commit to the
@@ -26,18 +27,15 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from railguard.deploy.hook import (
-    CHAINED_SUFFIX,
-    HOOK_NAME,
+from railguard.deploy.hook.install import (
     MARKER,
-    HookAlreadyInstalled,
     Owner,
     chained_lines,
     ensure_directory,
+    hook_place,
     hooks_dir,
-    is_ours,
+    put_hook,
     repository_owner,
-    write_executable,
     write_in_repository,
 )
 from railguard.errors import ConfigError, UsageError
@@ -129,23 +127,12 @@ def install_remote_hook(git_dir: Path, *, url: str, app: str, secret: Secret | N
     ensure_directory(hooks, owner)
     in_hook: Path | str = secret_file.absolute() if secret_file else DEFAULT_SECRET_IN_HOOK
     secret_file = secret_file.absolute() if secret_file else (hooks / SECRET_FILE_NAME).absolute()
-    dispatch_dir = hooks / "pre-receive.d"
-    target = dispatch_dir / HOOK_NAME if dispatch_dir.is_dir() else hooks / "pre-receive"
-    chained = hooks / f"pre-receive{CHAINED_SUFFIX}"
-    chain = False
-    if target.exists():
-        if is_ours(target) or target.parent == dispatch_dir:
-            raise HookAlreadyInstalled(f"{target} already exists",
-                                       hint=f"railguard hook uninstall {git_dir}, then install again")
-        if chained.exists():
-            raise ConfigError(f"{chained} exists but {target} is not railguard's",
-                              hint="Sort the two hooks out by hand, then install again")
-        chain = True
+    place = hook_place(git_dir, hooks)
+    # The secret before the hook: a hook without its secret would reject every push.
     written = _write_secret(secret_file, secret, owner if secret_file.parent == hooks.absolute() else None)
-    if chain:
-        os.replace(target, chained)
-    write_executable(target, remote_hook_script(url=url, app=app, secret_file=in_hook, chain=chain), owner=owner)
-    return RemoteInstallation(target, secret_file, written, chained if chain else None)
+    script = remote_hook_script(url=url, app=app, secret_file=in_hook, chain=place.chained is not None)
+    put_hook(place, script, owner=owner)
+    return RemoteInstallation(place.path, secret_file, written, place.chained)
 
 
 def _write_secret(path: Path, secret: Secret | None, owner: Owner | None) -> bool:

@@ -21,9 +21,9 @@ refused, failed or superseded is told to the owner ("<app> <kind> FAILED", event
 ``deploy_failed``) for every caller, since the deploy was recorded and did not go live. A
 failure before the platform was asked (the lock is busy, the ref does not resolve, no rollback
 target) is only raised: a person at a terminal reads it there. An unattended job (the gate's,
-:attr:`DeployJob.unattended`) has nobody at a terminal, so every failure of its flow is told,
-each once: from :func:`_ship` for the platform's, from :func:`locked_flow` for all of them when
-unattended (then :func:`_ship` leaves it to that).
+:attr:`DeployJob.unattended`) has nobody at a terminal, so every failure of its flow is told.
+Each failure is told from one place: :func:`_ship` tells the platform's failures of an attended
+job, :func:`locked_flow` every failure of an unattended one.
 """
 
 from __future__ import annotations

@@ -64,6 +64,8 @@ log = logging.getLogger("railguard.gate")
 #: Finished runs kept per app (rows and log files); older ones go as new ones finish.
 RUNS_KEPT_PER_APP = 500
 Clock = Callable[[], datetime]
+#: How a post-deploy step's status reads in a run's log.
+_IN_THE_LOG = {StepStatus.PASSED: "ok", StepStatus.FAILED: "FAILED", StepStatus.SKIPPED: "skipped"}
 #: A run starts once no delivery arrived for SETTLE_QUIET seconds, or SETTLE_LIMIT after the first.
 SETTLE_QUIET = 0.1
 SETTLE_LIMIT = 1.0
@@ -446,8 +448,8 @@ class AppWorker:
                  + (f", version {report.record.version} ({report.record.image})"
                     if report.record.version is not None else ""))
         for step in report.steps:
-            verdict = {StepStatus.PASSED: "ok", StepStatus.FAILED: "FAILED", StepStatus.SKIPPED: "skipped"}
-            out.line(f"post-deploy {step.name}: {verdict[step.status]}: {step.summary}")
+            said = step.skipped if step.skipped is not None else step.summary
+            out.line(f"post-deploy {step.name}: {_IN_THE_LOG[step.status]}: {said}")
             for check in step.details.get("checks") or []:
                 out.line(f"  {'ok    ' if check.get('ok') else 'FAILED'} {check.get('name')}: {check.get('detail')}")
 

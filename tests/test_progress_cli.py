@@ -119,3 +119,34 @@ def test_off_a_terminal_stderr_has_no_bar(config: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == b""
     assert done.stdout.decode().startswith("backup ")
+
+
+def test_restore_and_replicate_on_a_terminal_draw_their_last_stage_in_mib(config: Path, tmp_path: Path) -> None:
+    assert on_a_terminal(["backup", "--config", str(config)], tmp_path)[0] == 0
+    (tmp_path / "nas").mkdir()  # added after the backup: replicate has one to copy
+    config.write_text(config.read_text() + f'[apps.tasks.destinations.nas]\nurl = "file://{tmp_path / "nas"}"\n')
+
+    code, stdout, terminal = on_a_terminal(["replicate", "--config", str(config)], tmp_path)
+    assert code == 0, terminal
+    assert "copied 1" in stdout
+    assert re.search(r"reading back\s+━+\s+[0-9.]+ MiB / [0-9.]+ MiB\s", terminal), terminal
+    restored = tmp_path / "restored.db"
+    code, stdout, terminal = on_a_terminal(["restore", "--config", str(config), "--to", str(restored)], tmp_path)
+    assert code == 0, terminal
+    assert stdout.startswith("restored ")
+    assert re.search(r"checking\s+━+\s+[0-9.]+ MiB / [0-9.]+ MiB\s", terminal), terminal
+    code, stdout, terminal = on_a_terminal(["restore", "--config", str(config), "--dest", "nas",
+                                            "--to", str(tmp_path / "from-nas.db")], tmp_path)
+    assert code == 0, terminal
+    assert re.search(r"checking\s+━+\s+[0-9.]+ MiB / [0-9.]+ MiB\s", terminal), terminal
+
+
+def test_a_backup_with_a_destination_ends_its_bar_on_the_copy_read_back(config: Path, tmp_path: Path) -> None:
+    (tmp_path / "nas").mkdir()
+    config.write_text(config.read_text() + f'[apps.tasks.destinations.nas]\nurl = "file://{tmp_path / "nas"}"\n')
+
+    code, stdout, terminal = on_a_terminal(["backup", "--config", str(config)], tmp_path)
+
+    assert code == 0, terminal
+    assert "destination nas: copied" in stdout
+    assert re.search(r"reading back\s+━+\s+[0-9.]+ MiB / [0-9.]+ MiB\s", terminal), terminal

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from railguard.backup import BackupResult, take_backup
-from railguard.backup.engine import Progress
 from railguard.backup.catalog import Owner
 from railguard.backup.protection import Protection, protect
 from railguard.config import AppSettings, Settings
@@ -22,6 +21,7 @@ from railguard.errors import ExitCode, RailguardError
 from railguard.metrics import refresh_textfile
 from railguard.retention import Policy, prune_backups
 from railguard.notify.watch import JobWatch
+from railguard.progress import Progress
 
 
 @dataclass
@@ -66,7 +66,7 @@ def backup_job(settings: Settings, app_name: str, app: AppSettings, *, now: date
     if prune:
         _prune_local(settings, app_name, app, report, now)
     if app.destinations:
-        _copy_off_host(settings, app_name, app, report, now, prune)
+        _copy_off_host(settings, app_name, app, report, now, prune, progress)
     report.steps.update(watch.succeeded(report.exit_code, _job_log(report)))
     return report
 
@@ -87,10 +87,10 @@ def _protect_new(app: AppSettings, report: BackupJobReport, now: datetime, manua
 
 
 def _copy_off_host(settings: Settings, app_name: str, app: AppSettings, report: BackupJobReport,
-                   now: datetime, prune: bool) -> None:
+                   now: datetime, prune: bool, progress: Progress | None = None) -> None:
     """Copy to every destination and verify there; a failure is a warning, never a lost backup."""
     try:
-        runs = replicate(settings, app_name, app, now=now, prune=prune)
+        runs = replicate(settings, app_name, app, now=now, prune=prune, progress=progress)
     except RailguardError as exc:  # Busy: a `railguard replicate` of this app is running
         report.warnings.append(f"copies to destinations skipped: {exc.message}; the next backup or "
                                "`railguard replicate` copies this one")
@@ -115,14 +115,16 @@ def _prune_local(settings: Settings, app_name: str, app: AppSettings, report: Ba
 
 
 def replicate_job(settings: Settings, app_name: str, app: AppSettings, *, now: datetime, only: str | None = None,
-                  fill_gaps: bool = False, prune: bool = False) -> tuple[list[Any], dict[str, Any]]:
+                  fill_gaps: bool = False, prune: bool = False,
+                  progress: Progress | None = None) -> tuple[list[Any], dict[str, Any]]:
     """``railguard replicate`` with its heartbeat (``replicate_url_env``) around it.
 
     Returns the per-destination runs and the watch's summary (heartbeat pings)."""
     watch = JobWatch(settings, app_name, app, "replicate", now=now, refresh_metrics=refresh_textfile)
     watch.start()
     try:
-        runs = replicate(settings, app_name, app, now=now, only=only, fill_gaps=fill_gaps, prune=prune)
+        runs = replicate(settings, app_name, app, now=now, only=only, fill_gaps=fill_gaps, prune=prune,
+                         progress=progress)
     except BaseException as exc:
         watch.failed(exc)
         raise

@@ -278,3 +278,29 @@ def test_replacing_a_copy_keeps_the_old_one_until_the_new_one_has_read_back(back
     assert new.is_good and new.manifest is not None and new.manifest.sha256 == current.manifest.sha256
     destination.check_copy(new)
     assert backend.raw_keys() == [f"{current.manifest.name}.manifest.json", current.path.name + suffix]
+
+
+def test_a_copy_put_and_fetched_reports_its_upload_read_back_and_download_up_to_its_size(backend, backups, tmp_path):
+    from conftest import grow_with_random_rows
+    from progress_log import ProgressLog
+
+    backups.create_database()
+    # Past S3's multipart threshold (8 MiB parts, sent by several threads at once) on S3 only:
+    # that path is where s3transfer's callbacks come from worker threads.
+    grow_with_random_rows(backups.database, 10 if backend.kind == "s3" else 3)
+    taken = backups.take(rows=1)
+    size = taken.manifest.size_stored
+    destination = Destination("offsite", backend.settings)
+    sent = ProgressLog()
+
+    destination.put_backup(taken.path, taken.manifest, progress=sent)
+
+    assert sent.stages() == ["upload", "read-back"]
+    assert sent.checked() == {"upload": [size], "read-back": [size]}
+    assert len(sent.runs()[0].reports) > 3, "the upload moved in one jump"
+    fetched = ProgressLog()
+    into = tmp_path / "fetched"
+    into.mkdir()
+    destination.fetch(destination.stat_backup("latest", "tasks"), into, progress=fetched)
+    assert fetched.checked() == {"download": [size]}
+    assert len(fetched.runs()[0].reports) > 3, "the download moved in one jump"

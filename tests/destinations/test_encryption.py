@@ -58,3 +58,19 @@ def test_an_encrypted_copy_opens_with_the_stock_age_and_zstd_tools(tmp_path, bac
 
     with sqlite3.connect(tmp_path / "by-hand.db") as connection:
         assert connection.execute("SELECT count(*) FROM tasks").fetchone() == (50,)
+
+
+def test_an_encrypted_copy_reports_its_encryption_before_the_upload(tmp_path, backups, age_key):
+    from progress_log import ProgressLog
+
+    taken = backups.take()
+    (tmp_path / "nas").mkdir()
+    destination = Destination("nas", DestinationSettings(url=f"file://{tmp_path}/nas",
+                                                         age_recipients=[age_key.recipient]))
+    log = ProgressLog()
+
+    copy = destination.put_backup(taken.path, taken.manifest, progress=log)
+
+    assert copy.encryption is not None
+    assert log.checked() == {"encrypt": [taken.manifest.size_stored], "upload": [copy.encryption.size],
+                             "read-back": [copy.encryption.size]}

@@ -16,6 +16,7 @@ import zstandard
 
 CHUNK = 1 << 20
 DEFAULT_LEVEL = {"gzip": 6, "zstd": 3, "none": None}
+#: Called with the size of each chunk done (railguard.progress.stage_counter makes one).
 Progress = Callable[[int], None]
 
 
@@ -85,8 +86,9 @@ def decompress_to(path: Path, compression: str, target: BinaryIO) -> str:
         return decompress_stream_to(stored, compression, target)
 
 
-def decompress_stream_to(stored: BinaryIO, compression: str, target: BinaryIO) -> str:
-    """:func:`decompress_to` from an open stored file (left open)."""
+def decompress_stream_to(stored: BinaryIO, compression: str, target: BinaryIO,
+                         progress: Progress | None = None) -> str:
+    """:func:`decompress_to` from an open stored file (left open); ``progress`` gets raw bytes."""
     digest = hashlib.sha256()
     if compression == "zstd":
         reader: BinaryIO = zstandard.ZstdDecompressor().stream_reader(stored, closefd=False)  # type: ignore[assignment]
@@ -97,24 +99,31 @@ def decompress_stream_to(stored: BinaryIO, compression: str, target: BinaryIO) -
     while chunk := reader.read(CHUNK):
         digest.update(chunk)
         target.write(chunk)
+        if progress:
+            progress(len(chunk))
     if reader is not stored:
         reader.close()
     target.flush()
     return digest.hexdigest()
 
 
-def sha256_of_decompressed(path: Path, compression: str) -> str:
+def sha256_of_decompressed(path: Path, compression: str, progress: Progress | None = None) -> str:
+    """The sha256 of the raw database inside ``path``; ``progress`` gets each chunk's raw size."""
     digest = hashlib.sha256()
     with open_decompressed(path, compression) as reader:
         while chunk := reader.read(CHUNK):
             digest.update(chunk)
+            if progress:
+                progress(len(chunk))
     return digest.hexdigest()
 
 
-def sha256_of_file(path: Path) -> str:
+def sha256_of_file(path: Path, progress: Progress | None = None) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as reader:
         while chunk := reader.read(CHUNK):
             digest.update(chunk)
+            if progress:
+                progress(len(chunk))
     return digest.hexdigest()
 

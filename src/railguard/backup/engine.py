@@ -32,7 +32,6 @@ import errno
 import os
 import sqlite3
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +49,7 @@ from railguard.durable import WorkDirectory, is_temp_name, make_private_director
 from railguard.errors import RailguardError, VerifyFailed
 from railguard.locking import exclusive_lock
 from railguard.logfmt import append_line, read_lines
+from railguard.progress import Progress, finish, stage_counter
 
 LOG_NAME = "backup.log"
 
@@ -60,9 +60,6 @@ def last_backup_attempt(directory: Path) -> dict[str, str] | None:
         if line.get("event", "backup") == "backup":
             return line
     return None
-
-#: Called with (stage, bytes done, bytes total); total is 0 when unknown.
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -146,14 +143,12 @@ def _copy_check_compress(
     database: Path, settings: BackupSettings, workspace: WorkDirectory, backup_id: BackupId, final: Path,
     now: datetime, progress: Progress | None,
 ) -> tuple[Manifest, list[str]]:
-    if progress:
-        progress("copy", 0, 0)
     # Created 0600 here first: SQLite would create it 0644 & ~umask, and an empty file is a new database.
     raw_fd = workspace.create(RAW_NAME)
     raw = workspace.route(RAW_NAME)
     try:
         snapshot = take_snapshot(database, raw, method=settings.method,
-                                 busy_timeout=settings.busy_timeout.total_seconds())
+                                 busy_timeout=settings.busy_timeout.total_seconds(), progress=progress)
         if settings.compression == "none":
             os.fsync(raw_fd)  # it is the stored file
     finally:
@@ -169,32 +164,24 @@ def _copy_check_compress(
         check_future = pool.submit(run_in_background, check_database, raw, settings.check)
         compress_started = time.monotonic()
         if settings.compression == "none":
-            raw_sha = stored_sha = sha256_of_file(raw)
+            raw_sha = stored_sha = sha256_of_file(raw, stage_counter(progress, "hash", size_raw))
             size_stored = size_raw
         else:
-            done = 0
-
-            def report(n: int) -> None:
-                nonlocal done
-                done += n
-                if progress:
-                    progress("compress", done, size_raw)
-
             stored = workspace.route(STORED_NAME)
             with os.fdopen(workspace.create(STORED_NAME), "wb") as handle:
-                raw_sha, stored_sha, size_stored = compress_file(raw, handle, settings.compression,
-                                                                 settings.level, report)
+                raw_sha, stored_sha, size_stored = compress_file(raw, handle, settings.compression, settings.level,
+                                                                 stage_counter(progress, "compress", size_raw))
                 os.fsync(handle.fileno())
             # The stored file must decompress to exactly the bytes that were checked.
-            if progress:
-                progress("verify", 0, 0)
-            if sha256_of_decompressed(stored, settings.compression) != raw_sha:
+            if sha256_of_decompressed(stored, settings.compression,
+                                      stage_counter(progress, "verify", size_raw)) != raw_sha:
                 raise VerifyFailed(f"compressed copy {final.name} does not decompress to the checked database",
                                    hint="Check the disk and memory of this machine; try --compression none")
         durations["compress"] = round(time.monotonic() - compress_started, 3)
-        if progress:
-            progress("check", 0, 0)
+        # integrity_check ran meanwhile on the other thread; SQLite cannot say how far it is.
+        stage_counter(progress, "check", 0)
         check = check_future.result()
+        finish(progress, "check", size_raw)
     durations["check"] = round(check.seconds, 3)
 
     if not check.ok:

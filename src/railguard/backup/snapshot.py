@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from railguard.errors import Busy, NotFound, RailguardError, UsageError
+from railguard.progress import Progress, finish
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -77,8 +78,14 @@ def open_readonly(path: Path, *, timeout: float = 5.0, immutable: bool = False) 
     return sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
 
 
-def take_snapshot(database: Path, target: Path, *, method: str, busy_timeout: float) -> SnapshotInfo:
-    """Copy ``database`` consistently into the new file ``target`` (which must not exist)."""
+def take_snapshot(database: Path, target: Path, *, method: str, busy_timeout: float,
+                  progress: Progress | None = None) -> SnapshotInfo:
+    """Copy ``database`` consistently into the new file ``target`` (which must not exist).
+
+    ``progress`` gets the ``copy`` stage: its total is the database's size in pages before the
+    copy starts, and it is done in one report at the end, because the copy is one step (a
+    chunked backup restarts whenever the app writes: see the module docstring).
+    """
     started = time.monotonic()
     wal = database.with_name(database.name + "-wal")
     wal_bytes = wal.stat().st_size if wal.exists() else 0
@@ -86,12 +93,16 @@ def take_snapshot(database: Path, target: Path, *, method: str, busy_timeout: fl
     source = _open_source(database, busy_timeout)
     try:
         journal_mode = source.execute("PRAGMA journal_mode").fetchone()[0]
+        total = _size_in_pages(source) if progress else 0
+        if progress:
+            progress("copy", 0, total)
         if method == "vacuum-into":
             _with_busy_retry(lambda: source.execute("VACUUM INTO ?", (str(target),)), deadline, database)
         else:
             _backup_api(source, target, deadline, database)
     finally:
         source.close()
+    finish(progress, "copy", total)
     # The copy keeps the source's WAL flag in its header; make it a plain rollback-journal file
     # so opening it (to verify, or with stock tools) never creates -wal/-shm beside it.
     # The manifest records journal_mode so a restore can put WAL back.
@@ -106,6 +117,13 @@ def take_snapshot(database: Path, target: Path, *, method: str, busy_timeout: fl
     finally:
         copy.close()
     return SnapshotInfo(page_size, page_count, journal_mode, wal_bytes, time.monotonic() - started)
+
+
+def _size_in_pages(source: sqlite3.Connection) -> int:
+    """The bytes a copy reads: page size x page count, WAL included (what a copy will hold)."""
+    page_size = source.execute("PRAGMA page_size").fetchone()[0]
+    page_count = source.execute("PRAGMA page_count").fetchone()[0]
+    return int(page_size) * int(page_count)
 
 
 def _open_source(database: Path, busy_timeout: float) -> sqlite3.Connection:

@@ -25,7 +25,7 @@ import re
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +35,7 @@ from railguard.backup.compression import CHUNK, decompress_stream_to
 from railguard.backup.snapshot import open_readonly
 from railguard.durable import WorkDirectory, pid_is_alive, remove_stale_work_directories
 from railguard.errors import NotFound, RailguardError, VerifyFailed
+from railguard.progress import Progress, finish, stage_counter
 
 MAX_PROBLEMS = 20
 # The copy is ours alone while it is checked: a larger page cache makes integrity_check
@@ -99,13 +100,17 @@ class VerifiedCopy:
 
 
 @contextlib.contextmanager
-def materialize(record: BackupRecord, into: Path, *, mode: str = "integrity") -> Iterator[VerifiedCopy]:
+def materialize(record: BackupRecord, into: Path, *, mode: str = "integrity",
+                progress: Progress | None = None) -> Iterator[VerifiedCopy]:
     """Verify ``record`` and yield its raw database as a private file in a work directory in ``into``.
 
     Checks, in order: a manifest exists, the stored file's sha256 matches it, the file
     decompresses, the raw sha256 matches, and integrity_check passes. Any failure raises
     :class:`VerifyFailed` naming the step. The raw file is removed when the block exits unless
     the caller moved it away (restore renames it into place).
+
+    ``progress`` gets three stages: ``read`` (the stored file, hashed), ``decompress`` (the raw
+    database written out) and ``check`` (no measure while it runs; done once it passed).
     """
     manifest = record.manifest
     if manifest is None or record.data_path is None:
@@ -119,11 +124,12 @@ def materialize(record: BackupRecord, into: Path, *, mode: str = "integrity") ->
                              f"(a prune ran meanwhile)", hint="List what is left: railguard backups list") from None
     remove_stale_verify_copies(into)
     with stored, WorkDirectory(into) as workspace:
-        _check_stored_sha256(record, stored)
+        _check_stored_sha256(record, stored, stage_counter(progress, "read", os.fstat(stored.fileno()).st_size))
         name = f"{record.name}.sqlite3"
         with os.fdopen(workspace.create(name), "wb") as handle:
             try:
-                raw_sha = decompress_stream_to(stored, manifest.compression, handle)
+                raw_sha = decompress_stream_to(stored, manifest.compression, handle,
+                                               stage_counter(progress, "decompress", manifest.size_raw))
             except Exception as exc:  # zstd/gzip raise several unrelated types for damaged input
                 if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise VerifySpaceError(f"no space left in {into} for the decompressed copy of {record.name}",
@@ -136,17 +142,21 @@ def materialize(record: BackupRecord, into: Path, *, mode: str = "integrity") ->
             raise VerifyFailed(f"backup {record.name}: decompressed data does not match the manifest",
                                hint="The file is damaged; restore another backup")
         route = workspace.route(name)
+        stage_counter(progress, "check", 0)
         check = check_database(route, mode)
         if not check.ok:
             raise VerifyFailed(f"backup {record.name}: {mode}_check failed: {check.summary}",
                                hint="The copy is damaged; restore another backup")
+        finish(progress, "check", manifest.size_raw)
         yield VerifiedCopy(record, route, check, workspace, name)
 
 
-def _check_stored_sha256(record: BackupRecord, stored: BinaryIO) -> None:
+def _check_stored_sha256(record: BackupRecord, stored: BinaryIO, count: Callable[[int], None] | None) -> None:
     digest = hashlib.sha256()
     while chunk := stored.read(CHUNK):
         digest.update(chunk)
+        if count:
+            count(len(chunk))
     stored.seek(0)
     assert record.manifest is not None
     if digest.hexdigest() != record.manifest.sha256:
@@ -168,7 +178,8 @@ def remove_stale_verify_copies(directory: Path) -> list[Path]:
     return removed
 
 
-def verify_backup(record: BackupRecord, scratch: Path, *, mode: str = "integrity") -> CheckResult:
+def verify_backup(record: BackupRecord, scratch: Path, *, mode: str = "integrity",
+                  progress: Progress | None = None) -> CheckResult:
     """Verify a stored backup end to end; raises :class:`VerifyFailed`."""
-    with materialize(record, scratch, mode=mode) as copy:
+    with materialize(record, scratch, mode=mode, progress=progress) as copy:
         return copy.check

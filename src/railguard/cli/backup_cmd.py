@@ -59,7 +59,7 @@ def backup(ctx: Context, database: str | None, directory: str | None, method: st
         "app.backup.level": ("--level", level), "app.backup.check": ("--check", check),
         "app.backup.busy_timeout": ("--busy-timeout", busy_timeout), "app.backup.prune": ("--prune", prune),
     })
-    with output.progress_bar(True) as progress:
+    with output.progress_bar() as progress:
         report = backup_job(settings, name, app, now=ctx.now(), progress=progress, manual=not scheduled,
                             keep=keep)
     result, manifest = report.backup, report.backup.manifest
@@ -247,10 +247,11 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
     records = list_backups(app.backup.directory, owner) if verify_all else [
         resolve_backup(app.backup.directory, owner, name)]
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="railguard-verify-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="railguard-verify-") as scratch, output.progress_bar() as progress:
         for record in records:
             try:
-                outcome = verify_backup(record, _scratch_dir(record.directory, scratch), mode=app.backup.check)
+                outcome = verify_backup(record, _scratch_dir(record.directory, scratch), mode=app.backup.check,
+                                        progress=progress)
                 results.append({"name": record.name, "ok": True, "result": "ok",
                                 "seconds": round(outcome.seconds, 3)})
             except BackupVanished:

@@ -44,7 +44,9 @@ def replicate(ctx: Context, only: str | None, fill_gaps: bool, prune: bool, as_j
                          hint=f"Add one under [apps.{name}.destinations.NAME] in railguard.toml (docs/destinations.md)")
     if only is not None and only not in app.destinations:
         open_destination(app, only)  # raises: an unknown name fails before any heartbeat is sent
-    runs, watch = replicate_job(settings, name, app, now=ctx.now(), only=only, fill_gaps=fill_gaps, prune=prune)
+    with output.progress_bar() as progress:
+        runs, watch = replicate_job(settings, name, app, now=ctx.now(), only=only, fill_gaps=fill_gaps, prune=prune,
+                                    progress=progress)
     code = exit_code_for(runs)
     if as_json:
         output.emit_json({"ok": code == ExitCode.OK, "app": name, "destinations": [run.summary() for run in runs],
@@ -99,14 +101,15 @@ def verify_remote_copies(ctx: Context, app_name: str, app: AppSettings, dest: st
     selected = destination.list_backups(stem) if verify_all else [destination.stat_backup(name or "latest", stem)]
     results: list[dict[str, Any]] = []
     codes: list[ExitCode] = []
-    for backup in selected:
-        try:
-            results.append(verify_remote(destination, backup, now=ctx.now(), mode=app.backup.check,
-                                         identity_file=identity))
-        except RailguardError as exc:
-            codes.append(exc.exit_code)
-            results.append({"name": backup.name, "ok": False, "result": exc.message, "hint": exc.hint,
-                            "damaged": backup.damaged is not None})
+    with output.progress_bar() as progress:
+        for backup in selected:
+            try:
+                results.append(verify_remote(destination, backup, now=ctx.now(), mode=app.backup.check,
+                                             identity_file=identity, progress=progress))
+            except RailguardError as exc:
+                codes.append(exc.exit_code)
+                results.append({"name": backup.name, "ok": False, "result": exc.message, "hint": exc.hint,
+                                "damaged": backup.damaged is not None})
     code = ExitCode.VERIFY_FAILED if ExitCode.VERIFY_FAILED in codes else (codes[0] if codes else ExitCode.OK)
     if as_json:
         output.emit_json({"ok": not codes, "app": app_name, "destination": dest, "results": results,

@@ -45,8 +45,9 @@ def drill(ctx: Context, which: str | None, source: str | None, identity: Path | 
     if identity is not None and source is None:
         raise click.UsageError("--identity only applies with --dest (local backups are not encrypted)")
     settings, name, app = ctx.app({"app.drill.start_timeout": ("--start-timeout", start_timeout)})
-    report = run_drill(settings, name, app, now=ctx.now(), which=which, source=source, identity_file=identity,
-                       refresh_metrics=refresh_textfile)
+    with output.progress_bar() as progress:
+        report = run_drill(settings, name, app, now=ctx.now(), which=which, source=source, identity_file=identity,
+                           refresh_metrics=refresh_textfile, progress=progress)
     _render(report, as_json)
     return report.exit_code
 

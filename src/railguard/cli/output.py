@@ -27,7 +27,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from railguard.secrets import redact, redact_document
@@ -214,17 +213,39 @@ def human_age(delta: timedelta) -> str:
 
 
 @contextlib.contextmanager
-def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A ``(stage, done, total)`` callback drawing a rich progress bar, or None when silent."""
+def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A :data:`railguard.progress.Progress` callback drawing one bar on stderr, or None when silent.
+
+    Silent (None: the library then reports nothing) unless stderr is a terminal and neither
+    ``--json`` nor ``--quiet`` is on: under cron, in a pipe or in a script there is no bar. One
+    unit, as in the summaries (:func:`human_size`: MiB, binary); a waiting stage shows seconds;
+    a stage with no measure (the integrity check) shows a pulsing bar and what it has done so far.
+    The bar is removed when the block ends, so the result printed next stands alone.
+    """
     if not enabled or json_mode() or quiet_mode() or not sys.stderr.isatty():
         yield None
         return
-    labels = {"copy": "copying", "compress": "compressing", "verify": "re-reading", "check": "checking"}
-    with Progress(TextColumn("{task.description:<12}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+    # rich's progress module only where a bar is drawn: every other command starts without it.
+    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    from railguard.progress import STAGES, WAITING_STAGES
+
+    class Amount(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            done, total = int(task.completed), int(task.total or 0)
+            if task.fields.get("waiting"):
+                return Text(f"{done / 1000:.0f}s / {total / 1000:.0f}s")
+            if not total:  # nothing measures it while it runs: the pulsing bar says so
+                return Text(human_size(done) if done else "")
+            return Text(f"{human_size(done)} / {human_size(total)}")
+
+    with Progress(TextColumn("{task.description:<16}"), BarColumn(), Amount(), TimeElapsedColumn(),
                   console=stderr(), transient=True) as bar:
         task = bar.add_task("starting", total=None)
 
         def update(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=labels.get(stage, stage), completed=done, total=total or None)
+            bar.update(task, description=STAGES.get(stage, stage), completed=done, total=total or None,
+                       waiting=stage in WAITING_STAGES)
 
         yield update

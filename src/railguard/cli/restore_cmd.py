@@ -46,9 +46,10 @@ def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str
     live = _same_file(target, app.database)
     owner = Owner.of(settings, app_name, app)
     with contextlib.ExitStack() as stack:
+        progress = stack.enter_context(output.progress_bar())
         if source is not None:  # a remote copy, fetched to a temporary directory, then the same verified path
             record = stack.enter_context(fetched_for_restore(app, source, name, now=ctx.now(),
-                                                                 identity_file=identity))
+                                                                 identity_file=identity, progress=progress))
         else:
             # Another app's backup (by its manifest) never replaces this app's database; into
             # another file (--to), a backup named explicitly may be anybody's.
@@ -57,7 +58,8 @@ def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str
             check_belongs(record, owner)
         result = restore_backup(record, target, now=ctx.now(), tz=settings.timezone, force=force,
                                 check=app.backup.check, busy_timeout=app.backup.busy_timeout.total_seconds(),
-                                log_directory=app.backup.directory if app.backup.directory.is_dir() else None)
+                                log_directory=app.backup.directory if app.backup.directory.is_dir() else None,
+                                progress=progress)
     steps = next_steps(result, live=live, url=app.url)
     unusable = bad_manifest_warnings(list_backups(app.backup.directory, owner)) if source is None else []
     if as_json:

@@ -46,6 +46,7 @@ from railguard.backup.naming import MANIFEST_SUFFIX, parse_name
 from railguard.config import DestinationSettings
 from railguard.durable import TEMP_MARK
 from railguard.errors import ConfigError, NotFound, RailguardError, VerifyFailed
+from railguard.progress import CountingReader, Progress, stage_counter
 from railguard.secrets import MASK
 
 #: Suffix of an encrypted data object (what ``age -d`` expects).
@@ -84,9 +85,10 @@ class ObjectInfo:
 class ObjectStore(Protocol):
     """What a backend implements. Keys are plain file names (no slashes) under the URL's path."""
 
-    def upload(self, key: str, source: BinaryIO) -> None:
+    def upload(self, key: str, source: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
         """Stream ``source`` to ``key``. The key appears only once complete (temp + rename,
-        or a multipart upload that is completed or aborted); on any failure it does not exist."""
+        or a multipart upload that is completed or aborted); on any failure it does not exist.
+        ``progress``, when given, is called with the size of each piece sent."""
 
     def download(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
         """A readable stream of ``key``; raises :class:`RemoteBackupNotFound` if it is missing."""
@@ -346,7 +348,7 @@ class Destination:
     # -- put ---------------------------------------------------------------------------------
 
     def put_backup(self, data_path: Path, manifest: Manifest, *, scratch: Path | None = None,
-                   replacing: RemoteBackup | None = None) -> RemoteBackup:
+                   replacing: RemoteBackup | None = None, progress: Progress | None = None) -> RemoteBackup:
         """Copy one backup here and prove the copy: data object, read back, then the manifest.
 
         The manifest goes last, so a copy interrupted anywhere is listed as incomplete and never
@@ -359,6 +361,9 @@ class Destination:
         is it removed and the new copy put in its place; its damage mark goes last. A store that mangles uploads, or one that fails
         half-way, therefore never costs the old copy. The bytes travel twice, which only this
         rare path pays: the store interface has no rename (S3 has none).
+
+        ``progress`` gets ``encrypt`` (when encrypted), ``upload`` and ``read-back``, each in
+        bytes of the data object (twice over when replacing).
         """
         encrypted = self.encrypted
         data_key = data_key_for(manifest, encrypted)
@@ -368,7 +373,8 @@ class Destination:
                 from railguard.destinations.encryption import encrypt_file
 
                 handle = stack.enter_context(tempfile.TemporaryFile(dir=scratch, prefix=".railguard-age-"))
-                sha256, size = encrypt_file(data_path, handle, self.settings.age_recipients)
+                sha256, size = encrypt_file(data_path, handle, self.settings.age_recipients,
+                                            stage_counter(progress, "encrypt", manifest.size_stored))
                 handle.seek(0)
                 encryption: Encryption | None = Encryption("age", list(self.settings.age_recipients), sha256, size)
                 source: BinaryIO = handle
@@ -377,16 +383,16 @@ class Destination:
                 sha256, size = manifest.sha256, manifest.size_stored
                 source = stack.enter_context(data_path.open("rb"))
             if replacing is not None and replacing.manifest_key is not None:
-                self._stage(source, temp_key_for(data_key), manifest.name, sha256, size)
+                self._stage(source, temp_key_for(data_key), manifest.name, sha256, size, progress)
             # A half-finished earlier copy of this backup (data without manifest), or the copy
             # being replaced, goes: manifest first, in either form of the data (encryption may
             # have been switched on or off since).
             for key in (manifest_key, data_key_for(manifest, False), data_key_for(manifest, True)):
                 self.store.remove(key)
-            self.store.upload(data_key, source)
+            self._upload(data_key, source, size, progress)
         copy = RemoteBackup(manifest.name, data_key, None, size, manifest, encryption, "not verified")
         try:
-            self.check_copy(copy)
+            self.check_copy(copy, progress)
         except CopyVerifyFailed:
             # Never leave a copy that failed its check under its final name.
             self.store.remove(data_key)
@@ -404,7 +410,18 @@ class Destination:
         copy.manifest_key, copy.status = manifest_key, GOOD
         return copy
 
-    def _stage(self, source: BinaryIO, key: str, name: str, sha256: str, size: int) -> None:
+    def _upload(self, key: str, source: BinaryIO, size: int, progress: Progress | None) -> None:
+        """One data object sent, as the ``upload`` stage; its total is known before it starts."""
+        count = stage_counter(progress, "upload", size)
+        if count is None:
+            self.store.upload(key, source)  # a store written before progress existed still works
+            return
+        self.store.upload(key, source, progress=count)
+        if progress is not None:
+            progress("upload", size, size)  # a store that sends in one piece (rclone) ends here
+
+    def _stage(self, source: BinaryIO, key: str, name: str, sha256: str, size: int,
+               progress: Progress | None = None) -> None:
         """Upload ``source`` under the hidden ``key``, read it back, remove it.
 
         Through a second descriptor of the same file: s3transfer closes the stream it uploads,
@@ -413,13 +430,13 @@ class Destination:
         with os.fdopen(os.dup(source.fileno()), "rb") as again:
             again.seek(0)
             try:
-                self.store.upload(key, again)
-                self._read_back(key, name, sha256, size)
+                self._upload(key, again, size, progress)
+                self._read_back(key, name, sha256, size, progress)
             finally:
                 self.store.remove(key)
         source.seek(0)
 
-    def check_copy(self, copy: RemoteBackup) -> None:
+    def check_copy(self, copy: RemoteBackup, progress: Progress | None = None) -> None:
         """Read the data object back: its size and sha256 must be what was sent.
 
         Reading back costs one download, but an upload that "returned 200" proves nothing about
@@ -429,13 +446,15 @@ class Destination:
         if copy.data_key is None or copy.expected_sha256 is None or copy.expected_size is None:
             raise CopyVerifyFailed(f"destination {self.name}: copy of {copy.name} is {copy.status}",
                                    hint="Run: railguard replicate (it copies it again)")
-        self._read_back(copy.data_key, copy.name, copy.expected_sha256, copy.expected_size)
+        self._read_back(copy.data_key, copy.name, copy.expected_sha256, copy.expected_size, progress)
 
-    def _read_back(self, key: str, name: str, sha256: str, size: int) -> None:
+    def _read_back(self, key: str, name: str, sha256: str, size: int, progress: Progress | None = None) -> None:
         with self.store.download(key) as stream:
-            reader = _HashingReader(stream)
+            reader = _HashingReader(CountingReader(stream, stage_counter(progress, "read-back", size)))
             while reader.read(CHUNK):
                 pass
+        if progress is not None and reader.size == size:
+            progress("read-back", size, size)
         if reader.size != size or reader.sha256.hexdigest() != sha256:
             what = "size" if reader.size != size else "sha256"
             raise CopyVerifyFailed(
@@ -539,7 +558,8 @@ class Destination:
         with self.store.download(backup.data_key) as stream:
             yield stream
 
-    def fetch(self, backup: RemoteBackup, into: Path, *, identity_file: Path | None = None) -> Path:
+    def fetch(self, backup: RemoteBackup, into: Path, *, identity_file: Path | None = None,
+              progress: Progress | None = None) -> Path:
         """Download ``backup`` into the directory ``into`` as a local backup (data + manifest).
 
         The result looks exactly like a local backup, so the same verified path reads it
@@ -553,6 +573,8 @@ class Destination:
         cut short, a damaged age header or payload chunk), :class:`DecryptFailed` when the bytes
         are intact and the identity does not open them, :class:`FetchWriteFailed` when this
         host cannot write the copy (disk full): a full disk is never reported as a damaged copy.
+
+        ``progress`` gets the ``download`` stage, in bytes of the stored object.
         """
         if not backup.is_complete or backup.manifest is None:
             raise CopyVerifyFailed(f"destination {self.name}: backup {backup.name} is {backup.status}",
@@ -566,7 +588,8 @@ class Destination:
         target = into / manifest.file
         with self._output(target, backup) as output:  # removed again if anything below fails
             with self.open_backup(backup) as stream:
-                reader = _HashingReader(stream)
+                size = backup.expected_size or 0
+                reader = _HashingReader(CountingReader(stream, stage_counter(progress, "download", size)))
                 if backup.encryption is not None:
                     assert identity is not None
                     self._decrypt(backup, reader, output, identity)
@@ -575,6 +598,8 @@ class Destination:
                         output.write(chunk)
             if reader.size != backup.expected_size or reader.sha256.hexdigest() != backup.expected_sha256:
                 raise self._damaged(backup)
+            if progress is not None:
+                progress("download", size, size)
             with self._writing(into, backup):
                 (into / f"{manifest.name}{MANIFEST_SUFFIX}").write_bytes(manifest.to_json())
         return target

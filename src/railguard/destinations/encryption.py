@@ -8,11 +8,13 @@ the size of the backup.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from railguard.backup.compression import HashingWriter
 from railguard.errors import ConfigError, VerifyFailed
+from railguard.progress import CountingReader
 
 
 class DecryptFailed(VerifyFailed):
@@ -117,12 +119,15 @@ def read_identities(path: Path) -> list[Any]:
     return identities
 
 
-def encrypt_file(source: Path, target: BinaryIO, recipients: list[str]) -> tuple[str, int]:
-    """Encrypt ``source`` into ``target``; returns the sha256 and size of the encrypted bytes."""
+def encrypt_file(source: Path, target: BinaryIO, recipients: list[str],
+                 progress: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """Encrypt ``source`` into ``target``; returns the sha256 and size of the encrypted bytes.
+    ``progress`` gets the size of each piece of ``source`` read."""
     pyrage = _pyrage()
     parsed = parse_recipients(recipients)
     writer = HashingWriter(target)
-    with source.open("rb") as reader:
+    with source.open("rb") as plain:
+        reader = plain if progress is None else CountingReader(plain, progress)
         try:
             pyrage.encrypt_io(reader, writer, parsed)
         except pyrage.EncryptError as exc:

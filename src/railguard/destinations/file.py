@@ -60,18 +60,25 @@ class FileStore:
                                    hint=f"Mount it, or create it once: mkdir -p {self.directory}")
         return self.directory
 
-    def upload(self, key: str, source: BinaryIO) -> None:
+    def upload(self, key: str, source: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
         directory = self._existing_directory()
         start = source.seek(0, os.SEEK_CUR) if source.seekable() else None
+        sent = 0  # a retried attempt reports only what goes past the last one: done never goes back
 
         def attempt() -> None:
+            nonlocal sent
             if start is not None:
                 source.seek(start)
             temp = directory / temp_key_for(key)
+            written = 0
             try:
                 with open_private(temp) as output:
                     while chunk := source.read(CHUNK):
                         output.write(chunk)
+                        written += len(chunk)
+                        if progress and written > sent:
+                            progress(written - sent)
+                            sent = written
                     output.flush()
                     os.fsync(output.fileno())
                 promote(temp, directory / key)

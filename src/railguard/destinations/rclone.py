@@ -75,9 +75,11 @@ class RcloneStore:
             raise error
         return done.stdout.decode("utf-8", "replace")
 
-    def upload(self, key: str, source: BinaryIO) -> None:
+    def upload(self, key: str, source: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
         temp = self._path(temp_key_for(key))
-        fileno = _regular_fileno(source)
+        # rclone reading the file itself says nothing until it is done: to show progress, the
+        # bytes go through its stdin instead, counted as rclone takes them.
+        fileno = _regular_fileno(source) if progress is None else None
         with tempfile.TemporaryFile() as errors:
             process = subprocess.Popen([self.binary, "rcat", temp, *self.flags],
                                        stdin=fileno if fileno is not None else subprocess.PIPE,
@@ -87,6 +89,8 @@ class RcloneStore:
                     assert process.stdin is not None
                     while chunk := source.read(CHUNK):
                         process.stdin.write(chunk)
+                        if progress:
+                            progress(len(chunk))
                     process.stdin.close()
                 returncode = process.wait()
             except BaseException:

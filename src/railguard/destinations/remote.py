@@ -32,16 +32,17 @@ from railguard.config import AppSettings
 from railguard.destinations.base import CopyVerifyFailed, Destination, RemoteBackup
 from railguard.destinations.replicate import open_destination
 from railguard.errors import RailguardError, VerifyFailed
+from railguard.progress import Progress
 
 log = logging.getLogger("railguard.destinations")
 
 
 def fetch_backup(destination: Destination, backup: RemoteBackup, into: Path, *, now: datetime,
-                 identity_file: Path | None = None) -> BackupRecord:
+                 identity_file: Path | None = None, progress: Progress | None = None) -> BackupRecord:
     """Download ``backup`` into the private directory ``into`` and return it as the one good
     local backup there. A copy found damaged on the way is marked so at the destination."""
     with marking_damage(destination, backup, now):
-        destination.fetch(backup, into, identity_file=identity_file)
+        destination.fetch(backup, into, identity_file=identity_file, progress=progress)
         records = [record for record in list_backups(into) if record.name == backup.name]
         if len(records) != 1 or not records[0].is_good:
             raise CopyVerifyFailed(f"destination {destination.name}: {backup.name} does not read as a backup "
@@ -78,7 +79,8 @@ def marking_damage(destination: Destination, backup: RemoteBackup, now: datetime
 
 
 def verify_remote(destination: Destination, backup: RemoteBackup, *, now: datetime, mode: str = "integrity",
-                  identity_file: Path | None = None, scratch: Path | None = None) -> dict[str, Any]:
+                  identity_file: Path | None = None, scratch: Path | None = None,
+                  progress: Progress | None = None) -> dict[str, Any]:
     """Prove one remote copy: download it, check its sha256, and (when it can be read) restore-test it.
 
     An encrypted copy without an identity is checked against the sha256 of its encrypted bytes
@@ -89,14 +91,14 @@ def verify_remote(destination: Destination, backup: RemoteBackup, *, now: dateti
     identity = identity_file or destination.settings.age_identity_file
     if backup.encryption is not None and identity is None:
         with marking_damage(destination, backup, now):
-            destination.check_copy(backup)
+            destination.check_copy(backup, progress)
         return {"name": backup.name, "ok": True, "result": "ok", "checked": "checksum",
                 "note": "encrypted: checksum of the stored bytes only; pass --identity to check the database"}
     with tempfile.TemporaryDirectory(prefix="railguard-fetch-", dir=scratch) as work:
         directory = Path(work)
-        record = fetch_backup(destination, backup, directory, now=now, identity_file=identity)
+        record = fetch_backup(destination, backup, directory, now=now, identity_file=identity, progress=progress)
         with marking_damage(destination, backup, now):
-            outcome = verify_backup(record, directory, mode=mode)
+            outcome = verify_backup(record, directory, mode=mode, progress=progress)
     if backup.damage_key is not None:
         try:
             destination.clear_damage(backup)
@@ -109,8 +111,8 @@ def verify_remote(destination: Destination, backup: RemoteBackup, *, now: dateti
 
 @contextlib.contextmanager
 def fetched_for_restore(app: AppSettings, destination_name: str, name: str | None, *, now: datetime,
-                        identity_file: Path | None = None, env: Mapping[str, str] | None = None
-                        ) -> Iterator[BackupRecord]:
+                        identity_file: Path | None = None, env: Mapping[str, str] | None = None,
+                        progress: Progress | None = None) -> Iterator[BackupRecord]:
     """``restore --dest``: fetch one remote copy into a temporary directory and yield it as a
     local :class:`BackupRecord`, so restore takes exactly the path it takes for local backups
     (sha256, decompress, raw sha256, integrity_check, then the swap). Removed afterwards.
@@ -120,4 +122,4 @@ def fetched_for_restore(app: AppSettings, destination_name: str, name: str | Non
     backup = destination.stat_backup(name or "latest", stem_for(app.database))
     scratch = app.backup.directory if os.access(app.backup.directory, os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix=".railguard-fetch-", dir=scratch) as work:
-        yield fetch_backup(destination, backup, Path(work), now=now, identity_file=identity_file)
+        yield fetch_backup(destination, backup, Path(work), now=now, identity_file=identity_file, progress=progress)

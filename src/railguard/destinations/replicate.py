@@ -43,6 +43,7 @@ from railguard.destinations.base import (
 from railguard.errors import ExitCode, NotFound, RailguardError, VerifyFailed
 from railguard.locking import exclusive_lock
 from railguard.logfmt import append_line, line_time, read_lines
+from railguard.progress import Progress
 
 LOG_NAME = "destinations.log"
 log = logging.getLogger("railguard.destinations")
@@ -112,8 +113,10 @@ def _selected(app: AppSettings, only: str | None) -> list[str]:
 
 def replicate(settings: Settings, app_name: str, app: AppSettings, *, now: datetime, only: str | None = None,
               fill_gaps: bool = False, prune: bool = False, env: Mapping[str, str] | None = None,
-              notify: bool = True) -> list[DestinationRun]:
+              notify: bool = True, progress: Progress | None = None) -> list[DestinationRun]:
     """Copy missing backups to each destination (or just ``only``) and verify them there.
+
+    ``progress`` gets each copy's stages (:meth:`Destination.put_backup`), one copy after another.
 
     Raises :class:`~railguard.errors.Busy` while another run replicates this app: two runs
     putting the same backup would each remove the other's half-verified copy.
@@ -122,7 +125,8 @@ def replicate(settings: Settings, app_name: str, app: AppSettings, *, now: datet
     names = _selected(app, only)
     with _replication_lock(app.backup.directory, stem):
         owner = Owner.of(settings, app_name, app)
-        runs = [_replicate_one(settings, owner, app, name, stem, now, fill_gaps, prune, env) for name in names]
+        runs = [_replicate_one(settings, owner, app, name, stem, now, fill_gaps, prune, env, progress)
+                for name in names]
     if notify:
         _notify_failures(settings, app_name, [run for run in runs if not run.ok], now)
     return runs
@@ -145,14 +149,15 @@ def _replication_lock(directory: Path, stem: str) -> Iterator[None]:
 
 
 def _replicate_one(settings: Settings, owner: Owner, app: AppSettings, name: str, stem: str, now: datetime,
-                   fill_gaps: bool, prune: bool, env: Mapping[str, str] | None) -> DestinationRun:
+                   fill_gaps: bool, prune: bool, env: Mapping[str, str] | None,
+                   progress: Progress | None = None) -> DestinationRun:
     local = [record for record in list_backups(app.backup.directory, owner) if record.is_good]  # by manifest
     run = DestinationRun(name, redact_url(app.destinations[name].url))
     started = time.monotonic()
     try:
         destination = Destination(name, app.destinations[name], env)
         run.url = destination.url
-        _copy_missing(destination, local, stem, run, app.backup.directory, now, fill_gaps)
+        _copy_missing(destination, local, stem, run, app.backup.directory, now, fill_gaps, progress)
         if prune and run.ok:
             try:
                 run.pruned = _prune(destination, settings, app, stem, now, dry_run=False).removed
@@ -171,7 +176,7 @@ def _replicate_one(settings: Settings, owner: Owner, app: AppSettings, name: str
 
 
 def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str, run: DestinationRun,
-                  directory: Path, now: datetime, fill_gaps: bool) -> None:
+                  directory: Path, now: datetime, fill_gaps: bool, progress: Progress | None = None) -> None:
     remote = {backup.name: backup for backup in destination.list_backups(stem)}
     newest_remote = max((backup.created_at for backup in remote.values() if backup.is_good), default=None)
     wanted: list[tuple[BackupRecord, RemoteBackup | None, str | None]] = []
@@ -193,7 +198,7 @@ def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str
         started = time.monotonic()
         try:
             copy = destination.put_backup(record.data_path, record.manifest, scratch=_scratch(directory),
-                                          replacing=replacing)
+                                          replacing=replacing, progress=progress)
         except VerifyFailed as exc:
             run.failed.append({"backup": record.name, "reason": exc.message})
             run.verify_failed = run.verify_failed or isinstance(exc, CopyVerifyFailed)

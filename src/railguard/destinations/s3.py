@@ -12,6 +12,7 @@ connections, 5xx, throttling) with exponential backoff and jitter.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -84,9 +85,10 @@ class S3Store:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def upload(self, key: str, source: BinaryIO) -> None:
+    def upload(self, key: str, source: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
         try:
-            self.client.upload_fileobj(source, self.bucket, self._key(key), Config=self.transfer)
+            self.client.upload_fileobj(source, self.bucket, self._key(key), Config=self.transfer,
+                                       Callback=None if progress is None else _Forward(progress))
         except BaseException as exc:
             self._abort_leftovers(key)
             if isinstance(exc, Exception):
@@ -195,3 +197,26 @@ class _Body:
 
     def readable(self) -> bool:
         return True
+
+
+class _Forward:
+    """s3transfer's ``Callback``: called from its worker threads with the bytes each part sent,
+    and with a negative amount when a retried request rewinds its part (s3transfer/utils.py:
+    ``ReadFileChunk.seek`` "rewind[s] the callback() for an accurate progress report", and
+    ``invoke_progress_callbacks``: "a negative amount which comes from retrying"). Forwarded
+    is only what goes past the most bytes sent so far, one thread at a time, so the count
+    never goes back and a part sent twice counts once.
+    """
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.best = 0
+
+    def __call__(self, bytes_transferred: int) -> None:
+        with self.lock:
+            self.sent += bytes_transferred
+            if self.sent > self.best:
+                self.progress(self.sent - self.best)
+                self.best = self.sent

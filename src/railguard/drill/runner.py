@@ -40,6 +40,7 @@ from railguard.drill.selection import choose_random
 from railguard.errors import CheckFailed, ConfigError, ExitCode, RailguardError
 from railguard.logfmt import append_line, line_time, read_lines
 from railguard.notify.watch import JobWatch
+from railguard.progress import Progress, finish, stage_counter
 
 log = logging.getLogger("railguard.drill")
 
@@ -123,12 +124,15 @@ def run_drill(settings: Settings, app_name: str, app: AppSettings, *, now: datet
               source: str | None = None, identity_file: Path | None = None, rng: random.Random | None = None,
               env: Mapping[str, str] = os.environ, docker: str = "docker",
               on_started: Callable[[DrillReport], None] | None = None,
-              refresh_metrics: Callable[[Settings], None] | None = None) -> DrillReport:
+              refresh_metrics: Callable[[Settings], None] | None = None,
+              progress: Progress | None = None) -> DrillReport:
     """Drill one backup of ``app``: ``which`` is a name, ``latest`` or ``random`` (default: the
     config's ``drill.backup``); ``source`` names a destination to fetch it from instead of the
     local backup directory. ``on_started`` is called once the app's process is running;
     ``refresh_metrics`` (``railguard.metrics.refresh_textfile``, as ``railguard drill`` passes it)
-    after the drill is recorded: the metrics read drill.log, so the drill does not import them."""
+    after the drill is recorded: the metrics read drill.log, so the drill does not import them.
+    ``progress`` gets ``download`` (from a destination), the verification's stages, then
+    ``health``: the milliseconds waited for the app, out of ``start_timeout``."""
     drill = app.drill
     which = which or drill.backup
     rng = rng or random.Random()
@@ -147,7 +151,7 @@ def run_drill(settings: Settings, app_name: str, app: AppSettings, *, now: datet
     watchdog.watch_workspace(workspace)
     watch = JobWatch(settings, app_name, app, "drill", now=now, env=env, refresh_metrics=refresh_metrics)
     watch.start()
-    steps = _Drill(app_name, app, report, workspace, watchdog, env, docker, on_started)
+    steps = _Drill(app_name, app, report, workspace, watchdog, env, docker, on_started, progress)
     try:
         steps.run(chosen, identity_file)
         report.result, report.exit_code = "passed", ExitCode.OK
@@ -244,7 +248,7 @@ def _tail(path: Path, lines: int) -> list[str]:
 class _Drill:
     def __init__(self, app_name: str, app: AppSettings, report: DrillReport, workspace: Path,
                  watchdog: process.Watchdog, env: Mapping[str, str], docker: str,
-                 on_started: Callable[[DrillReport], None] | None) -> None:
+                 on_started: Callable[[DrillReport], None] | None, progress: Progress | None = None) -> None:
         self.app_name = app_name
         self.app = app
         self.drill = app.drill
@@ -254,6 +258,7 @@ class _Drill:
         self.env = env
         self.docker = docker
         self.on_started = on_started
+        self.progress = progress
         #: True from the spawn until the process group is known to be stopped.
         self.app_running = False
         #: Epoch ms just before the spawn: the app's app_started_at cannot be earlier.
@@ -297,11 +302,12 @@ class _Drill:
         fetch_dir = self.workspace / "fetch"
         fetch_dir.mkdir()
         return fetch_backup(chosen.destination, chosen.remote, fetch_dir, now=self.report.started_at,
-                            identity_file=identity_file)
+                            identity_file=identity_file, progress=self.progress)
 
     def _verify(self, stack: contextlib.ExitStack, record: BackupRecord) -> Path:
         with self.step("verify") as step:
-            verified = stack.enter_context(materialize(record, self.workspace, mode="integrity"))
+            verified = stack.enter_context(materialize(record, self.workspace, mode="integrity",
+                                                       progress=self.progress))
             data_dir = self.workspace / "data"
             data_dir.mkdir()
             copy = data_dir / self.app.database.name
@@ -382,8 +388,10 @@ class _Drill:
         path = self.drill.health_path
         timeout = self.drill.start_timeout.total_seconds()
         with self.step("health") as step:
+            total = round(timeout * 1000)  # a waiting stage counts milliseconds (railguard.progress)
+            stage_counter(self.progress, "health", total)
             waited = serving.wait_for_health(f"http://127.0.0.1:{port}{path}", timeout=timeout,
-                                             exit_code=app_process.poll)
+                                             exit_code=app_process.poll, waited=_waiting(self.progress, total))
             if waited.exited_with == DOCKER_RUN_FAILED and plan.container:
                 raise DrillStepFailed(
                     f"docker run failed (exit {DOCKER_RUN_FAILED}) before the app started",
@@ -399,6 +407,7 @@ class _Drill:
                     hint="The app cannot serve this backup: see its output in the report "
                          "(or raise [drill] start_timeout if it is only slow)")
             step.detail = f"200 after {waited.seconds:.1f}s ({waited.attempts} request(s))"
+            finish(self.progress, "health", total)
 
     def _check_metrics(self, port: int) -> None:
         with self.step("metrics") as step:
@@ -409,6 +418,13 @@ class _Drill:
             step.detail = verdict.detail
             if not verdict.ok:
                 raise DrillStepFailed(verdict.detail, hint="The app started but is not healthy on this backup")
+
+
+def _waiting(progress: Progress | None, total: int) -> Callable[[float], None] | None:
+    """The ``health`` stage's count from the seconds waited (never past the timeout)."""
+    if progress is None:
+        return None
+    return lambda seconds: progress("health", min(round(seconds * 1000), total), total)
 
 
 # -- the record and the signals -----------------------------------------------------------

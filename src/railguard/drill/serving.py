@@ -58,14 +58,19 @@ class HealthWait:
 
 def wait_for_health(url: str, *, timeout: float, exit_code: Callable[[], int | None],
                     monotonic: Callable[[], float] = time.monotonic,
-                    sleep: Callable[[float], None] = time.sleep) -> HealthWait:
-    """Poll ``url`` until it answers 200, the process exits, or ``timeout`` seconds pass."""
+                    sleep: Callable[[float], None] = time.sleep,
+                    waited: Callable[[float], None] | None = None) -> HealthWait:
+    """Poll ``url`` until it answers 200, the process exits, or ``timeout`` seconds pass.
+
+    ``waited`` is told the seconds waited so far before each poll (a progress bar's count)."""
     started = monotonic()
     deadline = started + timeout
     attempts = 0
     last = Answer(None, "", "not asked yet")
     answered: Answer | None = None  # the app's last HTTP answer, which the reason must keep
     while True:
+        if waited is not None:
+            waited(monotonic() - started)
         code = exit_code()
         if code is not None:
             return HealthWait(False, attempts, monotonic() - started, _keeping(answered, last), code)

@@ -38,7 +38,6 @@ import contextlib
 import errno
 import os
 import re
-import shutil
 import sqlite3
 import stat
 import time
@@ -56,6 +55,7 @@ from railguard.durable import WorkDirectory, pid_is_alive, remove_stale_work_dir
 from railguard.errors import Busy, NotFound, RailguardError, UsageError, VerifyFailed
 from railguard.locking import exclusive_lock
 from railguard.logfmt import append_line
+from railguard.progress import Progress, finish, stage_counter
 from railguard.restore.holders import Holder, find_holders
 
 SAFETY_MARK = ".before-restore-"
@@ -103,11 +103,13 @@ class RestoreResult:
 
 def restore_backup(record: BackupRecord, target: Path, *, now: datetime, tz: str = "UTC", force: bool = False,
                    check: str = "integrity", busy_timeout: float = 30.0,
-                   log_directory: Path | None = None) -> RestoreResult:
+                   log_directory: Path | None = None, progress: Progress | None = None) -> RestoreResult:
     """Replace (or create) the database ``target`` with the verified contents of ``record``.
 
     The restore is logged in ``log_directory``'s backup.log (default: the backup's own
-    directory; a copy fetched from a destination lives in a temporary one).
+    directory; a copy fetched from a destination lives in a temporary one). ``progress`` gets
+    the verification's stages (``read``, ``decompress``, ``check``), then ``safety-copy`` when
+    there is a database to replace.
     """
     started = time.monotonic()
     target = _check_target(Path(target))
@@ -116,7 +118,8 @@ def restore_backup(record: BackupRecord, target: Path, *, now: datetime, tz: str
     forced_past = _refuse_if_in_use(target, force)
     with _backup_lock(record):
         try:
-            result = _restore(record, target, now=now, tz=tz, force=force, check=check, busy_timeout=busy_timeout)
+            result = _restore(record, target, now=now, tz=tz, force=force, check=check, busy_timeout=busy_timeout,
+                              progress=progress)
         except BaseException as exc:
             explained = _explain(exc, target)
             if explained is exc:
@@ -129,12 +132,12 @@ def restore_backup(record: BackupRecord, target: Path, *, now: datetime, tz: str
 
 
 def _restore(record: BackupRecord, target: Path, *, now: datetime, tz: str, force: bool, check: str,
-             busy_timeout: float) -> RestoreResult:
+             busy_timeout: float, progress: Progress | None = None) -> RestoreResult:
     directory = target.parent
     journal_mode = (record.manifest.journal_mode if record.manifest else "delete").lower()
     directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with materialize(record, directory, mode=check) as copy:
+        with materialize(record, directory, mode=check, progress=progress) as copy:
             _prepare(copy.workspace, copy.name, journal_mode, _existing(target))
 
             forced_past = _refuse_if_in_use(target, force)
@@ -143,7 +146,7 @@ def _restore(record: BackupRecord, target: Path, *, now: datetime, tz: str, forc
             if _existing(target) is not None:
                 _refuse_linked_companions(target)
                 problem = _checkpoint(target, busy_timeout)
-                safety, note = _safety_copy(target, copy.workspace, directory_fd, now, tz, busy_timeout)
+                safety, note = _safety_copy(target, copy.workspace, directory_fd, now, tz, busy_timeout, progress)
                 if note:
                     warnings.append(note)
                 if problem:
@@ -255,7 +258,7 @@ def safety_copy_path(target: Path, now: datetime, tz: str, seq: int = 1) -> Path
 
 
 def _safety_copy(target: Path, workspace: WorkDirectory, directory_fd: int, now: datetime, tz: str,
-                 busy_timeout: float) -> tuple[Path, str | None]:
+                 busy_timeout: float, progress: Progress | None = None) -> tuple[Path, str | None]:
     """A copy of the current database (and of its -wal if it still holds anything), 0600.
 
     The bytes are read while a SQLite read transaction is open: in rollback mode it keeps
@@ -277,6 +280,8 @@ def _safety_copy(target: Path, workspace: WorkDirectory, directory_fd: int, now:
             raise DatabaseBusy(f"database {target} stayed locked", hint="Retry later, or stop the app first") from exc
         note = f"{target.name} could not be read by SQLite ({exc}); kept a byte copy instead"
     sources: list[int] = []
+    total = _sizes(directory_fd, target.name, target.name + "-wal")
+    count = stage_counter(progress, "safety-copy", total)
     try:
         copied = []
         for suffix in ("", "-wal"):
@@ -294,10 +299,14 @@ def _safety_copy(target: Path, workspace: WorkDirectory, directory_fd: int, now:
                 continue
             with os.fdopen(workspace.create("safety" + suffix), "wb") as output:
                 with os.fdopen(os.dup(source), "rb") as reading:
-                    shutil.copyfileobj(reading, output, 1 << 20)
+                    while chunk := reading.read(1 << 20):
+                        output.write(chunk)
+                        if count:
+                            count(len(chunk))
                 output.flush()
                 os.fsync(output.fileno())
             copied.append(suffix)
+        finish(progress, "safety-copy", total)
     finally:
         if reader is not None:
             reader.close()
@@ -314,6 +323,16 @@ def _safety_copy(target: Path, workspace: WorkDirectory, directory_fd: int, now:
                 _unlink_if_ours(directory_fd, final.name + suffix, workspace, "safety" + suffix)
     raise RailguardError(f"every safety copy name for {target.name} up to -{MAX_SAFETY_COPIES} is taken",
                          hint=f"Move the old {target.name}{SAFETY_MARK}* files out of {target.parent}")
+
+
+def _sizes(directory_fd: int, *names: str) -> int:
+    """What a byte copy of ``names`` reads, as far as a stat can tell beforehand (0 for a missing one)."""
+    total = 0
+    for name in names:
+        with contextlib.suppress(OSError):
+            info = os.stat(name, dir_fd=directory_fd, follow_symlinks=False)
+            total += info.st_size if stat.S_ISREG(info.st_mode) else 0
+    return total
 
 
 def _unlink_if_ours(directory_fd: int, name: str, workspace: WorkDirectory, ours: str) -> None:

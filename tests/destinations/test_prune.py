@@ -5,6 +5,7 @@ they cannot reach, and keep there what is protected here."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,13 +14,21 @@ from railguard.logfmt import read_lines
 
 pytestmark = pytest.mark.timeout(120)
 
+KEEP_3_LAST = {"keep_last": 3, "keep_daily": 0, "keep_weekly": 0}
 
-def test_replicate_prunes_each_destination_with_its_own_policy_or_the_apps(run_cli, tmp_path, backups,
-                                                                            moto_endpoint, bucket):
-    for day in range(10, 20):  # ten daily backups, Tue 10 to Thu 19 November 2026
+
+def ten_daily_backups_and_a_nas(tmp_path: Path, backups) -> Path:  # type: ignore[no-untyped-def]
+    """Ten daily backups here, Tue 10 to Thu 19 November 2026, and an empty file:// destination."""
+    for day in range(10, 20):
         backups.take(f"2026-11-{day}T03:30:00+00:00")
     nas = tmp_path / "nas"
     nas.mkdir()
+    return nas
+
+
+def test_replicate_prunes_each_destination_with_its_own_policy_or_the_apps(run_cli, tmp_path, backups,
+                                                                            moto_endpoint, bucket):
+    nas = ten_daily_backups_and_a_nas(tmp_path, backups)
     write_config(tmp_path, backups.database, {
         "nas": {"url": f"file://{nas}"},  # the app's policy: 7 daily + 4 weekly
         "offsite": s3_destination(moto_endpoint, bucket, retention={"keep_daily": 2, "keep_weekly": 1})})
@@ -38,12 +47,9 @@ def test_replicate_prunes_each_destination_with_its_own_policy_or_the_apps(run_c
 
 
 def test_prune_applies_each_destinations_policy_and_reports_one_it_cannot_reach(run_cli, tmp_path, backups):
-    for day in range(10, 20):
-        backups.take(f"2026-11-{day}T03:30:00+00:00")
-    nas = tmp_path / "nas"
-    nas.mkdir()
+    nas = ten_daily_backups_and_a_nas(tmp_path, backups)
     write_config(tmp_path, backups.database, {
-        "nas": {"url": f"file://{nas}", "retention": {"keep_last": 3, "keep_daily": 0, "keep_weekly": 0}},
+        "nas": {"url": f"file://{nas}", "retention": KEEP_3_LAST},
         "gone": {"url": f"file://{tmp_path / 'unmounted'}"}})
     assert json.loads(run_cli("replicate", "--dest", "nas", "--json").stdout)["ok"]
 
@@ -64,12 +70,9 @@ def test_prune_applies_each_destinations_policy_and_reports_one_it_cannot_reach(
 
 
 def test_a_backup_protected_here_is_kept_at_every_destination_by_its_prune(run_cli, tmp_path, backups):
-    for day in range(10, 20):
-        backups.take(f"2026-11-{day}T03:30:00+00:00")
-    nas = tmp_path / "nas"
-    nas.mkdir()
+    nas = ten_daily_backups_and_a_nas(tmp_path, backups)
     write_config(tmp_path, backups.database, {
-        "nas": {"url": f"file://{nas}", "retention": {"keep_last": 3, "keep_daily": 0, "keep_weekly": 0}}})
+        "nas": {"url": f"file://{nas}", "retention": KEEP_3_LAST}})
     assert json.loads(run_cli("replicate", "--json").stdout)["ok"]
     assert run_cli("backups", "keep", "tasks-20261110-0330", "--reason", "before the migration").exit_code == 0
 

@@ -10,6 +10,13 @@ drill failed or passed longer ago than ``drill_max_age`` (35 d); the last deploy
 check failed; a monitored target DOWN. Anything flagged makes the command
 exit CHECK_FAILED, so ``railguard status`` can itself be a check.
 
+A copy that a verification found damaged at a destination (its ``NAME.damaged.json`` mark) is
+a *warning* naming the destination, the backup and what to do. The marks live at the
+destination, not in a log here (a new host must see them too), so this is the one fact status
+reads off the host: one listing of each destination, asked through
+:meth:`railguard.destinations.Destination.damaged_backups`, the owner of the mark. A
+destination that cannot be read then is a warning too: status could not look.
+
 A drill or deploy that never happened is a *warning* (exit WARNING, never "all good") when
 something was promised there: ``[status] require_drill`` / ``require_deploy``, by default on
 when the app has a drill (``[apps.NAME.drill]`` with a command or image) or deploys
@@ -18,7 +25,7 @@ drill, no deploy, no monitor) is shown as ``none``: nothing has been promised th
 
 This module reads no log file itself: each log is read by the module that writes it
 (``backup.log`` by :mod:`railguard.backup.engine`, ``drill.log`` by :mod:`railguard.drill.runner`,
-``destinations.log`` by :mod:`railguard.destinations.replicate`, the deploy history by
+``destinations.log`` by :mod:`railguard.destinations.history`, the deploy history by
 :mod:`railguard.deploy.state`, the smoke record by :mod:`railguard.smoke.record`, the monitor's
 store by :mod:`railguard.monitor.report`), so a log's name and vocabulary live in one place.
 """
@@ -30,11 +37,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from railguard.backup.catalog import Owner, list_backups
+from railguard.backup.naming import stem_for
 from railguard.backup.engine import last_backup_attempt
 from railguard.config import AppSettings, Settings
 from railguard.deploy.state import last_deploy
-from railguard.destinations.replicate import last_copy_success, read_copy_log
+from railguard.destinations import RemoteBackup, open_destination
+from railguard.destinations.history import last_copy_success, read_copy_log
 from railguard.drill.runner import drill_passed, read_drill_log
+from railguard.errors import RailguardError
 from railguard.logfmt import line_time
 from railguard.monitor.report import monitor_status
 from railguard.smoke.record import read_smoke_results
@@ -47,15 +57,20 @@ class StatusRow:
     state: str  # ok | flagged | warning | none
     detail: str
     at: datetime | None = None
+    #: On a ``destination:NAME:BACKUP`` row: the copy marked damaged there, for scripts.
+    damaged_copy: dict[str, Any] | None = None
 
     @property
     def flagged(self) -> bool:
         return self.state == "flagged"
 
     def as_dict(self, now: datetime) -> dict[str, Any]:
-        return {"app": self.app, "name": self.name, "state": self.state, "flagged": self.flagged,
-                "detail": self.detail, "at": self.at,
-                "age_seconds": int((now - self.at).total_seconds()) if self.at else None}
+        row = {"app": self.app, "name": self.name, "state": self.state, "flagged": self.flagged,
+               "detail": self.detail, "at": self.at,
+               "age_seconds": int((now - self.at).total_seconds()) if self.at else None}
+        if self.damaged_copy is not None:
+            row["damaged_copy"] = self.damaged_copy
+        return row
 
 
 @dataclass
@@ -185,11 +200,15 @@ def monitor_rows(settings: Settings, now: datetime) -> list[StatusRow]:
 
 
 def destination_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -> list[StatusRow]:
-    """One row per configured destination, from ``destinations.log`` beside the backups."""
+    """One row per configured destination, from ``destinations.log`` beside the backups, then
+    one per copy marked damaged there."""
     configured = app.destinations
     if not configured:
         return []
     lines = read_copy_log(app.backup.directory)
+    directory = app.backup.directory
+    local = list_backups(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
+    replaceable = {record.name for record in local if record.is_good}
     rows = []
     limit = settings.status.backup_max_age
     for destination in sorted(configured):
@@ -206,7 +225,32 @@ def destination_rows(name: str, app: AppSettings, settings: Settings, now: datet
                                   f"(more than {_age(limit)})", success))
         else:
             rows.append(StatusRow(name, label, "ok", f"{mine[-1].get('backup', '?')} copied", success))
+        rows += damaged_copy_rows(name, app, destination, replaceable)
     return rows
+
+
+def damaged_copy_rows(name: str, app: AppSettings, destination: str, replaceable: set[str]) -> list[StatusRow]:
+    """A warning per copy marked damaged at ``destination``; ``replaceable``: the good local
+    backups, from which ``railguard replicate`` replaces a damaged copy of the same name."""
+    try:
+        damaged = open_destination(app, destination).damaged_backups(stem_for(app.database))
+    except RailguardError as exc:
+        return [StatusRow(name, f"destination:{destination}:unread", "warning",
+                          f"cannot look for copies marked damaged there: {exc.message}")]
+    return [_damaged_row(name, destination, backup, backup.name in replaceable) for backup in damaged]
+
+
+def _damaged_row(name: str, destination: str, backup: RemoteBackup, replaceable: bool) -> StatusRow:
+    if replaceable:
+        todo = f"railguard replicate --dest {destination} replaces it from the local backup"
+    else:
+        todo = (f"the local backup is gone, so replicate cannot replace it; restore from another copy "
+                f"(railguard backups list --dest {destination})")
+    return StatusRow(name, f"destination:{destination}:{backup.name}", "warning",
+                     f"copy of {backup.name} at {destination} is marked damaged ({backup.damaged}); {todo}",
+                     backup.damaged_at,
+                     {"destination": destination, "backup": backup.name, "reason": backup.damaged,
+                      "found_at": backup.damaged_at, "replaceable": replaceable})
 
 
 def _age(delta: timedelta) -> str:

@@ -138,29 +138,6 @@ def test_a_second_backup_in_the_same_second_is_copied_too(run_cli, tmp_path, bac
     assert run["copied"] == ["tasks-20261120-0330-2"]
 
 
-def test_replicate_prunes_each_destination_with_its_own_policy_or_the_apps(run_cli, tmp_path, backups,
-                                                                            moto_endpoint, bucket):
-    for day in range(10, 20):  # ten daily backups, Tue 10 to Thu 19 November 2026
-        backups.take(f"2026-11-{day}T03:30:00+00:00")
-    nas = tmp_path / "nas"
-    nas.mkdir()
-    write_config(tmp_path, backups.database, {
-        "nas": {"url": f"file://{nas}"},  # the app's policy: 7 daily + 4 weekly
-        "offsite": s3_destination(moto_endpoint, bucket, retention={"keep_daily": 2, "keep_weekly": 1})})
-
-    result = run_cli("replicate", "--prune", "--json")
-
-    assert result.exit_code == 0, result.stderr
-    runs = {run["name"]: run for run in json.loads(result.stdout)["destinations"]}
-    assert runs["nas"]["pruned"] == ["tasks-20261110-0330", "tasks-20261111-0330", "tasks-20261112-0330"]
-    assert len(runs["offsite"]["pruned"]) == 8
-    listed = json.loads(run_cli("backups", "list", "--dest", "offsite", "--json").stdout)
-    assert [b["name"] for b in listed["backups"]] == ["tasks-20261118-0330", "tasks-20261119-0330"]
-    assert len(list((tmp_path / "backups").glob("*.sqlite3.zst"))) == 10  # local copies untouched
-    pruned = [line for line in read_lines(tmp_path / "backups" / "destinations.log") if line["event"] == "prune"]
-    assert len(pruned) == 11 and all(line["reason"] for line in pruned)
-
-
 def test_backups_list_and_verify_read_the_copies_at_a_destination(run_cli, tmp_path, backups):
     backups.take("2026-11-20T03:30:00+00:00")
     backups.take("2026-11-21T03:30:00+00:00")
@@ -306,32 +283,6 @@ def test_restore_from_a_damaged_remote_copy_changes_nothing(run_cli, tmp_path, b
     assert not target.exists()
 
 
-def test_prune_applies_each_destinations_policy_and_reports_one_it_cannot_reach(run_cli, tmp_path, backups):
-    for day in range(10, 20):
-        backups.take(f"2026-11-{day}T03:30:00+00:00")
-    nas = tmp_path / "nas"
-    nas.mkdir()
-    write_config(tmp_path, backups.database, {
-        "nas": {"url": f"file://{nas}", "retention": {"keep_last": 3, "keep_daily": 0, "keep_weekly": 0}},
-        "gone": {"url": f"file://{tmp_path / 'unmounted'}"}})
-    assert json.loads(run_cli("replicate", "--dest", "nas", "--json").stdout)["ok"]
-
-    dry = run_cli("prune", "--dry-run", "--json")
-    assert dry.exit_code == 1  # "gone" cannot be reached
-    remote = {item["name"]: item for item in json.loads(dry.stdout)["destinations"]}
-    assert remote["nas"]["would_remove"] == [f"tasks-202611{day}-0330" for day in range(10, 17)]
-    assert "is the disk mounted" in remote["gone"]["error"]
-    assert len(list(nas.glob("*.sqlite3.zst"))) == 10  # a dry run removes nothing
-
-    result = run_cli("prune")
-
-    assert result.exit_code == 1
-    assert "destination nas (keep 3 last): removed 7, keep 3" in result.stdout
-    assert "warning: destination gone: not pruned" in result.stderr
-    assert sorted(p.name for p in nas.glob("*.sqlite3.zst")) == [
-        f"tasks-202611{day}-0330.sqlite3.zst" for day in (17, 18, 19)]
-
-
 def test_replicate_pings_its_heartbeat_with_its_exit_code(run_cli, tmp_path, backups):
     from local_http import PingReceiver
 
@@ -366,26 +317,3 @@ def test_one_replication_at_a_time_and_a_backup_meanwhile_only_warns(run_cli, tm
     assert "warning: copies to destinations skipped" in backup.stderr
     assert run_cli("replicate").exit_code == 0
     assert len(list(nas.glob("*.sqlite3.zst"))) == 2
-
-
-def test_a_backup_protected_here_is_kept_at_every_destination_by_its_prune(run_cli, tmp_path, backups):
-    for day in range(10, 20):
-        backups.take(f"2026-11-{day}T03:30:00+00:00")
-    nas = tmp_path / "nas"
-    nas.mkdir()
-    write_config(tmp_path, backups.database, {
-        "nas": {"url": f"file://{nas}", "retention": {"keep_last": 3, "keep_daily": 0, "keep_weekly": 0}}})
-    assert json.loads(run_cli("replicate", "--json").stdout)["ok"]
-    assert run_cli("backups", "keep", "tasks-20261110-0330", "--reason", "before the migration").exit_code == 0
-
-    dry = run_cli("prune", "--dry-run", "--json")
-    [remote] = json.loads(dry.stdout)["destinations"]
-    assert remote["protected"] == ["tasks-20261110-0330"]
-    assert remote["would_remove"] == [f"tasks-202611{day}-0330" for day in range(11, 17)]
-
-    result = run_cli("prune")
-
-    assert result.exit_code == 0, result.stderr
-    assert "destination nas: protected here, kept there: tasks-20261110-0330" in result.stdout
-    assert sorted(p.name for p in nas.glob("*.sqlite3.zst")) == [
-        f"tasks-202611{day}-0330.sqlite3.zst" for day in (10, 17, 18, 19)]

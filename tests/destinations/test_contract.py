@@ -245,6 +245,32 @@ def test_a_mark_written_for_other_bytes_does_not_condemn_the_copy_there_now(back
     assert backend.raw_keys() == []  # the stale mark goes with its copy
 
 
+def test_damaged_backups_names_the_copies_marked_for_their_bytes_and_nothing_else(backend, backups):
+    """What ``railguard status`` asks: a stale mark (other bytes) and a mark left without its
+    copy condemn nothing; the copy marked for its bytes is named, with when it was found."""
+    from datetime import datetime, timezone
+
+    first = backups.take("2026-11-20T03:30:00+00:00")
+    second = backups.take("2026-11-21T03:30:00+00:00")
+    destination = Destination("offsite", backend.settings)
+    destination.put_backup(first.path, first.manifest)
+    destination.put_backup(second.path, second.manifest)
+    assert destination.damaged_backups("tasks") == []
+    found_at = datetime(2026, 11, 22, 3, 30, tzinfo=timezone.utc)
+    destination.mark_damaged(destination.stat_backup(second.manifest.name), "flipped", found_at)
+    stale = {"name": first.manifest.name, "found_at": "2026-11-01T00:00:00+00:00", "reason": "old news",
+             "sha256": "0" * 64}
+    backend.write_raw(f"{first.manifest.name}.damaged.json", json.dumps(stale).encode())
+    orphan = {**stale, "name": "tasks-20261101-0330", "sha256": first.manifest.sha256}
+    backend.write_raw("tasks-20261101-0330.damaged.json", json.dumps(orphan).encode())
+
+    [damaged] = destination.damaged_backups("tasks")
+
+    assert (damaged.name, damaged.damaged, damaged.damaged_at) == (second.manifest.name, "flipped", found_at)
+    assert [backup.name for backup in destination.list_backups("tasks")] == [first.manifest.name,
+                                                                             second.manifest.name]
+
+
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
 def test_replacing_a_copy_keeps_the_old_one_until_the_new_one_has_read_back(backend, backups, tmp_path, monkeypatch,
                                                                             age_key, encrypted):

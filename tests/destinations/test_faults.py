@@ -3,7 +3,10 @@ failing destination never counts a copy as good."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +125,99 @@ def test_a_file_destination_that_is_not_mounted_is_not_created_on_the_local_disk
         destination.put_backup(taken.path, taken.manifest)
 
     assert not mount_point.exists()
+
+
+# --- file://: what the listing saw is swapped, or fails, before it is read ------------------
+
+
+def _listed_then(tmp_path, backups, swap):  # type: ignore[no-untyped-def]
+    """A copy at a file:// destination, listed (its size checked), then its data file swapped
+    by ``swap`` before it is read: what another user of a shared directory, or a failing disk
+    under a copy that listed fine, does."""
+    taken = backups.take()
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    destination = Destination("nas", DestinationSettings(url=f"file://{nas}", attempts=1))
+    destination.put_backup(taken.path, taken.manifest)
+    backup = destination.stat_backup("latest", "tasks")
+    assert backup.is_good and backup.data_key is not None
+    stored = nas / backup.data_key
+    swap(stored)
+    return destination, backup, stored
+
+
+def _verify(destination, backup):  # type: ignore[no-untyped-def]
+    """``backups verify --dest``: fetch, hash, integrity_check; a verdict on the copy marks it."""
+    from datetime import datetime, timezone
+
+    from railguard.destinations import verify_remote
+
+    return verify_remote(destination, backup, now=datetime(2026, 11, 22, 3, 30, tzinfo=timezone.utc))
+
+
+def test_a_copy_swapped_for_a_symlink_after_listing_is_not_followed(tmp_path, backups):
+    """Followed, the link reads whatever it names as the copy: here /proc/self/mem, whose
+    first read fails with EIO (a traceback before this was a destination error)."""
+
+    def symlink(stored):  # type: ignore[no-untyped-def]
+        stored.unlink()
+        stored.symlink_to("/proc/self/mem")
+
+    destination, backup, stored = _listed_then(tmp_path, backups, symlink)
+
+    with pytest.raises(DestinationError) as caught:
+        _verify(destination, backup)
+
+    assert caught.value.message == f"destination nas: {stored} is not a regular file (a symbolic link)"
+    assert caught.value.hint == f"Something replaced the stored copy; inspect {stored.parent}"
+    assert not list(stored.parent.glob("*.damaged.json"))  # the store failed; the copy was not judged
+
+
+def _fifo(stored: Path) -> None:
+    stored.unlink()
+    os.mkfifo(stored)
+
+
+def _directory(stored: Path) -> None:
+    stored.unlink()
+    stored.mkdir()
+
+
+@pytest.mark.timeout(30)  # a FIFO opened to read waits for a writer: without the fix, for ever
+@pytest.mark.parametrize(("swap", "kind"), [(_fifo, "a FIFO"), (_directory, "a directory")], ids=["fifo", "directory"])
+def test_a_copy_swapped_for_something_else_after_listing_is_refused_at_once(tmp_path, backups, swap, kind):
+    destination, backup, stored = _listed_then(tmp_path, backups, swap)
+
+    with pytest.raises(DestinationError) as caught:
+        _verify(destination, backup)
+
+    assert caught.value.message == f"destination nas: {stored} is not a regular file ({kind})"
+    assert not list(stored.parent.glob("*.damaged.json"))
+
+
+def test_an_io_error_in_the_middle_of_reading_a_copy_is_the_destinations_error(tmp_path, backups):
+    """A disk that fails under a copy that listed fine: /proc/PID/mem bound over the data file
+    is a regular file whose read fails with EIO, as a dying disk's or a soft NFS mount's does."""
+    mounted: list[Path] = []
+
+    def failing_disk(stored):  # type: ignore[no-untyped-def]
+        bound = subprocess.run(["mount", "--bind", f"/proc/{os.getpid()}/mem", str(stored)], capture_output=True,
+                               text=True, check=False)
+        if bound.returncode != 0:
+            pytest.skip(f"cannot bind-mount here (needs root): {bound.stderr.strip()}")
+        mounted.append(stored)
+
+    try:
+        destination, backup, stored = _listed_then(tmp_path, backups, failing_disk)
+        with pytest.raises(DestinationError) as caught:
+            _verify(destination, backup)
+    finally:
+        for path in mounted:
+            subprocess.run(["umount", "-l", str(path)], check=False)
+
+    assert caught.value.message == f"destination nas: cannot read {stored}: Input/output error"
+    assert caught.value.hint == f"Check the disk or share mounted at {stored.parent}"
+    assert not list(stored.parent.glob("*.damaged.json"))
 
 
 def test_a_relative_file_url_is_refused():

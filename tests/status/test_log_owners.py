@@ -13,8 +13,8 @@ from railguard.backup.engine import LOG_NAME as BACKUP_LOG
 from railguard.backup.engine import last_backup_attempt, take_backup
 from railguard.config import BackupSettings
 from railguard.deploy.state import DeployState, last_deploy, state_path
-from railguard.destinations.replicate import _log as log_copy
-from railguard.destinations.replicate import last_copy_success, read_copy_log
+from railguard.destinations.history import last_copy_success, read_copy_log
+from railguard.destinations.history import record as log_copy
 from railguard.drill.runner import DrillReport, _record as record_drill
 from railguard.drill.runner import drill_passed, last_drill_success, read_drill_log
 from railguard.logfmt import append_line

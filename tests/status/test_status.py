@@ -193,3 +193,81 @@ def test_required_drill_and_deploy_are_warnings_without_their_sections(run_cli, 
     result = run_cli("--config", cfg, "status", "--json")
     assert result.exit_code == 1
     assert rows(result)["drill"]["state"] == "warning" and rows(result)["deploy"]["state"] == "warning"
+
+
+def _copied_to_nas(run_cli, tmp_path: Path, tasks_db: Path) -> tuple[Path, Path, str]:  # type: ignore[no-untyped-def]
+    """A backup copied by ``railguard backup`` to a real file:// destination, and that copy."""
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    cfg = config(tmp_path, tasks_db, f'[apps.tasks.destinations.nas]\nurl = "file://{nas}"\n')
+    backup = run_cli("--config", cfg, "backup")
+    assert backup.exit_code == 0, backup.stderr
+    [copy] = nas.glob("*.sqlite3.zst")
+    return cfg, copy, copy.name.removesuffix(".sqlite3.zst")
+
+
+def _damage(run_cli, cfg: Path, copy: Path) -> None:  # type: ignore[no-untyped-def]
+    """Flip a byte of the stored copy; ``backups verify --dest`` finds it and marks it damaged."""
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    copy.write_bytes(bytes(data))
+    assert run_cli("--config", cfg, "backups", "verify", "--dest", "nas").exit_code == 4
+    assert (copy.parent / f"{copy.name.removesuffix('.sqlite3.zst')}.damaged.json").exists()
+
+
+def test_a_copy_marked_damaged_at_a_destination_is_a_warning_naming_it_and_what_to_do(
+        run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg, copy, name = _copied_to_nas(run_cli, tmp_path, tasks_db)
+    _damage(run_cli, cfg, copy)
+
+    result = run_cli("--config", cfg, "status", "--json")
+
+    assert result.exit_code == 1, result.stdout
+    document = json.loads(result.stdout)
+    assert (document["ok"], document["flagged"], document["warnings"]) == (False, 0, 1)
+    found = rows(result)
+    assert found["destination:nas"]["state"] == "ok"  # its last copy did succeed: the mark came later
+    row = found[f"destination:nas:{name}"]
+    assert row["state"] == "warning"
+    assert row["detail"] == (f"copy of {name} at nas is marked damaged (copy of {name} does not match its "
+                             "manifest); railguard replicate --dest nas replaces it from the local backup")
+    marked = row["damaged_copy"]
+    assert marked["found_at"] == row["at"] and row["at"] is not None
+    assert {key: value for key, value in marked.items() if key != "found_at"} == {
+        "destination": "nas", "backup": name, "reason": f"copy of {name} does not match its manifest",
+        "replaceable": True}
+    table = run_cli("--config", cfg, "status")
+    assert table.exit_code == 1 and "WARNING" in table.stdout and "1 warning(s)" in table.stdout
+
+    assert run_cli("--config", cfg, "replicate", "--dest", "nas").exit_code == 0
+    again = run_cli("--config", cfg, "status", "--json")
+    assert again.exit_code == 0, again.stdout
+    assert not [key for key in rows(again) if key.startswith("destination:nas:")]
+
+
+def test_a_damaged_copy_whose_local_backup_is_gone_says_replicate_cannot_replace_it(
+        run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg, copy, name = _copied_to_nas(run_cli, tmp_path, tasks_db)
+    _damage(run_cli, cfg, copy)
+    for path in (tmp_path / "backups").glob(f"{name}*"):
+        path.unlink()
+
+    row = rows(run_cli("--config", cfg, "status", "--json"))[f"destination:nas:{name}"]
+
+    assert row["state"] == "warning" and row["damaged_copy"]["replaceable"] is False
+    assert row["detail"].endswith("; the local backup is gone, so replicate cannot replace it; restore from "
+                                  "another copy (railguard backups list --dest nas)")
+
+
+def test_a_destination_status_cannot_read_is_a_warning_not_a_clean_bill(
+        run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg, copy, _ = _copied_to_nas(run_cli, tmp_path, tasks_db)
+    copy.parent.rename(tmp_path / "unmounted")
+
+    result = run_cli("--config", cfg, "status", "--json")
+
+    assert result.exit_code == 1, result.stdout
+    row = rows(result)["destination:nas:unread"]
+    assert row["state"] == "warning"
+    assert row["detail"] == (f"cannot look for copies marked damaged there: destination nas: directory "
+                             f"{tmp_path / 'nas'} does not exist (is the disk mounted?)")

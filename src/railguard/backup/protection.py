@@ -13,7 +13,7 @@ backup, it never lets prune remove something a person asked to keep.
 The backup file names (:mod:`railguard.backup.naming`) never match ``.keep.json``, so the
 catalog, prune and replication see only backups; prune removes a sidecar together with its
 backup once the protection has expired. Destinations honour the local protections of the same
-names in their own prune (:mod:`railguard.destinations.replicate`): the name of a backup is
+names in their own prune (:mod:`railguard.destinations.prune`): the name of a backup is
 never reused, so a protection names the same backup everywhere.
 
 Whether a protection is still in force is decided by the pure retention policy with the clock

@@ -12,8 +12,8 @@ from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.config import AppSettings
-from railguard.destinations import open_destination, verify_remote
-from railguard.destinations.replicate import DestinationPrune, exit_code_for
+from railguard.destinations import DestinationPrune, open_destination, verify_remote
+from railguard.destinations.replicate import exit_code_for
 from railguard.errors import ExitCode, RailguardError, UsageError
 from railguard.jobs import replicate_job
 

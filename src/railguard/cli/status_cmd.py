@@ -24,7 +24,9 @@ def status(ctx: Context, as_json: bool) -> int:
     older than drill_max_age (35d), the last deploy or smoke check failed, or a monitored target
     is DOWN. Exit code 7 (check-failed) when anything is flagged, so this can itself be a check.
     No drill or deploy ever recorded is a warning (exit code 1) when [status] require_drill /
-    require_deploy (default: when the app has a drill / a caprover_url).
+    require_deploy (default: when the app has a drill / a caprover_url), and so is a copy
+    marked damaged at a destination (railguard replicate replaces it), or a destination that
+    cannot be read to look for one.
     """
     settings = ctx.settings()
     now = ctx.now()

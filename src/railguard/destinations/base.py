@@ -140,6 +140,8 @@ class RemoteBackup:
     status: str  # "ok", or why the copy is not usable ("damaged: ..." once marked)
     #: Why a verification found this copy damaged (from its ``.damaged.json`` mark), if one did.
     damaged: str | None = None
+    #: When that verification ran (the mark's ``found_at``); None for an unreadable mark.
+    damaged_at: datetime | None = None
     damage_key: str | None = None
 
     @property
@@ -465,6 +467,15 @@ class Destination:
 
     def list_backups(self, stem: str | None = None) -> list[RemoteBackup]:
         """Every backup here (of database ``stem`` if given), oldest first, each with its status."""
+        return self._backups(stem, marked_only=False)
+
+    def damaged_backups(self, stem: str | None = None) -> list[RemoteBackup]:
+        """The copies here that a verification found damaged (``NAME.damaged.json`` for their
+        bytes), oldest first. One listing of the store; only the marked copies' manifests and
+        marks are read, so a destination without marks costs what listing it costs."""
+        return [backup for backup in self._backups(stem, marked_only=True) if backup.damaged is not None]
+
+    def _backups(self, stem: str | None, *, marked_only: bool) -> list[RemoteBackup]:
         data: dict[str, ObjectInfo] = {}
         manifests: dict[str, ObjectInfo] = {}
         marks: dict[str, str] = {}
@@ -480,7 +491,10 @@ class Destination:
                 continue
             backup_id, kind = parsed
             (manifests if kind == "manifest" else data)[str(backup_id)] = info
-        backups = [self._backup(name, data.get(name), manifests.get(name)) for name in data.keys() | manifests.keys()]
+        names = data.keys() | manifests.keys()
+        if marked_only:
+            names &= marks.keys()  # a mark left without its copy marks nothing
+        backups = [self._backup(name, data.get(name), manifests.get(name)) for name in names]
         for backup in backups:
             if backup.name in marks:
                 self._apply_mark(backup, marks[backup.name])
@@ -504,6 +518,8 @@ class Destination:
         if mark.sha256 == backup.expected_sha256:
             backup.damaged = mark.reason
             backup.status = f"damaged: {mark.reason}"
+            with contextlib.suppress(ValueError):
+                backup.damaged_at = datetime.fromisoformat(mark.found_at)
 
     def _backup(self, name: str, data: ObjectInfo | None, manifest_info: ObjectInfo | None) -> RemoteBackup:
         backup = RemoteBackup(name, data.key if data else None, manifest_info.key if manifest_info else None,
@@ -688,10 +704,12 @@ class Destination:
         sha256 = backup.expected_sha256
         if sha256 is None:  # incomplete: already not good, nothing to mark
             return backup
-        mark = DamageMark(backup.name, now.astimezone(timezone.utc).isoformat(timespec="seconds"), reason, sha256)
+        found_at = now.astimezone(timezone.utc).replace(microsecond=0)
+        mark = DamageMark(backup.name, found_at.isoformat(), reason, sha256)
         key = damage_key_for(backup.name)
         self.store.upload(key, io.BytesIO(mark.document()))
         backup.damage_key, backup.damaged, backup.status = key, reason, f"damaged: {reason}"
+        backup.damaged_at = found_at
         return backup
 
     def clear_damage(self, backup: RemoteBackup) -> RemoteBackup:
@@ -699,7 +717,7 @@ class Destination:
         if backup.damage_key is not None:
             self.store.remove(backup.damage_key)
         if backup.damaged is not None:
-            backup.damaged, backup.status = None, GOOD
+            backup.damaged, backup.damaged_at, backup.status = None, None, GOOD
         backup.damage_key = None
         return backup
 

@@ -5,6 +5,11 @@ Every write goes temp file → fsync → link to the final name → fsync the di
 final name. The directory must already exist: if ``/mnt/nas/tasks`` is missing, the share is
 most likely not mounted, and creating it would silently fill the local disk under the mount
 point — the very disk the copy is meant to survive.
+
+Reads open the object without following a symbolic link and without waiting on a FIFO, then
+require a regular file: the directory may be shared, and what was listed can be swapped for
+anything before it is read. An OSError in the middle of a read (a dying disk, a share that
+drops) is the destination's error, like every other failure here, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
 from railguard.backup.compression import CHUNK
@@ -93,14 +99,33 @@ class FileStore:
     def download(self, key: str) -> Iterator[BinaryIO]:
         path = self._existing_directory() / key
         try:
-            handle = path.open("rb")
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise RemoteBackupNotFound(f"destination {self.name}: {key} does not exist") from None
         except OSError as exc:
-            raise DestinationError(f"destination {self.name}: cannot read {path}: {exc.strerror}",
-                                   hint=_hint(exc, self.directory)) from None
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW's answer for a symbolic link
+                raise self._not_a_file(path, "a symbolic link") from None
+            raise self._unreadable(path, exc) from None
+        try:
+            mode = os.fstat(descriptor).st_mode
+            if not stat.S_ISREG(mode):
+                raise self._not_a_file(path, _KINDS.get(stat.S_IFMT(mode), "not a file"))
+            os.set_blocking(descriptor, True)
+            handle = os.fdopen(descriptor, "rb")
+        except BaseException:
+            os.close(descriptor)
+            raise
         with handle:
-            yield handle
+            # The store's callers only read() it (the contract of ObjectStore.download).
+            yield cast(BinaryIO, _Reading(handle, lambda exc: self._unreadable(path, exc)))
+
+    def _unreadable(self, path: Path, exc: OSError) -> DestinationError:
+        return DestinationError(f"destination {self.name}: cannot read {path}: {exc.strerror or exc}",
+                                hint=_hint(exc, self.directory))
+
+    def _not_a_file(self, path: Path, kind: str) -> DestinationError:
+        return DestinationError(f"destination {self.name}: {path} is not a regular file ({kind})",
+                                hint=f"Something replaced the stored copy; inspect {self.directory}")
 
     def _entries(self) -> list[ObjectInfo]:
         directory = self._existing_directory()
@@ -133,6 +158,28 @@ class FileStore:
             fsync_directory(directory)
 
         self._retry(attempt)
+
+
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+
+
+class _Reading:
+    """Reads through, raising an OSError of a read as the store's "cannot read" error: a read
+    fails mid-way where the open succeeded (EIO from a dying disk, a dropped share)."""
+
+    def __init__(self, source: BinaryIO, unreadable: Callable[[OSError], DestinationError]) -> None:
+        self.source = source
+        self.unreadable = unreadable
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.source.read(n)
+        except OSError as exc:
+            raise self.unreadable(exc) from None
+
+    def readable(self) -> bool:
+        return True
 
 
 def _hint(exc: OSError, directory: Path) -> str:

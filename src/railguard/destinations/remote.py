@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -30,7 +29,7 @@ from railguard.backup.naming import stem_for
 from railguard.backup.verify import verify_backup
 from railguard.config import AppSettings
 from railguard.destinations.base import CopyVerifyFailed, Destination, RemoteBackup
-from railguard.destinations.replicate import open_destination
+from railguard.destinations.configured import open_destination, scratch_beside
 from railguard.errors import RailguardError, VerifyFailed
 from railguard.progress import Progress
 
@@ -120,6 +119,5 @@ def fetched_for_restore(app: AppSettings, destination_name: str, name: str | Non
     """
     destination = open_destination(app, destination_name, env)
     backup = destination.stat_backup(name or "latest", stem_for(app.database))
-    scratch = app.backup.directory if os.access(app.backup.directory, os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix=".railguard-fetch-", dir=scratch) as work:
+    with tempfile.TemporaryDirectory(prefix=".railguard-fetch-", dir=scratch_beside(app.backup.directory)) as work:
         yield fetch_backup(destination, backup, Path(work), now=now, identity_file=identity_file, progress=progress)

@@ -1,11 +1,19 @@
-"""Replication: copy to each destination what it is missing, verify it there, prune it there.
-(Reading copies back, for ``backups verify --dest`` and ``restore``/``drill --dest``, is
-:mod:`railguard.destinations.remote`.)
+"""Replication: copy to each destination what it is missing, verified there.
+(Retention at a destination is :mod:`railguard.destinations.prune`; reading copies back, for
+``backups verify --dest`` and ``restore``/``drill --dest``, is :mod:`railguard.destinations.remote`.)
 
 Used by the backup job (after every successful local backup) and by ``railguard replicate``
 (catch-up after an outage). A destination that fails never touches the local backups: its
 failure becomes a warning with the destination's name and the reason (secrets redacted), a
 line in ``destinations.log`` beside the backups, and a ``destination_failed`` notification.
+
+In this order, under one lock per app (``.STEM.replicate.lock`` beside the backups), per
+destination: list what it holds; choose what it is missing (below); remove the stale
+temporaries of uploads killed long ago; put each missing backup
+(:meth:`Destination.put_backup`: data, read back, manifest), stopping at the first error that
+says the destination itself is unusable; then, when asked (``prune``) and only if every copy
+succeeded, its retention (:func:`railguard.destinations.prune.prune_destination`). The
+notifications go last, once the lock is released.
 
 Which backups a destination is missing: every good local backup it lacks that is not older than
 the newest good copy it holds (all of them for a new destination). Older gaps, such as a copy
@@ -30,27 +38,24 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from railguard.backup.catalog import BackupRecord, Owner, list_backups
-from railguard.backup.naming import parse_name, stem_for
+from railguard.backup.naming import stem_for
 from railguard.config import AppSettings, Settings
+from railguard.destinations import history
 from railguard.destinations.base import (
     CopyVerifyFailed, Destination, RemoteBackup, redact_text, redact_url, secrets_in,
 )
-from railguard.errors import ExitCode, NotFound, RailguardError, VerifyFailed
+from railguard.destinations.configured import scratch_beside, selected
+from railguard.destinations.prune import prune_destination
+from railguard.errors import ExitCode, RailguardError, VerifyFailed
 from railguard.locking import exclusive_lock
-from railguard.logfmt import append_line, line_time, read_lines
 from railguard.progress import Progress
 
-LOG_NAME = "destinations.log"
 log = logging.getLogger("railguard.destinations")
-
-
-class DestinationNotFound(NotFound):
-    pass
 
 
 @dataclass
@@ -95,22 +100,6 @@ def exit_code_for(runs: list[DestinationRun]) -> ExitCode:
     return ExitCode.OK if all(run.ok for run in runs) else ExitCode.ERROR
 
 
-def open_destination(app: AppSettings, name: str, env: Mapping[str, str] | None = None) -> Destination:
-    if name not in app.destinations:
-        known = ", ".join(sorted(app.destinations)) or "none configured"
-        raise DestinationNotFound(f"no destination named {name!r}",
-                                  hint=f"Known destinations: {known} (see [apps.NAME.destinations] in railguard.toml)")
-    return Destination(name, app.destinations[name], env)
-
-
-def _selected(app: AppSettings, only: str | None) -> list[str]:
-    if only is not None:
-        if only not in app.destinations:
-            open_destination(app, only)  # raises with the list of known names
-        return [only]
-    return sorted(app.destinations)
-
-
 def replicate(settings: Settings, app_name: str, app: AppSettings, *, now: datetime, only: str | None = None,
               fill_gaps: bool = False, prune: bool = False, env: Mapping[str, str] | None = None,
               notify: bool = True, progress: Progress | None = None) -> list[DestinationRun]:
@@ -122,7 +111,7 @@ def replicate(settings: Settings, app_name: str, app: AppSettings, *, now: datet
     putting the same backup would each remove the other's half-verified copy.
     """
     stem = stem_for(app.database)
-    names = _selected(app, only)
+    names = selected(app, only)
     with _replication_lock(app.backup.directory, stem):
         owner = Owner.of(settings, app_name, app)
         runs = [_replicate_one(settings, owner, app, name, stem, now, fill_gaps, prune, env, progress)
@@ -160,17 +149,17 @@ def _replicate_one(settings: Settings, owner: Owner, app: AppSettings, name: str
         _copy_missing(destination, local, stem, run, app.backup.directory, now, fill_gaps, progress)
         if prune and run.ok:
             try:
-                run.pruned = _prune(destination, settings, app, stem, now, dry_run=False).removed
+                run.pruned = prune_destination(destination, settings, app, stem, now, dry_run=False).removed
             except RailguardError as exc:
                 run.failed.append({"backup": "", "reason": f"prune failed: {exc.message}"})
     except RailguardError as exc:
         run.error = exc.message
-        _log(app.backup.directory, now, name, "", "failed", exc.message)
+        history.record(app.backup.directory, now, name, "", "failed", exc.message)
     except Exception as exc:  # a library surprise must not turn a good local backup into a failed job
         secrets = secrets_in(app.destinations[name].url, os.environ if env is None else env)
         run.error = redact_text(f"unexpected {type(exc).__name__}: {exc}", secrets)
         log.warning("destination %s: %s", name, run.error)
-        _log(app.backup.directory, now, name, "", "failed", run.error)
+        history.record(app.backup.directory, now, name, "", "failed", run.error)
     run.seconds = time.monotonic() - started
     return run
 
@@ -197,24 +186,24 @@ def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str
         assert record.data_path is not None and record.manifest is not None
         started = time.monotonic()
         try:
-            copy = destination.put_backup(record.data_path, record.manifest, scratch=_scratch(directory),
+            copy = destination.put_backup(record.data_path, record.manifest, scratch=scratch_beside(directory),
                                           replacing=replacing, progress=progress)
         except VerifyFailed as exc:
             run.failed.append({"backup": record.name, "reason": exc.message})
             run.verify_failed = run.verify_failed or isinstance(exc, CopyVerifyFailed)
-            _log(directory, now, destination.name, record.name, "failed", exc.message)
+            history.record(directory, now, destination.name, record.name, "failed", exc.message)
             continue
         except RailguardError as exc:
             # Unreachable, credentials, missing bucket: the next backup would fail the same way.
             run.failed.append({"backup": record.name, "reason": exc.message})
-            _log(directory, now, destination.name, record.name, "failed", exc.message)
+            history.record(directory, now, destination.name, record.name, "failed", exc.message)
             break
         run.copied.append(record.name)
         if why is not None:
             run.replaced.append(record.name)
         run.bytes += copy.size or 0
-        _log(directory, now, destination.name, record.name, "ok", why, size=copy.size,
-             seconds=round(time.monotonic() - started, 3), encrypted=copy.encryption is not None)
+        history.record(directory, now, destination.name, record.name, "ok", why, size=copy.size,
+                       seconds=round(time.monotonic() - started, 3), encrypted=copy.encryption is not None)
 
 
 def _replace_reason(there: RemoteBackup | None, record: BackupRecord) -> str | None:
@@ -234,34 +223,6 @@ def _replace_reason(there: RemoteBackup | None, record: BackupRecord) -> str | N
     return None
 
 
-def _scratch(directory: Path) -> Path | None:
-    """Encrypt next to the backups (same disk, sized for them) when we may write there."""
-    return directory if os.access(directory, os.W_OK) else None
-
-
-def _log(directory: Path, now: datetime, destination: str, backup: str, result: str, reason: str | None,
-         **fields: Any) -> None:
-    try:
-        append_line(directory / LOG_NAME, {"time": now.astimezone(timezone.utc), "event": "copy",
-                                           "destination": destination, "backup": backup or None,
-                                           "result": result, **fields, "reason": reason})
-    except OSError as exc:  # the log is a record, not a reason to fail the copy
-        log.warning("cannot append to %s: %s", directory / LOG_NAME, exc.strerror or exc)
-
-
-def read_copy_log(directory: Path) -> list[dict[str, str]]:
-    """The ``event=copy`` lines of ``destinations.log`` in ``directory``, oldest first."""
-    return [line for line in read_lines(directory / LOG_NAME) if line.get("event") == "copy"]
-
-
-def last_copy_success(lines: list[dict[str, str]]) -> datetime | None:
-    """When the last of ``lines`` (one destination's copy lines) with ``result=ok`` was written."""
-    for line in reversed(lines):
-        if line.get("result") == "ok" and line_time(line):
-            return line_time(line)
-    return None
-
-
 def _notify_failures(settings: Settings, app_name: str, failed: list[DestinationRun], now: datetime) -> None:
     if not failed:
         return
@@ -274,87 +235,3 @@ def _notify_failures(settings: Settings, app_name: str, failed: list[Destination
                             "\n".join(run.problems()), now=now)
     except Exception as exc:  # a notification problem must never hide the copy's own failure
         log.warning("destination_failed notification could not be sent: %s", exc)
-
-
-# --- prune at a destination ----------------------------------------------------------------
-
-
-def _as_record(backup: RemoteBackup, destination: Destination) -> BackupRecord:
-    """The catalog's record shape, so the retention policy reads a destination like a directory."""
-    parsed = parse_name((backup.data_key or backup.manifest_key or "").removesuffix(".age"))
-    assert parsed is not None
-    return BackupRecord(parsed[0], Path(destination.url), Path(backup.data_key) if backup.data_key else None,
-                        Path(backup.manifest_key) if backup.manifest_key else None, backup.manifest, backup.status)
-
-
-@dataclass
-class DestinationPrune:
-    name: str
-    policy: str
-    kept: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    would_remove: list[str] = field(default_factory=list)
-    #: Kept there because the backup of that name is protected here.
-    protected: list[str] = field(default_factory=list)
-    dry_run: bool = False
-    #: Why this destination could not be pruned (unreachable, ...); nothing was removed there.
-    error: str | None = None
-
-    def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "policy": self.policy, "kept": len(self.kept), "removed": self.removed,
-                "would_remove": self.would_remove, "protected": self.protected, "dry_run": self.dry_run,
-                "error": self.error}
-
-
-def _prune(destination: Destination, settings: Settings, app: AppSettings, stem: str, now: datetime, *,
-           dry_run: bool, fallback: Any = None) -> DestinationPrune:
-    """Apply the destination's own policy, else ``fallback``, else the app's, to its copies.
-
-    Consumes the pure plan of :func:`railguard.retention.apply_policy`, as the local prune does:
-    the destination's copies are presented as catalog records, so every rule (and the refusal to
-    remove the newest good backup) is the same one that prunes the local directory. The local
-    protections (``railguard backups keep``) protect the copies of the same names here: a name
-    is never reused, so it is the same backup.
-    """
-    from railguard.backup.protection import read_protections
-    from railguard.retention import Policy, apply_policy
-    from railguard.retention.prune import refuse_empty
-
-    own = destination.settings.retention
-    policy = Policy.from_settings(own) if own is not None else fallback or Policy.from_settings(app.retention)
-    refuse_empty(policy)
-    remote = {backup.name: backup for backup in destination.list_backups(stem)}
-    records = [_as_record(backup, destination) for backup in remote.values()]
-    plan = apply_policy(records, policy, now=now, tz=settings.timezone,
-                        protected=read_protections(app.backup.directory))
-    newest = plan.newest_good
-    doomed = [decision for decision in reversed(plan.remove) if newest is None or decision.name != newest.name]
-    result = DestinationPrune(destination.name, str(policy), [d.name for d in plan.keep], dry_run=dry_run,
-                              protected=[d.name for d in plan.protected])
-    if dry_run:
-        result.would_remove = [decision.name for decision in doomed]
-        return result
-    for decision in doomed:  # oldest first, manifest before data (Destination.delete_backups)
-        result.removed += destination.delete_backups([remote[decision.name]])
-        _log(app.backup.directory, now, destination.name, decision.name, "removed", "; ".join(decision.reasons),
-             event="prune", policy=str(policy))
-    return result
-
-
-def prune_destinations(settings: Settings, app: AppSettings, *, now: datetime, only: str | None = None,
-                       dry_run: bool = False, fallback: Any = None,
-                       env: Mapping[str, str] | None = None) -> list[DestinationPrune]:
-    """Prune every destination (or ``only``); one that fails is reported, the others still run.
-
-    ``fallback`` is the policy for destinations without their own (default: the app's), so
-    ``railguard prune --keep-daily 3`` means the same thing at a destination as locally.
-    """
-    stem = stem_for(app.database)
-    results = []
-    for name in _selected(app, only):
-        try:
-            destination = Destination(name, app.destinations[name], env)
-            results.append(_prune(destination, settings, app, stem, now, dry_run=dry_run, fallback=fallback))
-        except RailguardError as exc:
-            results.append(DestinationPrune(name, "", dry_run=dry_run, error=exc.message))
-    return results

@@ -1,0 +1,109 @@
+"""Retention at a destination: apply its policy to the copies it holds, remove what the plan removes.
+
+Used by ``railguard prune`` (every destination after the local directory, or a dry run of
+it) and by replication with ``--prune`` / ``[backup] prune = true`` after the copies are made.
+In this order, per destination:
+
+1. Choose the policy: the destination's own ``[...destinations.DEST.retention]``, else the
+   run's (``railguard prune --keep-daily 3``), else the app's; an empty one is refused.
+2. List the copies there and present them as catalog records, so the pure plan of
+   :func:`railguard.retention.apply_policy` is the one that prunes the local directory, with
+   the same rules: the newest good copy is never removed, copies that are not good (damaged,
+   unreadable) are left for a person to inspect, leftovers older than the newest good copy go.
+   The local protections (``railguard backups keep``) protect the copies of the same names
+   there: a name is never reused, so it is the same backup.
+3. Remove, oldest first, manifest before data (:meth:`Destination.delete_backups`), each
+   removal a line in ``destinations.log``.
+
+A destination that fails is reported and the others are still pruned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from railguard.backup.catalog import BackupRecord
+from railguard.backup.naming import parse_name, stem_for
+from railguard.backup.protection import read_protections
+from railguard.config import AppSettings, Settings
+from railguard.destinations import history
+from railguard.destinations.base import Destination, RemoteBackup
+from railguard.destinations.configured import selected
+from railguard.errors import RailguardError
+from railguard.retention import Policy, apply_policy
+from railguard.retention.prune import refuse_empty
+
+
+@dataclass
+class DestinationPrune:
+    name: str
+    policy: str
+    kept: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    would_remove: list[str] = field(default_factory=list)
+    #: Kept there because the backup of that name is protected here.
+    protected: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    #: Why this destination could not be pruned (unreachable, ...); nothing was removed there.
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "policy": self.policy, "kept": len(self.kept), "removed": self.removed,
+                "would_remove": self.would_remove, "protected": self.protected, "dry_run": self.dry_run,
+                "error": self.error}
+
+
+def prune_destinations(settings: Settings, app: AppSettings, *, now: datetime, only: str | None = None,
+                       dry_run: bool = False, fallback: Policy | None = None,
+                       env: Mapping[str, str] | None = None) -> list[DestinationPrune]:
+    """Prune every destination (or ``only``); one that fails is reported, the others still run.
+
+    ``fallback`` is the policy for destinations without their own (default: the app's), so
+    ``railguard prune --keep-daily 3`` means the same thing at a destination as locally.
+    """
+    stem = stem_for(app.database)
+    results = []
+    for name in selected(app, only):
+        try:
+            destination = Destination(name, app.destinations[name], env)
+            results.append(prune_destination(destination, settings, app, stem, now, dry_run=dry_run,
+                                             fallback=fallback))
+        except RailguardError as exc:
+            results.append(DestinationPrune(name, "", dry_run=dry_run, error=exc.message))
+    return results
+
+
+def prune_destination(destination: Destination, settings: Settings, app: AppSettings, stem: str, now: datetime, *,
+                      dry_run: bool, fallback: Policy | None = None) -> DestinationPrune:
+    """Apply the destination's own policy, else ``fallback``, else the app's, to its copies."""
+    own = destination.settings.retention
+    policy = Policy.from_settings(own) if own is not None else fallback or Policy.from_settings(app.retention)
+    refuse_empty(policy)
+    remote = {backup.name: backup for backup in destination.list_backups(stem)}
+    records = [_as_record(backup, destination) for backup in remote.values()]
+    plan = apply_policy(records, policy, now=now, tz=settings.timezone,
+                        protected=read_protections(app.backup.directory))
+    newest = plan.newest_good
+    doomed = [decision for decision in reversed(plan.remove) if newest is None or decision.name != newest.name]
+    result = DestinationPrune(destination.name, str(policy), [d.name for d in plan.keep], dry_run=dry_run,
+                              protected=[d.name for d in plan.protected])
+    if dry_run:
+        result.would_remove = [decision.name for decision in doomed]
+        return result
+    for decision in doomed:  # oldest first, manifest before data (Destination.delete_backups)
+        result.removed += destination.delete_backups([remote[decision.name]])
+        history.record(app.backup.directory, now, destination.name, decision.name, "removed",
+                       "; ".join(decision.reasons), event="prune", policy=str(policy))
+    return result
+
+
+def _as_record(backup: RemoteBackup, destination: Destination) -> BackupRecord:
+    """The catalog's record shape, so the retention policy reads a destination like a directory."""
+    parsed = parse_name((backup.data_key or backup.manifest_key or "").removesuffix(".age"))
+    assert parsed is not None
+    return BackupRecord(parsed[0], Path(destination.url), Path(backup.data_key) if backup.data_key else None,
+                        Path(backup.manifest_key) if backup.manifest_key else None, backup.manifest, backup.status)

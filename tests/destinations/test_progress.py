@@ -16,7 +16,7 @@ from progress_log import ProgressLog
 from railguard.config import load_settings
 from railguard.destinations import replicate, verify_remote
 from railguard.destinations.remote import fetched_for_restore
-from railguard.destinations.replicate import open_destination
+from railguard.destinations.configured import open_destination
 
 pytestmark = pytest.mark.timeout(120)
 NOW = datetime(2026, 11, 22, 3, 30, tzinfo=timezone.utc)

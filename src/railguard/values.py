@@ -152,6 +152,7 @@ class Schedule:
         """The first run strictly after ``moment`` (an aware datetime)."""
         if self.every is not None:
             return moment + self.every
+        assert self.cron is not None, "parse_schedule gives a schedule an interval or a cron expression"
         local = moment.astimezone(ZoneInfo(tz))
         return next(iter(CronSim(self.cron, local.replace(microsecond=0)))).astimezone(moment.tzinfo)
 
@@ -159,6 +160,7 @@ class Schedule:
         """The last scheduled run at or before ``moment``."""
         if self.every is not None:
             return moment - self.every
+        assert self.cron is not None, "parse_schedule gives a schedule an interval or a cron expression"
         local = moment.astimezone(ZoneInfo(tz))
         # cronsim's reverse iteration starts strictly before its start: add a second to include ``moment``.
         start = local.replace(microsecond=0) + timedelta(seconds=1)

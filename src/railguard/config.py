@@ -350,6 +350,10 @@ NotificationEvent = Literal[
     "backup_failed", "destination_failed", "drill_failed", "drill_passed", "deploy_ok", "deploy_failed",
     "rollback", "monitor_down", "monitor_recovered", "monitor_reminder", "test",
 ]
+#: The events sent when ``events`` is not set (drill_passed is quiet by default).
+_DEFAULT_EVENTS: tuple[NotificationEvent, ...] = (
+    "backup_failed", "destination_failed", "drill_failed", "deploy_ok", "deploy_failed", "rollback",
+    "monitor_down", "monitor_recovered", "monitor_reminder", "test")
 
 
 class NotificationSettings(Section):
@@ -358,9 +362,7 @@ class NotificationSettings(Section):
 
     urls_env: str = "RAILGUARD_NOTIFY_URLS"
     #: Events sent to the ``urls_env`` URLs (drill_passed is quiet by default).
-    events: list[NotificationEvent] = Field(default_factory=lambda: [
-        "backup_failed", "destination_failed", "drill_failed", "deploy_ok", "deploy_failed", "rollback",
-        "monitor_down", "monitor_recovered", "monitor_reminder", "test"])
+    events: list[NotificationEvent] = Field(default_factory=lambda: list(_DEFAULT_EVENTS))
     #: Per-event routing: event -> environment variable holding the URLs for that event instead.
     routes: dict[NotificationEvent, str] = Field(default_factory=dict)
     #: How many idempotency keys ("deploy OK" per commit) are remembered.

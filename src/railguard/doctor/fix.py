@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def plan_fixes(files: DeployFiles, findings: list[Finding]) -> list[FileEdit]:
             continue
         if found.rule == "healthcheck-cannot-fail" and files.dockerfile_file and files.dockerfile:
             health = files.dockerfile.healthcheck()
+            assert health is not None  # the rule found this HEALTHCHECK in the same parse
             text = current(files.dockerfile_file.name, files.dockerfile_file.text)
             texts[files.dockerfile_file.name] = _remove_tail(text, health.instruction.end_line)
         elif found.rule == "start-sleep" and files.start_script and found.line:
@@ -109,7 +111,7 @@ def _remove_tail(text: str, number: int) -> str:
     return _edit_line(text, number - 1, lambda line: line.rstrip().removesuffix("\\").rstrip())
 
 
-def _edit_line(text: str, number: int, change) -> str:
+def _edit_line(text: str, number: int, change: Callable[[str], str | None]) -> str:
     """Apply ``change`` to line ``number`` (1-based), keeping its line ending; None deletes it."""
     lines = text.splitlines(keepends=True)
     line = lines[number - 1]

@@ -18,9 +18,9 @@ from railguard.backup.verify import BackupVanished
 from railguard.cli import dest_cmd, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
-from railguard.config import parse_duration
 from railguard.errors import ExitCode, RailguardError, UsageError
 from railguard.jobs import backup_job
+from railguard.values import parse_duration
 
 pass_context = click.make_pass_decorator(Context)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -83,10 +84,11 @@ def schedule(ctx: Context, as_json: bool) -> int:
     now = ctx.now()
     runlog_path = settings.state_dir / "daemon.db"
     runlog = RunLog(runlog_path) if runlog_path.exists() else None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for job in plan_jobs(settings):
         last = last_success(job, runlog, settings)
-        if job.is_service:
+        next_run: datetime | None
+        if job.schedule is None:  # a service (Job.is_service)
             next_run, catch_up = None, False
         else:
             catch_up = is_due_at_start(job.schedule, last, now, settings.timezone)

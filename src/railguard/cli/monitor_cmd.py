@@ -41,7 +41,8 @@ def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: 
     """
     if click_ctx.invoked_subcommand is not None:
         return None
-    ctx: Context = click_ctx.find_object(Context)
+    ctx = click_ctx.find_object(Context)
+    assert ctx is not None, "the root command puts the Context in place"
     settings = ctx.settings({"monitor.interval": ("--interval", interval)})
     targets = targets_from_settings(settings)
     log = logging.getLogger("railguard.monitor")

@@ -26,7 +26,7 @@ try:
     # imports enum, selectors and collections: about a third of the probe's start-up.
     import _socket as net
 except ImportError:  # another Python implementation
-    import socket as net  # type: ignore[no-redef]
+    import socket as net  # type: ignore[no-redef]  # the same names, one module up
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_STATUS = 200

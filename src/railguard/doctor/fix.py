@@ -11,7 +11,6 @@ else needs a person's judgement.
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,9 +122,14 @@ def _edit_line(text: str, number: int, change: Callable[[str], str | None]) -> s
 
 
 def apply_edits(root: Path, edits: list[FileEdit]) -> None:
-    """Write each edited file atomically, keeping its permissions (a start script stays executable)."""
+    """Write each edited file atomically, keeping its permissions (a start script stays executable).
+
+    The mode is given to the temporary file through its descriptor before the rename
+    (:func:`~railguard.durable.write_bytes_atomic`), never set afterwards through the path: by
+    then the name can be a link someone swapped in (the repository may be another user's), and
+    a chmod would follow it.
+    """
     for edit in edits:
         path = root / edit.name
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
         write_bytes_atomic(path, edit.after.encode("utf-8"), mode=mode)
-        os.chmod(path, mode)

@@ -44,7 +44,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from railguard.errors import ConfigError, NotFound, UsageError
 from railguard.values import (
-    ScheduleError, Within, parse_duration, parse_expectation, parse_schedule, stem_for,
+    Listen, ScheduleError, Within, parse_duration, parse_expectation, parse_schedule, stem_for,
 )
 
 DEFAULT_CONFIG_NAME = "railguard.toml"
@@ -500,11 +500,21 @@ class GateSettings(Section):
     #: Apps the gate deploys, by their name under ``[apps]``: ``[gate.apps.tasks]``.
     apps: dict[str, GateAppSettings] = Field(default_factory=dict)
 
+    @pydantic.field_validator("host")
+    @classmethod
+    def _listenable(cls, value: str) -> str:
+        Listen(value, 0)  # raises ValueError on an empty host, or one in brackets; port has its Field
+        return value
+
+    @property
+    def listen(self) -> Listen:
+        return Listen(self.host, self.port)
+
 
 class DaemonSettings(Section):
     """``railguard daemon``: one process that runs every enabled job on its schedule."""
 
-    #: Where the daemon answers ``/healthz`` and ``/metrics`` (host:port; "" turns it off).
+    #: Where the daemon answers ``/healthz`` and ``/metrics`` (HOST:PORT or [IPV6]:PORT; "" turns it off).
     listen: str = "127.0.0.1:9180"
     #: Run ``railguard monitor`` inside the daemon (when there is anything to monitor).
     monitor: bool = True
@@ -514,6 +524,13 @@ class DaemonSettings(Section):
     stop_grace: Duration = timedelta(minutes=2)
     #: A job still running after this long is stopped (SIGTERM, then SIGKILL after stop_grace).
     job_timeout: Duration = timedelta(hours=6)
+
+    @pydantic.field_validator("listen")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        if value:
+            Listen.from_text(value)  # raises ValueError naming the expected form
+        return value
 
 
 class Settings(Section):

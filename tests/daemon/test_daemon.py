@@ -12,6 +12,7 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 
 from railguard.backup import list_backups
 from railguard.backup.verify import verify_backup
@@ -177,6 +178,31 @@ def test_healthz_and_metrics(tmp_path: Path):
         assert 'railguard_backup_last_success_timestamp_seconds{app="tasks"}' in metrics
     finally:
         stop(daemon)
+
+
+def test_the_daemon_listens_on_an_ipv6_loopback_address_in_brackets(tmp_path: Path):
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+            port = probe.getsockname()[1]
+    except OSError as exc:
+        pytest.skip(f"this machine cannot bind the IPv6 loopback address ::1 ({exc})")
+    database = create_tasks_database(tmp_path / "tasks.db")
+    config = write_config(tmp_path, database, "every 1h")
+    config.write_text(config.read_text().replace('listen = ""', f'listen = "[::1]:{port}"'))
+    daemon = start_daemon(config)
+    try:
+        def get(path: str) -> tuple[int, str]:
+            with urllib.request.urlopen(f"http://[::1]:{port}{path}", timeout=5) as response:
+                return response.status, response.read().decode()
+
+        wait_for(lambda: _answers(get), what="the daemon's endpoints on [::1]")
+        assert get("/healthz")[0] == 200
+    finally:
+        code, _out, err = stop(daemon)
+    assert code == 0, err
 
 
 def _answers(get) -> bool:

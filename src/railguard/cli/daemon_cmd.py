@@ -19,6 +19,7 @@ from railguard.errors import ExitCode, UsageError
 from railguard.logfmt import parse_line
 from railguard.metrics.exposition import metrics_endpoint
 from railguard.schedule import is_due_at_start
+from railguard.values import Listen
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -48,11 +49,11 @@ def daemon(ctx: Context, as_json: bool) -> int:
     if settings.daemon.listen:
         from railguard.daemon import http as daemon_http  # here: `railguard schedule` needs no web stack
 
-        host, _, port = settings.daemon.listen.rpartition(":")
+        listen = Listen.parse(settings.daemon.listen, key="daemon.listen")
         try:
-            server = daemon_http.serve(runner, host or "127.0.0.1", int(port),
+            server = daemon_http.serve(runner, listen.host, listen.port,
                                        extra_metrics=lambda: metrics_endpoint(settings)[2])
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             raise UsageError(f"daemon.listen {settings.daemon.listen!r}: cannot listen there ({exc})",
                              hint="Choose a free host:port, or \"\" to turn the endpoints off") from None
 

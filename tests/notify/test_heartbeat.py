@@ -43,6 +43,22 @@ def test_a_backup_pings_start_then_success_with_the_same_run_id(
     assert UUID not in result.stdout + result.stderr
 
 
+def test_the_success_ping_names_the_backups_the_prune_removed_as_the_output_does(
+        run_cli, tmp_path: Path, tasks_db: Path, pings: PingReceiver) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    from retention.helpers import write_backup_files
+
+    old = [write_backup_files(tmp_path / "backups", datetime(2020, 1, day, 3, 30, tzinfo=timezone.utc))
+           for day in (1, 2)]
+    result = run_cli("--config", config(tmp_path, tasks_db, "[apps.tasks.retention]\nkeep_last = 1\n"),
+                     "backup", "--scheduled", env={"HC_BACKUP_URL": pings.url_for(UUID)})
+    assert result.exit_code == 0, result.stderr
+    [pruned] = [line for line in result.stdout.splitlines() if line.startswith("pruned here")]
+    assert pruned.endswith(": " + ", ".join(old))
+    assert pruned in pings.requests[-1].body.decode().splitlines()
+
+
 def test_a_failed_backup_pings_its_exit_code_and_notifies(
         run_cli, tmp_path: Path, pings: PingReceiver, receiver: JsonReceiver) -> None:  # type: ignore[no-untyped-def]
     missing = tmp_path / "data" / "missing.db"

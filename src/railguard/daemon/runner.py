@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
-from railguard.daemon.jobs import Job
+from railguard.daemon.jobs import Job, Outcome
 from railguard.daemon.runlog import RunLog
 from railguard.errors import ExitCode
 from railguard.logfmt import format_line, timestamp
@@ -38,6 +38,8 @@ TICK_SECONDS = 0.2
 #: Service restarts back off up to this long, so a crashing monitor does not spin.
 MAX_RESTART_DELAY = 60.0
 TAIL_BYTES = 2000
+#: A job's report (a backup's --json document, a few KiB) is read from at most this much output.
+REPORT_BYTES = 1 << 20
 
 
 def _utc_now() -> datetime:
@@ -181,16 +183,14 @@ class Daemon:
         if running is None or running.process.poll() is None:
             return
         code = running.process.returncode
-        tail = _tail(running.output)
-        running.output.close()
+        said = _what_the_run_said(state.job, running.output)
         if running.terminated_at is not None:
             result = "killed"
         else:
             result = "ok" if code == ExitCode.OK else "warning" if code == ExitCode.WARNING else "failed"
-        summary = tail.strip().splitlines()[-1] if tail.strip() else ""
-        self.runlog.finish(running.run_id, now, code, result, summary)
+        self.runlog.finish(running.run_id, now, code, result, said.summary)
         self._line(state.job.name, result, exit_code=code,
-                   duration_s=round((now - running.started).total_seconds(), 3), last_line=summary)
+                   duration_s=round((now - running.started).total_seconds(), 3), **said.line_fields())
         state.running = None
         if state.job.is_service and not self.stop_event.is_set():
             # A service that exits is restarted, later each time it keeps failing.
@@ -229,13 +229,11 @@ class Daemon:
 
     def _reap_stopped(self, state: _JobState, running: _Running) -> None:
         code = running.process.returncode
-        tail = _tail(running.output)
-        running.output.close()
+        said = _what_the_run_said(state.job, running.output)
         result = "interrupted" if code == ExitCode.INTERRUPTED else "killed" if code and code < 0 else \
             {0: "ok", 1: "warning"}.get(code, "failed")
-        summary = tail.strip().splitlines()[-1] if tail.strip() else ""
-        self.runlog.finish(running.run_id, self.clock(), code, result, summary)
-        self._line(state.job.name, result, exit_code=code, last_line=summary)
+        self.runlog.finish(running.run_id, self.clock(), code, result, said.summary)
+        self._line(state.job.name, result, exit_code=code, **said.line_fields())
         state.running = None
 
     @staticmethod
@@ -262,8 +260,33 @@ class Daemon:
                               **fields}))
 
 
-def _tail(output: IO[bytes]) -> str:
+@dataclass(frozen=True)
+class _Said:
+    """What a finished run's output says: its report, or else its last line."""
+
+    summary: str
+    report: Outcome | None
+
+    def line_fields(self) -> dict[str, str]:
+        if self.report is None:
+            return {"last_line": self.summary}
+        return {**self.report.fields, "summary": self.summary}
+
+
+def _what_the_run_said(job: Job, output: IO[bytes]) -> _Said:
+    """Read (and close) a finished run's output: the job's report when it has one, else the last line."""
+    try:
+        tail = _tail(output, TAIL_BYTES)
+        report = job.read_report(_tail(output, REPORT_BYTES)) if job.read_report else None
+    finally:
+        output.close()
+    if report is not None:
+        return _Said(report.summary, report)
+    return _Said(tail.strip().splitlines()[-1] if tail.strip() else "", None)
+
+
+def _tail(output: IO[bytes], size: int) -> str:
     output.seek(0, os.SEEK_END)
-    size = output.tell()
-    output.seek(max(0, size - TAIL_BYTES))
+    end = output.tell()
+    output.seek(max(0, end - size))
     return output.read().decode("utf-8", "replace")

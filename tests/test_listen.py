@@ -34,8 +34,10 @@ def test_a_listen_address_parses_into_host_port_and_whether_only_this_machine_re
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("::1:9180", "an IPv6 address takes brackets before its port: [::1]:9180, got '::1:9180'"),
-    ("::1", "an IPv6 address takes brackets before its port: [:]:1, got '::1'"),
+    ("::1:9180", "an IPv6 address goes in brackets before the port, such as [::1]:9180, got '::1:9180'"),
+    ("::1", "an IPv6 address goes in brackets before the port, such as [::1]:9180, got '::1'"),
+    ("fe80::1%eth0:80", "an IPv6 address goes in brackets before the port, such as [::1]:9180, got "
+                        "'fe80::1%eth0:80'"),
     ("[::1]", "expected [IPV6]:PORT, such as [::1]:9180, got '[::1]'"),
     ("[::1]9180", "expected [IPV6]:PORT, such as [::1]:9180, got '[::1]9180'"),
     ("[::1:9180", "expected [IPV6]:PORT, such as [::1]:9180, got '[::1:9180'"),
@@ -78,8 +80,8 @@ def test_a_bad_daemon_listen_fails_at_configuration_load_naming_the_key(tmp_path
     config = _config(tmp_path, '[daemon]\nlisten = "::1:9180"\n')
     with pytest.raises(ConfigError) as raised:
         load_settings(config)
-    assert raised.value.message == (f"{config}: daemon.listen: an IPv6 address takes brackets before its port: "
-                                    "[::1]:9180, got '::1:9180'")
+    assert raised.value.message == (f"{config}: daemon.listen: an IPv6 address goes in brackets before the port, "
+                                    "such as [::1]:9180, got '::1:9180'")
     # Every command reads the configuration, so even `schedule` says so, before anything runs.
     result = run_cli("--config", config, "schedule")
     assert result.exit_code == ExitCode.USAGE
@@ -116,6 +118,6 @@ def test_a_bad_metrics_listen_flag_is_a_usage_error_naming_the_flag(tmp_path: Pa
                       'url = "http://127.0.0.1:9"\n')
     result = run_cli("--config", config, "monitor", "--once", "--metrics-listen", "::1:9321")
     assert result.exit_code == ExitCode.USAGE
-    assert result.stderr.splitlines()[0] == ("error: --metrics-listen: an IPv6 address takes brackets before its "
-                                             "port: [::1]:9321, got '::1:9321'")
+    assert result.stderr.splitlines()[0] == ("error: --metrics-listen: an IPv6 address goes in brackets before the "
+                                             "port, such as [::1]:9180, got '::1:9321'")
     assert not (tmp_path / "state").exists(), "nothing runs before the flag is checked"

@@ -273,7 +273,8 @@ class Listen:
             if not colon:
                 raise ValueError(f"expected {LISTEN_FORM}, got {given!r} (no port)")
             if ":" in host:
-                raise ValueError(f"an IPv6 address takes brackets before its port: [{host}]:{port}, got {given!r}")
+                raise ValueError(f"an IPv6 address goes in brackets before the port, such as [::1]:9180, "
+                                 f"got {given!r}")
             if not host:
                 raise ValueError(f"expected {LISTEN_FORM}, got {given!r} (no host; 127.0.0.1 is this machine "
                                  f"only, 0.0.0.0 every interface)")

@@ -28,7 +28,7 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--once", is_flag=True, help="Run one round and exit (1 when a check failed).")
 @click.option("--rounds", type=click.IntRange(min=1), hidden=True, help="Stop after N rounds (benchmarks).")
 @click.option("--metrics-listen", metavar="HOST:PORT",
-              help="Also serve railguard's metrics at http://HOST:PORT/metrics.")
+              help="Also serve railguard's metrics at http://HOST:PORT/metrics ([IPV6]:PORT for IPv6).")
 @output.json_option
 @click.pass_context
 def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: int | None,

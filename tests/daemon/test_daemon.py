@@ -340,8 +340,11 @@ def test_a_backup_report_is_read_after_whatever_went_to_stderr_and_a_failed_one_
     said = read_backup_report("error: database ...\nhint: Check\n" + json.dumps(failed, indent=2) + "\n")
     assert said is not None and said.summary == "error: database /app/data/tasks.db does not exist"
     assert said.fields == {}
-    # Killed before its report: the daemon falls back to the output's last line.
+    # Killed before its report, or a document of another shape: the daemon falls back to the
+    # output's last line.
     assert read_backup_report("backing up\n{\n  \"ok\": tr") is None
+    assert read_backup_report('{"ok": true, "steps": {"destinations": [{"pruned": ["x"]}]}}\n') is None
+    assert read_backup_report('{"ok": true, "steps": {"prune": []}}\n') is None
 
 
 def test_daemon_json_writes_one_document_per_line_with_the_one_timestamp_format(tmp_path: Path):

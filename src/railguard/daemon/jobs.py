@@ -107,13 +107,21 @@ def read_backup_report(output: str) -> Outcome | None:
     """The backup job's report (``railguard backup --json``'s document) as an :class:`Outcome`:
     the backup's name, what prune removed here (``pruned``, only when it ran) and the copies it
     removed at each destination (``pruned_copies``, ``DEST:NAME``, only with destinations).
-    None when the output holds no report (the job was killed before it could write one)."""
+    None when the output holds no report (the job was killed before it could write one), or one
+    of another shape: the daemon then logs the output's last line, and goes on."""
     document = _last_document(output)
     if document is None:
         return None
+    try:
+        return _outcome(document)
+    except (AttributeError, KeyError, TypeError):  # not the document this railguard writes
+        return None
+
+
+def _outcome(document: dict[str, Any]) -> Outcome:
     if document.get("ok") is not True:
         error = document.get("error")
-        return Outcome(f"error: {error}") if isinstance(error, str) else None
+        return Outcome(f"error: {error}")
     steps: dict[str, Any] = document.get("steps") or {}
     name = Path(str(document.get("file", ""))).name
     fields = {"backup": name}

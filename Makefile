@@ -20,13 +20,14 @@ demo: $(STAMP)  ## run the demo of the main job on the bundled example
 test: $(STAMP)  ## run the test suite
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)  ## the import contracts (pyproject.toml [tool.importlinter]) and ruff
+lint: $(STAMP)  ## the import contracts (pyproject.toml [tool.importlinter]), ruff and mypy --strict on src
 	@$(BIN)/lint-imports
 	@$(BIN)/ruff check src tests examples bench
+	@$(BIN)/mypy
 
 BENCH ?= backup
 bench: $(STAMP)  ## run one benchmark by hand: make bench BENCH=probe (see bench/README.md)
 	@$(BIN)/python bench/$(BENCH).py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build dist
+	rm -rf $(VENV) .pytest_cache .mypy_cache build dist

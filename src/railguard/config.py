@@ -44,7 +44,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from railguard.errors import ConfigError, NotFound, UsageError
 from railguard.values import (
-    ScheduleError, Within, parse_duration, parse_expectation, parse_schedule, stem_for,
+    Listen, ScheduleError, Within, parse_duration, parse_expectation, parse_schedule, stem_for,
 )
 
 DEFAULT_CONFIG_NAME = "railguard.toml"
@@ -350,6 +350,10 @@ NotificationEvent = Literal[
     "backup_failed", "destination_failed", "drill_failed", "drill_passed", "deploy_ok", "deploy_failed",
     "rollback", "monitor_down", "monitor_recovered", "monitor_reminder", "test",
 ]
+#: The events sent when ``events`` is not set (drill_passed is quiet by default).
+_DEFAULT_EVENTS: tuple[NotificationEvent, ...] = (
+    "backup_failed", "destination_failed", "drill_failed", "deploy_ok", "deploy_failed", "rollback",
+    "monitor_down", "monitor_recovered", "monitor_reminder", "test")
 
 
 class NotificationSettings(Section):
@@ -358,9 +362,7 @@ class NotificationSettings(Section):
 
     urls_env: str = "RAILGUARD_NOTIFY_URLS"
     #: Events sent to the ``urls_env`` URLs (drill_passed is quiet by default).
-    events: list[NotificationEvent] = Field(default_factory=lambda: [
-        "backup_failed", "destination_failed", "drill_failed", "deploy_ok", "deploy_failed", "rollback",
-        "monitor_down", "monitor_recovered", "monitor_reminder", "test"])
+    events: list[NotificationEvent] = Field(default_factory=lambda: list(_DEFAULT_EVENTS))
     #: Per-event routing: event -> environment variable holding the URLs for that event instead.
     routes: dict[NotificationEvent, str] = Field(default_factory=dict)
     #: How many idempotency keys ("deploy OK" per commit) are remembered.
@@ -498,11 +500,21 @@ class GateSettings(Section):
     #: Apps the gate deploys, by their name under ``[apps]``: ``[gate.apps.tasks]``.
     apps: dict[str, GateAppSettings] = Field(default_factory=dict)
 
+    @pydantic.field_validator("host")
+    @classmethod
+    def _listenable(cls, value: str) -> str:
+        Listen(value, 0)  # raises ValueError on an empty host, or one in brackets; port has its Field
+        return value
+
+    @property
+    def listen(self) -> Listen:
+        return Listen(self.host, self.port)
+
 
 class DaemonSettings(Section):
     """``railguard daemon``: one process that runs every enabled job on its schedule."""
 
-    #: Where the daemon answers ``/healthz`` and ``/metrics`` (host:port; "" turns it off).
+    #: Where the daemon answers ``/healthz`` and ``/metrics`` (HOST:PORT or [IPV6]:PORT; "" turns it off).
     listen: str = "127.0.0.1:9180"
     #: Run ``railguard monitor`` inside the daemon (when there is anything to monitor).
     monitor: bool = True
@@ -512,6 +524,13 @@ class DaemonSettings(Section):
     stop_grace: Duration = timedelta(minutes=2)
     #: A job still running after this long is stopped (SIGTERM, then SIGKILL after stop_grace).
     job_timeout: Duration = timedelta(hours=6)
+
+    @pydantic.field_validator("listen")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        if value:
+            Listen.from_text(value)  # raises ValueError naming the expected form
+        return value
 
 
 class Settings(Section):

@@ -25,7 +25,7 @@ import secrets
 import shutil
 import stat
 from collections.abc import Iterator
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, Literal, TextIO
 from pathlib import Path
 
 TEMP_MARK = ".tmp-"
@@ -125,7 +125,7 @@ def create_private_file(path: Path | str, mode: int = 0o600, *, dir_fd: int | No
     return fd
 
 
-def open_private(path: Path, mode: str = "wb") -> BinaryIO:
+def open_private(path: Path, mode: Literal["wb", "ab"] = "wb") -> BinaryIO:
     """:func:`create_private_file` as a file object (``"wb"`` or ``"ab"``, 0600)."""
     return os.fdopen(create_private_file(path), mode)
 

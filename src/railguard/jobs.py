@@ -135,8 +135,26 @@ def replicate_job(settings: Settings, app_name: str, app: AppSettings, *, now: d
 
 
 def _job_log(report: BackupJobReport) -> str:
-    """The heartbeat's body: the short log a person reads on healthchecks' page."""
+    """The heartbeat's body: the short log a person reads on healthchecks' page, naming what
+    the prune after the backup removed as the CLI's output does."""
     manifest = report.backup.manifest
     lines = [f"backup {report.backup.path.name}: {manifest.size_raw} bytes -> {manifest.size_stored} bytes, "
              f"{manifest.check}_check {manifest.check_result}, {manifest.durations.get('total', 0):.1f}s"]
+    lines += after_backup_lines(report.protection.describe() if report.protection else None, report.steps)
     return "\n".join(lines + [f"warning: {message}" for message in report.warnings])
+
+
+def after_backup_lines(protection: str | None, steps: dict[str, Any]) -> list[str]:
+    """What the job did after the backup, one line each: nothing it removed goes unsaid."""
+    lines = [protection] if protection else []
+    prune = steps.get("prune")
+    if prune is not None:
+        removed = prune["removed"]
+        lines.append(f"pruned here ({prune['policy']}): " + (", ".join(removed) if removed else "nothing removed"))
+    for run in steps.get("destinations", []):
+        copied = ", ".join(run["copied"]) if run["copied"] else "nothing new"
+        line = f"destination {run['name']}: copied {copied}"
+        if run["pruned"]:
+            line += f"; pruned {', '.join(run['pruned'])}"
+        lines.append(line)
+    return lines

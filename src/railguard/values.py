@@ -1,7 +1,9 @@
 """Values the configuration is written in, and their parsers: durations, restic's calendar
-durations (``Within``), schedules, drill expectations, the backup stem of a database.
+durations (``Within``), schedules, drill expectations, listen addresses (``Listen``), the backup
+stem of a database.
 
-This module is a leaf: it imports nothing from railguard. :mod:`railguard.config` validates
+This module is a leaf: it imports nothing from railguard but :mod:`railguard.errors` (for
+``Listen.parse``, which flags share with the configuration). :mod:`railguard.config` validates
 its settings with these parsers, and the capabilities that use the values (retention, schedule,
 drill, backup) import them from here, so no capability module is imported by the configuration
 and no import runs back up from the base to a capability.
@@ -12,6 +14,7 @@ form; pydantic turns that into the configuration error that names the key. Pure:
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import operator
 import re
@@ -23,6 +26,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
+
+from railguard.errors import ConfigError
 
 # Durations ----------------------------------------------------------------------------------
 
@@ -152,6 +157,7 @@ class Schedule:
         """The first run strictly after ``moment`` (an aware datetime)."""
         if self.every is not None:
             return moment + self.every
+        assert self.cron is not None, "parse_schedule gives a schedule an interval or a cron expression"
         local = moment.astimezone(ZoneInfo(tz))
         return next(iter(CronSim(self.cron, local.replace(microsecond=0)))).astimezone(moment.tzinfo)
 
@@ -159,6 +165,7 @@ class Schedule:
         """The last scheduled run at or before ``moment``."""
         if self.every is not None:
             return moment - self.every
+        assert self.cron is not None, "parse_schedule gives a schedule an interval or a cron expression"
         local = moment.astimezone(ZoneInfo(tz))
         # cronsim's reverse iteration starts strictly before its start: add a second to include ``moment``.
         start = local.replace(microsecond=0) + timedelta(seconds=1)
@@ -213,6 +220,103 @@ def parse_expectation(text: str) -> Expectation:
     if match is None:
         raise ValueError(f"expect must be an operator (> >= < <= == !=) and a number, such as '> 0', got {text!r}")
     return Expectation(match.group(1), float(match.group(2)))
+
+
+# Listen addresses -----------------------------------------------------------------------------
+# One parser for every "where a server listens" setting and flag ([daemon] listen, the monitor's
+# --metrics-listen, the gate's host and port), so that an IPv6 address is written the one way
+# URLs write it (RFC 3986, section 3.2.2: "[::1]:9180") everywhere, and "::1:9180" (is 9180 a
+# port or the address's last group?) is refused instead of guessed.
+
+LISTEN_FORM = "HOST:PORT or [IPV6]:PORT, such as 127.0.0.1:9180 or [::1]:9180"
+
+
+@dataclass(frozen=True)
+class Listen:
+    """An address and port to listen on; ``host`` is kept without brackets (``::1``), as
+    ``bind`` takes it. ``str()`` writes it back with them: ``[::1]:9180``."""
+
+    host: str
+    port: int
+
+    def __post_init__(self) -> None:
+        problem = _host_problem(self.host)
+        if problem:
+            raise ValueError(problem)
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"the port must be from 0 to 65535, got {self.port}")
+
+    @classmethod
+    def parse(cls, text: str, *, key: str) -> Listen:
+        """``HOST:PORT`` or ``[IPV6]:PORT``; a :class:`~railguard.errors.ConfigError` names ``key``
+        (a setting such as ``daemon.listen``, or a flag such as ``--listen``) and the form."""
+        try:
+            return cls.from_text(text)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}", hint=f"Write it as {LISTEN_FORM}") from None
+
+    @classmethod
+    def from_text(cls, text: str) -> Listen:
+        """:meth:`parse` raising ``ValueError`` (for pydantic, which adds the key and the file)."""
+        given = str(text)
+        if given.startswith("["):
+            inside, bracket, rest = given[1:].partition("]")
+            if not bracket or not rest.startswith(":"):
+                raise ValueError(f"expected [IPV6]:PORT, such as [::1]:9180, got {given!r}")
+            host, port = inside, rest[1:]
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise ValueError(f"{host!r} in brackets is not an IPv6 address, in {given!r}") from None
+        else:
+            host, colon, port = given.rpartition(":")
+            if not colon:
+                raise ValueError(f"expected {LISTEN_FORM}, got {given!r} (no port)")
+            if ":" in host:
+                raise ValueError(f"an IPv6 address goes in brackets before the port, such as [::1]:9180, "
+                                 f"got {given!r}")
+            if not host:
+                raise ValueError(f"expected {LISTEN_FORM}, got {given!r} (no host; 127.0.0.1 is this machine "
+                                 f"only, 0.0.0.0 every interface)")
+        if not port.isascii() or not port.isdigit():
+            raise ValueError(f"expected {LISTEN_FORM}, got {given!r} (the port is not a number)")
+        if int(port) > 65535:
+            raise ValueError(f"the port must be from 0 to 65535, got {given!r}")
+        return cls(host, int(port))
+
+    @property
+    def is_loopback(self) -> bool:
+        """Only this machine can connect: ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+        if self.host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def url(self) -> str:
+        """``http://`` and the address as a URL writes it (brackets around an IPv6 address)."""
+        return f"http://{self}"
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _host_problem(host: str) -> str | None:
+    """Why ``host`` (without a port) cannot be listened on, or None."""
+    if not host.strip():
+        return "the host is empty; 127.0.0.1 is this machine only, 0.0.0.0 every interface"
+    if host.startswith("[") or host.endswith("]"):
+        return f"write the address without brackets here, got {host!r}"
+    if any(char.isspace() for char in host):
+        return f"the host has a space in it, got {host!r}"
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{host!r} is neither a name nor an IPv6 address (the port goes in a setting of its own)"
+    return None
 
 
 # The backup stem ------------------------------------------------------------------------------

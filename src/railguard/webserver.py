@@ -133,6 +133,7 @@ class BoundedH11Protocol(H11Protocol):
         self._header_timer: asyncio.TimerHandle | None = None
 
     # -- uvicorn's hooks ---------------------------------------------------------------------------
+    # (The ignore: asyncio passes a Transport; uvicorn's H11Protocol narrows the argument the same way.)
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.book.open.add(self)

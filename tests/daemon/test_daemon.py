@@ -12,10 +12,12 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 
 from railguard.backup import list_backups
 from railguard.backup.verify import verify_backup
 from railguard.daemon import RunLog
+from railguard.logfmt import parse_line
 
 from conftest import create_tasks_database
 
@@ -179,6 +181,31 @@ def test_healthz_and_metrics(tmp_path: Path):
         stop(daemon)
 
 
+def test_the_daemon_listens_on_an_ipv6_loopback_address_in_brackets(tmp_path: Path):
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+            port = probe.getsockname()[1]
+    except OSError as exc:
+        pytest.skip(f"this machine cannot bind the IPv6 loopback address ::1 ({exc})")
+    database = create_tasks_database(tmp_path / "tasks.db")
+    config = write_config(tmp_path, database, "every 1h")
+    config.write_text(config.read_text().replace('listen = ""', f'listen = "[::1]:{port}"'))
+    daemon = start_daemon(config)
+    try:
+        def get(path: str) -> tuple[int, str]:
+            with urllib.request.urlopen(f"http://[::1]:{port}{path}", timeout=5) as response:
+                return response.status, response.read().decode()
+
+        wait_for(lambda: _answers(get), what="the daemon's endpoints on [::1]")
+        assert get("/healthz")[0] == 200
+    finally:
+        code, _out, err = stop(daemon)
+    assert code == 0, err
+
+
 def _answers(get) -> bool:
     try:
         return get("/healthz")[0] == 200
@@ -258,7 +285,66 @@ def test_the_daemon_runs_its_backups_as_scheduled_ones(tmp_path: Path):
     database = create_tasks_database(tmp_path / "tasks.db")
     config = write_config(tmp_path, database, "30 3 * * *")
     [job] = plan_jobs(load_settings(config))
-    assert job.argv[-2:] == ("backup", "--scheduled")
+    assert job.argv[-3:] == ("backup", "--scheduled", "--json")
+
+
+def test_the_daemon_names_the_backups_a_scheduled_prune_removed_here_and_at_each_destination(
+        tmp_path: Path, run_cli, monkeypatch):
+    """The same report as `railguard backup`'s output: the log line and the run log name every
+    backup the prune after the daemon's backup removed, and every copy removed off the host."""
+    from railguard.cli.context import Context
+
+    database = create_tasks_database(tmp_path / "tasks.db")
+    offsite = tmp_path / "offsite"
+    offsite.mkdir()
+    config = write_config(tmp_path, database, "every 1h")
+    text = config.read_text().replace("prune = false\n", "prune = true\n")
+    config.write_text(text + f'[apps.tasks.retention]\nkeep_last = 1\n'
+                             f'[apps.tasks.destinations.offsite]\nurl = "file://{offsite}"\n')
+    # Two real backups long ago (the clock set back), copied to the destination; no prune then.
+    old = []
+    for moment in (datetime(2020, 1, 1, 3, 30, tzinfo=timezone.utc), datetime(2020, 1, 2, 3, 30, tzinfo=timezone.utc)):
+        monkeypatch.setattr(Context, "now", staticmethod(lambda moment=moment: moment))
+        result = run_cli("--config", config, "backup", "--scheduled", "--no-prune")
+        assert result.exit_code == 0, result.stderr
+        old.append(f"tasks-{moment:%Y%m%d-%H%M}")
+    assert [record.name for record in list_backups(tmp_path / "backups", "tasks")] == old
+
+    daemon = start_daemon(config)  # the catch-up backup runs at once, keep_last = 1 prunes both
+    try:
+        wait_for(lambda: any(r.result == "ok" for r in runs(tmp_path)), what="the daemon's backup")
+    finally:
+        code, out, err = stop(daemon)
+    assert code == 0, err
+    [new] = [record.name for record in list_backups(tmp_path / "backups", "tasks")]
+    [line] = [line for line in out.splitlines() if "job=backup:tasks" in line and "event=ok" in line]
+    fields = parse_line(line)
+    assert fields["backup"].startswith(new + ".")
+    assert fields["pruned"] == ",".join(old)
+    assert fields["pruned_copies"] == ",".join(f"offsite:{name}" for name in old)
+    [run] = [r for r in runs(tmp_path) if r.result == "ok"]
+    assert run.summary == fields["summary"] == (f"backup {fields['backup']}; pruned {', '.join(old)}; "
+                                                f"offsite pruned {', '.join(old)}")
+
+
+def test_a_backup_report_is_read_after_whatever_went_to_stderr_and_a_failed_one_says_its_error():
+    from railguard.daemon.jobs import read_backup_report
+
+    document = {"ok": True, "file": "/b/tasks-20261202-0330.sqlite3.zst", "warnings": ["a destination failed"],
+                "steps": {"prune": {"removed": []}, "destinations": [{"name": "nas", "pruned": []}]}}
+    said = read_backup_report("warning: heartbeat: no answer\n" + json.dumps(document, indent=2) + "\n")
+    assert said is not None
+    assert said.fields == {"backup": "tasks-20261202-0330.sqlite3.zst", "pruned": "", "pruned_copies": ""}
+    assert said.summary == "backup tasks-20261202-0330.sqlite3.zst; pruned nothing; warning: a destination failed"
+    failed = {"ok": False, "error": "database /app/data/tasks.db does not exist", "hint": "Check", "exit_code": 6}
+    said = read_backup_report("error: database ...\nhint: Check\n" + json.dumps(failed, indent=2) + "\n")
+    assert said is not None and said.summary == "error: database /app/data/tasks.db does not exist"
+    assert said.fields == {}
+    # Killed before its report, or a document of another shape: the daemon falls back to the
+    # output's last line.
+    assert read_backup_report("backing up\n{\n  \"ok\": tr") is None
+    assert read_backup_report('{"ok": true, "steps": {"destinations": [{"pruned": ["x"]}]}}\n') is None
+    assert read_backup_report('{"ok": true, "steps": {"prune": []}}\n') is None
 
 
 def test_daemon_json_writes_one_document_per_line_with_the_one_timestamp_format(tmp_path: Path):

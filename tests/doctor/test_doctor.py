@@ -383,6 +383,37 @@ def test_fix_repairs_the_safe_problems_shows_the_diff_and_reports_the_rest(run_c
     assert {"node_modules", ".git", "data", "backups"} <= set(ignored)
 
 
+def test_fix_sets_the_mode_on_the_file_it_writes_never_through_a_name_swapped_for_a_link(make_repo, tmp_path,
+                                                                                         monkeypatch):
+    """The repository can be another user's: once the fixed start script has its name, that
+    user can swap the name for a link to a file of ours. Nothing after the write may follow it."""
+    import railguard.doctor.fix as fix
+
+    repo = make_repo({"startup.sh": "#!/bin/sh\nset -eu\nsleep 10\nexec python3 app.py\n"})
+    os.chmod(repo / "startup.sh", 0o750)
+    victim = tmp_path / "victim"
+    victim.write_text("ours\n")
+    os.chmod(victim, 0o600)
+    written_modes = {}
+
+    def write_then_swap(path: Path, data: bytes, *, mode: int) -> None:
+        real_write(path, data, mode=mode)
+        written_modes[path.name] = os.stat(path).st_mode & 0o777
+        if path.name == "startup.sh":  # the swap, deterministic: right after the rename
+            swapped = path.with_name("swapped")
+            swapped.symlink_to(victim)
+            os.replace(swapped, path)
+
+    real_write = fix.write_bytes_atomic
+    monkeypatch.setattr(fix, "write_bytes_atomic", write_then_swap)
+    diagnose(repo, fix=True)
+    # The fixed script already had its mode when it got its name (executable, as before) ...
+    assert written_modes["startup.sh"] == 0o750
+    # ... and the file the swapped name points to was not touched.
+    assert victim.stat().st_mode & 0o777 == 0o600
+    assert victim.read_text() == "ours\n"
+
+
 def test_fix_removes_a_tail_on_the_last_line_of_a_continued_healthcheck(make_repo):
     dockerfile = dockerfile_with("HEALTHCHECK --interval=30s \\\n    CMD curl -fsS http://127.0.0.1:3000/health \\\n"
                                  "    || exit 0")

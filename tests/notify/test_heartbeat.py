@@ -43,6 +43,22 @@ def test_a_backup_pings_start_then_success_with_the_same_run_id(
     assert UUID not in result.stdout + result.stderr
 
 
+def test_the_success_ping_names_the_backups_the_prune_removed_as_the_output_does(
+        run_cli, tmp_path: Path, tasks_db: Path, pings: PingReceiver) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    from retention.helpers import write_backup_files
+
+    old = [write_backup_files(tmp_path / "backups", datetime(2020, 1, day, 3, 30, tzinfo=timezone.utc))
+           for day in (1, 2)]
+    result = run_cli("--config", config(tmp_path, tasks_db, "[apps.tasks.retention]\nkeep_last = 1\n"),
+                     "backup", "--scheduled", env={"HC_BACKUP_URL": pings.url_for(UUID)})
+    assert result.exit_code == 0, result.stderr
+    [pruned] = [line for line in result.stdout.splitlines() if line.startswith("pruned here")]
+    assert pruned.endswith(": " + ", ".join(old))
+    assert pruned in pings.requests[-1].body.decode().splitlines()
+
+
 def test_a_failed_backup_pings_its_exit_code_and_notifies(
         run_cli, tmp_path: Path, pings: PingReceiver, receiver: JsonReceiver) -> None:  # type: ignore[no-untyped-def]
     missing = tmp_path / "data" / "missing.db"
@@ -116,3 +132,17 @@ def test_the_metrics_endpoint_serves_parseable_exposition(tmp_path: Path) -> Non
     families = {family.name for family in text_string_to_metric_families(body.decode())}
     assert {"railguard_backup_last_success_timestamp_seconds", "railguard_notifications",
             "railguard_monitor_probe_success"} <= families
+
+
+def test_a_damaged_ping_state_file_is_counted_afresh_and_never_fails_the_backup(
+        run_cli, tmp_path: Path, tasks_db: Path, pings: PingReceiver) -> None:  # type: ignore[no-untyped-def]
+    """heartbeats.json is JSON but not the object of objects it should be (cut short and
+    rewritten by hand, say): the counts start again instead of the job failing on it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "heartbeats.json").write_text('[{"failures": 3}]\n')
+    result = run_cli("--config", config(tmp_path, tasks_db), "backup", env={"HC_BACKUP_URL": pings.url_for(UUID)})
+    assert result.exit_code == 0, result.stderr
+    counted = json.loads((state / "heartbeats.json").read_text())
+    assert list(counted) == ["tasks/backup"]
+    assert (counted["tasks/backup"]["pings"], counted["tasks/backup"]["failures"]) == (2, 0)

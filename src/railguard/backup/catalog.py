@@ -140,7 +140,7 @@ def list_backups(directory: Path, stem: str | Owner | None = None) -> list[Backu
     backups (by manifest, see the module docstring); None: every backup there.
     """
     owner = stem if isinstance(stem, Owner) else None
-    return [record for record in _all_backups(directory, owner.stem if owner else stem)
+    return [record for record in _all_backups(directory, stem.stem if isinstance(stem, Owner) else stem)
             if owner is None or record.manifest is None or owner.refusal(record.manifest) is None]
 
 

@@ -15,7 +15,7 @@ from typing import BinaryIO
 import zstandard
 
 CHUNK = 1 << 20
-DEFAULT_LEVEL = {"gzip": 6, "zstd": 3, "none": None}
+DEFAULT_LEVEL = {"gzip": 6, "zstd": 3}
 #: Called with the size of each chunk done (railguard.progress.stage_counter makes one).
 Progress = Callable[[int], None]
 
@@ -48,25 +48,27 @@ def compress_file(
     source: Path, target: BinaryIO, compression: str, level: int | None, progress: Progress | None = None
 ) -> tuple[str, str, int]:
     """Compress ``source`` into the open ``target``. Returns (raw sha256, stored sha256, stored size)."""
-    level = level or DEFAULT_LEVEL[compression]
     stored = HashingWriter(target)
     raw = hashlib.sha256()
     with source.open("rb") as reader:
+        compressing: BinaryIO | gzip.GzipFile | None = None
         if compression == "zstd":
-            compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
-            writer = compressor.stream_writer(stored, size=source.stat().st_size, closefd=False)
+            compressor = zstandard.ZstdCompressor(level=level or DEFAULT_LEVEL["zstd"], write_checksum=True)
+            # zstandard's stub asks for an IO[bytes]; the writer only calls write() and flush().
+            compressing = compressor.stream_writer(stored, size=source.stat().st_size,  # type: ignore[arg-type]
+                                                   closefd=False)
         elif compression == "gzip":
             # mtime=0 and no file name in the header: the same database gives the same bytes.
-            writer = gzip.GzipFile(filename="", fileobj=stored, mode="wb", compresslevel=level, mtime=0)
-        else:
-            writer = stored
+            compressing = gzip.GzipFile(filename="", fileobj=stored, mode="wb",
+                                        compresslevel=level or DEFAULT_LEVEL["gzip"], mtime=0)
+        writer = stored if compressing is None else compressing
         while chunk := reader.read(CHUNK):
             raw.update(chunk)
             writer.write(chunk)
             if progress:
                 progress(len(chunk))
-        if writer is not stored:
-            writer.close()
+        if compressing is not None:
+            compressing.close()
     target.flush()
     return raw.hexdigest(), stored.sha256.hexdigest(), stored.size
 
@@ -74,8 +76,9 @@ def compress_file(
 def open_decompressed(path: Path, compression: str) -> BinaryIO:
     """A readable stream of the raw database inside a stored backup file."""
     if compression == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)
     if compression == "gzip":
+        # A GzipFile has every method of a BinaryIO; typeshed does not declare it one.
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return path.open("rb")
 
@@ -91,9 +94,9 @@ def decompress_stream_to(stored: BinaryIO, compression: str, target: BinaryIO,
     """:func:`decompress_to` from an open stored file (left open); ``progress`` gets raw bytes."""
     digest = hashlib.sha256()
     if compression == "zstd":
-        reader: BinaryIO = zstandard.ZstdDecompressor().stream_reader(stored, closefd=False)  # type: ignore[assignment]
+        reader: BinaryIO | gzip.GzipFile = zstandard.ZstdDecompressor().stream_reader(stored, closefd=False)
     elif compression == "gzip":
-        reader = gzip.GzipFile(fileobj=stored, mode="rb")  # type: ignore[assignment]
+        reader = gzip.GzipFile(fileobj=stored, mode="rb")
     else:
         reader = stored
     while chunk := reader.read(CHUNK):

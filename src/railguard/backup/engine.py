@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from railguard import __version__
@@ -240,7 +241,7 @@ def _keep_aside(workspace: WorkDirectory, directory: Path, backup_id: BackupId) 
     return failed / f"{backup_id}.sqlite3"
 
 
-def _log_failure(directory: Path, fields: dict, exc: BaseException, seconds: float) -> None:
+def _log_failure(directory: Path, fields: dict[str, Any], exc: BaseException, seconds: float) -> None:
     reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__
     with contextlib.suppress(OSError):  # a full disk must not hide the original error
         append_line(directory / LOG_NAME, {**fields, "result": "failed", "total_s": round(seconds, 3),

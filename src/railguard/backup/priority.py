@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @contextlib.contextmanager
@@ -35,7 +39,7 @@ def background_priority(enabled: bool = True) -> Iterator[None]:
             os.sched_setscheduler(0, previous_policy, previous_param)
 
 
-def run_in_background(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+def run_in_background(function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
     """Call ``function`` in the current (worker) thread at background priority."""
     with background_priority():
         return function(*args, **kwargs)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -161,7 +162,7 @@ def _backup_api(source: sqlite3.Connection, target: Path, deadline: float, datab
         destination.close()
 
 
-def _with_busy_retry(action, deadline: float, database: Path) -> None:
+def _with_busy_retry(action: Callable[[], object], deadline: float, database: Path) -> None:
     while True:
         try:
             action()

@@ -18,9 +18,9 @@ from railguard.backup.verify import BackupVanished
 from railguard.cli import dest_cmd, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
-from railguard.config import parse_duration
 from railguard.errors import ExitCode, RailguardError, UsageError
-from railguard.jobs import backup_job
+from railguard.jobs import after_backup_lines, backup_job
+from railguard.values import parse_duration
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -76,22 +76,6 @@ def backup(ctx: Context, database: str | None, directory: str | None, method: st
         for message in report.warnings:
             output.warning(message)
     return report.exit_code
-
-
-def after_backup_lines(protection: str | None, steps: dict[str, Any]) -> list[str]:
-    """What the job did after the backup, one line each: nothing it removed goes unsaid."""
-    lines = [protection] if protection else []
-    prune = steps.get("prune")
-    if prune is not None:
-        removed = prune["removed"]
-        lines.append(f"pruned here ({prune['policy']}): " + (", ".join(removed) if removed else "nothing removed"))
-    for run in steps.get("destinations", []):
-        copied = ", ".join(run["copied"]) if run["copied"] else "nothing new"
-        line = f"destination {run['name']}: copied {copied}"
-        if run["pruned"]:
-            line += f"; pruned {', '.join(run['pruned'])}"
-        lines.append(line)
-    return lines
 
 
 @cli.group()

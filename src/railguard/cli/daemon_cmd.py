@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -18,6 +19,7 @@ from railguard.errors import ExitCode, UsageError
 from railguard.logfmt import parse_line
 from railguard.metrics.exposition import metrics_endpoint
 from railguard.schedule import is_due_at_start
+from railguard.values import Listen
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -47,11 +49,11 @@ def daemon(ctx: Context, as_json: bool) -> int:
     if settings.daemon.listen:
         from railguard.daemon import http as daemon_http  # here: `railguard schedule` needs no web stack
 
-        host, _, port = settings.daemon.listen.rpartition(":")
+        listen = Listen.parse(settings.daemon.listen, key="daemon.listen")
         try:
-            server = daemon_http.serve(runner, host or "127.0.0.1", int(port),
+            server = daemon_http.serve(runner, listen.host, listen.port,
                                        extra_metrics=lambda: metrics_endpoint(settings)[2])
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             raise UsageError(f"daemon.listen {settings.daemon.listen!r}: cannot listen there ({exc})",
                              hint="Choose a free host:port, or \"\" to turn the endpoints off") from None
 
@@ -83,10 +85,11 @@ def schedule(ctx: Context, as_json: bool) -> int:
     now = ctx.now()
     runlog_path = settings.state_dir / "daemon.db"
     runlog = RunLog(runlog_path) if runlog_path.exists() else None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for job in plan_jobs(settings):
         last = last_success(job, runlog, settings)
-        if job.is_service:
+        next_run: datetime | None
+        if job.schedule is None:  # a service (Job.is_service)
             next_run, catch_up = None, False
         else:
             catch_up = is_due_at_start(job.schedule, last, now, settings.timezone)

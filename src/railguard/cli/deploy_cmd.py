@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -15,6 +16,8 @@ from railguard.deploy import DeployJob, DeployReport, DeployState, build_deploye
 from railguard.deploy.caprover import BuildFailed
 from railguard.deploy.git import Git
 from railguard.deploy.state import state_path
+
+_T = TypeVar("_T")
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -60,7 +63,7 @@ def report_json(report: DeployReport) -> dict[str, Any]:
             "steps": [{"name": s.name, "ok": s.ok, "summary": s.summary, "details": s.details} for s in report.steps]}
 
 
-def _with_build_log(function: Any) -> Any:
+def _with_build_log(function: Callable[[], _T]) -> _T:
     """Show the tail of CapRover's build log before the one-line error of a failed build."""
     try:
         return function()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from railguard.cli import output
@@ -31,7 +33,7 @@ def doctor(directory: str, fix: bool, as_json: bool) -> int:
     return ExitCode.CHECK_FAILED if report.has_errors else ExitCode.OK
 
 
-def _document(report: DoctorReport) -> dict:
+def _document(report: DoctorReport) -> dict[str, Any]:
     return {
         "ok": not report.has_errors,
         "directory": str(report.directory),

@@ -47,7 +47,7 @@ def serve_command(ctx: Context, host: str | None, port: int | None) -> int:
     handler.setFormatter(LogfmtFormatter())  # the one timestamp format (docs/cli.md)
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     service = GateService(settings)
-    click.echo(f"railguard gate: {', '.join(service.targets)} on http://{settings.gate.host}:{settings.gate.port} "
+    click.echo(f"railguard gate: {', '.join(service.targets)} on {settings.gate.listen.url} "
                f"(state in {service.directory})", err=True)
     uvicorn.run(create_app(service), host=settings.gate.host, port=settings.gate.port, log_level="warning",
                 access_log=False, lifespan="on", **uvicorn_options(ConnectionLimits.from_settings(settings.gate)))

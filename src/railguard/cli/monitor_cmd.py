@@ -12,12 +12,13 @@ from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.config import Settings
-from railguard.errors import ExitCode, UsageError
+from railguard.errors import ExitCode
 from railguard.logfmt import format_line, timestamp
 from railguard.monitor import Monitor, RoundReport, targets_from_settings
 from railguard.monitor.report import monitor_status
 from railguard.monitor.runner import monitor_store
 from railguard.notify.notifier import notifier_for
+from railguard.values import Listen
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -27,7 +28,7 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--once", is_flag=True, help="Run one round and exit (1 when a check failed).")
 @click.option("--rounds", type=click.IntRange(min=1), hidden=True, help="Stop after N rounds (benchmarks).")
 @click.option("--metrics-listen", metavar="HOST:PORT",
-              help="Also serve railguard's metrics at http://HOST:PORT/metrics.")
+              help="Also serve railguard's metrics at http://HOST:PORT/metrics ([IPV6]:PORT for IPv6).")
 @output.json_option
 @click.pass_context
 def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: int | None,
@@ -41,12 +42,15 @@ def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: 
     """
     if click_ctx.invoked_subcommand is not None:
         return None
-    ctx: Context = click_ctx.find_object(Context)
+    ctx = click_ctx.find_object(Context)
+    assert ctx is not None, "the root command puts the Context in place"
     settings = ctx.settings({"monitor.interval": ("--interval", interval)})
+    # Before anything starts: a bad address is an error, not a monitor without its metrics.
+    metrics_address = Listen.parse(metrics_listen, key="--metrics-listen") if metrics_listen else None
     targets = targets_from_settings(settings)
     log = logging.getLogger("railguard.monitor")
     with output.log_to_stderr(), monitor_store(settings) as store:
-        server = _serve_metrics(settings, metrics_listen) if metrics_listen else None
+        server = _serve_metrics(settings, metrics_address) if metrics_address else None
 
         def on_round(report: RoundReport) -> None:
             if as_json:
@@ -127,17 +131,14 @@ def _round_document(report: RoundReport) -> dict[str, object]:
                        for target, alert, _delivery in report.alerts]}
 
 
-def _serve_metrics(settings: Settings, listen: str) -> WSGIServer:
+def _serve_metrics(settings: Settings, address: Listen) -> WSGIServer:
     from prometheus_client import CollectorRegistry, start_http_server
 
     from railguard.metrics import RailguardCollector
 
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"--metrics-listen: expected HOST:PORT, got {listen!r}", hint="For example 127.0.0.1:9321")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RailguardCollector(settings))
-    server, _thread = start_http_server(int(port), addr=host, registry=registry)
+    server, _thread = start_http_server(address.port, addr=address.host, registry=registry)
     return server
 
 

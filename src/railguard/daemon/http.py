@@ -65,8 +65,8 @@ def render_metrics(daemon: Daemon) -> str:
         counts[(run.job, run.result)] = counts.get((run.job, run.result), 0) + 1
     lines += ["# HELP railguard_job_runs_total Runs recorded per job and result (bounded history).",
               "# TYPE railguard_job_runs_total counter"]
-    for (job, result), count in sorted(counts.items()):
-        lines.append(f'railguard_job_runs_total{{job="{job}",result="{result}"}} {count}')
+    for (name, result), count in sorted(counts.items()):
+        lines.append(f'railguard_job_runs_total{{job="{name}",result="{result}"}} {count}')
     return "\n".join(lines) + "\n"
 
 

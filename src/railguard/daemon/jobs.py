@@ -1,10 +1,21 @@
-"""Which jobs the configuration enables, and the command line each one runs."""
+"""Which jobs the configuration enables, the command line each one runs, and what the daemon
+reads from a finished backup job's report.
+
+A backup job runs ``railguard backup --json``: its one JSON document is the job's report (the
+CLI's ``backup`` renders the same report as text), so the daemon's log line and run log can
+name what the prune after the backup removed, here and at each destination, instead of only
+the last line of the output.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from railguard.backup.catalog import Owner, list_backups
 from railguard.config import Settings
@@ -21,6 +32,9 @@ class Job:
     schedule: Schedule | None
     #: The app a per-app job works on.
     app: str | None = None
+    #: Reads the job's report from its output (stdout and stderr as they came); None: the last
+    #: line of the output is all the daemon says about a run.
+    read_report: Callable[[str], Outcome | None] | None = field(default=None, compare=False)
 
     @property
     def is_service(self) -> bool:
@@ -37,8 +51,9 @@ def plan_jobs(settings: Settings) -> list[Job]:
     for name, app in settings.apps.items():
         if app.schedule.backup:
             # --scheduled: not a backup taken by hand, so not protected for keep_manual.
-            jobs.append(Job(f"backup:{name}", railguard_argv(settings, "--app", name, "backup", "--scheduled"),
-                            parse_schedule(app.schedule.backup), app=name))
+            jobs.append(Job(f"backup:{name}",
+                            railguard_argv(settings, "--app", name, "backup", "--scheduled", "--json"),
+                            parse_schedule(app.schedule.backup), app=name, read_report=read_backup_report))
         if app.schedule.drill and (app.drill.command or app.drill.image):
             jobs.append(Job(f"drill:{name}", railguard_argv(settings, "--app", name, "drill"),
                             parse_schedule(app.schedule.drill), app=name))
@@ -78,3 +93,68 @@ def last_success(job: Job, runlog: RunLog | None, settings: Settings) -> datetim
     good = [record.created_at for record in list_backups(app.backup.directory, Owner.of(settings, job.app, app))
             if record.is_good]
     return max([moment for moment in (recorded, max(good, default=None)) if moment is not None], default=None)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished run's report says: one line for the run log, and the log line's fields."""
+
+    summary: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def read_backup_report(output: str) -> Outcome | None:
+    """The backup job's report (``railguard backup --json``'s document) as an :class:`Outcome`:
+    the backup's name, what prune removed here (``pruned``, only when it ran) and the copies it
+    removed at each destination (``pruned_copies``, ``DEST:NAME``, only with destinations).
+    None when the output holds no report (the job was killed before it could write one), or one
+    of another shape: the daemon then logs the output's last line, and goes on."""
+    document = _last_document(output)
+    if document is None:
+        return None
+    try:
+        return _outcome(document)
+    except (AttributeError, KeyError, TypeError):  # not the document this railguard writes
+        return None
+
+
+def _outcome(document: dict[str, Any]) -> Outcome:
+    if document.get("ok") is not True:
+        error = document.get("error")
+        return Outcome(f"error: {error}")
+    steps: dict[str, Any] = document.get("steps") or {}
+    name = Path(str(document.get("file", ""))).name
+    fields = {"backup": name}
+    parts = [f"backup {name}"]
+    prune = steps.get("prune")
+    if prune is not None:
+        removed = [str(item) for item in prune.get("removed", [])]
+        fields["pruned"] = ",".join(removed)
+        parts.append(f"pruned {', '.join(removed) or 'nothing'}")
+    destinations = steps.get("destinations")
+    if destinations is not None:
+        copies = [(str(run["name"]), str(item)) for run in destinations for item in run.get("pruned", [])]
+        fields["pruned_copies"] = ",".join(f"{destination}:{item}" for destination, item in copies)
+        parts += [f"{run['name']} pruned {', '.join(run['pruned'])}" for run in destinations if run.get("pruned")]
+    parts += [f"warning: {message}" for message in document.get("warnings", [])]
+    return Outcome("; ".join(parts), fields)
+
+
+def _last_document(output: str) -> dict[str, Any] | None:
+    """The last JSON object in ``output`` that starts a line (``--json`` writes it indented, after
+    whatever went to stderr before it)."""
+    decoder = json.JSONDecoder()
+    lines = output.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    for index in range(len(lines) - 1, -1, -1):
+        if not lines[index].startswith("{"):
+            continue
+        try:
+            document, _end = decoder.raw_decode(output, offsets[index])
+        except ValueError:
+            continue
+        if isinstance(document, dict):
+            return document
+    return None

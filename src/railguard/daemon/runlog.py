@@ -59,8 +59,10 @@ class RunLog:
 
     def start(self, job: str, at: datetime) -> int:
         with self._lock:
-            return self._db.execute("INSERT INTO runs(job, started_at, result) VALUES (?, ?, 'running')",
-                                    (job, _ts(at))).lastrowid
+            inserted = self._db.execute("INSERT INTO runs(job, started_at, result) VALUES (?, ?, 'running')",
+                                        (job, _ts(at)))
+        assert inserted.lastrowid is not None  # None only before a cursor's first INSERT
+        return inserted.lastrowid
 
     def finish(self, run_id: int, at: datetime, exit_code: int | None, result: str, summary: str) -> None:
         with self._lock:
@@ -84,13 +86,14 @@ class RunLog:
 
     def runs(self, job: str | None = None) -> list[Run]:
         query = "SELECT id, job, started_at, finished_at, exit_code, result, summary FROM runs"
-        args: tuple = ()
+        args: tuple[str, ...] = ()
         if job:
             query += " WHERE job = ?"
             args = (job,)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY id", args).fetchall()
-        return [Run(r[0], r[1], _dt(r[2]), _dt(r[3]), r[4], r[5], r[6]) for r in rows]
+        # started_at is NOT NULL (SCHEMA).
+        return [Run(r[0], r[1], datetime.fromtimestamp(r[2], timezone.utc), _dt(r[3]), r[4], r[5], r[6]) for r in rows]
 
     def close(self) -> None:
         self._db.close()

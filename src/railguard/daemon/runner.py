@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import IO
+from typing import IO, Any
 
-from railguard.daemon.jobs import Job
+from railguard.daemon.jobs import Job, Outcome
 from railguard.daemon.runlog import RunLog
 from railguard.errors import ExitCode
 from railguard.logfmt import format_line, timestamp
@@ -38,6 +38,8 @@ TICK_SECONDS = 0.2
 #: Service restarts back off up to this long, so a crashing monitor does not spin.
 MAX_RESTART_DELAY = 60.0
 TAIL_BYTES = 2000
+#: A job's report (a backup's --json document, a few KiB) is read from at most this much output.
+REPORT_BYTES = 1 << 20
 
 
 def _utc_now() -> datetime:
@@ -46,7 +48,7 @@ def _utc_now() -> datetime:
 
 @dataclass
 class _Running:
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     run_id: int
     started: datetime
     output: IO[bytes]
@@ -82,7 +84,7 @@ class Daemon:
     #: When a job last succeeded (the catch-up rule reads it); default: the run log's record.
     last_success: Callable[[Job], datetime | None] | None = None
     #: Starts a job's process (``subprocess.Popen``'s signature); a seam for the failure tests.
-    spawn: Callable[..., subprocess.Popen] = subprocess.Popen
+    spawn: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen
     stop_event: threading.Event = field(default_factory=threading.Event)
     #: Monotonic time of the last loop pass: /healthz reports the loop stuck when it gets old.
     last_tick: float = field(default_factory=time.monotonic)
@@ -115,17 +117,17 @@ class Daemon:
 
     # -- scheduling ---------------------------------------------------------------------------
     def _plan_first_run(self, state: _JobState, now: datetime) -> None:
-        job = state.job
-        if job.is_service:
+        job, schedule = state.job, state.job.schedule
+        if schedule is None:  # a service (Job.is_service)
             state.next_due = now
             return
         last = self.last_success(job) if self.last_success else self.runlog.last_success(job.name)
-        if is_due_at_start(job.schedule, last, now, self.tz):
+        if is_due_at_start(schedule, last, now, self.tz):
             state.next_due = now
             self._line(job.name, "catch-up", reason="never succeeded" if last is None else
-                       f"missed the run due at {job.schedule.previous_at_or_before(now, self.tz).isoformat()}")
+                       f"missed the run due at {schedule.previous_at_or_before(now, self.tz).isoformat()}")
         else:
-            state.next_due = job.schedule.next_after(now, self.tz)
+            state.next_due = schedule.next_after(now, self.tz)
 
     def _start_or_skip(self, state: _JobState, now: datetime) -> None:
         job = state.job
@@ -135,7 +137,7 @@ class Daemon:
             self._line(job.name, "skipped", reason="the previous run is still going")
         elif not self._start(state, now):
             return  # still due: tried again at the next tick
-        if not job.is_service:
+        if job.schedule is not None:  # not a service
             state.next_due = job.schedule.next_after(now, self.tz)
         else:
             state.next_due = None
@@ -181,16 +183,14 @@ class Daemon:
         if running is None or running.process.poll() is None:
             return
         code = running.process.returncode
-        tail = _tail(running.output)
-        running.output.close()
+        said = _what_the_run_said(state.job, running.output)
         if running.terminated_at is not None:
             result = "killed"
         else:
-            result = {ExitCode.OK: "ok", ExitCode.WARNING: "warning"}.get(code, "failed")
-        summary = tail.strip().splitlines()[-1] if tail.strip() else ""
-        self.runlog.finish(running.run_id, now, code, result, summary)
+            result = "ok" if code == ExitCode.OK else "warning" if code == ExitCode.WARNING else "failed"
+        self.runlog.finish(running.run_id, now, code, result, said.summary)
         self._line(state.job.name, result, exit_code=code,
-                   duration_s=round((now - running.started).total_seconds(), 3), last_line=summary)
+                   duration_s=round((now - running.started).total_seconds(), 3), **said.line_fields())
         state.running = None
         if state.job.is_service and not self.stop_event.is_set():
             # A service that exits is restarted, later each time it keeps failing.
@@ -211,32 +211,29 @@ class Daemon:
 
     # -- stopping -----------------------------------------------------------------------------
     def _stop_all(self) -> None:
-        running = [s for s in self._states.values() if s.running is not None]
-        for state in running:
-            self._signal(state.running, signal.SIGTERM)
+        running = [(s, s.running) for s in self._states.values() if s.running is not None]
+        for _, job_run in running:
+            self._signal(job_run, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_grace.total_seconds()
-        for state in running:
+        for state, job_run in running:
             remaining = max(0.0, deadline - time.monotonic())
             try:
-                state.running.process.wait(timeout=remaining)
+                job_run.process.wait(timeout=remaining)
             except subprocess.TimeoutExpired:
                 self._line(state.job.name, "killed", reason="did not stop within stop_grace")
-                self._signal(state.running, signal.SIGKILL)
-                state.running.process.wait()
-            state.running.terminated_at = state.running.terminated_at or time.monotonic()
+                self._signal(job_run, signal.SIGKILL)
+                job_run.process.wait()
+            job_run.terminated_at = job_run.terminated_at or time.monotonic()
             # Report how the job ended; "killed" only if we had to.
-            self._reap_stopped(state)
+            self._reap_stopped(state, job_run)
 
-    def _reap_stopped(self, state: _JobState) -> None:
-        running = state.running
+    def _reap_stopped(self, state: _JobState, running: _Running) -> None:
         code = running.process.returncode
-        tail = _tail(running.output)
-        running.output.close()
+        said = _what_the_run_said(state.job, running.output)
         result = "interrupted" if code == ExitCode.INTERRUPTED else "killed" if code and code < 0 else \
             {0: "ok", 1: "warning"}.get(code, "failed")
-        summary = tail.strip().splitlines()[-1] if tail.strip() else ""
-        self.runlog.finish(running.run_id, self.clock(), code, result, summary)
-        self._line(state.job.name, result, exit_code=code, last_line=summary)
+        self.runlog.finish(running.run_id, self.clock(), code, result, said.summary)
+        self._line(state.job.name, result, exit_code=code, **said.line_fields())
         state.running = None
 
     @staticmethod
@@ -245,7 +242,7 @@ class Daemon:
             os.killpg(running.process.pid, signum)
 
     # -- what the outside sees ----------------------------------------------------------------
-    def snapshot(self) -> list[dict]:
+    def snapshot(self) -> list[dict[str, Any]]:
         """Per job: schedule, next due, running, last success (for /healthz, /metrics, status)."""
         out = []
         for state in self._states.values():
@@ -263,8 +260,33 @@ class Daemon:
                               **fields}))
 
 
-def _tail(output: IO[bytes]) -> str:
+@dataclass(frozen=True)
+class _Said:
+    """What a finished run's output says: its report, or else its last line."""
+
+    summary: str
+    report: Outcome | None
+
+    def line_fields(self) -> dict[str, str]:
+        if self.report is None:
+            return {"last_line": self.summary}
+        return {**self.report.fields, "summary": self.summary}
+
+
+def _what_the_run_said(job: Job, output: IO[bytes]) -> _Said:
+    """Read (and close) a finished run's output: the job's report when it has one, else the last line."""
+    try:
+        tail = _tail(output, TAIL_BYTES)
+        report = job.read_report(_tail(output, REPORT_BYTES)) if job.read_report else None
+    finally:
+        output.close()
+    if report is not None:
+        return _Said(report.summary, report)
+    return _Said(tail.strip().splitlines()[-1] if tail.strip() else "", None)
+
+
+def _tail(output: IO[bytes], size: int) -> str:
     output.seek(0, os.SEEK_END)
-    size = output.tell()
-    output.seek(max(0, size - TAIL_BYTES))
+    end = output.tell()
+    output.seek(max(0, end - size))
     return output.read().decode("utf-8", "replace")

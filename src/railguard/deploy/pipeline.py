@@ -100,4 +100,4 @@ def test_tree(tar: bytes, command: Sequence[str], *, commit: str, env: Mapping[s
 
 
 # A function named test_* is not a test: pytest must not collect it where it is imported.
-test_tree.__test__ = False  # type: ignore[attr-defined]
+test_tree.__test__ = False  # type: ignore[attr-defined]  # an attribute set on a function, for pytest

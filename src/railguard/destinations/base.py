@@ -624,7 +624,7 @@ class Destination:
         from railguard.destinations.encryption import DecryptFailed, decrypt_stream
 
         try:
-            decrypt_stream(reader, output, identity)
+            decrypt_stream(reader, output, identity)  # type: ignore[arg-type]  # pyrage only calls read()
         except DecryptFailed as exc:
             # age cannot tell a wrong key from a damaged header, nor a damaged chunk from
             # anything: the manifest's sha256 of the stored bytes can. Hash them all, then judge.
@@ -677,6 +677,7 @@ class Destination:
         try:
             # Unbuffered: a buffer flushed by close() would raise a full disk from the wrong place.
             with os.fdopen(descriptor, "wb", buffering=0) as handle:
+                # The write() and flush() that fetch uses (and pyrage through decrypt_stream); no more.
                 yield _LocalWriter(handle, lambda: self._writing(target.parent, backup))  # type: ignore[misc]
         except BaseException:
             with contextlib.suppress(OSError):

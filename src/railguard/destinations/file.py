@@ -21,7 +21,7 @@ import stat
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from railguard.backup.compression import CHUNK
@@ -32,6 +32,8 @@ from railguard.destinations.base import (
 )
 from railguard.durable import fsync_directory, open_private, promote
 from railguard.errors import ConfigError
+
+_T = TypeVar("_T")
 
 
 @register("file://")
@@ -50,7 +52,7 @@ class FileStore:
         self.directory = directory
         self.attempts = attempts
 
-    def _retry(self, action: Callable[[], object]) -> object:
+    def _retry(self, action: Callable[[], _T]) -> _T:
         try:
             return retrying(action, attempts=self.attempts, transient=is_transient_os_error)
         except (RemoteBackupNotFound, DestinationError):
@@ -139,7 +141,7 @@ class FileStore:
                                             datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
             return found
 
-        return self._retry(scan)  # type: ignore[return-value]
+        return self._retry(scan)
 
     def objects(self) -> list[ObjectInfo]:
         return [info for info in self._entries() if not is_temp_key(info.key)]

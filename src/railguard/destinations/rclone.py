@@ -119,7 +119,7 @@ class RcloneStore:
                                        stderr=errors, stdin=subprocess.DEVNULL, env=self.env)
             assert process.stdout is not None
             try:
-                yield process.stdout  # type: ignore[misc]
+                yield process.stdout  # type: ignore[misc]  # a pipe's IO[bytes]: every read a BinaryIO has
             except BaseException:
                 process.kill()
                 process.wait()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 
 from railguard.config import DestinationSettings
@@ -22,6 +22,10 @@ from railguard.destinations.base import (
     DestinationError, ObjectInfo, RemoteBackupNotFound, is_temp_key, register,
 )
 from railguard.errors import ConfigError
+
+if TYPE_CHECKING:  # the stubs of the test extra (types-boto3[s3]); boto3 itself is imported where it is used
+    from botocore.response import StreamingBody
+    from types_boto3_s3 import S3Client
 
 #: Part size and parallel parts. s3transfer holds each part of a stream in memory while it is
 #: sent, up to ``max_in_memory_upload_chunks`` of them (default 10: 160 MiB at 16 MiB parts), so
@@ -73,7 +77,7 @@ class S3Store:
         # A session per store: boto3's default session is process-wide state.
         try:
             session = boto3.session.Session()
-            self.client: Any = session.client("s3", endpoint_url=settings.endpoint_url, config=config)
+            self.client: S3Client = session.client("s3", endpoint_url=settings.endpoint_url, config=config)
         except (BotoCoreError, ValueError) as exc:  # unknown AWS_PROFILE, malformed endpoint_url
             raise ConfigError(redact(f"destination {name}: {exc}"),
                               hint="Check AWS_PROFILE and endpoint_url for this destination") from None
@@ -112,7 +116,7 @@ class S3Store:
         except Exception as exc:
             raise self._explain(exc, f"read {key}") from None
         try:
-            yield _Body(body, self)
+            yield _Body(body, self)  # type: ignore[misc]  # read() is all a download's reader is asked for
         finally:
             body.close()
 
@@ -186,7 +190,7 @@ class S3Store:
 class _Body:
     """The object's stream, turning a dropped connection mid-read into a one-line error."""
 
-    def __init__(self, body: Any, store: S3Store) -> None:
+    def __init__(self, body: StreamingBody, store: S3Store) -> None:
         self.body, self.store = body, store
 
     def read(self, n: int = -1) -> bytes:

@@ -93,7 +93,7 @@ class Dockerfile:
 
 
 def parse(text: str) -> Dockerfile:
-    parser = DockerfileParser(fileobj=io.BytesIO(text.encode("utf-8")), env_replace=False)
+    parser = DockerfileParser(fileobj=io.StringIO(text), env_replace=False)
     result = Dockerfile()
     stage = -1
     for item in parser.structure:

@@ -11,7 +11,7 @@ else needs a person's judgement.
 from __future__ import annotations
 
 import difflib
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +54,7 @@ def plan_fixes(files: DeployFiles, findings: list[Finding]) -> list[FileEdit]:
             continue
         if found.rule == "healthcheck-cannot-fail" and files.dockerfile_file and files.dockerfile:
             health = files.dockerfile.healthcheck()
+            assert health is not None  # the rule found this HEALTHCHECK in the same parse
             text = current(files.dockerfile_file.name, files.dockerfile_file.text)
             texts[files.dockerfile_file.name] = _remove_tail(text, health.instruction.end_line)
         elif found.rule == "start-sleep" and files.start_script and found.line:
@@ -109,7 +110,7 @@ def _remove_tail(text: str, number: int) -> str:
     return _edit_line(text, number - 1, lambda line: line.rstrip().removesuffix("\\").rstrip())
 
 
-def _edit_line(text: str, number: int, change) -> str:
+def _edit_line(text: str, number: int, change: Callable[[str], str | None]) -> str:
     """Apply ``change`` to line ``number`` (1-based), keeping its line ending; None deletes it."""
     lines = text.splitlines(keepends=True)
     line = lines[number - 1]
@@ -121,9 +122,14 @@ def _edit_line(text: str, number: int, change) -> str:
 
 
 def apply_edits(root: Path, edits: list[FileEdit]) -> None:
-    """Write each edited file atomically, keeping its permissions (a start script stays executable)."""
+    """Write each edited file atomically, keeping its permissions (a start script stays executable).
+
+    The mode is given to the temporary file through its descriptor before the rename
+    (:func:`~railguard.durable.write_bytes_atomic`), never set afterwards through the path: by
+    then the name can be a link someone swapped in (the repository may be another user's), and
+    a chmod would follow it.
+    """
     for edit in edits:
         path = root / edit.name
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
         write_bytes_atomic(path, edit.after.encode("utf-8"), mode=mode)
-        os.chmod(path, mode)

@@ -10,6 +10,7 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from railguard.doctor import dockerfile as dockerfile_module
 from railguard.doctor import shell
@@ -46,7 +47,7 @@ class DeployFiles:
     problems: list[Finding] = field(default_factory=list)
     captain_definition: TextFile | None = None
     #: The parsed captain-definition when it is a JSON object (validity is a rule's business).
-    captain: dict | None = None
+    captain: dict[str, Any] | None = None
     dockerfile_file: TextFile | None = None
     dockerfile: dockerfile_module.Dockerfile | None = None
     #: Where the Dockerfile came from when it is not a file (captain-definition dockerfileLines).
@@ -113,8 +114,8 @@ def _load_dockerfile(files: DeployFiles) -> None:
         return
     if "imageName" in captain or "templateId" in captain:
         return  # a prebuilt image: no Dockerfile in this repository
-    name = captain.get("dockerfilePath") if isinstance(captain.get("dockerfilePath"), str) else "Dockerfile"
-    name = str(Path(name.lstrip("/")))  # "./Dockerfile" -> "Dockerfile"
+    path = captain.get("dockerfilePath")
+    name = str(Path(path.lstrip("/") if isinstance(path, str) else "Dockerfile"))  # "./Dockerfile" -> "Dockerfile"
     files.dockerfile_file = files.read(name)
     if files.dockerfile_file is not None:
         files.dockerfile = dockerfile_module.parse(files.dockerfile_file.text)

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -34,7 +34,7 @@ PR_SET_PDEATHSIG = 1
 WATCHDOG_SCRIPT = Path(__file__).with_name("watchdog.py")
 
 
-def _load_prctl():  # noqa: ANN202 (a ctypes function)
+def _load_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -48,7 +48,7 @@ def _load_prctl():  # noqa: ANN202 (a ctypes function)
 _PRCTL = _load_prctl()
 
 
-def _die_with_parent(parent_pid: int):  # noqa: ANN202
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     def preexec() -> None:
         if _PRCTL is not None:
             _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -117,7 +117,8 @@ def free_port() -> int:
     another process shows up as the app failing to bind, or as a wrong app_started_at)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]  # the socket module types an address as Any
+        return port
 
 
 def run_drill(settings: Settings, app_name: str, app: AppSettings, *, now: datetime, which: str | None = None,

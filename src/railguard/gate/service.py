@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import ipaddress
 import logging
 import os
 import threading
@@ -115,7 +114,7 @@ class GateService:
         self.webhook_secret = read_secret(gate.secret_env, env, required=True)
         self.check_secret = read_secret(gate.check_secret_env, env)
         self.read_token = read_secret(gate.read_token_env, env)
-        if self.read_token is None and not is_loopback(gate.host):
+        if self.read_token is None and not gate.listen.is_loopback:
             raise ConfigError(f"gate.host = {gate.host!r} is not a loopback address and ${gate.read_token_env} "
                               "is not set: anyone who reaches the gate could read every run and its test log",
                               hint=f"Export {gate.read_token_env} (or {gate.read_token_env}_FILE), "
@@ -154,7 +153,7 @@ class GateService:
         statuses = ForgejoStatuses(gate.forgejo_url, forgejo_token) if gate.forgejo_url else None
         if statuses is None:
             log.warning("gate.forgejo_url is not set: no commit statuses will be posted")
-        self.public_url = gate.public_url or f"http://{gate.host}:{gate.port}"
+        self.public_url = gate.public_url or gate.listen.url
         self.context = WorkerContext(
             settings=settings, directory=self.directory, queue=self.queue, statuses=statuses,
             notifier=Notifier(settings.notifications, settings.state_dir, env=env), secrets=self.secrets,
@@ -344,13 +343,3 @@ class GateService:
     def run(self, run_id: int) -> tuple[Run, str]:
         run = self.queue.get(run_id)
         return run, redact(read_log(self.context.log_path(run_id)), self.secrets)
-
-
-def is_loopback(host: str) -> bool:
-    """Only this machine can connect: ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

@@ -54,7 +54,7 @@ from railguard.deploy.suite import SuiteCommandMissing
 from railguard.durable import make_private_directory, open_private_append
 from railguard.errors import RailguardError
 from railguard.gate.forgejo import ForgejoStatuses, State
-from railguard.gate.queue import Run, RunQueue
+from railguard.gate.queue import Run, RunQueue, Status
 from railguard.gate.target import GateTarget
 from railguard.notify import Notifier
 from railguard.secrets import Secret, read_secret, redact
@@ -356,7 +356,8 @@ class AppWorker:
         try:
             tar = self.mirror.git.archive(commit)
         except GitError as exc:
-            return self._unusable_tree(run, commit, exc.message, out)
+            self._unusable_tree(run, commit, exc.message, out)
+            return None
         out.line(f"$ {' '.join(target.test_command)}  (timeout {target.test_timeout:g}s, clean environment; "
                  f"{context.isolation.describe()})")
         if not context.isolation.isolated:
@@ -368,7 +369,8 @@ class AppWorker:
                                isolation=context.isolation, on_line=lambda line: out.line(f"  | {line}"),
                                cancel=self.stopping, prefix=f"railguard-gate-{run.id}-")
         except TreeUnusable as exc:
-            return self._unusable_tree(run, commit, exc.reason, out)
+            self._unusable_tree(run, commit, exc.reason, out)
+            return None
         except SuiteCommandMissing as exc:
             context.queue.update(run.id, tests_finished_at=context.clock())
             out.line(exc.message)
@@ -495,9 +497,9 @@ class AppWorker:
         if not posted.ok:
             out.line(f"commit status: {posted.detail}")
 
-    def _finish(self, run: Run, status: str, summary: str) -> None:
+    def _finish(self, run: Run, status: Status, summary: str) -> None:
         summary = redact(summary, self.context.secrets)
-        self.context.queue.finish(run.id, status, summary, now=self.context.clock())  # type: ignore[arg-type]
+        self.context.queue.finish(run.id, status, summary, now=self.context.clock())
         RunLog(self.context.log_path(run.id), self.context.secrets).line(f"run {run.id}: {status}: {summary}")
         log.info("run %s of %s: %s: %s", run.id, self.target.name, status, summary)
         self.context.on_finish(run, status)

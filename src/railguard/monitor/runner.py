@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from railguard.config import MonitorSettings, Settings
+from railguard.config import MonitorSettings, MonitorTarget, Settings
 from railguard.errors import ConfigError
 from railguard.locking import exclusive_lock
 from railguard.logfmt import format_line
@@ -41,7 +41,7 @@ def utc_now() -> datetime:
 def targets_from_settings(settings: Settings) -> list[Target]:
     """``[[monitor.targets]]`` when given, else each app's ``url`` + ``health_path``."""
     monitor = settings.monitor
-    configured = [(t.name, t.url, t) for t in monitor.targets] or [
+    configured: list[tuple[str, str, MonitorTarget | None]] = [(t.name, t.url, t) for t in monitor.targets] or [
         (name, app.url.rstrip("/") + monitor.health_path, None) for name, app in settings.apps.items() if app.url]
     if not configured:
         raise ConfigError("the monitor has no targets",

@@ -71,9 +71,11 @@ class AppriseChannel:
         """``(delivered, reason)``; reason is apprise's last warning, redacted."""
         import apprise
 
-        with apprise.LogCapture(level=apprise.logging.WARNING) as captured:
+        # apprise's LogCapture has no annotations.
+        with apprise.LogCapture(level=apprise.logging.WARNING) as captured:  # type: ignore[no-untyped-call]
             try:
-                result = self._apprise.notify(body=body, title=title, notify_type=kind)
+                # A bool before apprise 2; from 2 an AppriseResult, true when delivered.
+                result = bool(self._apprise.notify(body=body, title=title, notify_type=kind))
             except Exception as exc:  # a plugin bug must not take the job down with it
                 result, extra = False, f"{type(exc).__name__}: {exc}"
             else:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from railguard import http
 from railguard.config import AppSettings, Settings
@@ -131,8 +132,12 @@ def record_pings(settings: Settings, app_name: str, job: str, results: list[Ping
         log.warning("cannot record heartbeat results in %s: %s", path, exc.strerror or exc)
 
 
-def read_ping_state(path: Path) -> dict[str, dict]:
+def read_ping_state(path: Path) -> dict[str, dict[str, Any]]:
+    """The counts per ``app/job``; what is not an object of objects (a damaged file) reads as none."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    if not isinstance(state, dict):
+        return {}
+    return {key: entry for key, entry in state.items() if isinstance(entry, dict)}

@@ -66,7 +66,7 @@ class Notifier:
     def source_for(self, event: str) -> str | None:
         """The environment variable whose URLs receive ``event``, or None."""
         if event in self.settings.routes:
-            return self.settings.routes[event]  # type: ignore[index]
+            return self.settings.routes[event]
         return self.settings.urls_env if event in self.settings.events else None
 
     def channel(self, var: str) -> AppriseChannel | None:

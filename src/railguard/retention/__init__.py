@@ -1,7 +1,8 @@
 """Retention: which backups to keep (restic ``forget`` semantics) and pruning the rest."""
 
-from railguard.retention.policy import Decision, Plan, Policy, Within, apply_policy
+from railguard.retention.policy import Decision, Plan, Policy, apply_policy
 from railguard.retention.prune import EmptyPolicy, PruneFailed, PruneResult, plan_prune, prune_backups
+from railguard.values import Within
 
 __all__ = [
     "Decision",

@@ -255,8 +255,8 @@ def apply_policy(backups: Sequence[BackupRecord], policy: Policy, *, now: dateti
             why = reasons[backup.name]
             plan.decisions.append(Decision(backup, "keep" if why else "remove", tuple(why) or (NOT_KEPT,)))
         elif _is_leftover(backup) and newest_good is not None and taken[id(backup)] < newest_good:
-            why = f"leftover ({backup.status}), older than the newest good backup"
-            plan.decisions.append(Decision(backup, "remove", (why,)))
+            reason = f"leftover ({backup.status}), older than the newest good backup"
+            plan.decisions.append(Decision(backup, "remove", (reason,)))
         else:
             plan.decisions.append(Decision(backup, "leave", (f"{backup.status}: left for you to inspect",)))
     return plan

@@ -129,7 +129,7 @@ class _RemovedBackup(BackupRecord):
         self._created_at = created_at
 
     @property
-    def created_at(self) -> datetime:  # type: ignore[override]
+    def created_at(self) -> datetime:
         return self._created_at
 
 

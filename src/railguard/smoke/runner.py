@@ -91,10 +91,9 @@ def observe(base: str, settings: SmokeSettings, timeout: float) -> Observation:
     metrics_status, metrics_body, metrics_error = _get(base + settings.metrics_path, timeout)
     if metrics_status != 200:
         metrics_error = metrics_error or f"HTTP {metrics_status}"
-        metrics_body = None
     version_status, version_body, _ = _get(base + settings.version_path, timeout)
-    return Observation(health_status, health_body, health_error, metrics_body, metrics_error,
-                       version_body if version_status == 200 else None)
+    return Observation(health_status, health_body, health_error, metrics_body if metrics_status == 200 else None,
+                       metrics_error, version_body if version_status == 200 else None)
 
 
 def _get(url: str, timeout: float) -> tuple[int | None, str, str | None]:

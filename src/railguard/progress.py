@@ -20,7 +20,7 @@ is what the daemon, cron runs and ``--json`` get.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Protocol
 
 #: Called with (stage, done, total): bytes, or milliseconds for a stage in WAITING_STAGES.
 Progress = Callable[[str, int, int], None]
@@ -73,10 +73,16 @@ def finish(progress: Progress | None, stage: str, total: int) -> None:
         progress(stage, total, total)
 
 
+class Readable(Protocol):
+    """Anything read in chunks: an open file, a download stream, or one of the readers here."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
 class CountingReader:
     """Reads through ``source``, handing the size of each chunk read to ``count``."""
 
-    def __init__(self, source: BinaryIO, count: Callable[[int], None] | None) -> None:
+    def __init__(self, source: Readable, count: Callable[[int], None] | None) -> None:
         self.source = source
         self.count = count
 

@@ -65,7 +65,7 @@ class StatusRow:
         return self.state == "flagged"
 
     def as_dict(self, now: datetime) -> dict[str, Any]:
-        row = {"app": self.app, "name": self.name, "state": self.state, "flagged": self.flagged,
+        row: dict[str, Any] = {"app": self.app, "name": self.name, "state": self.state, "flagged": self.flagged,
                "detail": self.detail, "at": self.at,
                "age_seconds": int((now - self.at).total_seconds()) if self.at else None}
         if self.damaged_copy is not None:

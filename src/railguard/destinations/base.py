@@ -46,7 +46,7 @@ from railguard.backup.naming import MANIFEST_SUFFIX, parse_name
 from railguard.config import DestinationSettings
 from railguard.durable import TEMP_MARK
 from railguard.errors import ConfigError, NotFound, RailguardError, VerifyFailed
-from railguard.progress import CountingReader, Progress, stage_counter
+from railguard.progress import CountingReader, Progress, Readable, stage_counter
 from railguard.secrets import MASK
 
 #: Suffix of an encrypted data object (what ``age -d`` expects).
@@ -285,7 +285,7 @@ def retrying(action: Callable[[], T], *, attempts: int, transient: Callable[[Bas
 class _HashingReader:
     """Reads through, counting and hashing the bytes."""
 
-    def __init__(self, source: BinaryIO) -> None:
+    def __init__(self, source: Readable) -> None:
         self.source = source
         self.sha256 = hashlib.sha256()
         self.size = 0

@@ -61,7 +61,7 @@ COMMAND_SUMMARIES = {
     "init": "Write (or print) the deploy files the plan asks for.",
     "smoke": "Wait for /health 200, then require migrations_ok == 1 and app_started_at later than the deploy's "
              "start in /metrics, and the expected commit in /version (or a *_build_info metric).",
-    "notify": "Notifications through apprise URLs (Telegram, Discord, e-mail, ntfy, JSON webhooks...)",
+    "notify": "Notifications through apprise URLs (Telegram, Discord, e-mail, ntfy, JSON webhooks...).",
     "monitor": "Check every target (default: each app's url + /health) every interval; alert on DOWN after N "
                "consecutive failures and on RECOVERED after M successes, with the outage's length.",
     "status": "Last backup and its age, last verified, last drill, last deploy and smoke result, monitor.",

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from railguard.backup.catalog import Owner
-from railguard.cli import dest_cmd, output
+from railguard.cli import dest_cmd, options, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.destinations import prune_destinations
@@ -22,7 +22,7 @@ COUNT = click.IntRange(min=0)
 
 
 @cli.command()
-@click.option("--dry-run", is_flag=True, help="Print the plan and the reason for every decision; remove nothing.")
+@options.dry_run_option
 @click.option("--keep-last", type=COUNT, metavar="N", help="Keep the N newest backups.")
 @click.option("--keep-hourly", type=COUNT, metavar="N", help="Keep the newest backup of each of the last N hours.")
 @click.option("--keep-daily", type=COUNT, metavar="N", help="... of each of the last N calendar days.")
@@ -31,7 +31,7 @@ COUNT = click.IntRange(min=0)
 @click.option("--keep-yearly", type=COUNT, metavar="N", help="... of each of the last N years.")
 @click.option("--keep-within", metavar="DURATION",
               help="Keep every backup this recent, counted from the newest one: 2d, 36h, 1y6m (m = months).")
-@click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
+@options.directory_option
 @output.json_option
 @pass_context
 def prune(ctx: Context, dry_run: bool, keep_last: int | None, keep_hourly: int | None, keep_daily: int | None,
@@ -45,7 +45,8 @@ def prune(ctx: Context, dry_run: bool, keep_last: int | None, keep_hourly: int |
     on restic's command line. The newest good backup is never removed; files that are not
     backups are never touched. A protected backup (`railguard backups keep`, or one taken
     by hand within [backup.keep_manual]) is kept and takes no part in the rules, here and at
-    every destination. Each removal is logged in backup.log. See docs/retention.md.
+    every destination. Each removal is logged in backup.log. --dry-run prints the plan with
+    the reason for every decision and removes nothing. See docs/retention.md.
     """
     settings, name, app = ctx.app({"app.backup.directory": ("--dir", directory)})
     flags = {"last": keep_last, "hourly": keep_hourly, "daily": keep_daily, "weekly": keep_weekly,

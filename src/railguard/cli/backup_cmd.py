@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,15 +9,15 @@ from typing import Any
 
 import click
 
-from railguard.backup import list_backups, resolve_backup, verify_backup
+from railguard.backup import list_backups, resolve_backup
 from railguard.backup.catalog import Owner, bad_manifest_warnings
-from railguard.backup.protection import protect, read_protections, unprotect
-from railguard.backup.verify import BackupVanished
+from railguard.backup.protection import protect, read_protections, unkeep
+from railguard.backup.verify import verify_backups
 from railguard.cli import dest_cmd, options, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.config import parse_duration
-from railguard.errors import ExitCode, RailguardError, UsageError
+from railguard.errors import ExitCode, UsageError
 from railguard.jobs import backup_job
 
 pass_context = click.make_pass_decorator(Context)
@@ -189,11 +187,7 @@ def keep_command(ctx: Context, name: str, reason: str, until_text: str | None, f
 def unkeep_command(ctx: Context, name: str, database: str | None, directory: str | None, as_json: bool) -> int:
     """Remove a backup's protection: the retention policy decides about it again."""
     settings, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
-    wanted = name.removesuffix(".keep.json")
-    if wanted == "latest" or wanted not in read_protections(app.backup.directory):
-        # A backup pruned since can still have its protection removed (never its own files).
-        wanted = resolve_backup(app.backup.directory, Owner.of(settings, app_name, app), name).name
-    removed = unprotect(app.backup.directory, wanted)
+    wanted, removed = unkeep(app.backup.directory, Owner.of(settings, app_name, app), name)
     if as_json:
         output.emit_json({"ok": True, "app": app_name, "name": wanted, "was_protected": removed})
     else:
@@ -246,23 +240,9 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
         return dest_cmd.verify_remote_copies(ctx, app_name, app, dest, name, verify_all, identity, as_json)
     if identity is not None:
         raise click.UsageError("--identity only applies with --dest (local backups are not encrypted)")
-    owner = Owner.of(settings, app_name, app)
-    records = list_backups(app.backup.directory, owner) if verify_all else [
-        resolve_backup(app.backup.directory, owner, name)]
-    results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="railguard-verify-") as scratch:
-        for record in records:
-            try:
-                outcome = verify_backup(record, _scratch_dir(record.directory, scratch), mode=app.backup.check)
-                results.append({"name": record.name, "ok": True, "result": "ok",
-                                "seconds": round(outcome.seconds, 3)})
-            except BackupVanished:
-                if not verify_all:
-                    raise
-                # Listed, then removed by a prune before its turn: nothing left to verify, nothing wrong.
-                results.append({"name": record.name, "ok": True, "result": "gone"})
-            except RailguardError as exc:
-                results.append({"name": record.name, "ok": False, "result": exc.message})
+    outcomes = verify_backups(app.backup.directory, Owner.of(settings, app_name, app), name, every=verify_all,
+                              mode=app.backup.check)
+    results = [outcome.as_dict() for outcome in outcomes]
     failed = [r for r in results if not r["ok"]]
     if as_json:
         output.emit_json({"ok": not failed, "app": app_name, "results": results})
@@ -275,8 +255,3 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
         if not results:
             click.echo(f"no backups in {app.backup.directory}")
     return ExitCode.VERIFY_FAILED if failed else ExitCode.OK
-
-
-def _scratch_dir(backup_directory: Path, fallback: str) -> Path:
-    """Decompress next to the backups (same disk, sized for them) when we may write there."""
-    return backup_directory if os.access(backup_directory, os.W_OK) else Path(fallback)

@@ -14,8 +14,8 @@ from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.destinations import prune_destinations
 from railguard.errors import ExitCode, UsageError
-from railguard.retention import Plan, Policy, PruneResult, Within, prune_backups
-from railguard.retention.policy import DEFAULT_POLICY
+from railguard.retention import Plan, PruneResult, Within, prune_backups
+from railguard.retention.policy import policy_in_effect
 
 pass_context = click.make_pass_decorator(Context)
 COUNT = click.IntRange(min=0)
@@ -51,13 +51,7 @@ def prune(ctx: Context, dry_run: bool, keep_last: int | None, keep_hourly: int |
     settings, name, app = ctx.app({"app.backup.directory": ("--dir", directory)})
     flags = {"last": keep_last, "hourly": keep_hourly, "daily": keep_daily, "weekly": keep_weekly,
              "monthly": keep_monthly, "yearly": keep_yearly}
-    if keep_within is not None or any(value is not None for value in flags.values()):
-        policy = Policy(**{rule: value or 0 for rule, value in flags.items()}, within=_within(keep_within))
-        origin = "flags"
-    else:
-        policy = Policy.from_settings(app.retention)
-        # from_settings returns this very object only for a table that sets no rule.
-        origin = "default" if policy is DEFAULT_POLICY else "configuration"
+    policy, origin = policy_in_effect(flags, _within(keep_within), app.retention)
     result = prune_backups(app.backup.directory, Owner.of(settings, name, app), policy, now=ctx.now(),
                            tz=settings.timezone, dry_run=dry_run)
     # Then each destination: its own policy, else the one in effect here (docs/destinations.md).

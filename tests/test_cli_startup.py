@@ -93,4 +93,5 @@ def test_status_imports_the_configuration_and_the_logs_owners_not_the_web_or_clo
     heavy = HEAVY - {"pydantic"}  # the configuration is a pydantic model
     assert not heavy & top_level(modules), sorted(heavy & top_level(modules))
     assert not {m for m in modules if m.startswith(("railguard.metrics", "railguard.jobs", "railguard.gate",
-                                                    "railguard.smoke.runner"))}
+                                                    "railguard.smoke.runner", "railguard.drill.runner",
+                                                    "railguard.http"))}

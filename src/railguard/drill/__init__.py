@@ -1,7 +1,7 @@
 """The restore drill: prove that a backup restores and boots the app (docs/drill.md).
 
 The names below are imported on first use (PEP 562), as in :mod:`railguard.deploy`:
-``railguard status`` reads drill.log through :mod:`railguard.drill.runner` and needs nothing
+``railguard status`` reads drill.log through :mod:`railguard.drill.log` and needs nothing
 else of the drill.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 _EXPORTS = {
     "DrillNotConfigured": "launch", "DrillTouchesProduction": "launch", "LaunchPlan": "launch",
-    "plan_launch": "launch", "LOG_NAME": "runner", "DrillReport": "runner", "DrillStepFailed": "runner",
+    "plan_launch": "launch", "LOG_NAME": "log", "DrillReport": "runner", "DrillStepFailed": "runner",
     "Step": "runner", "run_drill": "runner", "BackupNotFound": "selection",
 }
 

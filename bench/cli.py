@@ -1,13 +1,15 @@
 """How fast the command line answers: ``railguard --help``, ``status`` and ``backup --help``
 against ``python -c pass``, whole process, same run.
 
-    .venv/bin/python bench/cli.py [--runs 20]
+    .venv/bin/python bench/cli.py [--runs 20] [--also SRC]
 
 Makes a small real setup in a temporary directory (a SQLite database, a railguard.toml, one
 verified backup taken with ``railguard backup``), then runs each command ``--runs`` times,
 interleaved round by round so that load on a shared machine hits every command alike, and
 prints the median wall time of each, its ratio to ``python -c pass`` (the interpreter's own
-start-up, which no command can beat) and what railguard adds on top of it. Targets (issue 16):
+start-up, which no command can beat). ``--also SRC`` runs each railguard command a second time
+with another source tree first on ``PYTHONPATH`` (say, main's: ``git archive main src | tar -x
+-C /tmp/main``, then ``--also /tmp/main/src``), for a before/after in the same run. Targets (issue 16):
 ``railguard --help`` at most 0.3 s and ``railguard status`` at most 0.5 s on this machine.
 """
 
@@ -61,6 +63,8 @@ def make_setup(scratch: Path, railguard: list[str], env: dict[str, str]) -> Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--also", type=Path, metavar="SRC",
+                        help="also run each railguard command with this source tree (a src/ directory)")
     options = parser.parse_args()
     console_script = Path(sys.executable).parent / "railguard"
     railguard = [str(console_script)] if console_script.exists() else [sys.executable, "-m", "railguard"]
@@ -79,21 +83,29 @@ def main() -> None:
             "railguard status": ([*railguard, "--config", str(config), "status"], {0, 1, 7}),
             "railguard backup --help": ([*railguard, "backup", "--help"], {0}),
         }
-        for command, ok in commands.values():  # warm the page cache and the bytecode before measuring
-            run_once(command, scratch, ok, env)
+        environments = {name: env for name in commands}
+        if options.also is not None:
+            other = {**env, "PYTHONPATH": str(options.also.resolve()),
+                     "PYTHONPYCACHEPREFIX": str(scratch / "pycache-also")}
+            for name in [name for name in commands if name.startswith("railguard")]:
+                commands[f"{name} (--also)"] = commands[name]
+                environments[f"{name} (--also)"] = other
+        for name, (command, ok) in commands.items():  # warm the page cache and the bytecode before measuring
+            run_once(command, scratch, ok, environments[name])
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for _ in range(options.runs):
             for name, (command, ok) in commands.items():
-                times[name].append(run_once(command, scratch, ok, env))
+                times[name].append(run_once(command, scratch, ok, environments[name]))
     baseline = statistics.median(wall for wall, _ in times["python -c pass"])
     cpu_baseline = statistics.median(cpu for _, cpu in times["python -c pass"])
-    print(f"{options.runs} runs each, median per process ({' '.join(railguard)}; load average "
+    also = f"; --also {options.also}" if options.also else ""
+    print(f"{options.runs} runs each, median per process ({' '.join(railguard)}{also}; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
     met = True
     for name, samples in times.items():
         median = statistics.median(wall for wall, _ in samples)
         cpu = statistics.median(cpu for _, cpu in samples)
-        line = (f"  {name:<24} wall {median * 1000:6.0f} ms {median / baseline:5.1f}x  "
+        line = (f"  {name:<33} wall {median * 1000:6.0f} ms {median / baseline:5.1f}x  "
                 f"cpu {cpu * 1000:6.0f} ms {cpu / cpu_baseline:5.1f}x python -c pass")
         if name in TARGETS:
             within = median <= TARGETS[name]

@@ -56,7 +56,10 @@ def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: 
                                       "checks_seconds": round(report.checks_seconds, 3),
                                       "seconds": round(report.seconds, 3), "alerts": len(report.alerts),
                                       "maintenance": report.maintenance}))
-            _refresh_textfile(settings, monitor_runner)
+            if settings.metrics.textfile_directory is not None:  # prometheus_client only when asked for
+                from railguard.metrics.textfile import refresh_monitor_textfile
+
+                refresh_monitor_textfile(settings, monitor_runner.states.items())
 
         notifier = notifier_for(settings)
         unrouted = notifier.prepare(["monitor_down", "monitor_recovered"])
@@ -128,30 +131,9 @@ def _round_document(report: RoundReport) -> dict[str, object]:
 
 
 def _serve_metrics(settings: Settings, listen: str) -> WSGIServer:
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    from railguard.metrics import RailguardCollector
+    from railguard.metrics.exposition import serve_metrics
 
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"--metrics-listen: expected HOST:PORT, got {listen!r}", hint="For example 127.0.0.1:9321")
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(RailguardCollector(settings))
-    server, _thread = start_http_server(int(port), addr=host, registry=registry)
-    return server
-
-
-def _refresh_textfile(settings: Settings, runner: Monitor) -> None:
-    directory = settings.metrics.textfile_directory
-    if directory is None:
-        return
-    from railguard.metrics import monitor_families, write_textfile
-
-    try:
-        write_textfile(directory, "railguard_monitor.prom", monitor_families(sorted(runner.states.items())))
-    except OSError as exc:
-        logging.getLogger("railguard.monitor").warning("cannot write the metrics textfile in %s: %s",
-                                                       directory, exc.strerror or exc)
-
-
-
+    return serve_metrics(settings, host, int(port))

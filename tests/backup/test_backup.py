@@ -340,21 +340,21 @@ def _config(tmp_path: Path, database: Path, directory: Path) -> Path:
 def test_verify_all_reports_a_backup_that_a_prune_removed_meanwhile(tasks_db: Path, run_cli, tmp_path: Path,
                                                                      monkeypatch):
     """verify --all lists, then verifies one by one; a prune between the two removes the oldest."""
-    from railguard.cli import backup_cmd
+    from railguard.backup import verify
     from railguard.retention import Policy, prune_backups
 
     directory = tmp_path / "backups"
     settings = BackupSettings(directory=directory)
     pruned = take_backup(tasks_db, settings, now=NOW)
     kept = take_backup(tasks_db, settings, now=NOW)
-    real_list = backup_cmd.list_backups
+    real_list = verify.list_backups
 
     def list_then_a_prune_runs(*args, **kwargs):
         listed = real_list(*args, **kwargs)
         assert prune_backups(directory, "tasks", Policy(last=1), now=NOW, tz="UTC").removed == [pruned.manifest.name]
         return listed
 
-    monkeypatch.setattr(backup_cmd, "list_backups", list_then_a_prune_runs)
+    monkeypatch.setattr(verify, "list_backups", list_then_a_prune_runs)
     result = run_cli("backups", "verify", "--all", "--dir", directory, "--db", tasks_db, "--json")
 
     assert result.exit_code == ExitCode.OK, result.stderr
@@ -362,3 +362,29 @@ def test_verify_all_reports_a_backup_that_a_prune_removed_meanwhile(tasks_db: Pa
         {"name": pruned.manifest.name, "ok": True, "result": "gone"},
         {"name": kept.manifest.name, "ok": True, "result": "ok", "seconds": ANY},
     ]
+
+
+def test_verifying_every_backup_reports_each_one_and_a_damaged_one_stops_no_other(tasks_db: Path, tmp_path: Path):
+    from railguard.backup.verify import verify_backups
+    from railguard.errors import NotFound
+
+    directory = tmp_path / "backups"
+    settings = BackupSettings(directory=directory)
+    first, damaged, last = (take_backup(tasks_db, settings, now=NOW) for _ in range(3))
+    with damaged.path.open("r+b") as data:  # one flipped byte in the stored file
+        data.seek(100)
+        byte = data.read(1)
+        data.seek(100)
+        data.write(bytes([byte[0] ^ 0xFF]))
+
+    outcomes = verify_backups(directory, "tasks", None, every=True)
+
+    assert [(o.name, o.ok) for o in outcomes] == [(first.manifest.name, True), (damaged.manifest.name, False),
+                                                  (last.manifest.name, True)]
+    assert "sha256" in outcomes[1].result and outcomes[1].seconds is None
+    assert outcomes[0].as_dict() == {"name": first.manifest.name, "ok": True, "result": "ok",
+                                     "seconds": round(outcomes[0].seconds or 0, 3)}
+    (latest,) = verify_backups(directory, "tasks", "latest")
+    assert latest.name == last.manifest.name and latest.ok
+    with pytest.raises(NotFound):
+        verify_backups(directory, "tasks", "tasks-20000101-0000")

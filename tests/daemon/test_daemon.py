@@ -365,3 +365,26 @@ def test_daemon_json_writes_one_document_per_line_with_the_one_timestamp_format(
     assert ok, out
     for document in documents:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", document["time"]), document
+
+
+def test_planned_runs_catch_up_a_missed_run_and_otherwise_name_the_next_occurrence(tmp_path: Path):
+    from railguard.config import load_settings
+    from railguard.daemon.jobs import planned_runs
+
+    database = create_tasks_database(tmp_path / "tasks.db")
+    settings = load_settings(write_config(tmp_path, database, "30 3 * * *"))
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+    (never,) = planned_runs(settings, now)
+    assert (never.job, never.schedule, never.catch_up, never.next_run) == ("backup:tasks", "30 3 * * *", True, now)
+    assert never.last_success is None
+    assert not (tmp_path / "state" / "daemon.db").exists(), "reading the plan created the run log"
+
+    log = RunLog(tmp_path / "state" / "daemon.db")
+    run_id = log.start("backup:tasks", now.replace(hour=3, minute=30))
+    log.finish(run_id, now.replace(hour=3, minute=31), 0, "ok", "")
+    log.close()
+    (fresh,) = planned_runs(settings, now)
+    assert not fresh.catch_up
+    assert fresh.next_run == datetime(2026, 3, 11, 3, 30, tzinfo=timezone.utc)
+    assert fresh.last_success is not None and fresh.last_success >= now.replace(hour=3, minute=30)
+    assert fresh.as_dict()["next_run"] == fresh.next_run

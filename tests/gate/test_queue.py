@@ -183,3 +183,18 @@ def test_a_queue_file_from_before_the_pushed_column_opens_and_dedupes_on_its_com
 
     assert _webhook(queue, 1, "d-9").same_as == (1, "deployed")
     assert _webhook(queue, 2, "d-10").run_id == 2
+
+
+def test_recent_runs_reads_the_queue_in_the_gate_directory_of_the_configuration(tmp_path: Path) -> None:
+    from railguard.config import Settings
+    from railguard.gate.queue import gate_directory, recent_runs
+
+    default = Settings(state_dir=tmp_path / "state")
+    assert gate_directory(default) == tmp_path / "state" / "gate"
+    chosen = Settings(state_dir=tmp_path / "state", gate={"directory": str(tmp_path / "elsewhere")})
+    assert gate_directory(chosen) == tmp_path / "elsewhere"
+    queue = RunQueue(tmp_path / "elsewhere" / "queue.sqlite3")
+    ids = [queue.enqueue(app="tasks", commit=_sha(n), ref="refs/heads/main", source="webhook",
+                         now=T0 + timedelta(minutes=n)).run_id for n in (1, 2, 3)]
+    assert [run.id for run in recent_runs(chosen, limit=2)] == [ids[2], ids[1]]
+    assert recent_runs(default) == []

@@ -282,3 +282,25 @@ def test_sigterm_stops_the_monitor_cleanly(tmp_path: Path, target: SwitchableTar
     rest = process.stderr.read()
     assert process.wait(timeout=20) == 0
     assert "event=stop reason=signal" in rest
+
+
+def test_the_monitor_textfile_is_best_effort_and_written_only_where_configured(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from datetime import datetime, timezone
+
+    from railguard.config import Settings
+    from railguard.metrics.textfile import MONITOR_TEXTFILE_NAME, refresh_monitor_textfile
+    from railguard.monitor import TargetState
+
+    states = [("tasks", TargetState(status="up", last_ok=True, last_response_time=0.02,
+                                    last_check_at=datetime(2026, 3, 1, tzinfo=timezone.utc)))]
+    refresh_monitor_textfile(Settings(state_dir=tmp_path / "state"), states)  # no directory configured: nothing
+    assert list(tmp_path.iterdir()) == []
+    textfiles = tmp_path / "textfiles"
+    textfiles.mkdir()
+    refresh_monitor_textfile(Settings(metrics={"textfile_directory": str(textfiles)}), states)
+    assert "railguard_monitor_target_up{target=\"tasks\"} 1.0" in (textfiles / MONITOR_TEXTFILE_NAME).read_text()
+    missing = tmp_path / "no-such-directory"
+    refresh_monitor_textfile(Settings(metrics={"textfile_directory": str(missing)}), states)
+    assert [r.getMessage() for r in caplog.records if r.name == "railguard.monitor"] == [
+        f"cannot write the metrics textfile in {missing}: No such file or directory"]

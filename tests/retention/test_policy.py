@@ -233,3 +233,24 @@ def test_an_expired_protection_protects_nothing() -> None:
     plan = apply_policy(list(RECORDS.values()), Policy(last=1), now=NOW, tz="UTC", protected=running)
     assert RECORDS[16].name in {d.name for d in plan.keep}
     assert plan.protected[0].reasons == ("protected: before the migration (until 2026-11-27 04:00 UTC)",)
+
+
+NO_FLAGS = {"last": None, "hourly": None, "daily": None, "weekly": None, "monthly": None, "yearly": None}
+
+
+@pytest.mark.parametrize(("flags", "within", "table", "expected", "origin"), [
+    ({}, None, {}, "keep 7 daily, 4 weekly", "default"),
+    ({}, None, {"keep_daily": 3}, "keep 3 daily", "configuration"),
+    # Any flag replaces the whole configured policy, as on restic's command line.
+    ({"last": 2}, None, {"keep_daily": 3, "keep_weekly": 4}, "keep 2 last", "flags"),
+    ({"daily": 0}, None, {"keep_daily": 3}, "", "flags"),
+    ({}, "2d", {"keep_daily": 3}, "keep all within 2d of the newest", "flags"),
+])
+def test_the_policy_in_effect_is_the_flags_else_the_table_else_the_default(flags, within, table, expected,
+                                                                            origin) -> None:
+    from railguard.config import RetentionSettings
+    from railguard.retention.policy import policy_in_effect
+
+    policy, came_from = policy_in_effect({**NO_FLAGS, **flags}, Within.parse(within) if within else None,
+                                         RetentionSettings(**table))
+    assert (came_from, str(policy) if not policy.is_empty() else "") == (origin, expected)

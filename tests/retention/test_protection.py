@@ -147,3 +147,20 @@ def test_a_protection_that_cannot_be_written_skips_the_prune_and_warns(setup, ru
     assert result.stderr.splitlines() == ["warning: could not protect tasks-20261127-1000 from prune: "
                                           "No space left on device; prune skipped this time"]
     assert names(directory) == before + ["tasks-20261127-1000"]  # nothing removed in its favour
+
+
+def test_unkeep_resolves_latest_and_removes_the_protection_of_a_backup_pruned_since(setup) -> None:  # type: ignore[no-untyped-def]
+    from railguard.backup.protection import protect, read_protections, unkeep
+    from railguard.errors import NotFound
+
+    _, directory = setup
+    protect(directory, NIGHTLY, "before the migration", until=None, now=NOW)
+    assert unkeep(directory, "tasks", "latest") == (NIGHTLY, True)
+    assert unkeep(directory, "tasks", NIGHTLY) == (NIGHTLY, False)
+    # A protection left by a backup that is gone: removed by its name, with or without the suffix.
+    protect(directory, "tasks-20250101-0330", "kept", until=None, now=NOW)
+    assert unkeep(directory, "tasks", "tasks-20250101-0330.keep.json") == ("tasks-20250101-0330", True)
+    assert read_protections(directory) == {}
+    with pytest.raises(NotFound):
+        unkeep(directory, "tasks", "tasks-20250101-0330")
+    assert names(directory)[-1] == NIGHTLY, "unkeep removed no backup"

@@ -99,6 +99,29 @@ def test_the_result_is_recorded_for_status(run_cli, tmp_path: Path, start_app) -
     assert recorded["ok"] is True and recorded["commit"] == COMMIT
 
 
+def test_a_passing_smoke_stands_when_its_result_cannot_be_recorded(run_cli, tmp_path: Path, start_app,  # type: ignore[no-untyped-def]
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    since = before_start()
+    app = start_app(commit=COMMIT)
+    cfg = config(tmp_path, app.url)
+    (tmp_path / "state").write_text("a file where the state directory belongs\n")
+    result = run_cli("--config", cfg, "smoke", "--since", since, "--no-notify")
+    assert result.exit_code == 0, result.stderr
+    assert [r.getMessage() for r in caplog.records if r.name == "railguard.smoke"] == [
+        f"cannot record the smoke result in {tmp_path / 'state'}: File exists"]
+    assert (tmp_path / "state").read_text() == "a file where the state directory belongs\n"
+
+
+def test_keeping_a_smoke_result_says_whether_it_was_recorded(tmp_path: Path) -> None:
+    from railguard.smoke.record import keep_smoke_result, read_smoke_results
+
+    now = datetime(2026, 3, 1, 4, 0, tzinfo=timezone.utc)
+    assert keep_smoke_result(tmp_path / "state", "tasks", ok=True, summary="smoke OK", commit=COMMIT, now=now)
+    assert read_smoke_results(tmp_path / "state")["tasks"]["commit"] == COMMIT
+    (tmp_path / "blocked").write_text("")
+    assert not keep_smoke_result(tmp_path / "blocked", "tasks", ok=False, summary="x", commit=None, now=now)
+
+
 def test_an_app_that_never_answers_fails_after_the_bounded_wait(tmp_path: Path) -> None:
     settings = SmokeSettings(wait="2s", poll_interval="0.1s", timeout="0.5s")  # room for 2 attempts under load
     report = run_smoke("tasks", f"http://127.0.0.1:{free_port()}", settings,

@@ -15,8 +15,8 @@ from railguard.config import BackupSettings
 from railguard.deploy.state import DeployState, last_deploy, state_path
 from railguard.destinations.history import last_copy_success, read_copy_log
 from railguard.destinations.history import record as log_copy
+from railguard.drill.log import drill_passed, last_drill_success, read_drill_log
 from railguard.drill.runner import DrillReport, _record as record_drill
-from railguard.drill.runner import drill_passed, last_drill_success, read_drill_log
 from railguard.logfmt import append_line
 
 NOW = datetime(2026, 11, 27, 3, 30, tzinfo=timezone.utc)

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from railguard.backup.catalog import Owner, resolve_backup
 from railguard.durable import remove_durably, write_bytes_atomic
 from railguard.errors import UsageError
 
@@ -82,6 +83,20 @@ def unprotect(directory: Path, name: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def unkeep(directory: Path, owner: str | Owner | None, name: str) -> tuple[str, bool]:
+    """``railguard backups unkeep NAME``: remove the protection of backup ``name`` (``latest``:
+    the newest good backup; ``NAME.keep.json`` names it too). The backup's name and whether it
+    was protected.
+
+    A protection whose backup was pruned since can still be removed by its name (never the
+    backup's own files); any other name must be one of ``owner``'s backups (NotFound, with the
+    nearest names, otherwise)."""
+    wanted = name.removesuffix(SUFFIX)
+    if wanted == "latest" or wanted not in read_protections(directory):
+        wanted = resolve_backup(directory, owner, name).name
+    return wanted, unprotect(directory, wanted)
 
 
 def read_protections(directory: Path) -> dict[str, Protection]:

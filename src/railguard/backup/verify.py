@@ -13,6 +13,10 @@ the next run if this one was killed (:func:`remove_stale_verify_copies`).
 The stored file is opened once and hashed and decompressed through that one descriptor: a
 prune that removes it meanwhile cannot make the check fail half-way; one that removed it
 before raises :class:`BackupVanished`.
+
+:func:`verify_backups` is ``railguard backups verify``: one backup or every one, each result
+reported and none stopping the others; a backup that a prune removed between the listing and
+its turn is "gone", not a failure.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ import os
 import re
 import sqlite3
 import stat
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from railguard.backup.catalog import BackupRecord
+from railguard.backup.catalog import BackupRecord, Owner, list_backups, resolve_backup
 from railguard.backup.compression import CHUNK, decompress_stream_to
 from railguard.backup.snapshot import open_readonly
 from railguard.durable import WorkDirectory, pid_is_alive, remove_stale_work_directories
@@ -183,3 +188,47 @@ def verify_backup(record: BackupRecord, scratch: Path, *, mode: str = "integrity
     """Verify a stored backup end to end; raises :class:`VerifyFailed`."""
     with materialize(record, scratch, mode=mode, progress=progress) as copy:
         return copy.check
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    """One backup's verification: ``result`` is ``ok``, ``gone`` (removed by a prune after it
+    was listed: nothing left to verify, nothing wrong) or what failed."""
+
+    name: str
+    ok: bool
+    result: str
+    seconds: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"name": self.name, "ok": self.ok, "result": self.result}
+        if self.seconds is not None:
+            document["seconds"] = round(self.seconds, 3)
+        return document
+
+
+def verify_backups(directory: Path, owner: str | Owner | None, name: str | None, *, every: bool = False,
+                   mode: str = "integrity", progress: Progress | None = None) -> list[VerifyOutcome]:
+    """Verify backup ``name`` (``latest`` or None: the newest good one), or with ``every`` each
+    backup of ``owner`` in ``directory``; one that fails never stops the others.
+
+    A single named backup that is missing, or removed while verified, raises (NotFound); with
+    ``every`` it is reported as gone. The copy is decompressed next to the backups (same disk,
+    sized for them) when this process may write there, else in a private temporary directory.
+    ``progress`` gets each backup's stages (:func:`verify_backup`), one backup after another.
+    """
+    records = list_backups(directory, owner) if every else [resolve_backup(directory, owner, name)]
+    outcomes: list[VerifyOutcome] = []
+    with tempfile.TemporaryDirectory(prefix="railguard-verify-") as fallback:
+        for record in records:
+            scratch = record.directory if os.access(record.directory, os.W_OK) else Path(fallback)
+            try:
+                check = verify_backup(record, scratch, mode=mode, progress=progress)
+                outcomes.append(VerifyOutcome(record.name, True, "ok", check.seconds))
+            except BackupVanished:
+                if not every:
+                    raise
+                outcomes.append(VerifyOutcome(record.name, True, "gone"))
+            except RailguardError as exc:
+                outcomes.append(VerifyOutcome(record.name, False, exc.message))
+    return outcomes

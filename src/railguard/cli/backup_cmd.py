@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,14 +9,14 @@ from typing import Any
 
 import click
 
-from railguard.backup import list_backups, resolve_backup, verify_backup
+from railguard.backup import list_backups, resolve_backup
 from railguard.backup.catalog import Owner, bad_manifest_warnings
-from railguard.backup.protection import protect, read_protections, unprotect
-from railguard.backup.verify import BackupVanished
-from railguard.cli import dest_cmd, output
+from railguard.backup.protection import protect, read_protections, unkeep
+from railguard.backup.verify import verify_backups
+from railguard.cli import dest_cmd, options, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
-from railguard.errors import ExitCode, RailguardError, UsageError
+from railguard.errors import ExitCode, UsageError
 from railguard.jobs import after_backup_lines, backup_job
 from railguard.values import parse_duration
 
@@ -26,12 +24,12 @@ pass_context = click.make_pass_decorator(Context)
 
 
 @cli.command()
-@click.option("--db", "database", metavar="PATH", help="Database to back up [apps.NAME.database].")
-@click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
+@options.database_option
+@options.directory_option
 @click.option("--method", type=click.Choice(["backup-api", "vacuum-into"]), help="How to copy [backup.method].")
 @click.option("--compression", type=click.Choice(["zstd", "gzip", "none"]), help="[backup.compression]")
 @click.option("--level", type=int, help="Compression level [backup.level].")
-@click.option("--check", type=click.Choice(["integrity", "quick"]), help="Verification of the copy [backup.check].")
+@options.check_option
 @click.option("--busy-timeout", metavar="DURATION", help="Retry a locked database this long [backup.busy_timeout].")
 @click.option("--prune/--no-prune", default=None, help="Apply the retention policy afterwards [backup.prune].")
 @click.option("--keep", "keep", metavar="REASON",
@@ -84,13 +82,16 @@ def backups() -> None:
 
 
 @backups.command("list")
-@click.option("--db", "database", metavar="PATH", help="Whose backups [apps.NAME.database].")
-@click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
-@click.option("--dest", metavar="NAME", help="List the copies at this destination instead (docs/destinations.md).")
+@options.database_option
+@options.directory_option
+@options.dest_option()
 @output.json_option
 @pass_context
 def list_command(ctx: Context, database: str | None, directory: str | None, dest: str | None, as_json: bool) -> int:
-    """Show every backup: name, time, size, ratio, verified, age."""
+    """Show every backup: name, time, size, ratio, verified, age.
+
+    With --dest NAME, the copies held at that destination instead of the local backups.
+    """
     settings, name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
     if dest is not None:
         return dest_cmd.list_remote(ctx, name, app, dest, as_json)
@@ -136,8 +137,8 @@ def _protected_cell(protection: Any) -> str:
 @click.option("--until", "until_text", metavar="DATE",
               help="Protect until then: 2026-12-31 or 2026-12-31T18:00 (UTC unless an offset is given).")
 @click.option("--for", "for_text", metavar="DURATION", help="Protect this long from now: 7d, 12h, 2w.")
-@click.option("--db", "database", metavar="PATH", help="Whose backups [apps.NAME.database].")
-@click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
+@options.database_option
+@options.directory_option
 @output.json_option
 @pass_context
 def keep_command(ctx: Context, name: str, reason: str, until_text: str | None, for_text: str | None,
@@ -163,18 +164,14 @@ def keep_command(ctx: Context, name: str, reason: str, until_text: str | None, f
 
 @backups.command("unkeep")
 @click.argument("name")
-@click.option("--db", "database", metavar="PATH", help="Whose backups [apps.NAME.database].")
-@click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
+@options.database_option
+@options.directory_option
 @output.json_option
 @pass_context
 def unkeep_command(ctx: Context, name: str, database: str | None, directory: str | None, as_json: bool) -> int:
     """Remove a backup's protection: the retention policy decides about it again."""
     settings, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
-    wanted = name.removesuffix(".keep.json")
-    if wanted == "latest" or wanted not in read_protections(app.backup.directory):
-        # A backup pruned since can still have its protection removed (never its own files).
-        wanted = resolve_backup(app.backup.directory, Owner.of(settings, app_name, app), name).name
-    removed = unprotect(app.backup.directory, wanted)
+    wanted, removed = unkeep(app.backup.directory, Owner.of(settings, app_name, app), name)
     if as_json:
         output.emit_json({"ok": True, "app": app_name, "name": wanted, "was_protected": removed})
     else:
@@ -205,19 +202,19 @@ def _until(until_text: str | None, for_text: str | None, now: datetime) -> datet
 @backups.command("verify")
 @click.argument("name", required=False)
 @click.option("--all", "verify_all", is_flag=True, help="Verify every backup (finds bit rot in old ones).")
-@click.option("--db", "database", metavar="PATH", help="Whose backups [apps.NAME.database].")
-@click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
-@click.option("--check", type=click.Choice(["integrity", "quick"]), help="[backup.check]")
-@click.option("--dest", metavar="NAME", help="Verify the copies at this destination instead (downloads them).")
-@click.option("--identity", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
-              help="age identity file to decrypt encrypted copies [destinations.NAME.age_identity_file].")
+@options.database_option
+@options.directory_option
+@options.check_option
+@options.dest_option()
+@options.identity_option
 @output.json_option
 @pass_context
 def verify_command(ctx: Context, name: str | None, verify_all: bool, database: str | None, directory: str | None,
                    check: str | None, dest: str | None, identity: Path | None, as_json: bool) -> int:
     """Re-hash a backup against its manifest, decompress it and run integrity_check.
 
-    NAME is a backup name from `railguard backups list`, or `latest` (the default).
+    NAME is a backup name from `railguard backups list`, or `latest` (the default). With
+    --dest NAME, the copies at that destination instead (each is downloaded to be checked).
     """
     if name and verify_all:
         raise click.UsageError("give a NAME or --all, not both")
@@ -227,24 +224,10 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
         return dest_cmd.verify_remote_copies(ctx, app_name, app, dest, name, verify_all, identity, as_json)
     if identity is not None:
         raise click.UsageError("--identity only applies with --dest (local backups are not encrypted)")
-    owner = Owner.of(settings, app_name, app)
-    records = list_backups(app.backup.directory, owner) if verify_all else [
-        resolve_backup(app.backup.directory, owner, name)]
-    results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="railguard-verify-") as scratch, output.progress_bar() as progress:
-        for record in records:
-            try:
-                outcome = verify_backup(record, _scratch_dir(record.directory, scratch), mode=app.backup.check,
-                                        progress=progress)
-                results.append({"name": record.name, "ok": True, "result": "ok",
-                                "seconds": round(outcome.seconds, 3)})
-            except BackupVanished:
-                if not verify_all:
-                    raise
-                # Listed, then removed by a prune before its turn: nothing left to verify, nothing wrong.
-                results.append({"name": record.name, "ok": True, "result": "gone"})
-            except RailguardError as exc:
-                results.append({"name": record.name, "ok": False, "result": exc.message})
+    with output.progress_bar() as progress:
+        outcomes = verify_backups(app.backup.directory, Owner.of(settings, app_name, app), name, every=verify_all,
+                                  mode=app.backup.check, progress=progress)
+    results = [outcome.as_dict() for outcome in outcomes]
     failed = [r for r in results if not r["ok"]]
     if as_json:
         output.emit_json({"ok": not failed, "app": app_name, "results": results})
@@ -257,8 +240,3 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
         if not results:
             click.echo(f"no backups in {app.backup.directory}")
     return ExitCode.VERIFY_FAILED if failed else ExitCode.OK
-
-
-def _scratch_dir(backup_directory: Path, fallback: str) -> Path:
-    """Decompress next to the backups (same disk, sized for them) when we may write there."""
-    return backup_directory if os.access(backup_directory, os.W_OK) else Path(fallback)

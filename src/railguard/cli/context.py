@@ -1,12 +1,17 @@
-"""What every command needs: the settings (file + flag overrides) and the selected app."""
+"""What every command needs: the settings (file + flag overrides) and the selected app.
+
+The configuration (pydantic) is imported when a command first asks for its settings, not when
+the command line starts: ``railguard --help`` and ``railguard probe`` never read one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from railguard.config import AppSettings, Settings, find_config, load_settings
+if TYPE_CHECKING:
+    from railguard.config import AppSettings, Settings
 
 
 @dataclass
@@ -18,6 +23,8 @@ class Context:
     def settings(self, overrides: dict[str, tuple[str, Any]] | None = None) -> Settings:
         """Settings with flag overrides applied. Keys starting with ``app.`` are relative to
         the selected app: ``{"app.backup.compression": ("--compression", "gzip")}``."""
+        from railguard.config import find_config, load_settings
+
         path = find_config(self.config_path)
         if self._base is None:
             self._base = load_settings(path)

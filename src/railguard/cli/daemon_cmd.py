@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import sys
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -14,11 +13,10 @@ from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.daemon import Daemon, RunLog, plan_jobs
-from railguard.daemon.jobs import jobs_not_run, last_success
+from railguard.daemon.jobs import jobs_not_run, last_success, planned_runs, runlog_path
 from railguard.errors import ExitCode, UsageError
 from railguard.logfmt import parse_line
 from railguard.metrics.exposition import metrics_endpoint
-from railguard.schedule import is_due_at_start
 from railguard.values import Listen
 
 pass_context = click.make_pass_decorator(Context)
@@ -41,7 +39,7 @@ def daemon(ctx: Context, as_json: bool) -> int:
     if not jobs:
         raise UsageError("nothing to run: every job is switched off in the configuration",
                          hint="Set [apps.NAME.schedule] backup, or enable [daemon] monitor or gate")
-    runlog = RunLog(settings.state_dir / "daemon.db")
+    runlog = RunLog(runlog_path(settings))
     runner = Daemon(jobs, runlog, tz=settings.timezone, stop_grace=settings.daemon.stop_grace,
                     job_timeout=settings.daemon.job_timeout, log=_json_line if as_json else _text_line,
                     last_success=lambda job: last_success(job, runlog, settings))
@@ -82,20 +80,7 @@ def schedule(ctx: Context, as_json: bool) -> int:
     "not run", with what to set.
     """
     settings = ctx.settings()
-    now = ctx.now()
-    runlog_path = settings.state_dir / "daemon.db"
-    runlog = RunLog(runlog_path) if runlog_path.exists() else None
-    rows: list[dict[str, Any]] = []
-    for job in plan_jobs(settings):
-        last = last_success(job, runlog, settings)
-        next_run: datetime | None
-        if job.schedule is None:  # a service (Job.is_service)
-            next_run, catch_up = None, False
-        else:
-            catch_up = is_due_at_start(job.schedule, last, now, settings.timezone)
-            next_run = now if catch_up else job.schedule.next_after(now, settings.timezone)
-        rows.append({"job": job.name, "schedule": str(job.schedule) if job.schedule else "always running",
-                     "next_run": next_run, "catch_up": catch_up, "last_success": last})
+    rows = [run.as_dict() for run in planned_runs(settings, ctx.now())]
     # The jobs the daemon does not run, and why: a drill that never runs must not go unsaid.
     not_run = [{"job": name, "why": why} for name, why in jobs_not_run(settings)]
     if as_json:

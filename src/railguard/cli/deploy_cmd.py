@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from railguard.cli import output
+from railguard.cli import options, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.config import AppSettings, Settings
@@ -76,7 +76,7 @@ def _with_build_log(function: Callable[[], _T]) -> _T:
 
 @cli.command()
 @click.argument("ref", required=False, default="HEAD")
-@click.option("--repo", "repository", metavar="PATH", help="The app's git work tree [deploy.repository].")
+@options.repository_option
 @output.json_option
 @pass_context
 def deploy(ctx: Context, ref: str, repository: str | None, as_json: bool) -> int:
@@ -97,7 +97,7 @@ def deploy(ctx: Context, ref: str, repository: str | None, as_json: bool) -> int
 @cli.command("rollback")
 @click.option("--to", "to", metavar="VERSION|SHA",
               help="A CapRover version number or a commit; default: the deploy before the current one.")
-@click.option("--repo", "repository", metavar="PATH", help="The app's git work tree [deploy.repository].")
+@options.repository_option
 @output.json_option
 @pass_context
 def rollback_command(ctx: Context, to: str | None, repository: str | None, as_json: bool) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from railguard.backup.naming import stem_for
-from railguard.cli import output
+from railguard.cli import options, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.config import AppSettings
@@ -21,7 +21,7 @@ pass_context = click.make_pass_decorator(Context)
 
 
 @cli.command()
-@click.option("--dest", "only", metavar="NAME", help="Only this destination (default: every one of the app).")
+@options.dest_option("only")
 @click.option("--all", "fill_gaps", is_flag=True,
               help="Also copy older backups a destination lacks (default: those newer than its newest copy).")
 @click.option("--prune", is_flag=True, help="Then apply each destination's retention policy there.")
@@ -34,7 +34,8 @@ def replicate(ctx: Context, only: str | None, fill_gaps: bool, prune: bool, as_j
     copy is uploaded, read back and checked (size and sha256) before its manifest is written.
     A copy there under the same name that is marked damaged, fails its checks or holds other
     bytes (its manifest's sha256 differs) is replaced, whatever its age; it stays until the
-    new copy has been read back.
+    new copy has been read back. With --dest NAME, only that destination (default: every one
+    of the app).
     Exit code 0 when every destination is complete, 4 when a copy failed verification, 2 when
     a destination could not be used, 5 while another replicate of this app runs.
     """

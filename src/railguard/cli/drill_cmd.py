@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from railguard.cli import output, renamed
+from railguard.cli import options, output, renamed
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.drill import DrillReport, run_drill
@@ -18,11 +18,9 @@ pass_context = click.make_pass_decorator(Context)
 @cli.command()
 @click.argument("which", metavar="[NAME]", required=False)
 @renamed.renamed_option("drill", "--backup", "which", metavar="NAME|latest|random")
-@click.option("--dest", "source", metavar="NAME",
-              help="Fetch the backup from this destination instead of the local directory (docs/destinations.md).")
+@options.dest_option("source")
 @renamed.renamed_option("drill", "--from", "source")
-@click.option("--identity", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
-              help="age identity file for an encrypted copy [destinations.NAME.age_identity_file].")
+@options.identity_option
 @click.option("--start-timeout", metavar="DURATION", help="How long to wait for /health 200 [drill.start_timeout].")
 @output.json_option
 @pass_context
@@ -31,7 +29,8 @@ def drill(ctx: Context, which: str | None, source: str | None, identity: Path | 
     """Restore backup NAME into a temporary directory and prove it boots the app.
 
     NAME is a name from `railguard backups list`, latest, or random (any good one); default
-    [drill.backup].
+    [drill.backup]. With --dest NAME, the backup is fetched from that destination instead of
+    the local directory.
 
     Verifies the backup (sha256, decompression, integrity_check, foreign_key_check), starts the
     app on the copy (the [drill] command, or the image under `docker run --network host`) on a

@@ -60,11 +60,11 @@ def serve_command(ctx: Context, host: str | None, port: int | None) -> int:
 @pass_context
 def runs_command(ctx: Context, limit: int, as_json: bool) -> int:
     """List the gate's latest runs from its queue file (no running gate needed)."""
-    from railguard.gate.queue import RunQueue
+    from railguard.gate.queue import gate_directory, recent_runs
 
     settings = ctx.settings()
-    directory = settings.gate.directory or settings.state_dir / "gate"
-    runs = RunQueue(directory / "queue.sqlite3").list(limit=limit)
+    directory = gate_directory(settings)
+    runs = recent_runs(settings, limit=limit)
     if as_json:
         output.emit_json({"runs": [run.as_json() for run in runs]})
         return ExitCode.OK

@@ -60,7 +60,10 @@ def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: 
                                       "checks_seconds": round(report.checks_seconds, 3),
                                       "seconds": round(report.seconds, 3), "alerts": len(report.alerts),
                                       "maintenance": report.maintenance}))
-            _refresh_textfile(settings, monitor_runner)
+            if settings.metrics.textfile_directory is not None:  # prometheus_client only when asked for
+                from railguard.metrics.textfile import refresh_monitor_textfile
+
+                refresh_monitor_textfile(settings, monitor_runner.states.items())
 
         notifier = notifier_for(settings)
         unrouted = notifier.prepare(["monitor_down", "monitor_recovered"])
@@ -132,27 +135,6 @@ def _round_document(report: RoundReport) -> dict[str, object]:
 
 
 def _serve_metrics(settings: Settings, address: Listen) -> WSGIServer:
-    from prometheus_client import CollectorRegistry, start_http_server
+    from railguard.metrics.exposition import serve_metrics
 
-    from railguard.metrics import RailguardCollector
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(RailguardCollector(settings))
-    server, _thread = start_http_server(address.port, addr=address.host, registry=registry)
-    return server
-
-
-def _refresh_textfile(settings: Settings, runner: Monitor) -> None:
-    directory = settings.metrics.textfile_directory
-    if directory is None:
-        return
-    from railguard.metrics import monitor_families, write_textfile
-
-    try:
-        write_textfile(directory, "railguard_monitor.prom", monitor_families(sorted(runner.states.items())))
-    except OSError as exc:
-        logging.getLogger("railguard.monitor").warning("cannot write the metrics textfile in %s: %s",
-                                                       directory, exc.strerror or exc)
-
-
-
+    return serve_metrics(settings, address.host, address.port)

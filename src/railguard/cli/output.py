@@ -23,13 +23,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar, Token
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from railguard.secrets import redact, redact_document
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich (~100 ms to import) is imported where something is drawn, not when the command line
+# starts: `railguard --help`, `status --json` and a cron `backup --quiet` draw nothing with it.
 
 _json_mode: ContextVar[bool] = ContextVar("json_mode", default=False)
 _quiet_mode: ContextVar[bool] = ContextVar("quiet_mode", default=False)
@@ -139,12 +143,16 @@ def json_mode_if(wanted: bool) -> Iterator[None]:
 
 
 def stdout() -> Console:
+    from rich.console import Console
+
     # In a pipe or a log there is no terminal width to respect: never wrap a table row there.
     width = None if sys.stdout.isatty() else 240
     return Console(soft_wrap=True, highlight=False, width=width)
 
 
 def stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, soft_wrap=True, highlight=False)
 
 
@@ -186,6 +194,8 @@ def warning(message: str) -> None:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.table import Table
+
     grid = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for column in columns:
         grid.add_column(column, justify="right" if column in {"size", "ratio", "age", "raw"} else "left")

@@ -17,10 +17,14 @@ from railguard.cli.root import cli
 
 @cli.command("probe", cls=click.Command, context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                "help_option_names": []},
-             add_help_option=False, short_help="Strict HTTP check for a Docker HEALTHCHECK (exit 0 or 1).")
+             add_help_option=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def probe_command(args: tuple[str, ...]) -> int:
-    """Exit 0 only when GET URL answers exactly the expected status (default 200); exit 1 for
-    anything else. Redirects are not followed. Run `railguard probe --help` for the options."""
+    """Strict HTTP check for a Docker HEALTHCHECK (exit 0 or 1).
+
+    Exit 0 only when GET URL answers exactly the expected status (default 200); exit 1 for
+    anything else. Redirects are not followed. Run `railguard probe --help` for the options.
+    (click never shows this text: `--help` is the probe's own; the first line is the summary in
+    `railguard --help`.)"""
     return probe.main(list(args))
 

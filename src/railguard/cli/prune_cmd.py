@@ -9,20 +9,20 @@ from zoneinfo import ZoneInfo
 import click
 
 from railguard.backup.catalog import Owner
-from railguard.cli import dest_cmd, output
+from railguard.cli import dest_cmd, options, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.destinations import prune_destinations
 from railguard.errors import ExitCode, UsageError
-from railguard.retention import Plan, Policy, PruneResult, Within, prune_backups
-from railguard.retention.policy import DEFAULT_POLICY
+from railguard.retention import Plan, PruneResult, Within, prune_backups
+from railguard.retention.policy import policy_in_effect
 
 pass_context = click.make_pass_decorator(Context)
 COUNT = click.IntRange(min=0)
 
 
 @cli.command()
-@click.option("--dry-run", is_flag=True, help="Print the plan and the reason for every decision; remove nothing.")
+@options.dry_run_option
 @click.option("--keep-last", type=COUNT, metavar="N", help="Keep the N newest backups.")
 @click.option("--keep-hourly", type=COUNT, metavar="N", help="Keep the newest backup of each of the last N hours.")
 @click.option("--keep-daily", type=COUNT, metavar="N", help="... of each of the last N calendar days.")
@@ -31,7 +31,7 @@ COUNT = click.IntRange(min=0)
 @click.option("--keep-yearly", type=COUNT, metavar="N", help="... of each of the last N years.")
 @click.option("--keep-within", metavar="DURATION",
               help="Keep every backup this recent, counted from the newest one: 2d, 36h, 1y6m (m = months).")
-@click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
+@options.directory_option
 @output.json_option
 @pass_context
 def prune(ctx: Context, dry_run: bool, keep_last: int | None, keep_hourly: int | None, keep_daily: int | None,
@@ -45,18 +45,13 @@ def prune(ctx: Context, dry_run: bool, keep_last: int | None, keep_hourly: int |
     on restic's command line. The newest good backup is never removed; files that are not
     backups are never touched. A protected backup (`railguard backups keep`, or one taken
     by hand within [backup.keep_manual]) is kept and takes no part in the rules, here and at
-    every destination. Each removal is logged in backup.log. See docs/retention.md.
+    every destination. Each removal is logged in backup.log. --dry-run prints the plan with
+    the reason for every decision and removes nothing. See docs/retention.md.
     """
     settings, name, app = ctx.app({"app.backup.directory": ("--dir", directory)})
     flags = {"last": keep_last, "hourly": keep_hourly, "daily": keep_daily, "weekly": keep_weekly,
              "monthly": keep_monthly, "yearly": keep_yearly}
-    if keep_within is not None or any(value is not None for value in flags.values()):
-        policy = Policy(**{rule: value or 0 for rule, value in flags.items()}, within=_within(keep_within))
-        origin = "flags"
-    else:
-        policy = Policy.from_settings(app.retention)
-        # from_settings returns this very object only for a table that sets no rule.
-        origin = "default" if policy is DEFAULT_POLICY else "configuration"
+    policy, origin = policy_in_effect(flags, _within(keep_within), app.retention)
     result = prune_backups(app.backup.directory, Owner.of(settings, name, app), policy, now=ctx.now(),
                            tz=settings.timezone, dry_run=dry_run)
     # Then each destination: its own policy, else the one in effect here (docs/destinations.md).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from railguard.cli import output
+from railguard.cli import options, output
 from railguard.cli.context import Context
 from railguard.cli.deploy_cmd import _with_build_log, deploy_job, render_report, report_json
 from railguard.cli.root import cli
@@ -15,8 +15,8 @@ pass_context = click.make_pass_decorator(Context)
 
 @cli.command()
 @click.argument("version", required=False, default="patch", metavar="[patch|minor|major|X.Y.Z]")
-@click.option("--dry-run", is_flag=True, help="Run the checks and print every step without doing it.")
-@click.option("--repo", "repository", metavar="PATH", help="The app's git work tree [deploy.repository].")
+@options.dry_run_option
+@options.repository_option
 @output.json_option
 @pass_context
 def release(ctx: Context, version: str, dry_run: bool, repository: str | None, as_json: bool) -> int:
@@ -24,7 +24,8 @@ def release(ctx: Context, version: str, dry_run: bool, repository: str | None, a
 
     Refuses unless HEAD is on the release branch with a clean tree and not behind its
     remote, and refuses a version that is not greater than the latest tag. CapRover's
-    webhook never builds a tag, so railguard uploads the tagged tree itself.
+    webhook never builds a tag, so railguard uploads the tagged tree itself. --dry-run runs
+    the checks and prints every step without doing it.
     """
     job = deploy_job(ctx, repository)
     deploy = job.app.deploy

@@ -9,7 +9,7 @@ import click
 
 from railguard.backup import list_backups, resolve_backup
 from railguard.backup.catalog import Owner, bad_manifest_warnings, check_belongs
-from railguard.cli import output, renamed
+from railguard.cli import options, output, renamed
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.destinations import fetched_for_restore
@@ -24,11 +24,10 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--to", "to", metavar="PATH",
               help="Restore into this file instead of the app's database (the live database is not touched).")
 @click.option("--force", is_flag=True, help="Replace the database even while a process has it open.")
-@click.option("--dir", "directory", metavar="DIR", help="Backup directory [backup.directory].")
-@click.option("--dest", "source", metavar="NAME", help="Restore a copy held at this destination (docs/destinations.md).")
+@options.directory_option
+@options.dest_option("source")
 @renamed.renamed_option("restore", "--from", "source")
-@click.option("--identity", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
-              help="age identity file for an encrypted copy [destinations.DEST.age_identity_file].")
+@options.identity_option
 @output.json_option
 @pass_context
 def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str | None, source: str | None,
@@ -39,7 +38,8 @@ def restore(ctx: Context, name: str, to: str | None, force: bool, directory: str
     while a process has the database open (stop the app first, or --force), keeps a safety copy
     of the current database as DB.before-restore-YYYYMMDD-HHMMSS, then swaps the restored file
     in with one atomic rename. A backup whose manifest names another app, or another database,
-    never replaces this app's database (exit 3); --to another file takes it. See docs/restore.md.
+    never replaces this app's database (exit 3); --to another file takes it. With --dest NAME,
+    the copy held at that destination is fetched and verified first. See docs/restore.md.
     """
     settings, app_name, app = ctx.app({"app.backup.directory": ("--dir", directory)})
     target = Path(to) if to else app.database

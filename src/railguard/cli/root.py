@@ -39,6 +39,36 @@ COMMAND_MODULES = {
     "daemon": "daemon_cmd", "schedule": "daemon_cmd",
 }
 
+#: The first sentence of each command's help, for the root's ``--help``: click would import every
+#: command module (pydantic, rich, boto3, ...) to ask each command for it. A test keeps each entry
+#: equal to the real command's (tests/test_cli_startup.py); a command missing here is imported.
+COMMAND_SUMMARIES = {
+    "backup": "Take a verified online backup of the app's database.",
+    "backups": "List and verify the backups of an app.",
+    "prune": "Remove the backups that the retention policy does not keep.",
+    "restore": "Restore backup NAME (default: latest, the newest verified one).",
+    "replicate": "Copy backups to the off-host destinations and verify each copy there.",
+    "drill": "Restore backup NAME into a temporary directory and prove it boots the app.",
+    "deploy": "Deploy exactly the commit REF names (default HEAD) to CapRover.",
+    "rollback": "Go back to an earlier version: deploy its image again (FROM <image>).",
+    "deploys": "The deploys railguard made (and CapRover's own version list in login mode).",
+    "release": "Test, tag vX.Y.Z, push the tag, and deploy exactly that tag's commit.",
+    "hook": "Option B: a pre-receive hook that runs the tests before a push to a protected branch lands.",
+    "gate": "Option C: Forgejo webhooks in, tested commits deployed to CapRover (docs/gate.md).",
+    "probe": "Strict HTTP check for a Docker HEALTHCHECK (exit 0 or 1).",
+    "doctor": "Check a repository's deploy files: HEALTHCHECK, start script, .dockerignore, captain-definition, "
+              "PORT, the database volume.",
+    "init": "Write (or print) the deploy files the plan asks for.",
+    "smoke": "Wait for /health 200, then require migrations_ok == 1 and app_started_at later than the deploy's "
+             "start in /metrics, and the expected commit in /version (or a *_build_info metric).",
+    "notify": "Notifications through apprise URLs (Telegram, Discord, e-mail, ntfy, JSON webhooks...).",
+    "monitor": "Check every target (default: each app's url + /health) every interval; alert on DOWN after N "
+               "consecutive failures and on RECOVERED after M successes, with the outage's length.",
+    "status": "Last backup and its age, last verified, last drill, last deploy and smoke result, monitor.",
+    "daemon": "Run every enabled job on its schedule, in one long-running process.",
+    "schedule": "Show every job the daemon runs, its schedule, its next run and its last success.",
+}
+
 
 def _set_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     if value is not None:
@@ -104,7 +134,10 @@ def _format_examples(ctx: click.Context, formatter: click.HelpFormatter) -> None
 
 
 class RailguardCommand(click.Command):
-    """A command with the global options (see the module's docstring) and its examples."""
+    """A command with the global options (see the module's docstring) and its examples.
+
+    :class:`CommandGroup` is one too (before :class:`click.Group` in its bases), so both are
+    said here once."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -115,18 +148,10 @@ class RailguardCommand(click.Command):
         _format_examples(ctx, formatter)
 
 
-class CommandGroup(click.Group):
+class CommandGroup(RailguardCommand, click.Group):
     """A group of commands (``backups``, ``gate``, ...): it and its commands get the global options."""
 
     command_class = RailguardCommand
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _add_global_options(self)
-
-    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        super().format_epilog(ctx, formatter)
-        _format_examples(ctx, formatter)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         # An old name (``gate runs``) still works for one release, hidden from the help.
@@ -149,6 +174,28 @@ class RailguardGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMAND_MODULES)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # click.Group.format_commands, with each summary from COMMAND_SUMMARIES instead of the
+        # command itself: `railguard --help` imports no command module. A stand-in command
+        # shortens a summary exactly as click shortens the real help.
+        commands = [(name, self.summary_command(ctx, name)) for name in self.list_commands(ctx)]
+        commands = [(name, command) for name, command in commands if not command.hidden]
+        if not commands:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+        rows = [(name, command.get_short_help_str(limit)) for name, command in commands]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def summary_command(self, ctx: click.Context, name: str) -> click.Command:
+        """The command ``name`` itself once loaded (or when COMMAND_SUMMARIES lacks it), else a
+        stand-in that has only its summary."""
+        if name in self.commands or name not in COMMAND_SUMMARIES:
+            command = self.get_command(ctx, name)
+            if command is not None:
+                return command
+        return click.Command(name, help=COMMAND_SUMMARIES.get(name, ""))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in self.commands and name in COMMAND_MODULES:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timezone
-from pathlib import Path
 
 import click
 
@@ -15,10 +13,9 @@ from railguard.config import Settings
 from railguard.errors import ConfigError, ExitCode, UsageError
 from railguard.notify.notifier import notifier_for
 from railguard.smoke import SmokeReport, notify_result, run_smoke
-from railguard.smoke.record import record_smoke
+from railguard.smoke.record import keep_smoke_result
 
 pass_context = click.make_pass_decorator(Context)
-log = logging.getLogger("railguard.smoke")
 
 
 @cli.command()
@@ -49,16 +46,10 @@ def smoke(ctx: Context, url: str | None, since: str | None, commit: str | None, 
     now = ctx.now()
     if send if send is not None else app.smoke.notify_ok:
         notify_result(notifier_for(settings), report, now=now)
-    save_result(settings.state_dir, report, now)
+    keep_smoke_result(settings.state_dir, report.app, ok=report.ok, summary=report.summary, commit=report.commit,
+                      now=now)
     _render(report, as_json)
     return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
-
-
-def save_result(state_dir: Path, report: SmokeReport, now: datetime) -> None:
-    try:
-        record_smoke(state_dir, report.app, ok=report.ok, summary=report.summary, commit=report.commit, now=now)
-    except OSError as exc:  # status loses one row; the smoke result itself stands
-        log.warning("cannot record the smoke result in %s: %s", state_dir, exc.strerror or exc)
 
 
 def _render(report: SmokeReport, as_json: bool) -> None:
@@ -75,14 +66,13 @@ def _render(report: SmokeReport, as_json: bool) -> None:
 def _deploy_start(settings: Settings, name: str, since: str | None) -> tuple[datetime, str | None]:
     if since is not None:
         return parse_time(since), None
-    from railguard.deploy.state import DeployState, state_path
+    from railguard.deploy.state import last_deploy
 
-    path = state_path(settings.state_dir, settings.apps[name].deploy.state_file)
-    history = DeployState(path).history(name) if path.exists() else []
-    if not history:
+    last = last_deploy(settings.state_dir, settings.apps[name].deploy.state_file, name)
+    if last is None:
         raise UsageError("no deploy start time to compare the app's start with",
                          hint="Give --since TIME (ISO 8601 or epoch seconds), or deploy with railguard deploy")
-    return history[0].started_at, history[0].git_hash
+    return last.started_at, last.git_hash
 
 
 def parse_time(text: str) -> datetime:

@@ -1,5 +1,5 @@
-"""Which jobs the configuration enables, the command line each one runs, and what the daemon
-reads from a finished backup job's report.
+"""Which jobs the configuration enables, the command line each one runs, when each runs next
+(``railguard schedule``), and what the daemon reads from a finished backup job's report.
 
 A backup job runs ``railguard backup --json``: its one JSON document is the job's report (the
 CLI's ``backup`` renders the same report as text), so the daemon's log line and run log can
@@ -20,7 +20,10 @@ from typing import Any
 from railguard.backup.catalog import Owner, list_backups
 from railguard.config import Settings
 from railguard.daemon.runlog import RunLog
-from railguard.schedule import Schedule, parse_schedule
+from railguard.schedule import Schedule, is_due_at_start, parse_schedule
+
+#: The daemon's record of its runs, in the state directory.
+RUNLOG_NAME = "daemon.db"
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,50 @@ def last_success(job: Job, runlog: RunLog | None, settings: Settings) -> datetim
     good = [record.created_at for record in list_backups(app.backup.directory, Owner.of(settings, job.app, app))
             if record.is_good]
     return max([moment for moment in (recorded, max(good, default=None)) if moment is not None], default=None)
+
+
+def runlog_path(settings: Settings) -> Path:
+    return settings.state_dir / RUNLOG_NAME
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One job of ``railguard schedule``: when it runs next, as the daemon would plan it now."""
+
+    job: str
+    schedule: str
+    #: None for a service (always running); ``now`` when a run was missed (catch-up).
+    next_run: datetime | None
+    catch_up: bool
+    last_success: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"job": self.job, "schedule": self.schedule, "next_run": self.next_run, "catch_up": self.catch_up,
+                "last_success": self.last_success}
+
+
+def planned_runs(settings: Settings, now: datetime) -> list[PlannedRun]:
+    """Every job the daemon runs, its next run and its last success, at ``now``: a job whose
+    last success is older than its previous scheduled run is due at once, as the daemon's own
+    start decides (:func:`railguard.schedule.is_due_at_start`). Reads the run log if there is
+    one and never creates it."""
+    path = runlog_path(settings)
+    runlog = RunLog(path) if path.exists() else None
+    try:
+        planned = []
+        for job in plan_jobs(settings):
+            last = last_success(job, runlog, settings)
+            if job.schedule is None:
+                next_run, catch_up = None, False
+            else:
+                catch_up = is_due_at_start(job.schedule, last, now, settings.timezone)
+                next_run = now if catch_up else job.schedule.next_after(now, settings.timezone)
+            planned.append(PlannedRun(job.name, str(job.schedule) if job.schedule else "always running",
+                                      next_run, catch_up, last))
+        return planned
+    finally:
+        if runlog is not None:
+            runlog.close()
 
 
 @dataclass(frozen=True)

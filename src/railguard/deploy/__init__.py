@@ -8,8 +8,9 @@ the flows.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from railguard import lazy
 
 _EXPORTS = {
     "DEFAULT_POST_DEPLOY_STEPS": "actions", "DeployJob": "actions", "DeployReport": "actions",
@@ -23,7 +24,7 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-if TYPE_CHECKING:  # the same names for mypy, which would otherwise see each as __getattr__'s Any
+if TYPE_CHECKING:  # the same names for mypy, which would otherwise see each as Any
     # ("X as X": exported, since mypy cannot read the computed __all__)
     from railguard.deploy.actions import DEFAULT_POST_DEPLOY_STEPS as DEFAULT_POST_DEPLOY_STEPS
     from railguard.deploy.actions import DeployJob as DeployJob
@@ -32,19 +33,17 @@ if TYPE_CHECKING:  # the same names for mypy, which would otherwise see each as 
     from railguard.deploy.actions import deploy_branch_head as deploy_branch_head
     from railguard.deploy.actions import deploy_commit as deploy_commit
     from railguard.deploy.actions import deploy_lock as deploy_lock
+    from railguard.deploy.actions import locked_flow as locked_flow
     from railguard.deploy.actions import rollback as rollback
     from railguard.deploy.caprover import CapRoverClient as CapRoverClient
     from railguard.deploy.caprover import CapRoverDeployer as CapRoverDeployer
-    from railguard.deploy.deployer import Deployer as Deployer
     from railguard.deploy.deployer import DeployOutcome as DeployOutcome
+    from railguard.deploy.deployer import Deployer as Deployer
     from railguard.deploy.state import DeployRecord as DeployRecord
     from railguard.deploy.state import DeployState as DeployState
     from railguard.deploy.steps import PostDeployContext as PostDeployContext
     from railguard.deploy.steps import PostDeployStep as PostDeployStep
     from railguard.deploy.steps import StepResult as StepResult
+    from railguard.deploy.steps import StepStatus as StepStatus
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy.exports(__name__, _EXPORTS)

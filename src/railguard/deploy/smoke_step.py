@@ -14,7 +14,7 @@ from datetime import datetime
 
 from railguard.deploy.steps import PostDeployContext, StepResult
 from railguard.notify.notifier import Notifier
-from railguard.smoke.record import record_smoke
+from railguard.smoke.record import keep_smoke_result
 from railguard.smoke.runner import SmokeReport, notify_result, run_smoke
 
 log = logging.getLogger("railguard.smoke")
@@ -35,11 +35,8 @@ def smoke(context: PostDeployContext) -> StepResult:
             notify_result(notifier, report, now=now)
     except Exception as exc:  # a notification problem never fails the deploy
         log.warning("the %s notification could not be sent: %s", record.kind, exc)
-    try:
-        record_smoke(context.settings.state_dir, name, ok=report.ok, summary=report.summary, commit=report.commit,
-                     now=now)
-    except OSError as exc:
-        log.warning("cannot record the smoke result in %s: %s", context.settings.state_dir, exc.strerror or exc)
+    keep_smoke_result(context.settings.state_dir, name, ok=report.ok, summary=report.summary, commit=report.commit,
+                      now=now)
     return StepResult("smoke", report.ok, report.summary, details=report.as_dict(), live_commit=report.commit)
 
 

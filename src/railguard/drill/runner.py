@@ -36,23 +36,18 @@ from railguard.config import AppSettings, DrillSettings, Settings
 from railguard.drill import process, serving
 from railguard.drill.assertions import run_assertions
 from railguard.drill.launch import LaunchPlan, plan_launch
+from railguard.drill.log import LOG_NAME, PASSED, append_drill_line
 from railguard.drill.selection import choose_random
 from railguard.errors import CheckFailed, ConfigError, ExitCode, RailguardError
-from railguard.logfmt import append_line, line_time, read_lines
 from railguard.notify.watch import JobWatch
 from railguard.progress import Progress, finish, stage_counter
 
 log = logging.getLogger("railguard.drill")
 
-LOG_NAME = "drill.log"
-#: The result a passing drill is recorded with (backup.log's vocabulary: result=ok|failed).
-PASSED = "ok"
 OUTPUT_NAME = "app-output.log"
 WORKSPACE_PREFIX = "railguard-drill-"  # process.py's watchdog removes only directories named so
 #: ``docker run``'s own exit code when it could not start the container (no image, no engine).
 DOCKER_RUN_FAILED = 125
-#: drill.log keeps at most this much of the app's output per failed drill.
-MAX_LOGGED_OUTPUT = 4000
 
 
 class DrillStepFailed(CheckFailed):
@@ -443,29 +438,11 @@ def _record(directory: Path, report: DrillReport) -> None:
     fields.update({f"{step.name}_s": round(step.seconds, 3) for step in report.steps})
     fields["total_s"] = round(report.seconds, 3)
     if report.output_tail and not report.passed:
-        fields["output"] = "\n".join(report.output_tail)[-MAX_LOGGED_OUTPUT:]
+        fields["output"] = "\n".join(report.output_tail)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        append_line(directory / LOG_NAME, fields)
+        append_drill_line(directory, fields)
     except OSError as exc:
         report.warnings.append(f"cannot append to {directory / LOG_NAME}: {exc.strerror or exc}")
-
-
-def read_drill_log(directory: Path) -> list[dict[str, str]]:
-    """Every line of ``drill.log`` in ``directory``, oldest first (``[]`` when no drill ran)."""
-    return read_lines(directory / LOG_NAME)
-
-
-def drill_passed(line: dict[str, str]) -> bool:
-    return line.get("result") == PASSED
-
-
-def last_drill_success(directory: Path) -> datetime | None:
-    """When the last passing drill recorded in ``directory`` started; None if none passed."""
-    for line in reversed(read_drill_log(directory)):
-        if drill_passed(line) and line_time(line):
-            return line_time(line)
-    return None
 
 
 def _signal(settings: Settings, app_name: str, report: DrillReport, watch: Any, now: datetime,

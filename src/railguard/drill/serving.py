@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from railguard import http
 
 #: Longest single request while waiting: the app may be slow to answer its first request.
@@ -112,6 +110,10 @@ def judge_metrics(answer: Answer, *, migrations_metric: str, started_metric: str
         return MetricsVerdict(True, "not exposed (404)")
     if answer.status != 200:
         return MetricsVerdict(False, f"metrics answered {answer.describe()}")
+    # Here, not at the top: `railguard status` reads drill.log through the runner, and
+    # prometheus_client costs more to import than the whole status screen.
+    from prometheus_client.parser import text_string_to_metric_families
+
     values: dict[str, float] = {}
     try:
         for family in text_string_to_metric_families(answer.body):

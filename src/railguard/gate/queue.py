@@ -29,8 +29,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from railguard.config import Settings
 from railguard.durable import create_private_database
 from railguard.errors import ConfigError, NotFound
+
+#: The queue's file in the gate's directory.
+QUEUE_NAME = "queue.sqlite3"
+
+
+def gate_directory(settings: Settings) -> Path:
+    """Where the gate keeps its queue, mirrors and run logs: [gate] directory, else
+    ``<state_dir>/gate``."""
+    return settings.gate.directory or settings.state_dir / "gate"
+
+
+def recent_runs(settings: Settings, *, limit: int = 50) -> list[Run]:
+    """``railguard gate list``: the newest runs of the gate's queue, read locally (no running
+    gate needed; the queue file is created, private, if the gate never ran)."""
+    return RunQueue(gate_directory(settings) / QUEUE_NAME).list(limit=limit)
 
 Status = Literal["queued", "running", "passed", "failed", "deployed", "deploy_failed", "smoke_failed",
                  "rolled_back", "superseded", "interrupted", "skipped", "error"]

@@ -33,7 +33,7 @@ from railguard.deploy.pipeline import TreeUnusable, is_full_sha, test_tree
 from railguard.deploy.suite import SuiteCommandMissing
 from railguard.errors import ConfigError
 from railguard.gate.forgejo import ForgejoStatuses
-from railguard.gate.queue import Run, RunQueue
+from railguard.gate.queue import QUEUE_NAME, Run, RunQueue, gate_directory
 from railguard.gate.target import GateTarget
 from railguard.gate.webhook import (
     MalformedPayload,
@@ -140,7 +140,7 @@ class GateService:
         #: Every secret the gate holds: scrubbed from logs, run logs and answers.
         self.secrets: list[Secret | str | None] = [self.webhook_secret, self.check_secret, self.read_token,
                                                    forgejo_token, *app_secrets]
-        self.directory = gate.directory or settings.state_dir / "gate"
+        self.directory = gate_directory(settings)
         # Pushed code must not reach any of it: the secret files, the state (queue, mirrors, logs).
         private = [Path(env[f"{var}_FILE"]) for var in dict.fromkeys(secret_vars) if env.get(f"{var}_FILE")]
         self.isolation: Isolation = resolve_isolation(
@@ -148,7 +148,7 @@ class GateService:
             read_only=gate.isolation_paths, where="gate.isolation")
         if not self.isolation.isolated:
             log.warning("pushed test suites are not isolated: %s", self.isolation.describe())
-        self.queue = RunQueue(self.directory / "queue.sqlite3")
+        self.queue = RunQueue(self.directory / QUEUE_NAME)
         self.metrics = GateMetrics(self.queue)
         statuses = ForgejoStatuses(gate.forgejo_url, forgejo_token) if gate.forgejo_url else None
         if statuses is None:

@@ -15,7 +15,7 @@ from railguard.monitor.state import DOWN, UP, TargetState
 def backup_families(settings: Settings) -> list[Metric]:
     from railguard.backup.engine import last_backup_attempt
     from railguard.destinations.history import last_copy_success, read_copy_log
-    from railguard.drill.runner import last_drill_success
+    from railguard.drill.log import last_drill_success
 
     success = GaugeMetricFamily("railguard_backup_last_success_timestamp_seconds",
                                 "When the newest verified backup was taken.", labels=["app"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
@@ -39,10 +40,22 @@ def write_textfile(directory: Path, name: str, families: Iterable[Metric]) -> Pa
     return final
 
 
-def metrics_endpoint(settings: Settings) -> tuple[int, dict[str, str], bytes]:
-    """A plain handler for ``GET /metrics`` wherever railguard serves HTTP: (status, headers, body)."""
+def railguard_registry(settings: Settings) -> CollectorRegistry:
+    """A registry of railguard's own metrics, collected from disk at each scrape."""
     from railguard.metrics.collect import RailguardCollector
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RailguardCollector(settings))
-    return 200, {"Content-Type": CONTENT_TYPE}, generate_latest(registry)
+    return registry
+
+
+def metrics_endpoint(settings: Settings) -> tuple[int, dict[str, str], bytes]:
+    """A plain handler for ``GET /metrics`` wherever railguard serves HTTP: (status, headers, body)."""
+    return 200, {"Content-Type": CONTENT_TYPE}, generate_latest(railguard_registry(settings))
+
+
+def serve_metrics(settings: Settings, host: str, port: int) -> WSGIServer:
+    """``http://HOST:PORT/metrics`` in a thread (``railguard monitor --metrics-listen``); the
+    caller shuts the server down."""
+    server, _thread = start_http_server(port, addr=host, registry=railguard_registry(settings))
+    return server

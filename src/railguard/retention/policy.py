@@ -146,6 +146,22 @@ class Policy:
 #: The plan's policy, for a retention table that sets no rule at all.
 DEFAULT_POLICY = Policy(daily=7, weekly=4)
 
+#: Where the policy in effect came from: prune says it on its first line and in its --json.
+PolicyOrigin = Literal["flags", "configuration", "default"]
+
+
+def policy_in_effect(rules: Mapping[str, int | None], within: Within | None,
+                     settings: RetentionSettings) -> tuple[Policy, PolicyOrigin]:
+    """The policy a prune applies, and where it came from: any rule given on the command line
+    (``rules`` by name, ``last`` to ``yearly``, None when not given; ``within``) replaces the
+    whole configured policy, as on restic's command line; else the ``[apps.NAME.retention]``
+    table; else, for a table that sets no rule, the default."""
+    if within is not None or any(value is not None for value in rules.values()):
+        return Policy(**{rule: value or 0 for rule, value in rules.items()}, within=within), "flags"
+    policy = Policy.from_settings(settings)
+    # from_settings returns this very object only for a table that sets no rule.
+    return policy, "default" if policy is DEFAULT_POLICY else "configuration"
+
 Action = Literal["keep", "remove", "leave"]
 
 

@@ -1,0 +1,97 @@
+"""A fast start: what `railguard --help` and `railguard status` import, and the table of command
+summaries that lets the root help import no command module. No timing here (bench/cli.py
+measures it); a test checks what a fresh process has imported, which a loaded machine cannot
+change."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+import pytest
+
+from railguard.cli.root import COMMAND_MODULES, COMMAND_SUMMARIES, cli
+from test_cli import all_commands
+
+#: Third-party packages that a command needs only when it draws, serves or sends something.
+HEAVY = {"pydantic", "rich", "prometheus_client", "boto3", "botocore", "apprise", "starlette", "uvicorn", "pyrage"}
+
+
+def imported_by(tmp_path: Path, *args: str, columns: int = 80) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run `railguard ARGS` in a fresh interpreter (help COLUMNS wide); its result and every
+    module it imported."""
+    listing = tmp_path / "modules.json"
+    script = textwrap.dedent(f"""\
+        import json, sys
+        sys.argv = ["railguard", *{list(args)!r}]
+        try:
+            from railguard.entrypoint import main
+            main()
+        finally:
+            with open({str(listing)!r}, "w") as out:
+                json.dump(sorted(sys.modules), out)
+        """)
+    env = {**os.environ, "COLUMNS": str(columns)}
+    env.pop("RAILGUARD_CONFIG", None)
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    return result, set(json.loads(listing.read_text()))
+
+
+def top_level(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+def test_every_summary_is_the_real_commands_short_help_at_every_width():
+    commands = all_commands()
+    assert set(COMMAND_SUMMARIES) == set(COMMAND_MODULES), "each command of COMMAND_MODULES needs its summary"
+    for name, command in commands.items():
+        stand_in = click.Command(name, help=COMMAND_SUMMARIES[name])
+        # The limits the root help can use: click's width (50 to 78 columns) less the name column.
+        for limit in range(20, 160):
+            assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit), (name, limit)
+        assert not command.hidden and not command.deprecated, name
+
+
+def test_root_help_imports_no_command_module_and_no_heavy_package(tmp_path: Path):
+    result, modules = imported_by(tmp_path, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Commands:" in result.stdout and "backup" in result.stdout
+    loaded = sorted(m for m in modules if m.startswith("railguard.cli.") and m.endswith("_cmd"))
+    assert loaded == [], f"railguard --help imported {loaded}"
+    assert not HEAVY & top_level(modules), sorted(HEAVY & top_level(modules))
+    assert "railguard.config" not in modules
+
+
+def test_root_help_without_the_commands_lists_what_click_lists_with_them(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    all_commands()
+    for columns in (50, 64, 80, 120):
+        fresh, _ = imported_by(tmp_path, "--help", columns=columns)
+        monkeypatch.setenv("COLUMNS", str(columns))  # the width click takes in both processes
+        with click.Context(cli, info_name="railguard") as ctx:
+            formatter = ctx.make_formatter()
+            click.Group.format_commands(cli, ctx, formatter)  # click's own: asks each loaded command
+        assert "Commands:" in formatter.getvalue()
+        assert formatter.getvalue() in fresh.stdout, columns
+
+
+def test_status_imports_the_configuration_and_the_logs_owners_not_the_web_or_cloud_stacks(
+        tmp_path: Path, tasks_db: Path):
+    config = tmp_path / "railguard.toml"
+    config.write_text(f'[apps.tasks]\ndatabase = "{tasks_db}"\n\n[apps.tasks.backup]\n'
+                      f'directory = "{tmp_path / "backups"}"\n')
+    result, modules = imported_by(tmp_path, "--config", str(config), "status", "--json")
+    assert result.returncode in (0, 1, 7), result.stderr
+    assert json.loads(result.stdout)["rows"]
+    assert {"railguard.config", "railguard.status"} <= modules
+    heavy = HEAVY - {"pydantic"}  # the configuration is a pydantic model
+    assert not heavy & top_level(modules), sorted(heavy & top_level(modules))
+    assert not {m for m in modules if m.startswith(("railguard.metrics", "railguard.jobs", "railguard.gate",
+                                                    "railguard.smoke.runner", "railguard.drill.runner",
+                                                    "railguard.http"))}

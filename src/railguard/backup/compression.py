@@ -14,6 +14,8 @@ from typing import BinaryIO
 
 import zstandard
 
+from railguard.progress import Readable
+
 CHUNK = 1 << 20
 DEFAULT_LEVEL = {"gzip": 6, "zstd": 3}
 #: Called with the size of each chunk done (railguard.progress.stage_counter makes one).
@@ -61,12 +63,7 @@ def compress_file(
             # mtime=0 and no file name in the header: the same database gives the same bytes.
             compressing = gzip.GzipFile(filename="", fileobj=stored, mode="wb",
                                         compresslevel=level or DEFAULT_LEVEL["gzip"], mtime=0)
-        writer = stored if compressing is None else compressing
-        while chunk := reader.read(CHUNK):
-            raw.update(chunk)
-            writer.write(chunk)
-            if progress:
-                progress(len(chunk))
+        _pump(reader, progress, raw.update, (stored if compressing is None else compressing).write)
         if compressing is not None:
             compressing.close()
     target.flush()
@@ -99,11 +96,7 @@ def decompress_stream_to(stored: BinaryIO, compression: str, target: BinaryIO,
         reader = gzip.GzipFile(fileobj=stored, mode="rb")
     else:
         reader = stored
-    while chunk := reader.read(CHUNK):
-        digest.update(chunk)
-        target.write(chunk)
-        if progress:
-            progress(len(chunk))
+    _pump(reader, progress, digest.update, target.write)
     if reader is not stored:
         reader.close()
     target.flush()
@@ -114,19 +107,22 @@ def sha256_of_decompressed(path: Path, compression: str, progress: Progress | No
     """The sha256 of the raw database inside ``path``; ``progress`` gets each chunk's raw size."""
     digest = hashlib.sha256()
     with open_decompressed(path, compression) as reader:
-        while chunk := reader.read(CHUNK):
-            digest.update(chunk)
-            if progress:
-                progress(len(chunk))
+        _pump(reader, progress, digest.update)
     return digest.hexdigest()
 
 
 def sha256_of_file(path: Path, progress: Progress | None = None) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as reader:
-        while chunk := reader.read(CHUNK):
-            digest.update(chunk)
-            if progress:
-                progress(len(chunk))
+        _pump(reader, progress, digest.update)
     return digest.hexdigest()
 
+
+def _pump(reader: Readable, progress: Progress | None, *sinks: Callable[[bytes], object]) -> None:
+    """Read ``reader`` to its end a chunk at a time, hand each chunk to every sink (a hash's
+    ``update``, a file's ``write``) and count it (``progress``)."""
+    while chunk := reader.read(CHUNK):
+        for sink in sinks:
+            sink(chunk)
+        if progress:
+            progress(len(chunk))

@@ -103,6 +103,21 @@ class ObjectStore(Protocol):
         """Objects left under temporary names by interrupted uploads."""
 
 
+class ListedStore:
+    """``objects`` and ``temporaries`` of a store that lists everything it holds in one go
+    (:meth:`listing`): temporary names are told apart the same way for every backend."""
+
+    def listing(self) -> list[ObjectInfo]:
+        """Every object at the location, temporary or not."""
+        raise NotImplementedError
+
+    def objects(self) -> list[ObjectInfo]:
+        return [info for info in self.listing() if not is_temp_key(info.key)]
+
+    def temporaries(self) -> list[ObjectInfo]:
+        return [info for info in self.listing() if is_temp_key(info.key)]
+
+
 Opener = Callable[[str, DestinationSettings, Mapping[str, str], Callable[[str], str]], ObjectStore]
 _BACKENDS: dict[str, Opener] = {}
 

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 from railguard.backup.compression import CHUNK
 from railguard.config import DestinationSettings
 from railguard.destinations.base import (
-    DestinationError, ObjectInfo, RemoteBackupNotFound, is_temp_key, is_transient_os_error, register, retrying,
+    DestinationError, ListedStore, ObjectInfo, RemoteBackupNotFound, is_transient_os_error, register, retrying,
     temp_key_for,
 )
 from railguard.durable import fsync_directory, open_private, promote
@@ -46,7 +46,7 @@ def open_file_store(name: str, settings: DestinationSettings, env: Mapping[str, 
     return FileStore(name, Path(unquote(parts.path)), settings.attempts)
 
 
-class FileStore:
+class FileStore(ListedStore):
     def __init__(self, name: str, directory: Path, attempts: int) -> None:
         self.name = name
         self.directory = directory
@@ -129,7 +129,7 @@ class FileStore:
         return DestinationError(f"destination {self.name}: {path} is not a regular file ({kind})",
                                 hint=f"Something replaced the stored copy; inspect {self.directory}")
 
-    def _entries(self) -> list[ObjectInfo]:
+    def listing(self) -> list[ObjectInfo]:
         directory = self._existing_directory()
 
         def scan() -> list[ObjectInfo]:
@@ -143,11 +143,6 @@ class FileStore:
 
         return self._retry(scan)
 
-    def objects(self) -> list[ObjectInfo]:
-        return [info for info in self._entries() if not is_temp_key(info.key)]
-
-    def temporaries(self) -> list[ObjectInfo]:
-        return [info for info in self._entries() if is_temp_key(info.key)]
 
     def remove(self, key: str) -> None:
         directory = self._existing_directory()

@@ -26,7 +26,7 @@ from typing import IO, BinaryIO
 from railguard.backup.compression import CHUNK
 from railguard.config import DestinationSettings
 from railguard.destinations.base import (
-    DestinationError, ObjectInfo, RemoteBackupNotFound, is_temp_key, register, temp_key_for,
+    DestinationError, ListedStore, ObjectInfo, RemoteBackupNotFound, register, temp_key_for,
 )
 from railguard.errors import ConfigError
 
@@ -50,7 +50,7 @@ def open_rclone_store(name: str, settings: DestinationSettings, env: Mapping[str
     return RcloneStore(name, binary, target.rstrip("/"), settings, dict(env), redact)
 
 
-class RcloneStore:
+class RcloneStore(ListedStore):
     def __init__(self, name: str, binary: str, target: str, settings: DestinationSettings,
                  env: dict[str, str], redact: Callable[[str], str]) -> None:
         self.name, self.binary, self.target, self.env, self.redact = name, binary, target, env, redact
@@ -129,7 +129,7 @@ class RcloneStore:
             if process.wait() != 0:
                 raise self._explain(_read(errors), f"read {key}")
 
-    def _listing(self) -> list[ObjectInfo]:
+    def listing(self) -> list[ObjectInfo]:
         text = self._run("lsjson", "--files-only", "--no-mimetype", self.target, action="list", missing_ok=True)
         found = []
         for item in json.loads(text or "[]"):
@@ -137,11 +137,6 @@ class RcloneStore:
             found.append(ObjectInfo(item["Name"], int(item["Size"]), modified))
         return found
 
-    def objects(self) -> list[ObjectInfo]:
-        return [info for info in self._listing() if not is_temp_key(info.key)]
-
-    def temporaries(self) -> list[ObjectInfo]:
-        return [info for info in self._listing() if is_temp_key(info.key)]
 
     def remove(self, key: str) -> None:
         self._run("deletefile", self._path(key), action=f"delete {key}", missing_ok=True)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from railguard.config import DestinationSettings
 from railguard.destinations.base import (
-    DestinationError, ObjectInfo, RemoteBackupNotFound, is_temp_key, register,
+    DestinationError, ListedStore, ObjectInfo, RemoteBackupNotFound, register,
 )
 from railguard.errors import ConfigError
 
@@ -51,7 +51,7 @@ def open_s3_store(name: str, settings: DestinationSettings, env: Mapping[str, st
     return S3Store(name, settings, parts.netloc, parts.path.strip("/"), redact)
 
 
-class S3Store:
+class S3Store(ListedStore):
     def __init__(self, name: str, settings: DestinationSettings, bucket: str, prefix: str,
                  redact: Callable[[str], str]) -> None:
         try:
@@ -120,7 +120,9 @@ class S3Store:
         finally:
             body.close()
 
-    def _listing(self) -> list[ObjectInfo]:
+    def listing(self) -> list[ObjectInfo]:
+        # An unfinished multipart upload is invisible (and aborted); the temporaries listed here are
+        # the staged objects of a replacement killed before it removed them (Destination.put_backup).
         prefix = f"{self.prefix}/" if self.prefix else ""
         found = []
         try:
@@ -133,13 +135,6 @@ class S3Store:
             raise self._explain(exc, "list") from None
         return found
 
-    def objects(self) -> list[ObjectInfo]:
-        return [info for info in self._listing() if not is_temp_key(info.key)]
-
-    def temporaries(self) -> list[ObjectInfo]:
-        # An unfinished multipart upload is invisible (and aborted); what shows here are the
-        # staged objects of a replacement killed before it removed them (Destination.put_backup).
-        return [info for info in self._listing() if is_temp_key(info.key)]
 
     def remove(self, key: str) -> None:
         try:

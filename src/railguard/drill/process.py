@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from railguard.drill.watchdog import group_alive
+
 PR_SET_PDEATHSIG = 1
 WATCHDOG_SCRIPT = Path(__file__).with_name("watchdog.py")
 
@@ -65,16 +67,6 @@ def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | str | None
     return subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=stdin, stdout=output,
                             stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=_die_with_parent(os.getpid()))
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def signal_group(pgid: int, signum: int) -> bool:

@@ -21,7 +21,10 @@ import time
 WORKSPACE_PREFIX = "railguard-drill-"
 
 
-def _alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
+    """Whether anything still runs in process group ``pgid`` (one we may not signal counts).
+    Also used by :mod:`railguard.drill.process`: this module is standard library only, so both
+    the watchdog run by path and railguard itself can import it."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -37,7 +40,7 @@ def _kill_group(pgid: int, grace: float) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pgid):
+    while time.monotonic() < deadline and group_alive(pgid):
         time.sleep(0.05)
     try:
         os.killpg(pgid, signal.SIGKILL)

@@ -514,6 +514,17 @@ class DaemonSettings(Section):
     job_timeout: Duration = timedelta(hours=6)
 
 
+class WebSettings(Section):
+    """The status page: ``railguard web``, and the pages the daemon serves on ``[daemon] listen``."""
+
+    #: Where ``railguard web`` listens (host:port); ``--listen`` overrides it.
+    listen: str = "127.0.0.1:9181"
+    #: Serve ``/public`` (and ``/api/public``) without the token: uptime only, like Uptime Kuma's status pages.
+    public: bool = False
+    #: How often a page reloads itself (``<meta http-equiv=refresh>``).
+    refresh: Duration = timedelta(seconds=60)
+
+
 class Settings(Section):
     timezone: TimeZoneName = "UTC"
     state_dir: Path = Path("/var/lib/railguard")
@@ -524,6 +535,7 @@ class Settings(Section):
     status: StatusSettings = Field(default_factory=StatusSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     #: Where these settings came from (a path, or None for the built-in defaults).
     source: Path | None = Field(default=None, exclude=True)

@@ -13,11 +13,10 @@ from railguard.cli import output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.daemon import Daemon, RunLog, plan_jobs
-from railguard.daemon.jobs import jobs_not_run, last_success
+from railguard.daemon.jobs import RUNLOG_NAME, job_timings, jobs_not_run, last_success
 from railguard.errors import ExitCode, UsageError
 from railguard.logfmt import parse_line
 from railguard.metrics.exposition import metrics_endpoint
-from railguard.schedule import is_due_at_start
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -39,14 +38,13 @@ def daemon(ctx: Context, as_json: bool) -> int:
     if not jobs:
         raise UsageError("nothing to run: every job is switched off in the configuration",
                          hint="Set [apps.NAME.schedule] backup, or enable [daemon] monitor or gate")
-    runlog = RunLog(settings.state_dir / "daemon.db")
+    runlog = RunLog(settings.state_dir / RUNLOG_NAME)
     runner = Daemon(jobs, runlog, tz=settings.timezone, stop_grace=settings.daemon.stop_grace,
                     job_timeout=settings.daemon.job_timeout, log=_json_line if as_json else _text_line,
                     last_success=lambda job: last_success(job, runlog, settings))
     server = None
     if settings.daemon.listen:
         from railguard.daemon import http as daemon_http  # here: `railguard schedule` needs no web stack
-
         host, _, port = settings.daemon.listen.rpartition(":")
         try:
             server = daemon_http.serve(runner, host or "127.0.0.1", int(port),
@@ -80,19 +78,8 @@ def schedule(ctx: Context, as_json: bool) -> int:
     "not run", with what to set.
     """
     settings = ctx.settings()
-    now = ctx.now()
-    runlog_path = settings.state_dir / "daemon.db"
-    runlog = RunLog(runlog_path) if runlog_path.exists() else None
-    rows = []
-    for job in plan_jobs(settings):
-        last = last_success(job, runlog, settings)
-        if job.is_service:
-            next_run, catch_up = None, False
-        else:
-            catch_up = is_due_at_start(job.schedule, last, now, settings.timezone)
-            next_run = now if catch_up else job.schedule.next_after(now, settings.timezone)
-        rows.append({"job": job.name, "schedule": str(job.schedule) if job.schedule else "always running",
-                     "next_run": next_run, "catch_up": catch_up, "last_success": last})
+    rows = [{"job": timing.job, "schedule": timing.schedule, "next_run": timing.next_run, "catch_up": timing.catch_up,
+             "last_success": timing.last_success} for timing in job_timings(settings, ctx.now())]
     # The jobs the daemon does not run, and why: a drill that never runs must not go unsaid.
     not_run = [{"job": name, "why": why} for name, why in jobs_not_run(settings)]
     if as_json:

@@ -9,7 +9,10 @@ from datetime import datetime
 from railguard.backup.catalog import Owner, list_backups
 from railguard.config import Settings
 from railguard.daemon.runlog import RunLog
-from railguard.schedule import Schedule, parse_schedule
+from railguard.schedule import Schedule, is_due_at_start, parse_schedule
+
+#: The daemon's run log, in ``state_dir``.
+RUNLOG_NAME = "daemon.db"
 
 
 @dataclass(frozen=True)
@@ -78,3 +81,38 @@ def last_success(job: Job, runlog: RunLog | None, settings: Settings) -> datetim
     good = [record.created_at for record in list_backups(app.backup.directory, Owner.of(settings, job.app, app))
             if record.is_good]
     return max([moment for moment in (recorded, max(good, default=None)) if moment is not None], default=None)
+
+
+@dataclass(frozen=True)
+class JobTiming:
+    """What ``railguard schedule`` and the status page show of one job."""
+
+    job: str
+    #: The schedule as written, or "always running" for a service.
+    schedule: str
+    next_run: datetime | None
+    #: A run was missed: the daemon starts it as soon as it starts.
+    catch_up: bool
+    last_success: datetime | None
+
+
+def job_timings(settings: Settings, now: datetime) -> list[JobTiming]:
+    """Every job the daemon runs, its next run and last success, from the daemon's run log
+    (read only when it exists: nothing here creates it) and the backup directories."""
+    path = settings.state_dir / RUNLOG_NAME
+    runlog = RunLog(path) if path.exists() else None
+    try:
+        timings = []
+        for job in plan_jobs(settings):
+            last = last_success(job, runlog, settings)
+            if job.schedule is None:
+                next_run, catch_up = None, False
+            else:
+                catch_up = is_due_at_start(job.schedule, last, now, settings.timezone)
+                next_run = now if catch_up else job.schedule.next_after(now, settings.timezone)
+            timings.append(JobTiming(job.name, str(job.schedule) if job.schedule else "always running",
+                                     next_run, catch_up, last))
+        return timings
+    finally:
+        if runlog is not None:
+            runlog.close()

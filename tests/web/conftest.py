@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,6 +28,8 @@ from railguard.drill.runner import LOG_NAME as DRILL_LOG
 from railguard.logfmt import append_line
 from railguard.monitor.state import CheckResult, Policy, TargetState, step
 from railguard.monitor.store import MonitorStore
+from railguard.web.app import Access, create_web_app
+from railguard.webserver import BackgroundServer, ConnectionLimits
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 #: Daily backups at 03:30 on each of these days before NOW's day; the newest is 8h30m old.
@@ -122,3 +125,19 @@ def build_site(tmp_path: Path, now: datetime = NOW, days: int = BACKUP_DAYS) -> 
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
     return build_site(tmp_path)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., str]]:
+    """``serve(site, access)``: the status page on a real server on 127.0.0.1; returns its base URL."""
+    servers: list[BackgroundServer] = []
+
+    def start(site: Site, access: Access = Access(None)) -> str:
+        server = BackgroundServer(create_web_app(site.settings, access, lambda: site.now), host="127.0.0.1", port=0,
+                                  limits=ConnectionLimits(), name="railguard-web-test").start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.port}"
+
+    yield start
+    for server in servers:
+        server.stop()

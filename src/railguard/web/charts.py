@@ -1,0 +1,86 @@
+"""The page's charts as inline SVG, drawn on the server: no script, nothing fetched at run time.
+
+Each function is pure (the time span is a parameter) and returns SVG markup in which every text
+is escaped here, so a template may insert it as it is. Colours are CSS classes (``good``,
+``bad``, ``line``), so the page's light and dark schemes colour them; every mark has a
+``<title>`` (a tooltip on a desktop, read by a screen reader) with what it stands for.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from datetime import datetime
+
+from railguard.monitor.store import CheckPoint
+from railguard.web.model import BackupMark
+
+WIDTH, HEIGHT, PAD = 600, 120, 6
+#: Favicon colour per state (the tab shows trouble without a look at the page).
+STATE_COLOURS = {"ok": "#1f9d55", "warning": "#d69e2e", "flagged": "#e53e3e", "none": "#718096"}
+
+
+def human_bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _x(moment: datetime, start: datetime, end: datetime) -> float:
+    span = (end - start).total_seconds() or 1.0
+    fraction = min(1.0, max(0.0, (moment - start).total_seconds() / span))
+    return round(PAD + fraction * (WIDTH - 2 * PAD), 1)
+
+
+def _svg(label: str, body: str, height: int = HEIGHT) -> str:
+    return (f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" preserveAspectRatio="none" role="img" '
+            f'aria-label="{html.escape(label)}" xmlns="http://www.w3.org/2000/svg">{body}</svg>')
+
+
+def backup_timeline(marks: Sequence[BackupMark], start: datetime, end: datetime) -> str:
+    """One circle per backup on a time axis: green when verified, red when not, the area by stored bytes."""
+    height = 60
+    largest = max((mark.stored_bytes for mark in marks), default=0)
+    parts = [f'<line class="axis" x1="{PAD}" y1="{height / 2}" x2="{WIDTH - PAD}" y2="{height / 2}"/>']
+    for mark in marks:
+        radius = 3.0 + (9.0 * math.sqrt(mark.stored_bytes / largest) if largest else 0.0)
+        kind = "good" if mark.good else "bad"
+        title = f"{mark.name}: {'verified' if mark.good else mark.status}, {human_bytes(mark.stored_bytes)}"
+        parts.append(f'<circle class="mark {kind}" cx="{_x(mark.at, start, end)}" cy="{height / 2}" r="{radius:.1f}">'
+                     f"<title>{html.escape(title)}</title></circle>")
+    return _svg(f"{len(marks)} backups", "".join(parts), height)
+
+
+def response_times(points: Sequence[CheckPoint], start: datetime, end: datetime) -> str:
+    """A line of response times (ms), one dot per point; a failed check is a red dot on the floor."""
+    answered = [point.response_time for point in points if point.response_time is not None]
+    top = max(answered, default=0.0) or 1.0
+    floor = HEIGHT - PAD
+
+    def y(seconds: float) -> float:
+        return round(floor - seconds / top * (HEIGHT - 2 * PAD), 1)
+
+    line = " ".join(f"{_x(point.at, start, end)},{y(point.response_time)}"
+                    for point in points if point.ok and point.response_time is not None)
+    parts = [f'<line class="axis" x1="{PAD}" y1="{floor}" x2="{WIDTH - PAD}" y2="{floor}"/>',
+             f'<polyline class="line" points="{line}"/>' if line else ""]
+    for point in points:
+        ms = "no answer" if point.response_time is None else f"{point.response_time * 1000:.0f} ms"
+        kind = "good" if point.ok else "bad"
+        cy = y(point.response_time) if point.ok and point.response_time is not None else floor
+        parts.append(f'<circle class="point {kind}" cx="{_x(point.at, start, end)}" cy="{cy}" r="2">'
+                     f"<title>{point.at:%Y-%m-%d %H:%M} UTC: {html.escape(ms)}"
+                     f"{'' if point.ok else ', failed'}</title></circle>")
+    label = f"response times, {len(points)} points, up to {top * 1000:.0f} ms"
+    return _svg(label, "".join(parts))
+
+
+def favicon(state: str) -> str:
+    """A dot in the state's colour, for ``<link rel=icon>`` and ``/favicon.svg``."""
+    colour = STATE_COLOURS.get(state, STATE_COLOURS["none"])
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+            f'<circle cx="8" cy="8" r="7" fill="{colour}"/></svg>')

@@ -3,7 +3,7 @@
 Seven daily backups of a real SQLite database (``take_backup`` with ``now`` set to each simulated
 day), one of them whose verification failed, copied to a ``file://`` destination, a passed and a failed restore drill in
 ``drill.log``, three deploys in the deploy history, and a monitor whose state machine saw a
-five-minute outage, all seen at :data:`NOW`. Every page and view in tests/web is of this site.
+five-minute outage, all seen at :data:`NOW`; and a second app, ``notes``, never backed up. Every page and view in tests/web is of this site.
 """
 
 from __future__ import annotations
@@ -57,7 +57,10 @@ def _config(tmp_path: Path, database: Path) -> Settings:
         "apps": {"tasks": {"database": str(database), "url": "http://127.0.0.1:9/",
                            "backup": {"directory": str(tmp_path / "backups")},
                            "drill": {"command": ["true"]},
-                           "destinations": {"offsite": {"url": f"file://{tmp_path / 'offsite'}"}}}},
+                           "destinations": {"offsite": {"url": f"file://{tmp_path / 'offsite'}"}}},
+                 # A second app that was never backed up: the page must show it failing.
+                 "notes": {"database": str(tmp_path / "notes.db"),
+                           "backup": {"directory": str(tmp_path / "notes-backups")}}},
         "daemon": {"listen": ""},
     })
 

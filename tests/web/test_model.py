@@ -18,12 +18,15 @@ from railguard.monitor.store import CheckPoint
 def test_the_overview_has_the_state_that_railguard_status_reports(site: Site) -> None:
     overview = build_overview(site.settings, site.now)
     report = collect_status(site.settings, site.now)
-    [app] = overview.apps
+    app, notes = overview.apps
     assert [row.as_dict(site.now) for row in app.rows] == [row.as_dict(site.now) for row in report.rows
                                                            if row.app == "tasks"]
     assert app.state == worst([row.state for row in report.rows if row.app == "tasks"])
     assert overview.state == worst([row.state for row in report.rows])
     assert app.newest_backup_at == site.now.replace(hour=3, minute=30)
+    assert (app.name, app.state) == ("tasks", "ok")  # an older backup that failed its check flags nothing
+    assert (notes.name, notes.state, notes.newest_backup_at) == ("notes", "flagged", None)
+    assert overview.state == "flagged"
 
 
 def test_the_app_view_has_thirty_days_of_backups_with_the_failed_verification(site: Site) -> None:

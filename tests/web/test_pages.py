@@ -111,3 +111,15 @@ def test_text_from_the_logs_is_escaped_and_the_charts_escape_their_own() -> None
     svg = charts.backup_timeline([BackupMark("<b>x</b>", at, False, 10, "not verified <script>")],
                                  at - timedelta(days=1), at)
     assert "<script>" not in svg and "&lt;script&gt;" in svg
+
+
+def test_a_chart_of_an_hour_of_checks_spans_the_whole_width() -> None:
+    from datetime import datetime, timezone
+
+    from railguard.monitor.store import CheckPoint
+
+    end = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
+    points = [CheckPoint(end - timedelta(minutes=60 - minute), True, 0.02) for minute in range(60)]
+    dots = tags(charts.response_times(points, end - timedelta(hours=24), end)).having("circle", "point")
+    xs = [float(dot["cx"] or 0) for dot in dots]
+    assert xs[0] == charts.PAD and xs[-1] > charts.WIDTH - charts.PAD - 10

@@ -37,7 +37,7 @@ def _x(moment: datetime, start: datetime, end: datetime) -> float:
 
 
 def _svg(label: str, body: str, height: int = HEIGHT) -> str:
-    return (f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" preserveAspectRatio="none" role="img" '
+    return (f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" '
             f'aria-label="{html.escape(label)}" xmlns="http://www.w3.org/2000/svg">{body}</svg>')
 
 
@@ -56,7 +56,11 @@ def backup_timeline(marks: Sequence[BackupMark], start: datetime, end: datetime)
 
 
 def response_times(points: Sequence[CheckPoint], start: datetime, end: datetime) -> str:
-    """A line of response times (ms), one dot per point; a failed check is a red dot on the floor."""
+    """A line of response times (ms), one dot per point; a failed check is a red dot on the floor.
+    The time axis starts at ``start`` or at the first point, whichever is later: a monitor that
+    started an hour ago gets an hour across the whole width, not a sliver at the right."""
+    if points:
+        start = max(start, points[0].at)
     answered = [point.response_time for point in points if point.response_time is not None]
     top = max(answered, default=0.0) or 1.0
     floor = HEIGHT - PAD

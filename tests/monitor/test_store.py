@@ -115,7 +115,7 @@ def test_incidents_ended_before_the_hourly_history_go_with_it(tmp_path: Path) ->
 def test_the_chart_points_are_the_raw_checks_and_the_hourly_means(tmp_path: Path) -> None:
     store = MonitorStore(tmp_path / "monitor.sqlite3")
     end = fill(store, 3)
-    raw = store.checks("app", end - timedelta(hours=24))
+    raw = store.checks("app", end - timedelta(hours=24), end)
     assert len(raw) == 24 * 12 and all(point.response_time == 0.01 for point in raw)
     hours = store.hours("app", T0)
     assert len(hours) == 24 and hours[0].at == T0 and hours[0].response_time == pytest.approx(0.01)

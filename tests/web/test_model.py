@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from web.conftest import (BACKUP_DAYS, DEPLOY_COMMITS, DOWN_FROM, DOWN_UNTIL, DRILL_OUTPUT, FAILED_DAY, ROUNDS,
@@ -11,8 +11,7 @@ from web.conftest import (BACKUP_DAYS, DEPLOY_COMMITS, DOWN_FROM, DOWN_UNTIL, DR
 
 from railguard.errors import ExitCode
 from railguard.status import collect_status
-from railguard.web.model import AppNotFound, build_app, build_overview, build_public, downsample, plain, worst
-from railguard.monitor.store import CheckPoint
+from railguard.web.model import AppNotFound, build_app, build_overview, build_public, plain, worst
 
 
 def test_the_overview_has_the_state_that_railguard_status_reports(site: Site) -> None:
@@ -27,6 +26,13 @@ def test_the_overview_has_the_state_that_railguard_status_reports(site: Site) ->
     assert (app.name, app.state) == ("tasks", "ok")  # an older backup that failed its check flags nothing
     assert (notes.name, notes.state, notes.newest_backup_at) == ("notes", "flagged", None)
     assert overview.state == "flagged"
+
+
+def test_the_app_view_has_the_rows_railguard_status_has_for_the_app(site: Site) -> None:
+    view = build_app(site.settings, "tasks", site.now)
+    report = collect_status(site.settings, site.now)
+    assert [row.as_dict(site.now) for row in view.rows] == [row.as_dict(site.now) for row in report.rows
+                                                            if row.app == "tasks"]
 
 
 def test_the_app_view_has_thirty_days_of_backups_with_the_failed_verification(site: Site) -> None:
@@ -107,11 +113,20 @@ def test_an_unknown_app_is_not_found(site: Site) -> None:
     assert raised.value.message == "no app 'nope' in the configuration"
 
 
-def test_a_long_chart_is_averaged_into_at_most_the_limit_of_points(site: Site) -> None:
-    start = site.now - timedelta(hours=24)
-    points = [CheckPoint(start + timedelta(seconds=30 * index), index % 100 != 0, 0.010 + (index % 2) / 100)
-              for index in range(2880)]
-    reduced = downsample(points, start, site.now, limit=288)
-    assert len(reduced) == 288
-    assert reduced[0].response_time == pytest.approx(0.015) and not reduced[0].ok
-    assert sum(not point.ok for point in reduced) == 29  # every 100th check failed, one per 10 buckets-ish
+def test_a_day_of_checks_every_30_s_is_averaged_into_at_most_288_points(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from railguard.monitor.state import CheckResult, TargetState
+    from railguard.monitor.store import MonitorStore
+
+    store = MonitorStore(tmp_path / "monitor.sqlite3")
+    end = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
+    start = end - timedelta(hours=24)
+    # Every 100th check fails; response times alternate 10 and 20 ms.
+    store.record([("app", "http://127.0.0.1/", CheckResult(index % 100 != 0, start + timedelta(seconds=30 * index),
+                                                           "", 0.010 + (index % 2) / 100), TargetState())
+                  for index in range(2880)])
+    points = store.checks("app", start, end, at_most=288)
+    assert len(points) == 288  # ten checks per slice of five minutes
+    assert [point.at for point in points[:2]] == [start, start + timedelta(minutes=5)]
+    assert all(point.response_time == pytest.approx(0.015) for point in points)
+    assert sum(not point.ok for point in points) == 29  # the slices holding check 0, 100, ..., 2800
+    assert len(store.checks("app", start, end, at_most=2880)) == 2880  # as they are when few enough

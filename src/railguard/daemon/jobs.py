@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,17 +71,23 @@ def _has_monitor_targets(settings: Settings) -> bool:
     return bool(settings.monitor.targets) or any(app.url for app in settings.apps.values())
 
 
-def last_success(job: Job, runlog: RunLog | None, settings: Settings) -> datetime | None:
+def last_success(job: Job, runlog: RunLog | None, settings: Settings,
+                 newest_good: Mapping[str, datetime | None] | None = None) -> datetime | None:
     """When the job last succeeded: the daemon's own record, or, for a backup, the newest good
     backup in the directory, whoever took it (by hand, cron, or an earlier daemon), so a manual
-    backup after a missed night counts and the daemon does not take another at once."""
+    backup after a missed night counts and the daemon does not take another at once.
+    ``newest_good``: each app's newest good backup, for a caller that has just listed them."""
     recorded = runlog.last_success(job.name) if runlog is not None else None
     if not job.name.startswith("backup:") or job.app is None:
         return recorded
-    app = settings.apps[job.app]
-    good = [record.created_at for record in list_backups(app.backup.directory, Owner.of(settings, job.app, app))
-            if record.is_good]
-    return max([moment for moment in (recorded, max(good, default=None)) if moment is not None], default=None)
+    if newest_good is not None and job.app in newest_good:
+        newest = newest_good[job.app]
+    else:
+        app = settings.apps[job.app]
+        newest = max((record.created_at for record in list_backups(app.backup.directory,
+                                                                   Owner.of(settings, job.app, app))
+                      if record.is_good), default=None)
+    return max([moment for moment in (recorded, newest) if moment is not None], default=None)
 
 
 @dataclass(frozen=True)
@@ -96,15 +103,17 @@ class JobTiming:
     last_success: datetime | None
 
 
-def job_timings(settings: Settings, now: datetime) -> list[JobTiming]:
+def job_timings(settings: Settings, now: datetime,
+                newest_good: Mapping[str, datetime | None] | None = None) -> list[JobTiming]:
     """Every job the daemon runs, its next run and last success, from the daemon's run log
-    (read only when it exists: nothing here creates it) and the backup directories."""
+    (read only when it exists: nothing here creates it) and the backup directories (or
+    ``newest_good``, as :func:`last_success` takes it)."""
     path = settings.state_dir / RUNLOG_NAME
     runlog = RunLog(path) if path.exists() else None
     try:
         timings = []
         for job in plan_jobs(settings):
-            last = last_success(job, runlog, settings)
+            last = last_success(job, runlog, settings, newest_good)
             if job.schedule is None:
                 next_run, catch_up = None, False
             else:

@@ -150,11 +150,26 @@ class MonitorStore:
         return [Incident(target, _utc(started), None if ended is None else _utc(ended), reason or "")
                 for started, ended, reason in rows]
 
-    def checks(self, target: str, since: datetime) -> list[CheckPoint]:
-        """Raw checks of ``target`` since ``since``, oldest first (as long as they are kept)."""
-        rows = self._db.execute("SELECT at, ok, response_time FROM checks WHERE target = ? AND at >= ? ORDER BY at",
-                                (target, since.timestamp()))
-        return [CheckPoint(_utc(at), bool(ok), response_time) for at, ok, response_time in rows]
+    def checks(self, target: str, since: datetime, until: datetime, *, at_most: int | None = None) -> list[CheckPoint]:
+        """Raw checks of ``target`` in [since, until), oldest first (as long as they are kept).
+
+        ``at_most``: more checks than that are averaged, in SQLite, into that many equal slices
+        of the span (each slice that has checks is one point at its start: the mean response
+        time of its answers, ok when none of them failed), so a chart never carries thousands
+        of points, and they are never all read into Python."""
+        start, end = since.timestamp(), until.timestamp()
+        count = self._db.execute("SELECT COUNT(*) FROM checks WHERE target = ? AND at >= ? AND at < ?",
+                                 (target, start, end)).fetchone()[0]
+        if at_most is None or count <= at_most:
+            rows = self._db.execute("SELECT at, ok, response_time FROM checks WHERE target = ? AND at >= ? AND at < ?"
+                                    " ORDER BY at", (target, start, end))
+            return [CheckPoint(_utc(at), bool(ok), response_time) for at, ok, response_time in rows]
+        width = (end - start) / at_most
+        rows = self._db.execute(
+            "SELECT MIN(?, CAST((at - ?) / ? AS INTEGER)) AS slice, MIN(ok), AVG(response_time) FROM checks"
+            " WHERE target = ? AND at >= ? AND at < ? GROUP BY slice ORDER BY slice",
+            (at_most - 1, start, width, target, start, end))
+        return [CheckPoint(_utc(start + width * index), bool(ok), response_time) for index, ok, response_time in rows]
 
     def hours(self, target: str, since: datetime) -> list[CheckPoint]:
         """One point per hour since ``since`` from the hourly rows (mean response time; ok when

@@ -39,7 +39,7 @@ from railguard.monitor.store import FILE_NAME as MONITOR_FILE
 from railguard.monitor.store import CheckPoint, Incident, MonitorStore
 from railguard.retention.policy import Plan, Policy, apply_policy
 from railguard.secrets import redact
-from railguard.status import StatusRow, collect_status
+from railguard.status import StatusRow, backup_rows, collect_status, deploy_rows, destination_rows, drill_rows
 
 #: How far back the backup timeline, the incidents and the drill and deploy lists go.
 HISTORY = timedelta(days=30)
@@ -172,26 +172,30 @@ def worst(states: list[str]) -> str:
 def build_overview(settings: Settings, now: datetime) -> Overview:
     report = collect_status(settings, now)
     apps = []
-    for name, app in settings.apps.items():
+    for name in settings.apps:
         rows = [row for row in report.rows if row.app == name]
-        apps.append(AppSummary(name, worst([row.state for row in rows]), _newest_good(settings, name, app), rows))
+        apps.append(AppSummary(name, worst([row.state for row in rows]), _newest_good(rows), rows))
     site_rows = [row for row in report.rows if row.app is None]
+    # The backup directories were listed once, for the status rows: the jobs' last success is from them.
+    newest = {summary.name: summary.newest_backup_at for summary in apps}
     return Overview(now, worst([row.state for row in report.rows]), apps, monitor_targets(settings, now),
-                    job_timings(settings, now), site_rows)
+                    job_timings(settings, now, newest), site_rows)
 
 
 def build_app(settings: Settings, name: str, now: datetime) -> AppView:
     app = settings.apps.get(name)
     if app is None:
         raise AppNotFound(f"no app {name!r} in the configuration", hint=f"Known: {', '.join(settings.apps)}")
-    rows = [row for row in collect_status(settings, now).rows if row.app == name]
+    # The rows collect_status makes for this app, without reading every other app's backups.
+    rows = (backup_rows(name, app, settings, now) + destination_rows(name, app, settings, now)
+            + drill_rows(name, app, settings, now) + deploy_rows(name, app, settings))
     directory = app.backup.directory
     records = list_backups(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
     plan = _retention_plan(records, app, settings, now)
-    jobs = [timing for timing in job_timings(settings, now) if timing.job.endswith(f":{name}")]
+    newest = max((record.created_at for record in records if record.is_good), default=None)
+    jobs = [timing for timing in job_timings(settings, now, {name: newest}) if timing.job.endswith(f":{name}")]
     return AppView(
-        name=name, now=now, state=worst([row.state for row in rows]), rows=rows,
-        newest_backup_at=max((record.created_at for record in records if record.is_good), default=None),
+        name=name, now=now, state=worst([row.state for row in rows]), rows=rows, newest_backup_at=newest,
         backups=_marks(records, plan, now), retention=str(plan.policy) if plan else None,
         destinations=_destinations(app, rows), drills=_drills(app), deploys=_deploys(settings, name, app),
         next_drill=next((timing.next_run for timing in jobs if timing.job == f"drill:{name}"), None), jobs=jobs)
@@ -215,7 +219,7 @@ def monitor_targets(settings: Settings, now: datetime) -> list[TargetView]:
         targets = []
         for name, (url, state) in sorted(store.states().items()):
             uptime = {label: store.uptime(name, now - span).ratio for label, span in WINDOWS.items()}
-            points = downsample(store.checks(name, now - CHART_SPAN), now - CHART_SPAN, now)
+            points = store.checks(name, now - CHART_SPAN, now, at_most=MAX_POINTS)
             incidents = list(reversed(store.incidents(name, now - HISTORY)))
             targets.append(TargetView(name, state.status, uptime, points, incidents, down_since=state.down_since,
                                       url=url, last_failure_reason=redact(state.last_failure_reason or "") or None))
@@ -224,29 +228,10 @@ def monitor_targets(settings: Settings, now: datetime) -> list[TargetView]:
         store.close()
 
 
-def downsample(points: list[CheckPoint], start: datetime, end: datetime, limit: int = MAX_POINTS) -> list[CheckPoint]:
-    """``points`` as they are when there are at most ``limit``; else one point per equal slice of
-    [start, end) that has checks: the mean response time of its answers, ok when none failed."""
-    if len(points) <= limit:
-        return points
-    width = (end - start) / limit
-    buckets: dict[int, list[CheckPoint]] = {}
-    for point in points:
-        buckets.setdefault(min(limit - 1, int((point.at - start) / width)), []).append(point)
-    result = []
-    for index, members in sorted(buckets.items()):
-        times = [point.response_time for point in members if point.response_time is not None]
-        result.append(CheckPoint(start + width * index, all(point.ok for point in members),
-                                 sum(times) / len(times) if times else None))
-    return result
-
-
-def _newest_good(settings: Settings, name: str, app: AppSettings) -> datetime | None:
-    directory = app.backup.directory
-    if not directory.is_dir():
-        return None
-    return max((record.created_at for record in list_backups(directory, Owner.of(settings, name, app))
-                if record.is_good), default=None)
+def _newest_good(rows: list[StatusRow]) -> datetime | None:
+    """When the newest good backup was taken: the time of the ``backup`` status row, which
+    :func:`railguard.status.backup_rows` gives only when there is one."""
+    return next((row.at for row in rows if row.name == "backup"), None)
 
 
 def _retention_plan(records: list[BackupRecord], app: AppSettings, settings: Settings, now: datetime) -> Plan | None:

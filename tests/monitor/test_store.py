@@ -119,3 +119,16 @@ def test_the_chart_points_are_the_raw_checks_and_the_hourly_means(tmp_path: Path
     assert len(raw) == 24 * 12 and all(point.response_time == 0.01 for point in raw)
     hours = store.hours("app", T0)
     assert len(hours) == 24 and hours[0].at == T0 and hours[0].response_time == pytest.approx(0.01)
+
+
+def test_one_targets_checks_are_found_through_an_index_on_the_target(tmp_path: Path) -> None:
+    """Uptime and the status page's chart ask for one target over a span; with only the (at,
+    target) index SQLite would scan every target's checks of the span (bench/web.py saw it)."""
+    import sqlite3
+
+    MonitorStore(tmp_path / "monitor.sqlite3").close()
+    with sqlite3.connect(tmp_path / "monitor.sqlite3") as db:
+        plan = db.execute("EXPLAIN QUERY PLAN SELECT COUNT(*), SUM(1 - ok) FROM checks WHERE target = ? AND at >= ?",
+                          ("app", 0.0)).fetchall()
+    db.close()
+    assert "USING COVERING INDEX checks_by_target" in str(plan) or "USING INDEX checks_by_target" in str(plan), plan

@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS checks (
     reason TEXT
 );
 CREATE INDEX IF NOT EXISTS checks_by_time ON checks(at, target);
+-- One target's checks over a span (uptime, the status page's chart), without the other targets'.
+CREATE INDEX IF NOT EXISTS checks_by_target ON checks(target, at);
 CREATE TABLE IF NOT EXISTS hourly (
     target TEXT NOT NULL,
     hour INTEGER NOT NULL,

@@ -9,6 +9,7 @@ import pytest
 from web.conftest import (BACKUP_DAYS, DEPLOY_COMMITS, DOWN_FROM, DOWN_UNTIL, DRILL_OUTPUT, FAILED_DAY, ROUNDS,
                           Site)
 
+from railguard.config import MaintenanceWindow
 from railguard.errors import ExitCode
 from railguard.status import collect_status
 from railguard.web.model import AppNotFound, build_app, build_overview, build_public, plain, worst
@@ -130,3 +131,14 @@ def test_a_day_of_checks_every_30_s_is_averaged_into_at_most_288_points(tmp_path
     assert all(point.response_time == pytest.approx(0.015) for point in points)
     assert sum(not point.ok for point in points) == 29  # the slices holding check 0, 100, ..., 2800
     assert len(store.checks("app", start, end, at_most=2880)) == 2880  # as they are when few enough
+
+
+def test_maintenance_windows_say_whether_they_are_on(site: Site) -> None:
+    monitor = site.settings.monitor.model_copy(update={"maintenance": [
+        MaintenanceWindow(cron="0 11 * * *", duration=timedelta(hours=3)),
+        MaintenanceWindow(cron="0 3 * * sun", duration=timedelta(hours=1))]})
+    settings = site.settings.model_copy(update={"monitor": monitor, "timezone": "Europe/Madrid"})
+    on, off = build_overview(settings, site.now).maintenance
+    # 11:00 in Madrid is 10:00 UTC: on at 12:00 UTC, for three hours; Sunday 03:00 is not now (a Monday).
+    assert (on.cron, on.active_since) == ("0 11 * * *", site.now.replace(hour=10))
+    assert off.active_since is None

@@ -123,3 +123,17 @@ def test_a_chart_of_an_hour_of_checks_spans_the_whole_width() -> None:
     dots = tags(charts.response_times(points, end - timedelta(hours=24), end)).having("circle", "point")
     xs = [float(dot["cx"] or 0) for dot in dots]
     assert xs[0] == charts.PAD and xs[-1] > charts.WIDTH - charts.PAD - 10
+
+
+def test_the_overview_lists_the_maintenance_windows_and_the_one_that_is_on(site: Site, serve: Callable[..., str]
+                                                                          ) -> None:
+    import dataclasses
+
+    from railguard.config import MaintenanceWindow
+
+    monitor = site.settings.monitor.model_copy(update={"maintenance": [
+        MaintenanceWindow(cron="0 11 * * *", duration=timedelta(hours=2))]})
+    windowed = dataclasses.replace(site, settings=site.settings.model_copy(update={"monitor": monitor}))
+    _, html, _ = get(serve(windowed) + "/")
+    assert "<code>0 11 * * *</code> (UTC)" in html
+    assert "on since 2026-11-30 11:00 UTC: no DOWN alerts" in html

@@ -108,7 +108,8 @@ def web_routes(settings: Settings, access: Access, clock: Callable[[], datetime]
         return Response(f"404: {exc.message}\n".encode(), status_code=404, media_type="text/plain")
 
     async def overview(request: Request) -> Response:
-        return html_response(await run_in_threadpool(lambda: pages.overview(build_overview(settings, clock()))))
+        return html_response(await run_in_threadpool(
+            lambda: pages.overview(build_overview(settings, clock()), settings.timezone)))
 
     async def app_page(request: Request) -> Response:
         try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from railguard.backup.catalog import BackupRecord, Owner, list_backups
@@ -34,6 +34,7 @@ from railguard.destinations.replicate import read_copy_log
 from railguard.drill.runner import drill_passed, read_drill_log
 from railguard.errors import NotFound
 from railguard.logfmt import line_time
+from railguard.monitor.maintenance import window_start
 from railguard.monitor.report import WINDOWS
 from railguard.monitor.store import FILE_NAME as MONITOR_FILE
 from railguard.monitor.store import CheckPoint, Incident, MonitorStore
@@ -123,6 +124,16 @@ class TargetView:
 
 
 @dataclass(frozen=True)
+class MaintenanceView:
+    """A ``[[monitor.maintenance]]`` window: no DOWN alert while it is on."""
+
+    cron: str
+    duration: timedelta
+    #: When the window in force started; None when it is not on now.
+    active_since: datetime | None
+
+
+@dataclass(frozen=True)
 class AppSummary:
     name: str
     state: str
@@ -155,6 +166,7 @@ class Overview:
     jobs: list[JobTiming]
     #: Status rows that belong to no app (the monitor's).
     site_rows: list[StatusRow] = field(default_factory=list)
+    maintenance: list[MaintenanceView] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -178,8 +190,10 @@ def build_overview(settings: Settings, now: datetime) -> Overview:
     site_rows = [row for row in report.rows if row.app is None]
     # The backup directories were listed once, for the status rows: the jobs' last success is from them.
     newest = {summary.name: summary.newest_backup_at for summary in apps}
+    maintenance = [MaintenanceView(window.cron, window.duration, _utc(window_start(window, now, settings.timezone)))
+                   for window in settings.monitor.maintenance]
     return Overview(now, worst([row.state for row in report.rows]), apps, monitor_targets(settings, now),
-                    job_timings(settings, now, newest), site_rows)
+                    job_timings(settings, now, newest), site_rows, maintenance)
 
 
 def build_app(settings: Settings, name: str, now: datetime) -> AppView:
@@ -226,6 +240,10 @@ def monitor_targets(settings: Settings, now: datetime) -> list[TargetView]:
         return targets
     finally:
         store.close()
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.astimezone(timezone.utc) if moment else None
 
 
 def _newest_good(rows: list[StatusRow]) -> datetime | None:

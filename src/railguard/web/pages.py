@@ -70,8 +70,8 @@ class Pages:
 
         return self.env.get_template(name).render(now=now, state=state, response_chart=response_chart, **values)
 
-    def overview(self, view: Overview) -> str:
-        return self._render("overview.html", view.now, view.state, view=view)
+    def overview(self, view: Overview, timezone: str = "UTC") -> str:
+        return self._render("overview.html", view.now, view.state, view=view, timezone=timezone)
 
     def app(self, view: AppView) -> str:
         timeline = charts.backup_timeline(view.backups, view.now - HISTORY, view.now)

@@ -64,21 +64,25 @@ def response_times(points: Sequence[CheckPoint], start: datetime, end: datetime)
     answered = [point.response_time for point in points if point.response_time is not None]
     top = max(answered, default=0.0) or 1.0
     floor = HEIGHT - PAD
-
-    def y(seconds: float) -> float:
-        return round(floor - seconds / top * (HEIGHT - 2 * PAD), 1)
-
-    line = " ".join(f"{_x(point.at, start, end)},{y(point.response_time)}"
-                    for point in points if point.ok and point.response_time is not None)
-    parts = [f'<line class="axis" x1="{PAD}" y1="{floor}" x2="{WIDTH - PAD}" y2="{floor}"/>',
-             f'<polyline class="line" points="{line}"/>' if line else ""]
+    # One pass, each coordinate computed once: a day of checks is 288 points per target.
+    origin, span = start.timestamp(), (end - start).total_seconds() or 1.0
+    x_scale, y_scale = (WIDTH - 2 * PAD) / span, (HEIGHT - 2 * PAD) / top
+    line: list[str] = []
+    dots: list[str] = []
     for point in points:
-        ms = "no answer" if point.response_time is None else f"{point.response_time * 1000:.0f} ms"
-        kind = "good" if point.ok else "bad"
-        cy = y(point.response_time) if point.ok and point.response_time is not None else floor
-        parts.append(f'<circle class="point {kind}" cx="{_x(point.at, start, end)}" cy="{cy}" r="2">'
-                     f"<title>{point.at:%Y-%m-%d %H:%M} UTC: {html.escape(ms)}"
-                     f"{'' if point.ok else ', failed'}</title></circle>")
+        x = round(PAD + min(span, max(0.0, point.at.timestamp() - origin)) * x_scale, 1)
+        seconds = point.response_time
+        if point.ok and seconds is not None:
+            y = round(floor - seconds * y_scale, 1)
+            line.append(f"{x},{y}")
+        else:
+            y = floor
+        # The title is made of numbers and a time only: nothing in it needs escaping.
+        ms = "no answer" if seconds is None else f"{seconds * 1000:.0f} ms"
+        dots.append(f'<circle class="point {"good" if point.ok else "bad"}" cx="{x}" cy="{y}" r="2">'
+                    f"<title>{point.at:%Y-%m-%d %H:%M} UTC: {ms}{'' if point.ok else ', failed'}</title></circle>")
+    parts = [f'<line class="axis" x1="{PAD}" y1="{floor}" x2="{WIDTH - PAD}" y2="{floor}"/>',
+             f'<polyline class="line" points="{" ".join(line)}"/>' if line else "", *dots]
     label = f"response times, {len(points)} points, up to {top * 1000:.0f} ms"
     return _svg(label, "".join(parts))
 

@@ -127,3 +127,20 @@ def test_without_the_token_the_page_answers_401_and_with_it_opens(
         assert response.status == 200 and page.locator(".backup-age").first.inner_text() == "8h 30m ago"
     finally:
         page.close()
+
+
+def test_the_public_page_opens_without_the_token_and_shows_uptime_only(
+        browser: Any, site: Site, serve: Callable[..., str], tmp_path: Path) -> None:
+    base = serve(site, with_token(site, public=True))
+    for name, width in WIDTHS.items():
+        page, response = look(browser, base + "/public", width, tmp_path / f"public-{name}.png")
+        try:
+            assert response.status == 200 and page.title() == "OK · status"
+            target = page.locator("section.target[data-target=tasks]")
+            assert target.locator("circle.point").count() == ROUNDS
+            assert target.locator("tr.incident td.duration").inner_text() == "5m"
+            text = page.content()
+            assert "127.0.0.1:9" not in text and "HTTP 503" not in text and "backup" not in text
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+        finally:
+            page.close()

@@ -533,6 +533,23 @@ class DaemonSettings(Section):
         return value
 
 
+class WebSettings(Section):
+    """The status page: ``railguard web``, and the pages the daemon serves on ``[daemon] listen``."""
+
+    #: Where ``railguard web`` listens (host:port); ``--listen`` overrides it.
+    listen: str = "127.0.0.1:9181"
+    #: Serve ``/public`` (and ``/api/public``) without the token: uptime only, like Uptime Kuma's status pages.
+    public: bool = False
+    #: How often a page reloads itself (``<meta http-equiv=refresh>``).
+    refresh: Duration = timedelta(seconds=60)
+
+    @pydantic.field_validator("listen")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        Listen.from_text(value)  # raises ValueError naming the expected form
+        return value
+
+
 class Settings(Section):
     timezone: TimeZoneName = "UTC"
     state_dir: Path = Path("/var/lib/railguard")
@@ -543,6 +560,7 @@ class Settings(Section):
     status: StatusSettings = Field(default_factory=StatusSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     #: Where these settings came from (a path, or None for the built-in defaults).
     source: Path | None = Field(default=None, exclude=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,34 @@ def read_lines(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
     return [parse_line(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+#: How much of a log :func:`read_lines_backwards` reads at a time, from the end.
+_BLOCK = 64 * 1024
+
+
+def read_lines_backwards(path: Path) -> Iterator[dict[str, str]]:
+    """The lines of ``path``, newest first, read a block at a time from the end: the last
+    line of a year-long log costs one block, not the year (the status page and ``status``
+    ask for the last backup attempt on every call)."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        position = handle.seek(0, os.SEEK_END)
+        rest = b""  # the start of a line whose beginning is in a block not read yet
+        while position > 0:
+            size = min(_BLOCK, position)
+            position -= size
+            handle.seek(position)
+            lines = (handle.read(size) + rest).split(b"\n")
+            rest = lines.pop(0)  # may be cut: wait for the block before it
+            for raw in reversed(lines):
+                if raw.strip():
+                    yield parse_line(raw.decode("utf-8"))
+        if rest.strip():
+            yield parse_line(rest.decode("utf-8"))
 
 
 def line_time(line: Mapping[str, str]) -> datetime | None:

@@ -72,3 +72,63 @@ def test_a_second_monitor_on_the_same_state_is_refused_by_the_library_not_only_b
     assert refused.value.message == "another railguard run is already working on the monitor"
     with monitor_store(settings) as again:  # released when the first one closed
         assert again.counts()[0] == 1
+
+
+def run_checks(store: MonitorStore, outcomes: str, *, start: datetime = T0, every: timedelta = timedelta(minutes=1),
+               silenced: bool = False) -> TargetState:
+    """One round per character ("+" a success, "-" a failure) through the real state machine."""
+    from railguard.monitor.state import Policy, step
+
+    state = TargetState()
+    for index, outcome in enumerate(outcomes):
+        check = CheckResult(outcome == "+", start + index * every, "HTTP 503" if outcome == "-" else "", 0.02)
+        state, _ = step(state, check, Policy(failure_threshold=3, success_threshold=2), silenced=silenced)
+        store.record([("app", "http://127.0.0.1/health", check, state)])
+    return state
+
+
+def test_an_outage_is_one_incident_from_the_first_failure_to_the_first_success_of_the_recovery(tmp_path: Path) -> None:
+    store = MonitorStore(tmp_path / "monitor.sqlite3")
+    # Minute 2: the first failure of the streak; minute 7: the first success of the recovery streak.
+    run_checks(store, "++-----++++--+++")
+    [incident] = store.incidents("app", T0)
+    assert (incident.started_at, incident.ended_at, incident.reason) == (
+        T0 + timedelta(minutes=2), T0 + timedelta(minutes=7), "HTTP 503")
+    assert incident.duration(T0 + timedelta(days=1)) == timedelta(minutes=5)
+
+
+def test_an_outage_still_going_on_has_no_end_and_lasts_until_now(tmp_path: Path) -> None:
+    store = MonitorStore(tmp_path / "monitor.sqlite3")
+    run_checks(store, "+----", silenced=True)  # a maintenance window silences the alert, not the record
+    [incident] = store.incidents("app", T0)
+    assert incident.ended_at is None
+    assert incident.duration(T0 + timedelta(minutes=31)) == timedelta(minutes=30)
+
+
+def test_incidents_ended_before_the_hourly_history_go_with_it(tmp_path: Path) -> None:
+    store = MonitorStore(tmp_path / "monitor.sqlite3")
+    run_checks(store, "+---++")
+    store.compact(T0 + timedelta(days=40), timedelta(hours=48), timedelta(days=35))
+    assert store.incidents("app", T0) == []
+
+
+def test_the_chart_points_are_the_raw_checks_and_the_hourly_means(tmp_path: Path) -> None:
+    store = MonitorStore(tmp_path / "monitor.sqlite3")
+    end = fill(store, 3)
+    raw = store.checks("app", end - timedelta(hours=24), end)
+    assert len(raw) == 24 * 12 and all(point.response_time == 0.01 for point in raw)
+    hours = store.hours("app", T0)
+    assert len(hours) == 24 and hours[0].at == T0 and hours[0].response_time == pytest.approx(0.01)
+
+
+def test_one_targets_checks_are_found_through_an_index_on_the_target(tmp_path: Path) -> None:
+    """Uptime and the status page's chart ask for one target over a span; with only the (at,
+    target) index SQLite would scan every target's checks of the span (bench/web.py saw it)."""
+    import sqlite3
+
+    MonitorStore(tmp_path / "monitor.sqlite3").close()
+    with sqlite3.connect(tmp_path / "monitor.sqlite3") as db:
+        plan = db.execute("EXPLAIN QUERY PLAN SELECT COUNT(*), SUM(1 - ok) FROM checks WHERE target = ? AND at >= ?",
+                          ("app", 0.0)).fetchall()
+    db.close()
+    assert "USING COVERING INDEX checks_by_target" in str(plan) or "USING INDEX checks_by_target" in str(plan), plan

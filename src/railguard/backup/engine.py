@@ -49,7 +49,7 @@ from railguard.config import BackupSettings
 from railguard.durable import WorkDirectory, is_temp_name, make_private_directory
 from railguard.errors import RailguardError, VerifyFailed
 from railguard.locking import exclusive_lock
-from railguard.logfmt import append_line, read_lines
+from railguard.logfmt import append_line, read_lines_backwards
 from railguard.progress import Progress, finish, stage_counter
 
 LOG_NAME = "backup.log"
@@ -57,7 +57,7 @@ LOG_NAME = "backup.log"
 
 def last_backup_attempt(directory: Path) -> dict[str, str] | None:
     """The last backup line of ``backup.log`` in ``directory`` (prune writes ``event=prune`` lines there too)."""
-    for line in reversed(read_lines(directory / LOG_NAME)):
+    for line in read_lines_backwards(directory / LOG_NAME):
         if line.get("event", "backup") == "backup":
             return line
     return None

@@ -46,11 +46,15 @@ def daemon(ctx: Context, as_json: bool) -> int:
     server = None
     if settings.daemon.listen:
         from railguard.daemon import http as daemon_http  # here: `railguard schedule` needs no web stack
+        from railguard.web.app import Access, web_routes
 
         listen = Listen.parse(settings.daemon.listen, key="daemon.listen")
+        # Before the first job: a status page that would be open to the network refuses to start.
+        access = Access.for_listen(listen, settings, what="daemon.listen")
         try:
             server = daemon_http.serve(runner, listen.host, listen.port,
-                                       extra_metrics=lambda: metrics_endpoint(settings)[2])
+                                       extra_metrics=lambda: metrics_endpoint(settings)[2],
+                                       routes=web_routes(settings, access, ctx.now))
         except OSError as exc:
             raise UsageError(f"daemon.listen {settings.daemon.listen!r}: cannot listen there ({exc})",
                              hint="Choose a free host:port, or \"\" to turn the endpoints off") from None
@@ -80,16 +84,17 @@ def schedule(ctx: Context, as_json: bool) -> int:
     "not run", with what to set.
     """
     settings = ctx.settings()
-    rows = [run.as_dict() for run in planned_runs(settings, ctx.now())]
+    timings = planned_runs(settings, ctx.now())
     # The jobs the daemon does not run, and why: a drill that never runs must not go unsaid.
     not_run = [{"job": name, "why": why} for name, why in jobs_not_run(settings)]
     if as_json:
+        rows = [timing.as_dict() for timing in timings]
         output.emit_json({"ok": True, "timezone": settings.timezone, "jobs": rows, "not_run": not_run})
         return ExitCode.OK
     output.table(f"jobs (times in {settings.timezone})", ["job", "schedule", "next run", "last success"], [
-        [r["job"], r["schedule"],
-         "now (catch-up: a run was missed)" if r["catch_up"] else _local(r["next_run"], settings.timezone),
-         _local(r["last_success"], settings.timezone) if r["last_success"] else "never"] for r in rows]
+        [t.job, t.schedule,
+         "now (catch-up: a run was missed)" if t.catch_up else _local(t.next_run, settings.timezone),
+         _local(t.last_success, settings.timezone) if t.last_success else "never"] for t in timings]
         + [[item["job"], "not run", "never", item["why"]] for item in not_run])
     return ExitCode.OK
 

@@ -78,6 +78,8 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
                ("daemon --json", "its log as one JSON document per line")],
     "schedule": [("schedule", "every job, its next run and its last success"),
                  ("schedule --json", "as JSON")],
+    "web": [("web", "the status page on http://127.0.0.1:9181/"),
+            ("web --listen 0.0.0.0:9181", "on the network (needs $RAILGUARD_WEB_TOKEN)")],
 }
 
 

@@ -36,7 +36,7 @@ COMMAND_MODULES = {
     "hook": "hook_cmd", "gate": "gate_cmd",
     "probe": "probe_cmd", "doctor": "doctor_cmd", "init": "init_cmd",
     "smoke": "smoke_cmd", "notify": "notify_cmd", "monitor": "monitor_cmd", "status": "status_cmd",
-    "daemon": "daemon_cmd", "schedule": "daemon_cmd",
+    "daemon": "daemon_cmd", "schedule": "daemon_cmd", "web": "web_cmd",
 }
 
 #: The first sentence of each command's help, for the root's ``--help``: click would import every

@@ -1,6 +1,8 @@
 """The daemon's web app: ``/healthz`` and ``/metrics`` on Starlette, served by uvicorn on a thread.
 
 =================  ========================================================================
+``GET /``          the status page (:mod:`railguard.web`), its app pages and ``/api/`` routes,
+                   joined by ``railguard daemon`` and behind the status page's token
 ``GET /healthz``   200 while the scheduling loop is turning, 503 when it has been stuck for
                    longer than a few ticks; JSON with every job's schedule and state
 ``GET /metrics``   Prometheus text: the daemon's own families, then railguard's (last backup,
@@ -8,7 +10,7 @@
 =================  ========================================================================
 
 One Starlette app with a route table (:func:`create_app`; pages and ``/api/`` routes join the
-table), one uvicorn server with the same protocol, timeouts and connection limit as the gate
+table, passed in by the command), one uvicorn server with the same protocol, timeouts and connection limit as the gate
 (:mod:`railguard.webserver`), on a thread of its own: the job loop keeps the main thread and
 its SIGTERM handling. The server starts before the first job and stops after the last one.
 The handlers read the run log and the backup directories, so they run in the thread pool,
@@ -22,13 +24,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from railguard import __version__
 from railguard.daemon.runner import Daemon
@@ -70,8 +72,11 @@ def render_metrics(daemon: Daemon) -> str:
     return "\n".join(lines) + "\n"
 
 
-def create_app(daemon: Daemon, extra_metrics: Callable[[], bytes] | None = None) -> Starlette:
-    """The daemon's routes. ``extra_metrics`` adds railguard's own families after the daemon's."""
+def create_app(daemon: Daemon, extra_metrics: Callable[[], bytes] | None = None,
+               routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The daemon's routes. ``extra_metrics`` adds railguard's own families after the daemon's;
+    ``routes`` join the table after ``/healthz`` and ``/metrics`` (the status page's,
+    :func:`railguard.web.app.web_routes`, which guard themselves)."""
 
     def health() -> tuple[int, bytes]:
         stuck = time.monotonic() - daemon.last_tick > STUCK_AFTER_SECONDS
@@ -91,12 +96,13 @@ def create_app(daemon: Daemon, extra_metrics: Callable[[], bytes] | None = None)
     return Starlette(routes=[
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *routes,
     ])
 
 
 def serve(daemon: Daemon, host: str, port: int, extra_metrics: Callable[[], bytes] | None = None,
-          limits: ConnectionLimits = ConnectionLimits()) -> BackgroundServer:
+          limits: ConnectionLimits = ConnectionLimits(), routes: Sequence[BaseRoute] = ()) -> BackgroundServer:
     """Start the endpoints on a background thread; the caller stops the server (``.stop()``).
     A port that cannot be bound raises ``OSError`` here."""
-    return BackgroundServer(create_app(daemon, extra_metrics), host=host, port=port, limits=limits,
+    return BackgroundServer(create_app(daemon, extra_metrics, routes), host=host, port=port, limits=limits,
                             name="railguard-daemon-http").start()

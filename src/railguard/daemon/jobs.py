@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -85,17 +85,23 @@ def _has_monitor_targets(settings: Settings) -> bool:
     return bool(settings.monitor.targets) or any(app.url for app in settings.apps.values())
 
 
-def last_success(job: Job, runlog: RunLog | None, settings: Settings) -> datetime | None:
+def last_success(job: Job, runlog: RunLog | None, settings: Settings,
+                 newest_good: Mapping[str, datetime | None] | None = None) -> datetime | None:
     """When the job last succeeded: the daemon's own record, or, for a backup, the newest good
     backup in the directory, whoever took it (by hand, cron, or an earlier daemon), so a manual
-    backup after a missed night counts and the daemon does not take another at once."""
+    backup after a missed night counts and the daemon does not take another at once.
+    ``newest_good``: each app's newest good backup, for a caller that has just listed them."""
     recorded = runlog.last_success(job.name) if runlog is not None else None
     if not job.name.startswith("backup:") or job.app is None:
         return recorded
-    app = settings.apps[job.app]
-    good = [record.created_at for record in list_backups(app.backup.directory, Owner.of(settings, job.app, app))
-            if record.is_good]
-    return max([moment for moment in (recorded, max(good, default=None)) if moment is not None], default=None)
+    if newest_good is not None and job.app in newest_good:
+        newest = newest_good[job.app]
+    else:
+        app = settings.apps[job.app]
+        newest = max((record.created_at for record in list_backups(app.backup.directory,
+                                                                   Owner.of(settings, job.app, app))
+                      if record.is_good), default=None)
+    return max([moment for moment in (recorded, newest) if moment is not None], default=None)
 
 
 def runlog_path(settings: Settings) -> Path:
@@ -104,12 +110,15 @@ def runlog_path(settings: Settings) -> Path:
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One job of ``railguard schedule``: when it runs next, as the daemon would plan it now."""
+    """One job as ``railguard schedule`` and the status page show it: when it runs next, as the
+    daemon would plan it now."""
 
     job: str
+    #: The schedule as written, or "always running" for a service.
     schedule: str
     #: None for a service (always running); ``now`` when a run was missed (catch-up).
     next_run: datetime | None
+    #: A run was missed: the daemon starts it as soon as it starts.
     catch_up: bool
     last_success: datetime | None
 
@@ -118,17 +127,20 @@ class PlannedRun:
                 "last_success": self.last_success}
 
 
-def planned_runs(settings: Settings, now: datetime) -> list[PlannedRun]:
+def planned_runs(settings: Settings, now: datetime,
+                 newest_good: Mapping[str, datetime | None] | None = None) -> list[PlannedRun]:
     """Every job the daemon runs, its next run and its last success, at ``now``: a job whose
     last success is older than its previous scheduled run is due at once, as the daemon's own
     start decides (:func:`railguard.schedule.is_due_at_start`). Reads the run log if there is
-    one and never creates it."""
+    one and never creates it; the newest good backup of each app comes from its backup
+    directory, or from ``newest_good`` when the caller has already listed them (as
+    :func:`last_success` takes it)."""
     path = runlog_path(settings)
     runlog = RunLog(path) if path.exists() else None
     try:
         planned = []
         for job in plan_jobs(settings):
-            last = last_success(job, runlog, settings)
+            last = last_success(job, runlog, settings, newest_good)
             if job.schedule is None:
                 next_run, catch_up = None, False
             else:

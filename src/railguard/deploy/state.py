@@ -125,6 +125,14 @@ class DeployState:
             row = db.execute("SELECT * FROM deploys WHERE id = ?", (deploy_id,)).fetchone()
         return _record(row)
 
+    def latest(self, app: str) -> DeployRecord | None:
+        """The newest deploy of ``app`` (one row read, not the whole history)."""
+        if not self.path.exists():
+            return None
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM deploys WHERE app = ? ORDER BY id DESC LIMIT 1", (app,)).fetchone()
+        return _record(row) if row is not None else None
+
     def history(self, app: str) -> list[DeployRecord]:
         """Every deploy of ``app``, newest first."""
         if not self.path.exists():
@@ -174,5 +182,4 @@ def last_deploy(state_dir: Path, state_file: Path | None, app: str) -> DeployRec
     path = state_path(state_dir, state_file)
     if not path.exists():
         return None
-    history = DeployState(path).history(app)
-    return history[0] if history else None
+    return DeployState(path).latest(app)

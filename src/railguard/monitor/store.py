@@ -4,6 +4,13 @@ Storage stays small on purpose (users of Uptime Kuma watch its history grow to g
 raw checks are kept for ``raw_history`` (48 h by default), then folded into one row per
 target and hour, which are kept for ``hourly_history`` (35 days covers the 30-day uptime).
 At 60 s intervals that is 2 880 raw rows plus 840 hourly rows per target at most.
+
+Each outage is one row of ``incidents``, written by :meth:`MonitorStore.record` in the same
+transaction as the check that changes the state: opened when a target turns DOWN (from the
+first failed check of the streak, ``down_since``), closed when it turns UP again (at the first
+successful check of the recovery streak, as :mod:`railguard.monitor.state` measures an outage).
+The state machine is the one source of the transition, so a maintenance window that silences the
+DOWN alert still records the outage. Closed incidents go with the hourly rows of their time.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from railguard.monitor.state import CheckResult, TargetState
+from railguard.monitor.state import DOWN, UP, CheckResult, TargetState
 
 FILE_NAME = "monitor.sqlite3"
 
@@ -34,6 +41,8 @@ CREATE TABLE IF NOT EXISTS checks (
     reason TEXT
 );
 CREATE INDEX IF NOT EXISTS checks_by_time ON checks(at, target);
+-- One target's checks over a span (uptime, the status page's chart), without the other targets'.
+CREATE INDEX IF NOT EXISTS checks_by_target ON checks(target, at);
 CREATE TABLE IF NOT EXISTS hourly (
     target TEXT NOT NULL,
     hour INTEGER NOT NULL,
@@ -42,7 +51,38 @@ CREATE TABLE IF NOT EXISTS hourly (
     response_time_sum REAL NOT NULL,
     PRIMARY KEY (target, hour)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS incidents_by_target ON incidents(target, started_at);
 """
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One outage: DOWN from ``started_at``, RECOVERED at ``ended_at`` (None: still down)."""
+
+    target: str
+    started_at: datetime
+    ended_at: datetime | None
+    reason: str
+
+    def duration(self, now: datetime) -> timedelta:
+        return (self.ended_at or now) - self.started_at
+
+
+@dataclass(frozen=True)
+class CheckPoint:
+    """One check (or one hour of checks, averaged) for a response-time chart."""
+
+    at: datetime
+    ok: bool
+    #: Seconds; None for a check that got no answer.
+    response_time: float | None
 
 
 @dataclass(frozen=True)
@@ -80,6 +120,11 @@ class MonitorStore:
         """One round: each target's check and new state, in one transaction."""
         rows = list(rows)
         with self._transaction():
+            before = {name: TargetState.from_dict(json.loads(state)).status
+                      for name, state in self._db.execute("SELECT name, state FROM targets")}
+            for name, _, _, state in rows:  # one batch may hold several rounds of one target
+                self._note_incident(name, before.get(name), state)
+                before[name] = state.status
             self._db.executemany(
                 "INSERT INTO checks(target, at, ok, response_time, reason) VALUES (?, ?, ?, ?, ?)",
                 [(name, check.at.timestamp(), int(check.ok), check.response_time, check.reason or None)
@@ -88,6 +133,53 @@ class MonitorStore:
                 "INSERT INTO targets(name, url, state) VALUES (?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET url = excluded.url, state = excluded.state",
                 [(name, url, json.dumps(state.to_dict())) for name, url, _, state in rows])
+
+    def _note_incident(self, name: str, before: str | None, state: TargetState) -> None:
+        if state.status == DOWN and before != DOWN and state.down_since is not None:
+            self._db.execute("INSERT INTO incidents(target, started_at, reason) VALUES (?, ?, ?)",
+                             (name, state.down_since.timestamp(), state.last_failure_reason or None))
+        elif before == DOWN and state.status == UP:
+            ended = state.streak_started_at or state.last_check_at
+            assert ended is not None
+            self._db.execute("UPDATE incidents SET ended_at = ? WHERE id = (SELECT MAX(id) FROM incidents"
+                             " WHERE target = ? AND ended_at IS NULL)", (ended.timestamp(), name))
+
+    def incidents(self, target: str, since: datetime) -> list[Incident]:
+        """The outages of ``target`` still going on or ended after ``since``, oldest first."""
+        rows = self._db.execute(
+            "SELECT started_at, ended_at, reason FROM incidents WHERE target = ?"
+            " AND (ended_at IS NULL OR ended_at >= ?) ORDER BY started_at", (target, since.timestamp()))
+        return [Incident(target, _utc(started), None if ended is None else _utc(ended), reason or "")
+                for started, ended, reason in rows]
+
+    def checks(self, target: str, since: datetime, until: datetime, *, at_most: int | None = None) -> list[CheckPoint]:
+        """Raw checks of ``target`` in [since, until), oldest first (as long as they are kept).
+
+        ``at_most``: more checks than that are averaged, in SQLite, into that many equal slices
+        of the span (each slice that has checks is one point at its start: the mean response
+        time of its answers, ok when none of them failed), so a chart never carries thousands
+        of points, and they are never all read into Python."""
+        start, end = since.timestamp(), until.timestamp()
+        count = self._db.execute("SELECT COUNT(*) FROM checks WHERE target = ? AND at >= ? AND at < ?",
+                                 (target, start, end)).fetchone()[0]
+        if at_most is None or count <= at_most:
+            rows = self._db.execute("SELECT at, ok, response_time FROM checks WHERE target = ? AND at >= ? AND at < ?"
+                                    " ORDER BY at", (target, start, end))
+            return [CheckPoint(_utc(at), bool(ok), response_time) for at, ok, response_time in rows]
+        width = (end - start) / at_most
+        rows = self._db.execute(
+            "SELECT MIN(?, CAST((at - ?) / ? AS INTEGER)) AS slice, MIN(ok), AVG(response_time) FROM checks"
+            " WHERE target = ? AND at >= ? AND at < ? GROUP BY slice ORDER BY slice",
+            (at_most - 1, start, width, target, start, end))
+        return [CheckPoint(_utc(start + width * index), bool(ok), response_time) for index, ok, response_time in rows]
+
+    def hours(self, target: str, since: datetime) -> list[CheckPoint]:
+        """One point per hour since ``since`` from the hourly rows (mean response time; ok when
+        no check of the hour failed), oldest first."""
+        rows = self._db.execute("SELECT hour, checks, failures, response_time_sum FROM hourly"
+                                " WHERE target = ? AND hour >= ? ORDER BY hour", (target, _hour_floor(since)))
+        return [CheckPoint(_utc(hour), failures == 0, total / checks if checks else None)
+                for hour, checks, failures, total in rows]
 
     def save_state(self, name: str, url: str, state: TargetState) -> None:
         with self._transaction():
@@ -111,6 +203,7 @@ class MonitorStore:
                 (cutoff,))
             folded = self._db.execute("DELETE FROM checks WHERE at < ?", (cutoff,)).rowcount
             self._db.execute("DELETE FROM hourly WHERE hour < ?", (_hour_floor(now - hourly_history),))
+            self._db.execute("DELETE FROM incidents WHERE ended_at < ?", (_hour_floor(now - hourly_history),))
         return folded
 
     def uptime(self, target: str, since: datetime) -> Uptime:
@@ -139,6 +232,10 @@ class MonitorStore:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+
+def _utc(stamp: float) -> datetime:
+    return datetime.fromtimestamp(stamp, timezone.utc)
 
 
 def _hour_floor(moment: datetime) -> int:

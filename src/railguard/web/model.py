@@ -1,0 +1,345 @@
+"""What the status page shows, as plain values: the overview, one app, the public page.
+
+The order of work, and why:
+
+1. **The state** of each app and of the whole site comes from :func:`railguard.status.collect_status`,
+   the rows ``railguard status --json`` prints: the page can never say "fine" where the command
+   says "flagged", because both read the same rows (the worst row of an app is its state).
+2. **The history** is read from the modules that write it, as ``status`` does: backups from the
+   catalog (each with the retention rule that keeps it and its protection), copies from
+   ``destinations.log``, drills from ``drill.log``, deploys from the deploy history, checks and
+   incidents from the monitor's store, jobs from the daemon's run log. Nothing here parses a log
+   or a table itself.
+3. **What a stranger may see** is decided here, not in a template: :func:`build_public` keeps
+   only each target's name, state, uptime and outage times (no URL, no failure reason, no commit
+   or log), and every text that came from a log passes through :func:`railguard.secrets.redact`.
+   Drill output and test logs are never read into a view at all.
+
+Every function takes the clock (``now``) as a parameter; nothing here reads the wall clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from railguard.backup.catalog import BackupRecord, Owner, list_backups
+from railguard.backup.protection import read_protections
+from railguard.config import AppSettings, Settings
+from railguard.daemon.jobs import PlannedRun, planned_runs
+from railguard.deploy.state import DeployState, state_path
+from railguard.destinations.history import read_copy_log
+from railguard.drill.log import drill_passed, read_drill_log
+from railguard.errors import NotFound
+from railguard.logfmt import line_time
+from railguard.monitor.maintenance import window_start
+from railguard.monitor.report import WINDOWS
+from railguard.monitor.store import FILE_NAME as MONITOR_FILE
+from railguard.monitor.store import CheckPoint, Incident, MonitorStore
+from railguard.retention.policy import Plan, Policy, apply_policy
+from railguard.secrets import redact
+from railguard.status import StatusRow, backup_rows, collect_status, deploy_rows, destination_rows, drill_rows
+
+#: How far back the backup timeline, the incidents and the drill and deploy lists go.
+HISTORY = timedelta(days=30)
+#: The response-time chart: raw checks over the last day.
+CHART_SPAN = timedelta(hours=24)
+#: At most this many points in a chart: more checks are averaged into equal buckets.
+MAX_POINTS = 288
+#: Rows in the drill and deploy tables.
+MAX_ROWS = 20
+
+#: Worst first: the state of a group is the first of these that any of its rows has.
+STATES = ("flagged", "warning", "ok", "none")
+
+
+class AppNotFound(NotFound):
+    pass
+
+
+@dataclass(frozen=True)
+class BackupMark:
+    name: str
+    at: datetime
+    #: Usable and verified (the catalog's ``is_good``).
+    good: bool
+    #: Bytes on disk (compressed), 0 when unknown.
+    stored_bytes: int
+    #: "ok", or why the backup is not usable.
+    status: str
+    #: keep / remove / leave, by the retention policy in force; None without a policy.
+    retention: str | None = None
+    #: The rules that keep it ("daily #1", "weekly #2"), or why it goes.
+    reasons: tuple[str, ...] = ()
+    protection: str | None = None
+
+
+@dataclass(frozen=True)
+class DestinationView:
+    name: str
+    state: str
+    detail: str
+    #: Distinct backups copied there successfully (from ``destinations.log``).
+    copies: int
+    last_copy_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DrillEntry:
+    at: datetime
+    passed: bool
+    result: str
+    backup: str
+    seconds: float | None
+    #: The step that failed and why (never the app's output).
+    error: str
+
+
+@dataclass(frozen=True)
+class DeployEntry:
+    started_at: datetime
+    finished_at: datetime | None
+    kind: str
+    commit: str
+    result: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class TargetView:
+    name: str
+    status: str  # up | down | unknown
+    #: "24h" / "7d" / "30d" -> fraction of successful checks, None without checks.
+    uptime: dict[str, float | None]
+    #: Response times over :data:`CHART_SPAN`, oldest first (at most :data:`MAX_POINTS`).
+    points: list[CheckPoint]
+    #: Outages over :data:`HISTORY`, newest first.
+    incidents: list[Incident]
+    down_since: datetime | None = None
+    #: Left out of the public view.
+    url: str | None = None
+    last_failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MaintenanceView:
+    """A ``[[monitor.maintenance]]`` window: no DOWN alert while it is on."""
+
+    cron: str
+    duration: timedelta
+    #: When the window in force started; None when it is not on now.
+    active_since: datetime | None
+
+
+@dataclass(frozen=True)
+class AppSummary:
+    name: str
+    state: str
+    newest_backup_at: datetime | None
+    rows: list[StatusRow]
+
+
+@dataclass(frozen=True)
+class AppView:
+    name: str
+    now: datetime
+    state: str
+    rows: list[StatusRow]
+    newest_backup_at: datetime | None
+    backups: list[BackupMark]
+    retention: str | None
+    destinations: list[DestinationView]
+    drills: list[DrillEntry]
+    next_drill: datetime | None
+    deploys: list[DeployEntry]
+    jobs: list[PlannedRun]
+
+
+@dataclass(frozen=True)
+class Overview:
+    now: datetime
+    state: str
+    apps: list[AppSummary]
+    targets: list[TargetView]
+    jobs: list[PlannedRun]
+    #: Status rows that belong to no app (the monitor's).
+    site_rows: list[StatusRow] = field(default_factory=list)
+    maintenance: list[MaintenanceView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PublicView:
+    now: datetime
+    state: str
+    targets: list[TargetView]
+
+
+def worst(states: list[str]) -> str:
+    """The worst of ``states`` ("none" when there are none)."""
+    return next((state for state in STATES if state in states), "none")
+
+
+def build_overview(settings: Settings, now: datetime) -> Overview:
+    report = collect_status(settings, now)
+    apps = []
+    for name in settings.apps:
+        rows = [row for row in report.rows if row.app == name]
+        apps.append(AppSummary(name, worst([row.state for row in rows]), _newest_good(rows), rows))
+    site_rows = [row for row in report.rows if row.app is None]
+    # The backup directories were listed once, for the status rows: the jobs' last success is from them.
+    newest = {summary.name: summary.newest_backup_at for summary in apps}
+    maintenance = [MaintenanceView(window.cron, window.duration, _utc(window_start(window, now, settings.timezone)))
+                   for window in settings.monitor.maintenance]
+    return Overview(now, worst([row.state for row in report.rows]), apps, monitor_targets(settings, now),
+                    planned_runs(settings, now, newest), site_rows, maintenance)
+
+
+def build_app(settings: Settings, name: str, now: datetime) -> AppView:
+    app = settings.apps.get(name)
+    if app is None:
+        raise AppNotFound(f"no app {name!r} in the configuration", hint=f"Known: {', '.join(settings.apps)}")
+    # The rows collect_status makes for this app, without reading every other app's backups.
+    rows = (backup_rows(name, app, settings, now) + destination_rows(name, app, settings, now)
+            + drill_rows(name, app, settings, now) + deploy_rows(name, app, settings))
+    directory = app.backup.directory
+    records = list_backups(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
+    plan = _retention_plan(records, app, settings, now)
+    newest = max((record.created_at for record in records if record.is_good), default=None)
+    jobs = [timing for timing in planned_runs(settings, now, {name: newest}) if timing.job.endswith(f":{name}")]
+    return AppView(
+        name=name, now=now, state=worst([row.state for row in rows]), rows=rows, newest_backup_at=newest,
+        backups=_marks(records, plan, now), retention=str(plan.policy) if plan else None,
+        destinations=_destinations(app, rows), drills=_drills(app), deploys=_deploys(settings, name, app),
+        next_drill=next((timing.next_run for timing in jobs if timing.job == f"drill:{name}"), None), jobs=jobs)
+
+
+def build_public(settings: Settings, now: datetime) -> PublicView:
+    """Uptime only: what Uptime Kuma's public status page shows, and nothing more."""
+    targets = [dataclasses.replace(target, url=None, last_failure_reason=None,
+                                   incidents=[dataclasses.replace(incident, reason="") for incident in target.incidents])
+               for target in monitor_targets(settings, now)]
+    states = ["flagged" if target.status == "down" else "ok" if target.status == "up" else "none" for target in targets]
+    return PublicView(now, worst(states), targets)
+
+
+def monitor_targets(settings: Settings, now: datetime) -> list[TargetView]:
+    path = settings.state_dir / MONITOR_FILE
+    if not path.exists():
+        return []
+    store = MonitorStore(path)
+    try:
+        targets = []
+        for name, (url, state) in sorted(store.states().items()):
+            uptime = {label: store.uptime(name, now - span).ratio for label, span in WINDOWS.items()}
+            points = store.checks(name, now - CHART_SPAN, now, at_most=MAX_POINTS)
+            incidents = list(reversed(store.incidents(name, now - HISTORY)))
+            targets.append(TargetView(name, state.status, uptime, points, incidents, down_since=state.down_since,
+                                      url=url, last_failure_reason=redact(state.last_failure_reason or "") or None))
+        return targets
+    finally:
+        store.close()
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.astimezone(timezone.utc) if moment else None
+
+
+def _newest_good(rows: list[StatusRow]) -> datetime | None:
+    """When the newest good backup was taken: the time of the ``backup`` status row, which
+    :func:`railguard.status.backup_rows` gives only when there is one."""
+    return next((row.at for row in rows if row.name == "backup"), None)
+
+
+def _retention_plan(records: list[BackupRecord], app: AppSettings, settings: Settings, now: datetime) -> Plan | None:
+    policy = Policy.from_settings(app.retention)
+    if policy.is_empty() or not records:
+        return None
+    return apply_policy(records, policy, now=now, tz=settings.timezone, protected=read_protections(app.backup.directory))
+
+
+def _marks(records: list[BackupRecord], plan: Plan | None, now: datetime) -> list[BackupMark]:
+    decisions = {decision.name: decision for decision in plan.decisions} if plan else {}
+    marks = []
+    for record in records:
+        if now - record.created_at > HISTORY:
+            continue
+        decision = decisions.get(record.name)
+        marks.append(BackupMark(
+            record.name, record.created_at, record.is_good, _stored_bytes(record), record.reason,
+            retention=decision.action if decision else None, reasons=decision.reasons if decision else (),
+            protection=decision.protection.describe() if decision and decision.protection else None))
+    return marks
+
+
+def _stored_bytes(record: BackupRecord) -> int:
+    if record.manifest is not None:
+        return record.manifest.size_stored
+    try:
+        return record.data_path.stat().st_size if record.data_path else 0
+    except OSError:
+        return 0
+
+
+def _destinations(app: AppSettings, rows: list[StatusRow]) -> list[DestinationView]:
+    lines = read_copy_log(app.backup.directory) if app.destinations else []
+    by_row = {row.name.removeprefix("destination:"): row for row in rows if row.name.startswith("destination:")}
+    views = []
+    for name in sorted(app.destinations):
+        ok = [line for line in lines if line.get("destination") == name and line.get("result") == "ok"]
+        row = by_row.get(name)
+        views.append(DestinationView(name, row.state if row else "none", redact(row.detail) if row else "",
+                                     len({line.get("backup") for line in ok}), line_time(ok[-1]) if ok else None))
+    return views
+
+
+def _drills(app: AppSettings) -> list[DrillEntry]:
+    entries = []
+    for line in reversed(read_drill_log(app.backup.directory)):
+        at = line_time(line)
+        if at is None:
+            continue
+        try:
+            seconds: float | None = float(line["total_s"])
+        except (KeyError, ValueError):
+            seconds = None
+        failed = "" if drill_passed(line) else f"{line.get('step') or '?'}: {line.get('error') or line.get('reason') or ''}"
+        # The line's "output" (the app's last lines) is a log: it never reaches a view.
+        entries.append(DrillEntry(at, drill_passed(line), line.get("result", "?"), line.get("backup", ""), seconds,
+                                  redact(failed.strip().rstrip(":"))))
+        if len(entries) == MAX_ROWS:
+            break
+    return entries
+
+
+def _deploys(settings: Settings, name: str, app: AppSettings) -> list[DeployEntry]:
+    path = state_path(settings.state_dir, app.deploy.state_file)
+    if not path.exists():
+        return []
+    return [DeployEntry(record.started_at, record.finished_at, record.kind,
+                        record.tag or (record.git_hash or "")[:12] or record.ref or "", record.result,
+                        redact(record.detail or ""))
+            for record in DeployState(path).history(name)[:MAX_ROWS]]
+
+
+def plain(value: Any) -> Any:
+    """A view as JSON-ready values: dataclasses as objects, times in ISO 8601, durations in seconds."""
+    if isinstance(value, Incident):
+        return {"target": value.target, "started_at": plain(value.started_at), "ended_at": plain(value.ended_at),
+                "reason": value.reason, "duration_seconds": None if value.ended_at is None
+                else (value.ended_at - value.started_at).total_seconds()}
+    if isinstance(value, StatusRow):
+        return {"app": value.app, "name": value.name, "state": value.state, "detail": redact(value.detail),
+                "at": plain(value.at)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {item.name: plain(getattr(value, item.name)) for item in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value

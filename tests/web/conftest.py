@@ -1,0 +1,146 @@
+"""A site with a history, built with the real writers and an injected clock.
+
+Seven daily backups of a real SQLite database (``take_backup`` with ``now`` set to each simulated
+day), one of them whose verification failed, copied to a ``file://`` destination, a passed and a failed restore drill in
+``drill.log``, three deploys in the deploy history, and a monitor whose state machine saw a
+five-minute outage, all seen at :data:`NOW`; and a second app, ``notes``, never backed up. Every page and view in tests/web is of this site.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import create_tasks_database
+from railguard.backup.engine import take_backup
+from railguard.backup.manifest import Manifest
+from railguard.backup.naming import MANIFEST_SUFFIX
+from railguard.config import Settings
+from railguard.deploy.state import DeployState, state_path
+from railguard.destinations.replicate import replicate
+from railguard.drill.runner import LOG_NAME as DRILL_LOG
+from railguard.logfmt import append_line
+from railguard.monitor.state import CheckResult, Policy, TargetState, step
+from railguard.monitor.store import MonitorStore
+from railguard.web.app import Access, create_web_app
+from railguard.webserver import BackgroundServer, ConnectionLimits
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+#: Daily backups at 03:30 on each of these days before NOW's day; the newest is 8h30m old.
+BACKUP_DAYS = 7
+#: The backup (by age in days) whose verification failed.
+FAILED_DAY = 2
+#: Monitor rounds: one a minute over the last hour; failures from minute 20 to 24 (a 5 min outage).
+ROUNDS = 60
+DOWN_FROM, DOWN_UNTIL = 20, 25
+#: A failed drill's output holds this: a test log must never reach a page.
+DRILL_OUTPUT = "TEST-LOG-LINE database password is hunter2-but-longer"
+DEPLOY_COMMITS = ("a1b2c3d4e5f60718", "b2c3d4e5f6071829", "c3d4e5f607182930")
+
+
+@dataclass(frozen=True)
+class Site:
+    settings: Settings
+    now: datetime
+    backups: Path
+
+
+def _config(tmp_path: Path, database: Path) -> Settings:
+    return Settings.model_validate({
+        "state_dir": str(tmp_path / "state"),
+        "apps": {"tasks": {"database": str(database), "url": "http://127.0.0.1:9/",
+                           "backup": {"directory": str(tmp_path / "backups")},
+                           "drill": {"command": ["true"]},
+                           "destinations": {"offsite": {"url": f"file://{tmp_path / 'offsite'}"}}},
+                 # A second app that was never backed up: the page must show it failing.
+                 "notes": {"database": str(tmp_path / "notes.db"),
+                           "backup": {"directory": str(tmp_path / "notes-backups")}}},
+        "daemon": {"listen": ""},
+    })
+
+
+def _grow(database: Path, rows: int) -> None:
+    with sqlite3.connect(database) as connection:
+        connection.executemany("INSERT INTO tasks(title) VALUES (?)", [(f"day task {i} " + "x" * 200,)
+                                                                     for i in range(rows)])
+    connection.close()
+
+
+def _fail_verification(directory: Path, name: str) -> None:
+    """The manifest a failed check leaves: the backup is there, but not verified."""
+    path = directory / f"{name}{MANIFEST_SUFFIX}"
+    manifest = Manifest.read(path)
+    path.write_bytes(dataclasses.replace(manifest, verified=False,
+                                         check_result="*** in database main *** Page 5: btree page damaged").to_json())
+
+
+def _monitor(settings: Settings, now: datetime) -> None:
+    store = MonitorStore.in_state_dir(settings.state_dir)
+    state = TargetState()
+    start = now - timedelta(minutes=ROUNDS)
+    try:
+        for minute in range(ROUNDS):
+            ok = not DOWN_FROM <= minute < DOWN_UNTIL
+            check = CheckResult(ok, start + timedelta(minutes=minute), "" if ok else "HTTP 503",
+                                (0.020 + (minute % 7) / 1000) if ok else None)
+            state, _ = step(state, check, Policy(failure_threshold=2, success_threshold=1))
+            store.record([("tasks", "http://127.0.0.1:9/health", check, state)])
+    finally:
+        store.close()
+
+
+def build_site(tmp_path: Path, now: datetime = NOW, days: int = BACKUP_DAYS) -> Site:
+    database = create_tasks_database(tmp_path / "tasks.db")
+    settings = _config(tmp_path, database)
+    app = settings.apps["tasks"]
+    names = []
+    for age in range(days - 1, -1, -1):
+        _grow(database, 50 * (days - age))
+        taken = (now - timedelta(days=age)).replace(hour=3, minute=30)
+        names.append((age, take_backup(database, app.backup, now=taken, app="tasks").manifest.name))
+    _fail_verification(app.backup.directory, dict(names)[FAILED_DAY])
+    drill_log = app.backup.directory / DRILL_LOG
+    append_line(drill_log, {"time": now - timedelta(days=3, hours=8), "app": "tasks", "backup": names[1][1],
+                            "mode": "command", "result": "failed", "step": "health",
+                            "error": "/health did not answer 200 within 2s", "total_s": 2.31,
+                            "output": DRILL_OUTPUT})
+    append_line(drill_log, {"time": now - timedelta(days=1, hours=8), "app": "tasks", "backup": names[-2][1],
+                            "mode": "command", "result": "ok", "total_s": 4.52})
+    (tmp_path / "offsite").mkdir()
+    replicate(settings, "tasks", app, now=now - timedelta(hours=8))
+    history = DeployState(state_path(settings.state_dir, app.deploy.state_file))
+    for index, (commit, result) in enumerate(zip(DEPLOY_COMMITS, ("ok", "failed", "ok"))):
+        started = now - timedelta(days=5 - 2 * index)
+        deploy = history.start(app="tasks", caprover_app="tasks", kind="deploy", ref="main", git_hash=commit,
+                               now=started)
+        history.finish(deploy, result=result, now=started + timedelta(minutes=2),
+                       detail="smoke check failed: /health 503" if result == "failed" else None)
+    _monitor(settings, now)
+    return Site(settings, now, app.backup.directory)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return build_site(tmp_path)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., str]]:
+    """``serve(site, access)``: the status page on a real server on 127.0.0.1; returns its base URL."""
+    servers: list[BackgroundServer] = []
+
+    def start(site: Site, access: Access = Access(None)) -> str:
+        server = BackgroundServer(create_web_app(site.settings, access, lambda: site.now), host="127.0.0.1", port=0,
+                                  limits=ConnectionLimits(), name="railguard-web-test").start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.port}"
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -18,6 +18,7 @@ from web.test_pages import get
 from railguard.config import Settings
 from railguard.deploy.state import DeployState, state_path
 from railguard.errors import ConfigError, ExitCode
+from railguard.values import Listen
 from railguard.web.app import Access
 
 TOKEN = "web-token-0123456789abcdef"
@@ -29,7 +30,7 @@ def basic(password: str, user: str = "me") -> dict[str, str]:
 
 
 def with_token(site: Site, *, public: bool = False) -> Access:
-    return Access.for_listen("127.0.0.1:9181", site.settings.model_copy(
+    return Access.for_listen(Listen.parse("127.0.0.1:9181", key="web.listen"), site.settings.model_copy(
         update={"web": site.settings.web.model_copy(update={"public": public})}), {"RAILGUARD_WEB_TOKEN": TOKEN})
 
 
@@ -91,20 +92,20 @@ def test_no_page_shows_a_secret_or_a_test_log(tmp_path: Path, serve: Callable[..
 def test_a_listen_address_off_loopback_needs_the_token() -> None:
     settings = Settings()
     with pytest.raises(ConfigError) as refused:
-        Access.for_listen("0.0.0.0:9181", settings, {})
+        Access.for_listen(Listen.parse("0.0.0.0:9181", key="web.listen"), settings, {})
     assert refused.value.exit_code == ExitCode.USAGE
     assert refused.value.message == ("web.listen = '0.0.0.0:9181' is not a loopback address and $RAILGUARD_WEB_TOKEN "
                                      "is not set: anyone who reaches it could read every app's backups, deploys "
                                      "and drills")
-    assert Access.for_listen("0.0.0.0:9181", settings, {"RAILGUARD_WEB_TOKEN": TOKEN}).token is not None
-    for loopback in ("127.0.0.1:9181", "localhost:9181", "[::1]:9181", ":9181"):
-        assert Access.for_listen(loopback, settings, {}).token is None, loopback
+    assert Access.for_listen(Listen.parse("0.0.0.0:9181", key="web.listen"), settings, {"RAILGUARD_WEB_TOKEN": TOKEN}).token is not None
+    for loopback in ("127.0.0.1:9181", "localhost:9181", "[::1]:9181", "127.0.0.2:9181"):
+        assert Access.for_listen(Listen.parse(loopback, key="web.listen"), settings, {}).token is None, loopback
 
 
 def test_the_token_may_come_from_a_file(tmp_path: Path, site: Site, serve: Callable[..., str]) -> None:
     path = tmp_path / "token"
     path.write_text(TOKEN + "\n")
-    access = Access.for_listen("0.0.0.0:9181", site.settings, {"RAILGUARD_WEB_TOKEN_FILE": str(path)})
+    access = Access.for_listen(Listen.parse("0.0.0.0:9181", key="web.listen"), site.settings, {"RAILGUARD_WEB_TOKEN_FILE": str(path)})
     base = serve(site, access)
     assert get(base + "/", basic(TOKEN))[0] == 200 and get(base + "/", {})[0] == 401
 

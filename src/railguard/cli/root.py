@@ -67,6 +67,7 @@ COMMAND_SUMMARIES = {
     "status": "Last backup and its age, last verified, last drill, last deploy and smoke result, monitor.",
     "daemon": "Run every enabled job on its schedule, in one long-running process.",
     "schedule": "Show every job the daemon runs, its schedule, its next run and its last success.",
+    "web": "Serve the status page: each app's state, backups, drills, deploys and uptime, with charts.",
 }
 
 

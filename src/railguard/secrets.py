@@ -22,7 +22,9 @@ them without being handed the list: :func:`redact` always includes :func:`known_
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
+import hmac
 import html
 import json
 import os
@@ -83,6 +85,21 @@ def read_secret(var: str, env: Mapping[str, str] = os.environ, *, required: bool
         raise ConfigError(f"the secret ${var} is not set",
                           hint=f"Export {var}, or put it in a file and export {file_var}=PATH")
     return None
+
+
+def presented(authorization: str | None, token: Secret, *, basic: bool = True) -> bool:
+    """Does an HTTP ``Authorization`` header carry ``token``: ``Bearer TOKEN`` or, when ``basic``
+    (for a browser), HTTP Basic with the token as the password (any user name)? Compared with
+    ``hmac.compare_digest`` on bytes, so the time taken does not say where the two differ."""
+    scheme, _, given = (authorization or "").partition(" ")
+    if basic and scheme.lower() == "basic":
+        try:
+            given = base64.b64decode(given.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.reveal().encode())
 
 
 def known_secrets() -> list[str]:

@@ -33,7 +33,7 @@ store by :mod:`railguard.monitor.report`), so a log's name and vocabulary live i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from railguard.backup.catalog import Owner, list_backups
@@ -48,6 +48,7 @@ from railguard.errors import RailguardError
 from railguard.logfmt import line_time
 from railguard.monitor.report import monitor_status
 from railguard.smoke.record import read_smoke_results
+from railguard.values import describe_duration
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,9 @@ def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime) 
         newest = good[-1]
         age = now - newest.created_at
         state = "flagged" if age > limit else "ok"
-        rows.append(StatusRow(name, "backup", state, f"{newest.name}, {_age(age)} old"
-                              + (f" (older than {_age(limit)})" if state == "flagged" else ""), newest.created_at))
+        older = f" (older than {describe_duration(limit)})" if state == "flagged" else ""
+        rows.append(StatusRow(name, "backup", state, f"{newest.name}, {describe_duration(age)} old{older}",
+                              newest.created_at))
     if records:
         newest_any = records[-1]
         if newest_any.is_good:
@@ -155,9 +157,10 @@ def drill_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -
     age = now - when
     limit = settings.status.drill_max_age
     if age > limit:
-        return [StatusRow(name, "drill", "flagged", f"last passing drill {_age(age)} ago (more than {_age(limit)})",
+        return [StatusRow(name, "drill", "flagged",
+                          f"last passing drill {describe_duration(age)} ago (more than {describe_duration(limit)})",
                           when)]
-    return [StatusRow(name, "drill", "ok", f"passed {_age(age)} ago", when)]
+    return [StatusRow(name, "drill", "ok", f"passed {describe_duration(age)} ago", when)]
 
 
 def deploy_rows(name: str, app: AppSettings, settings: Settings) -> list[StatusRow]:
@@ -221,8 +224,8 @@ def destination_rows(name: str, app: AppSettings, settings: Settings, now: datet
             rows.append(StatusRow(name, label, "flagged", f"last copy failed: {mine[-1].get('reason') or '?'}",
                                   line_time(mine[-1])))
         elif success is not None and now - success > limit:
-            rows.append(StatusRow(name, label, "flagged", f"last copy {_age(now - success)} ago "
-                                  f"(more than {_age(limit)})", success))
+            rows.append(StatusRow(name, label, "flagged", f"last copy {describe_duration(now - success)} ago "
+                                  f"(more than {describe_duration(limit)})", success))
         else:
             rows.append(StatusRow(name, label, "ok", f"{mine[-1].get('backup', '?')} copied", success))
         rows += damaged_copy_rows(name, app, destination, replaceable)
@@ -253,17 +256,6 @@ def _damaged_row(name: str, destination: str, backup: RemoteBackup, replaceable:
                       "found_at": backup.damaged_at, "replaceable": replaceable})
 
 
-def _age(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 0:
-        return "in the future"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {rest // 60}m"
-    return f"{rest // 60}m"
 
 
 def _clock(moment: datetime | None) -> str:

@@ -38,6 +38,26 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def describe_duration(delta: timedelta, *, precise: bool = False) -> str:
+    """A duration as people read it, in its two largest units: ``3d 4h``, ``2h 5m``, ``7m``,
+    ``45s`` (an age on a status row or page); ``precise`` pads the second unit and keeps the
+    seconds under an hour, ``1h 02m``, ``5m 12s``, ``40s`` (how long an outage lasted)."""
+    seconds = int(delta.total_seconds())
+    if seconds < 0:
+        return "in the future"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    second = "{:02d}" if precise else "{}"
+    if days:
+        return f"{days}d {second.format(hours)}h"
+    if hours:
+        return f"{hours}h {second.format(minutes)}m"
+    if minutes:
+        return f"{minutes}m {second.format(secs)}s" if precise else f"{minutes}m"
+    return f"{secs}s"
+
+
 def parse_duration(value: Any) -> timedelta:
     """``"30s"``, ``"5m"``, ``"1h30m"``, ``"2d"``, or a number of seconds."""
     if isinstance(value, timedelta):

@@ -15,7 +15,7 @@ from web.conftest import BACKUP_DAYS, DOWN_FROM, DOWN_UNTIL, ROUNDS, Site
 
 from railguard.web import charts
 from railguard.web.model import BackupMark, plain, build_overview
-from railguard.web.pages import duration
+from railguard.values import describe_duration as duration
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:

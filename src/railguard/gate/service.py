@@ -8,9 +8,6 @@ check (:meth:`GateService.check_push`, answered when the test suite has run).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import logging
 import os
 import threading
@@ -45,7 +42,7 @@ from railguard.gate.webhook import (
 )
 from railguard.gate.worker import AppWorker, RunLog, WorkerContext, read_log
 from railguard.notify.notifier import Notifier
-from railguard.secrets import Secret, read_secret, redact
+from railguard.secrets import Secret, presented, read_secret, redact
 
 log = logging.getLogger("railguard.gate")
 #: How long a delivery id is remembered for spotting a replay.
@@ -258,28 +255,13 @@ class GateService:
     # --- pre-receive checks -------------------------------------------------------------------
 
     def authorised_check(self, authorization: str | None) -> bool:
-        if self.check_secret is None or not authorization:
-            return False
-        scheme, _, given = authorization.partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(given.strip().encode(), self.check_secret.reveal().encode())
+        return self.check_secret is not None and presented(authorization, self.check_secret, basic=False)
 
     def authorised_reader(self, authorization: str | None) -> bool:
         """May this request read runs and logs? Without a read token (only allowed on loopback)
         anyone who reaches the port may; with one, ``Bearer TOKEN`` or, for a browser, HTTP Basic
         with the token as the password."""
-        if self.read_token is None:
-            return True
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                given = base64.b64decode(given.strip(), validate=True).decode("utf-8").partition(":")[2]
-            except (binascii.Error, UnicodeDecodeError):
-                return False
-        elif scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(given.strip().encode(), self.read_token.reveal().encode())
+        return self.read_token is None or presented(authorization, self.read_token)
 
     def check_push(self, *, app: str, ref: str, old: str, new: str, tar: bytes | None, pusher: str = "") -> CheckAnswer:
         """Test one pushed ref for the sh pre-receive hook; the answer says pass or fail."""

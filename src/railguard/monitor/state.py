@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from railguard import values
+
 UNKNOWN, UP, DOWN = "unknown", "up", "down"
 
 
@@ -140,14 +142,4 @@ def _after_failure(state: TargetState, check: CheckResult, policy: Policy, silen
 
 def describe_duration(delta: timedelta) -> str:
     """``1h 02m``, ``5m 12s``, ``40s``: how an outage reads in a message."""
-    seconds = int(delta.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    return values.describe_duration(delta, precise=True)

@@ -22,9 +22,6 @@ the event loop that accepts and times out connections (as the daemon's ``/health
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -38,7 +35,7 @@ from starlette.routing import BaseRoute, Route
 
 from railguard.config import Settings
 from railguard.errors import ConfigError, NotFound
-from railguard.secrets import Secret, read_secret
+from railguard.secrets import Secret, presented, read_secret
 from railguard.values import Listen
 from railguard.web.model import build_app, build_overview, build_public, plain
 from railguard.web.pages import Pages
@@ -70,18 +67,7 @@ class Access:
         return cls(token, settings.web.public)
 
     def allows(self, authorization: str | None) -> bool:
-        if self.token is None:
-            return True
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                given = base64.b64decode(given.strip(), validate=True).decode("utf-8").partition(":")[2]
-            except (binascii.Error, UnicodeDecodeError):
-                return False
-        elif scheme.lower() != "bearer":
-            return False
-        # compare_digest on bytes: the time does not depend on where the two differ.
-        return hmac.compare_digest(given.strip().encode(), self.token.reveal().encode())
+        return self.token is None or presented(authorization, self.token)
 
 
 def web_routes(settings: Settings, access: Access, clock: Callable[[], datetime]) -> list[BaseRoute]:

@@ -11,32 +11,18 @@ trouble with no script at all.
 from __future__ import annotations
 
 import urllib.parse
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import jinja2
 
 from railguard import __version__
 from railguard.web import charts
+from railguard.values import describe_duration
 from railguard.web.model import CHART_SPAN, HISTORY, AppView, Overview, PublicView, TargetView
 
 STATE_WORDS = {"ok": "OK", "warning": "WARNING", "flagged": "FAILING", "none": "NO DATA"}
 
 
-def duration(delta: timedelta) -> str:
-    """``3d 4h``, ``2h 5m``, ``7m``, ``45s``: the two largest units."""
-    seconds = int(delta.total_seconds())
-    if seconds < 0:
-        return "in the future"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m"
-    return f"{seconds}s"
 
 
 def clock(moment: datetime | None) -> str:
@@ -59,7 +45,7 @@ class Pages:
         self.base = base
         self.env = jinja2.Environment(loader=jinja2.PackageLoader("railguard.web", "templates"),
                                       autoescape=True, undefined=jinja2.StrictUndefined)
-        self.env.filters.update(duration=duration, clock=clock, percent=percent, bytes=charts.human_bytes)
+        self.env.filters.update(duration=describe_duration, clock=clock, percent=percent, bytes=charts.human_bytes)
         self.env.globals.update(state_word=lambda state: STATE_WORDS.get(state, state.upper()),
                                 favicon_uri=favicon_uri, version=__version__, refresh=refresh_seconds, base=base)
 

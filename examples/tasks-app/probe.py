@@ -26,7 +26,7 @@ try:
     # imports enum, selectors and collections: about a third of the probe's start-up.
     import _socket as net
 except ImportError:  # another Python implementation
-    import socket as net  # type: ignore[no-redef]
+    import socket as net  # type: ignore[no-redef]  # the same names, one module up
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_STATUS = 200
@@ -203,7 +203,10 @@ def _connect(host: str, port: int, deadline: float, url: str, timeout: float) ->
     raise ProbeFailed(f"cannot connect: {url}: {error.strerror or error}")
 
 
-def _resolve(host: str, port: int, deadline: float, timeout: float) -> list:
+# What getaddrinfo answers (family, type, protocol, canonical name, address), written out
+# rather than imported: the probe imports nothing it can do without, typing included.
+def _resolve(host: str, port: int, deadline: float, timeout: float) -> list[
+        tuple[int, int, int, str, tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]]]:
     # An ASCII name as bytes skips the idna codec (and its imports) that a str would load.
     name: str | bytes = host.encode("ascii") if host.isascii() else host
     try:
@@ -216,7 +219,8 @@ def _resolve(host: str, port: int, deadline: float, timeout: float) -> list:
     # the lookup runs on a thread the deadline can walk away from.
     import threading
 
-    outcome: list = []
+    outcome: list[list[tuple[int, int, int, str, tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]]]
+                  | OSError] = []
 
     def lookup() -> None:
         try:
@@ -229,10 +233,10 @@ def _resolve(host: str, port: int, deadline: float, timeout: float) -> list:
     thread.join(max(deadline - time.monotonic(), 0))
     if not outcome:
         raise ProbeFailed(f"timed out after {timeout:g}s resolving {host}")
-    if isinstance(outcome[0], OSError):
-        exc = outcome[0]
-        raise ProbeFailed(f"cannot resolve {host}: {getattr(exc, 'strerror', None) or exc}")
-    return outcome[0]
+    answer = outcome[0]
+    if isinstance(answer, OSError):
+        raise ProbeFailed(f"cannot resolve {host}: {getattr(answer, 'strerror', None) or answer}")
+    return answer
 
 
 def _receive(connection: net.socket, deadline: float, url: str, timeout: float) -> bytes:

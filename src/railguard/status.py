@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from railguard.backup.catalog import Owner, list_backups
+from railguard.backup.catalog import BackupRecord, Owner, list_backups
 from railguard.backup.naming import stem_for
 from railguard.backup.engine import last_backup_attempt
 from railguard.config import AppSettings, Settings
@@ -95,17 +95,34 @@ class StatusReport:
 def collect_status(settings: Settings, now: datetime) -> StatusReport:
     report = StatusReport(now)
     for name, app in settings.apps.items():
-        report.rows += backup_rows(name, app, settings, now)
-        report.rows += destination_rows(name, app, settings, now)
-        report.rows += drill_rows(name, app, settings, now)
-        report.rows += deploy_rows(name, app, settings)
+        report.rows += app_rows(name, app, settings, now)
     report.rows += monitor_rows(settings, now)
     return report
 
 
-def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -> list[StatusRow]:
+def app_rows(name: str, app: AppSettings, settings: Settings, now: datetime,
+             local: list[BackupRecord] | None = None) -> list[StatusRow]:
+    """Every row of one app: backups, destinations, drill, deploy. ``local``: the app's
+    :func:`local_backups` when the caller has listed them (they are read once, either way)."""
+    if local is None:
+        local = local_backups(name, app, settings)
+    return (backup_rows(name, app, settings, now, local) + destination_rows(name, app, settings, now, local)
+            + drill_rows(name, app, settings, now) + deploy_rows(name, app, settings))
+
+
+def local_backups(name: str, app: AppSettings, settings: Settings) -> list[BackupRecord]:
+    """The app's backups in its directory (none when the directory does not exist yet)."""
     directory = app.backup.directory
-    records = list_backups(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
+    return list_backups(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
+
+
+def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime,
+                records: list[BackupRecord] | None = None) -> list[StatusRow]:
+    """The newest backup, the newest verification and any unusable backup; ``records``: the
+    app's :func:`local_backups`, when the caller has listed them already."""
+    directory = app.backup.directory
+    if records is None:
+        records = local_backups(name, app, settings)
     good = [record for record in records if record.is_good]
     rows: list[StatusRow] = []
     limit = settings.status.backup_max_age
@@ -202,15 +219,16 @@ def monitor_rows(settings: Settings, now: datetime) -> list[StatusRow]:
     return rows
 
 
-def destination_rows(name: str, app: AppSettings, settings: Settings, now: datetime) -> list[StatusRow]:
+def destination_rows(name: str, app: AppSettings, settings: Settings, now: datetime,
+                     local: list[BackupRecord] | None = None) -> list[StatusRow]:
     """One row per configured destination, from ``destinations.log`` beside the backups, then
-    one per copy marked damaged there."""
+    one per copy marked damaged there; ``local``: as :func:`backup_rows` takes it."""
     configured = app.destinations
     if not configured:
         return []
     lines = read_copy_log(app.backup.directory)
-    directory = app.backup.directory
-    local = list_backups(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
+    if local is None:
+        local = local_backups(name, app, settings)
     replaceable = {record.name for record in local if record.is_good}
     rows = []
     limit = settings.status.backup_max_age

@@ -7,6 +7,7 @@ a's only backup and a's restore put b's database in place, exit 0.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -174,3 +175,28 @@ def test_apps_over_the_same_database_may_share_a_directory(tmp_path: Path, run_c
     for app in ("a", "b"):
         listing = run_cli("--config", config, "--app", app, "backups", "list", "--dir", directory, "--json")
         assert [entry["name"] for entry in json.loads(listing.stdout)["backups"]] == [name]
+
+
+def test_a_listing_resolves_each_manifest_source_once_not_once_per_backup(tmp_path: Path, tasks_db: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A year of backups names the same source in every manifest; comparing it with every other
+    app's database on disk for each backup made `status` take seconds (3,650 backups: 3.9 s)."""
+    from railguard.backup import catalog
+
+    directory = _mkdir(tmp_path / "backups")
+    settings = BackupSettings(directory=directory)
+    for day in range(12):
+        take_backup(tasks_db, settings, now=datetime(2026, 11, 1, 3, 30, tzinfo=timezone.utc) + timedelta(days=day),
+                    app="tasks")
+    others = tuple((f"other{n}", tmp_path / f"other{n}" / "tasks.db") for n in range(3))
+    owner = catalog.Owner("tasks", tasks_db, others)
+    resolved: list[str] = []
+    real = catalog.os.path.realpath
+    monkeypatch.setattr(catalog.os.path, "realpath", lambda path: resolved.append(path) or real(path))
+    records = catalog.list_backups(directory, owner)
+    assert [record.is_good for record in records] == [True] * 12
+    # One comparison of the one source with each of the three other databases: two paths each.
+    assert len(resolved) == 2 * len(others)
+    # And a manifest from another app's database is still that app's.
+    before_app_names = dataclasses.replace(records[0].manifest, app=None, source=str(others[1][1]))
+    assert owner.refusal(before_app_names) == f"it was taken from {others[1][1]}, the database of app 'other1'"

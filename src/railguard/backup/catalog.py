@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +52,11 @@ class Owner:
     database: Path
     #: (name, database) of every other app in the configuration.
     others: tuple[tuple[str, Path], ...] = ()
+    #: A manifest's ``source`` -> the other app whose database it is (None: none), worked out
+    #: once per Owner: a year of backups names the same source in every manifest, and each
+    #: comparison resolves both paths (realpath) on disk. An Owner is made for one listing
+    #: (:meth:`of`), so a database moved since is seen by the next one.
+    _source_owners: dict[str, str | None] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
     def of(cls, settings: Settings, name: str, app: AppSettings | None = None) -> Owner:
@@ -81,12 +86,19 @@ class Owner:
         """
         if manifest.app is not None and manifest.app != self.app:
             return f"it belongs to app {manifest.app!r} (database {manifest.source})"
-        for other, database in self.others:
-            if _same_path(manifest.source, str(database.absolute())):
-                return f"it was taken from {manifest.source}, the database of app {other!r}"
+        other = self._owner_of_source(manifest.source)
+        if other is not None:
+            return f"it was taken from {manifest.source}, the database of app {other!r}"
         if strict and not _same_path(manifest.source, self.source):
             return f"it was taken from {manifest.source}, not from {self.source}"
         return None
+
+
+    def _owner_of_source(self, source: str) -> str | None:
+        if source not in self._source_owners:
+            self._source_owners[source] = next(
+                (other for other, database in self.others if _same_path(source, str(database.absolute()))), None)
+        return self._source_owners[source]
 
 
 def _same_path(one: str, other: str) -> bool:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from railguard.backup.catalog import BackupRecord, Owner, list_backups
+from railguard.backup.catalog import BackupRecord
 from railguard.backup.protection import read_protections
 from railguard.config import AppSettings, Settings
 from railguard.daemon.jobs import PlannedRun, planned_runs
@@ -40,7 +40,7 @@ from railguard.monitor.store import FILE_NAME as MONITOR_FILE
 from railguard.monitor.store import CheckPoint, Incident, MonitorStore
 from railguard.retention.policy import Plan, Policy, apply_policy
 from railguard.secrets import redact
-from railguard.status import StatusRow, backup_rows, collect_status, deploy_rows, destination_rows, drill_rows
+from railguard.status import StatusRow, app_rows, collect_status, local_backups
 
 #: How far back the backup timeline, the incidents and the drill and deploy lists go.
 HISTORY = timedelta(days=30)
@@ -200,11 +200,10 @@ def build_app(settings: Settings, name: str, now: datetime) -> AppView:
     app = settings.apps.get(name)
     if app is None:
         raise AppNotFound(f"no app {name!r} in the configuration", hint=f"Known: {', '.join(settings.apps)}")
-    # The rows collect_status makes for this app, without reading every other app's backups.
-    rows = (backup_rows(name, app, settings, now) + destination_rows(name, app, settings, now)
-            + drill_rows(name, app, settings, now) + deploy_rows(name, app, settings))
-    directory = app.backup.directory
-    records = list_backups(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
+    # The rows collect_status makes for this app, without reading every other app's backups;
+    # the app's backups are listed once, for those rows and for the page's history.
+    records = local_backups(name, app, settings)
+    rows = app_rows(name, app, settings, now, records)
     plan = _retention_plan(records, app, settings, now)
     newest = max((record.created_at for record in records if record.is_good), default=None)
     jobs = [timing for timing in planned_runs(settings, now, {name: newest}) if timing.job.endswith(f":{name}")]

@@ -116,6 +116,23 @@ class BackupSettings(Section):
         return self
 
 
+class SnapshotSettings(Section):
+    """The pre-deploy snapshot: a verified backup taken before every deploy, release and
+    rollback, kept from prune for ``keep`` (docs/deploy.md "Data rollback")."""
+
+    #: Take it; ``false`` deploys without one (and ``railguard rollback`` then cannot offer the data).
+    enabled: bool = True
+    #: How long prune keeps it (a protection, as ``railguard backups keep --for``).
+    keep: Duration = timedelta(days=14)
+
+    @pydantic.field_validator("keep")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"must be longer than 0s, got {value} (set enabled = false to take no snapshot)")
+        return value
+
+
 class RetentionSettings(Section):
     """Which backups to keep: restic's ``forget`` rules. A rule left out (or 0) is off; a table
     that sets no rule at all means the plan's 7 daily + 4 weekly (``Policy.from_settings``); a
@@ -336,6 +353,8 @@ class AppSettings(Section):
     url: str | None = None
     backup: BackupSettings = Field(default_factory=BackupSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    #: The verified backup taken before each deploy: ``[apps.NAME.snapshot]``.
+    snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)
     #: Off-host copies, by name: ``[apps.NAME.destinations.offsite]``.
     destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
     deploy: DeploySettings = Field(default_factory=DeploySettings)

@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 from railguard import __version__
 from railguard.backup.compression import compress_file, sha256_of_decompressed, sha256_of_file
-from railguard.backup.manifest import Manifest
+from railguard.backup.manifest import DeployOrigin, Manifest
 from railguard.backup.naming import FAILED_DIR, BackupId, free_id, logged_file_names, stem_for
 from railguard.backup.priority import background_priority, run_in_background
 from railguard.backup.snapshot import check_source, take_snapshot
@@ -82,11 +82,13 @@ def take_backup(
     tz: str = "UTC",
     progress: Progress | None = None,
     app: str | None = None,
+    deploy: DeployOrigin | None = None,
 ) -> BackupResult:
     """Take one verified backup of ``database`` into ``settings.directory``.
 
     ``app`` (the app's name under ``[apps]``) goes into the manifest: with ``source`` it says
     whose backup this is (backup.catalog.Owner); None leaves the backup to its source alone.
+    ``deploy`` makes it a pre-deploy snapshot: the manifest says which deploy it came before.
     """
     check_source(database)
     directory = settings.directory
@@ -104,6 +106,7 @@ def take_backup(
                 manifest, warnings = _copy_check_compress(database, settings, workspace, backup_id, final, now,
                                                           progress)
                 manifest.app = app
+                manifest.deploy = deploy
                 manifest.durations["total"] = round(time.monotonic() - started, 3)
                 _publish(workspace, manifest, final, backup_id.manifest_name)
         except BaseException as exc:

@@ -12,6 +12,12 @@ that is not an ISO 8601 time with its UTC offset, ``null`` where a value belongs
 refused), so code that holds a :class:`Manifest` never meets a surprise. A manifest that
 fails is :class:`BadManifest`, with a one-line reason; the catalog turns that into one
 backup that is not good, and every other backup stays usable.
+
+A pre-deploy snapshot (railguard.rehearsal.snapshot) is an ordinary backup whose manifest also
+says which deploy it was taken for (:class:`DeployOrigin`, key ``deploy``): the commit going
+live and the one it replaces. The key is optional, so every older manifest still reads; it is
+written once with the rest, before the manifest gets its name, so it is as trustworthy as the
+checks beside it (the manifest never changes after that, see backup/protection.py).
 """
 
 from __future__ import annotations
@@ -60,6 +66,23 @@ class BadManifest(ValueError):
 
 
 @dataclass
+class DeployOrigin:
+    """The deploy a pre-deploy snapshot was taken for (the manifest's ``deploy`` key)."""
+
+    __pydantic_config__ = ConfigDict(extra="ignore")
+
+    #: What the deploy puts live; None when the flow does not know it yet (an image rollback
+    #: of an app whose history has no commit for that image).
+    commit: Text | None
+    #: The commit that was live before, as the deploy history says; None on a first deploy.
+    replaces: Text | None
+    #: ``deploy``, ``release`` or ``rollback``.
+    kind: Text
+    #: The row of the deploy history; None when taken outside a deploy.
+    deploy_id: Annotated[int, Strict()] | None = None
+
+
+@dataclass
 class Manifest:
     # Keys we do not know are ignored, so a manifest written by a newer railguard still reads.
     __pydantic_config__ = ConfigDict(extra="ignore")
@@ -91,6 +114,8 @@ class Manifest:
     #: The app (its name under ``[apps]``) that took the backup; None in manifests written
     #: before railguard recorded it: those belong to whichever app has ``source`` as its database.
     app: Text | None = None
+    #: Set on a pre-deploy snapshot only: the deploy it was taken before.
+    deploy: DeployOrigin | None = None
     format: Annotated[int, Strict()] = FORMAT
 
     def to_json(self) -> bytes:

@@ -125,3 +125,27 @@ def test_a_manifest_written_before_snapshots_existed_still_reads(tmp_path):
     assert Manifest.parse(json.dumps(document)).deploy is None
     record = list_backups(app.backup.directory)[0]
     assert record.is_good
+
+
+def test_backups_list_shows_a_snapshot_with_its_commits_and_the_end_of_its_protection(tmp_path, run_cli,
+                                                                                        monkeypatch):
+    from railguard.cli.context import Context
+
+    monkeypatch.setattr(Context, "now", staticmethod(lambda: NOW + timedelta(hours=1)))
+    create_tasks_database(tmp_path / "tasks.db")
+    settings, app = settings_for(tmp_path)
+    plain = take_backup(app.database, app.backup, now=NOW - timedelta(hours=1), app="tasks")
+    snapshot = take_pre_deploy_snapshot(settings, "tasks", app, commit=NEW, replaces=OLD, kind="deploy",
+                                        deploy_id=3, now=NOW)
+    result = run_cli("--config", tmp_path / "railguard.toml", "backups", "list")
+    assert result.exit_code == 0, result.stderr
+    [row] = [line for line in result.stdout.splitlines() if snapshot.name in line]
+    assert f"pre-deploy snapshot for {NEW[:12]} (2026-12-15 10:00)" in row
+    assert f"deploy {NEW[:12]} (replaces {OLD[:12]})" in row
+    [other] = [line for line in result.stdout.splitlines() if plain.manifest.name in line]
+    assert "replaces" not in other
+    document = json.loads(run_cli("--config", tmp_path / "railguard.toml", "backups", "list", "--json").stdout)
+    by_name = {entry["name"]: entry for entry in document["backups"]}
+    assert by_name[snapshot.name]["deploy"] == {"commit": NEW, "replaces": OLD, "kind": "deploy", "deploy_id": 3}
+    assert by_name[snapshot.name]["protection"]["until"] == "2026-12-15T10:00:00+00:00"
+    assert by_name[plain.manifest.name]["deploy"] is None

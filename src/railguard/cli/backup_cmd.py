@@ -11,6 +11,7 @@ import click
 
 from railguard.backup import list_backups, resolve_backup
 from railguard.backup.catalog import Owner, bad_manifest_warnings
+from railguard.backup.manifest import DeployOrigin
 from railguard.backup.protection import protect, read_protections, unkeep
 from railguard.backup.verify import verify_backups
 from railguard.cli import dest_cmd, options, output
@@ -88,7 +89,10 @@ def backups() -> None:
 @output.json_option
 @pass_context
 def list_command(ctx: Context, database: str | None, directory: str | None, dest: str | None, as_json: bool) -> int:
-    """Show every backup: name, time, size, ratio, verified, age.
+    """Show every backup: name, time, size, ratio, verified, age, protection.
+
+    A pre-deploy snapshot also names its deploy: the commit it came before and the one that
+    commit replaced (`railguard rollback --with-data` restores it).
 
     With --dest NAME, the copies held at that destination instead of the local backups.
     """
@@ -107,7 +111,8 @@ def list_command(ctx: Context, database: str | None, directory: str | None, dest
              "size_raw": r.manifest.size_raw if r.manifest else None,
              "size_stored": r.manifest.size_stored if r.manifest else None,
              "compression": r.manifest.compression if r.manifest else None,
-             "protection": protections[r.name].as_dict() if r.name in protections else None} for r in records]})
+             "protection": protections[r.name].as_dict() if r.name in protections else None,
+             "deploy": asdict(r.manifest.deploy) if r.manifest and r.manifest.deploy else None} for r in records]})
         return ExitCode.OK
     if not records:
         click.echo(f"no backups in {app.backup.directory}")
@@ -118,9 +123,10 @@ def list_command(ctx: Context, database: str | None, directory: str | None, dest
         rows.append([r.name, r.created_at.strftime("%Y-%m-%d %H:%M"),
                      output.human_size(m.size_stored) if m else "-", f"{m.ratio:.0%}" if m else "-",
                      "yes" if r.is_good else f"no ({r.status})", output.human_age(now - r.created_at),
-                     _protected_cell(protections.get(r.name))])
+                     _protected_cell(protections.get(r.name)), _deploy_cell(m.deploy if m else None)])
     output.table(f"backups in {app.backup.directory}",
-                 ["name", "time (UTC)", "size", "ratio", "verified", "age", "protected"], rows)
+                 ["name", "time (UTC)", "size", "ratio", "verified", "age", "protected", "pre-deploy snapshot"],
+                 rows)
     return ExitCode.OK
 
 
@@ -129,6 +135,14 @@ def _protected_cell(protection: Any) -> str:
         return "-"
     until = f"{protection.until:%Y-%m-%d %H:%M}" if protection.until else "until unkept"
     return f"{protection.reason} ({until})"
+
+
+def _deploy_cell(origin: DeployOrigin | None) -> str:
+    """``release a1b2c3d4e5f6 (replaces 0f1e2d3c4b5a)`` for a pre-deploy snapshot, ``-`` otherwise."""
+    if origin is None:
+        return "-"
+    commit = origin.commit[:12] if origin.commit else "?"
+    return f"{origin.kind} {commit} (replaces {origin.replaces[:12] if origin.replaces else 'nothing'})"
 
 
 @backups.command("keep")

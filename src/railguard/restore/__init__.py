@@ -6,6 +6,7 @@ from railguard.restore.engine import (
     RestoreResult,
     RestoreTargetIsDirectory,
     RestoreTargetNotWritable,
+    check_not_in_use,
     restore_backup,
 )
 from railguard.restore.holders import Holder, find_holders
@@ -17,6 +18,7 @@ __all__ = [
     "RestoreResult",
     "RestoreTargetIsDirectory",
     "RestoreTargetNotWritable",
+    "check_not_in_use",
     "find_holders",
     "restore_backup",
 ]

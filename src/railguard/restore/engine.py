@@ -212,6 +212,14 @@ def _check_target(target: Path) -> Path:
     return target
 
 
+def check_not_in_use(target: Path, *, force: bool = False) -> list[str]:
+    """Refuse (DatabaseInUse, exit 5) while a process has ``target`` open, unless ``force``:
+    the check :func:`restore_backup` makes first, for a caller that must know before it changes
+    anything else (``rollback --with-data`` asks before it rolls back the image). Returns the
+    holders that ``force`` went past."""
+    return _refuse_if_in_use(Path(target).absolute(), force)
+
+
 def _refuse_if_in_use(target: Path, force: bool) -> list[str]:
     holders = find_holders(target)
     if holders and not force:

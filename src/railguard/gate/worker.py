@@ -19,7 +19,10 @@ The steps of a run (docs/gate.md):
 4. The pipeline's post-deploy smoke check (which also proves the live commit is the tested
    one); the worker only maps the report to a run status through its typed verdict
    (:attr:`~railguard.deploy.actions.DeployReport.checked`, ``live_commit``). On failure the
-   previous good deploy goes back when ``rollback_on_smoke_failure`` is on.
+   previous good deploy goes back when ``rollback_on_smoke_failure`` is on. That rollback never
+   touches the data: when the deploy changed the schema since its pre-deploy snapshot (a fact
+   the post-deploy steps leave), the run's log and one notification say a data rollback may be
+   needed and give its command.
 5. One notification per event, each from one owner: "tests failed" from the worker (the
    pipeline never sees those runs); every failure of the deploy or the rollback from the
    pipeline (the job is ``unattended``); "deploy OK <commit>" once per commit, "deploy FAILED"
@@ -41,6 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from railguard.config import Settings
 from railguard.deploy.actions import DeployJob, DeployReport, deploy_branch_head, deploy_commit, rollback
@@ -64,6 +68,10 @@ log = logging.getLogger("railguard.gate")
 #: Finished runs kept per app (rows and log files); older ones go as new ones finish.
 RUNS_KEPT_PER_APP = 500
 Clock = Callable[[], datetime]
+#: The post-deploy fact a deploy that changed the schema leaves (railguard.rehearsal.data_rollback's
+#: ADVICE_FACT, named here because the gate may not import that package): plain names and text,
+#: ``snapshot``, ``changes``, ``rollback_command``, ``restore_command``.
+DATA_ROLLBACK_FACT = "data_rollback"
 #: How a post-deploy step's status reads in a run's log.
 _IN_THE_LOG = {StepStatus.PASSED: "ok", StepStatus.FAILED: "FAILED", StepStatus.SKIPPED: "skipped"}
 #: A run starts once no delivery arrived for SETTLE_QUIET seconds, or SETTLE_LIMIT after the first.
@@ -429,7 +437,7 @@ class AppWorker:
         self._log_report(report, out)
         problem = post_deploy_problem(report, commit, legacy=legacy)
         if problem is not None:
-            self._after_bad_deploy(run, job, commit, problem, out)
+            self._after_bad_deploy(run, job, commit, problem, out, report.facts.get(DATA_ROLLBACK_FACT))
             return
         if report.checked is StepStatus.SKIPPED:
             out.line(f"no smoke check: apps.{target.name}.url is not set"
@@ -455,13 +463,18 @@ class AppWorker:
             for check in step.details.get("checks") or []:
                 out.line(f"  {'ok    ' if check.get('ok') else 'FAILED'} {check.get('name')}: {check.get('detail')}")
 
-    def _after_bad_deploy(self, run: Run, job: DeployJob, commit: str, reason: str, out: RunLog) -> None:
+    def _after_bad_deploy(self, run: Run, job: DeployJob, commit: str, reason: str, out: RunLog,
+                          data: Mapping[str, Any] | None = None) -> None:
         """Roll back when configured. The owner has heard of the bad deploy from its smoke check,
         and hears of the rollback from the pipeline: "rolled back to" from the rollback's smoke
-        check, or "rollback FAILED"."""
+        check, or "rollback FAILED". The rollback never touches the data: when the deploy changed
+        the schema (``data``, the post-deploy fact of railguard.rehearsal), the run's log and one
+        notification say that a data rollback may be needed, and the command for it."""
         context, target = self.context, self.target
         out.line(f"after the deploy: {reason}")
         if not target.gate.rollback_on_smoke_failure:
+            if data is not None:
+                self._tell_data_not_rolled_back(run, data, str(data.get("rollback_command")), out)
             self._finish(run, "smoke_failed", f"deployed {commit[:12]} but the smoke check failed: {reason}")
             return
         try:
@@ -474,7 +487,23 @@ class AppWorker:
         target_commit = (report.record.git_hash or "?")[:12]
         what = f"{target_commit} ({report.record.image})" if report.record.image else target_commit
         out.line(f"rolled back to {what}" + "".join(f"; {step.summary}" for step in report.steps))
+        if data is not None:
+            # The image is back already: `rollback --with-data` now would go back one deploy more.
+            self._tell_data_not_rolled_back(run, data, str(data.get("restore_command")), out)
         self._finish(run, "rolled_back", f"smoke check failed ({reason}); rolled back to {what}")
+
+    def _tell_data_not_rolled_back(self, run: Run, data: Mapping[str, Any], command: str, out: RunLog) -> None:
+        changes = "; ".join(str(change) for change in data.get("changes") or []) or "see the deploy's steps"
+        line = (f"the data was not rolled back: the deploy changed the schema since the pre-deploy snapshot "
+                f"{data.get('snapshot')} ({changes}); a data rollback may be needed: {command}")
+        out.line(line)
+        try:
+            delivery = self.context.notifier.notify(
+                "rollback", f"{self.target.name}: data not rolled back", redact(line, self.context.secrets),
+                key=f"data_rollback:{self.target.name}:{run.id}", now=self.context.clock())
+            out.line(f"notification rollback (data): {delivery.status}")
+        except Exception as exc:  # the notification path never changes the run's outcome
+            log.warning("the data rollback notification could not be sent: %s", exc)
 
     # --- helpers ----------------------------------------------------------------------------
 

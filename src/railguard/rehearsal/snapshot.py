@@ -39,8 +39,10 @@ from railguard.backup.catalog import BackupRecord, Owner, list_backups
 from railguard.backup.manifest import DeployOrigin, Manifest
 from railguard.backup.protection import Protection, protect
 from railguard.config import AppSettings, Settings
+from railguard.deploy.steps import PreDeployContext, StepResult
 from railguard.destinations.replicate import replicate
 from railguard.errors import RailguardError
+from railguard.rehearsal.shape import read_shape
 
 #: The reason written in a snapshot's protection: ``backups list`` and ``prune`` show it.
 REASON = "pre-deploy snapshot for {what}"
@@ -70,6 +72,30 @@ class PreDeploySnapshot:
                 "deploy": None if origin is None else {"commit": origin.commit, "replaces": origin.replaces,
                                                        "kind": origin.kind, "deploy_id": origin.deploy_id},
                 "destinations": self.destinations, "warnings": self.warnings}
+
+
+def snapshot(context: PreDeployContext) -> StepResult:
+    """The pre-deploy step (railguard.rehearsal.steps): take the snapshot, or skip with the reason.
+
+    Leaves ``facts["snapshot"]`` (the :class:`PreDeploySnapshot`, for the rehearsal) and
+    ``facts["snapshot_shape"]`` (the schema just before the copy, read-only and without row
+    counts: the post-deploy ``schema`` step compares the live one with it). Any error of the
+    backup raises, which fails the step and so blocks the deploy."""
+    reason = skip_reason(context.app_name, context.app)
+    if reason is not None:
+        return StepResult.skip("snapshot", reason)
+    # Read before the copy: the app's migration runs only once the new version starts.
+    shape = read_shape(context.app.database, count_rows=False)
+    taken = take_pre_deploy_snapshot(context.settings, context.app_name, context.app, commit=context.commit,
+                                     replaces=context.replaces, kind=context.kind, deploy_id=context.deploy_id,
+                                     now=context.clock())
+    context.facts["snapshot"] = taken
+    context.facts["snapshot_shape"] = shape
+    until = taken.protection.until
+    summary = (f"{taken.name} taken and verified, kept from prune until "
+               f"{until:%Y-%m-%d %H:%M} UTC" if until else f"{taken.name} taken and verified")
+    summary += "".join(f"; warning: {warning}" for warning in taken.warnings)
+    return StepResult("snapshot", True, summary, details=taken.as_dict())
 
 
 def skip_reason(app_name: str, app: AppSettings) -> str | None:

@@ -49,8 +49,9 @@ def write_config(tmp_path: Path, captain: FakeCapRover, repo: Repo) -> Callable[
         settings: dict[str, object] = {
             "caprover_url": captain.url, "repository": str(repo.path), "test_command": ["sh", "run-tests.sh"],
             "test_timeout": "30s", "poll_interval": "0s", **deploy}
-        lines = [f'state_dir = "{tmp_path / "state"}"', "", "[apps.tasks]", 'database = "/dev/null"', "",
-                 "[apps.tasks.deploy]"]
+        # No database yet (as before a first deploy): the pre-deploy snapshot is a skipped step.
+        lines = [f'state_dir = "{tmp_path / "state"}"', "", "[apps.tasks]",
+                 f'database = "{tmp_path / "no-database-yet.db"}"', "", "[apps.tasks.deploy]"]
         lines += [f"{key} = {_toml(value)}" for key, value in settings.items()]
         path = tmp_path / "railguard.toml"
         path.write_text("\n".join(lines) + "\n")

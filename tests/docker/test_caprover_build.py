@@ -69,7 +69,8 @@ def build_like_caprover(tar: bytes, git_hash: str, *, tag: str, app_env_vars: di
 
 def smoke(run_cli, tmp_path: Path, port: int, sha: str, since: float):
     config = tmp_path / "railguard.toml"
-    config.write_text(f'state_dir = "{tmp_path / "state"}"\n\n[apps.tasks]\ndatabase = "/dev/null"\n')
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\n\n[apps.tasks]\n'
+                    f'database = "{tmp_path / "no-database-yet.db"}"\n')
     return run_cli("--config", config, "smoke", "--url", f"http://127.0.0.1:{port}", "--commit", sha,
                    "--since", str(since), "--wait", "60s", "--json", "--no-notify")
 

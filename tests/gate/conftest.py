@@ -234,7 +234,9 @@ def write_config(tmp_path: Path, captain: RunningCapRover, forgejo: FakeForgejo,
               deploy: dict[str, object] | None = None, port: int | None = None,
               gate: dict[str, object] | None = None) -> GateConfig:
         port = port or free_port()
-        lines = [f"state_dir = {_toml(tmp_path / 'state')}", "", "[apps.tasks]", 'database = "/dev/null"']
+        # No database yet (as before a first deploy): the pre-deploy snapshot is a skipped step.
+        lines = [f"state_dir = {_toml(tmp_path / 'state')}", "", "[apps.tasks]",
+                 f"database = {_toml(tmp_path / 'no-database-yet.db')}"]
         if smoke:
             if captain.runtime is None:
                 captain.runtime = AppRuntime(tmp_path / "app-runtime")

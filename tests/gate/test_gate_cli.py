@@ -9,7 +9,8 @@ from railguard.errors import ExitCode
 
 def _config(tmp_path: Path, gate_app: str = "", extra: str = "") -> Path:
     path = tmp_path / "railguard.toml"
-    path.write_text(f'state_dir = "{tmp_path / "state"}"\n\n[apps.tasks]\ndatabase = "/dev/null"\n\n'
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n\n[apps.tasks]\n'
+                    f'database = "{tmp_path / "no-database-yet.db"}"\n\n'
                     '[apps.tasks.deploy]\ntest_command = ["sh", "run-tests.sh"]\n\n'
                     f'{extra}[gate.apps.tasks]\nrepository = "dev/tasks"\nclone_url = "file:///srv/tasks.git"\n'
                     f"{gate_app}")

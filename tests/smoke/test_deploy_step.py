@@ -45,7 +45,8 @@ def captain(repo: Repo) -> Iterator[FakeCapRover]:
 
 def write_config(tmp_path: Path, captain: FakeCapRover, repo: Repo, port: int) -> Path:
     path = tmp_path / "railguard.toml"
-    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[apps.tasks]\ndatabase = "/dev/null"\n'
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[apps.tasks]\n'
+                    f'database = "{tmp_path / "no-database-yet.db"}"\n'
                     f'url = "http://127.0.0.1:{port}"\n'
                     f'[apps.tasks.deploy]\ncaprover_url = "{captain.url}"\nrepository = "{repo.path}"\n'
                     f'poll_interval = "0s"\n[apps.tasks.smoke]\nwait = "15s"\npoll_interval = "0.2s"\n')

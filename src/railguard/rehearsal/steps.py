@@ -10,7 +10,8 @@ The order, and why:
 - before: the snapshot of the live database (a deploy that cannot be undone is not started),
   then the rehearsal of the candidate commit on a copy of that snapshot, then the monitor's
   deploy window (opened last, so a long rehearsal does not mute the monitor);
-- after: the smoke check, then the deploy window closed.
+- after: the smoke check, then whether the deploy changed the schema since the snapshot (what a
+  rollback of the image alone would leave behind), then the deploy window closed.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from __future__ import annotations
 from railguard.config import AppSettings, Settings
 from railguard.deploy import actions
 from railguard.deploy.steps import DeploySteps, PostDeployStep, PreDeployStep
+from railguard.rehearsal.data_rollback import schema_since_snapshot
+from railguard.rehearsal.snapshot import snapshot
 
 
 def deploy_steps(settings: Settings, app_name: str, app: AppSettings) -> DeploySteps:
     """The steps before and after a deploy of ``app_name`` (the module's docstring gives the order)."""
     pre: list[PreDeployStep] = []
+    pre.append(snapshot)  # the pre-deploy snapshot (railguard.rehearsal.snapshot)
     # Read at each call, as DeployJob's own default is: the smoke check unless the defaults changed.
     post: list[PostDeployStep] = list(actions.DEFAULT_POST_DEPLOY_STEPS)
+    post.append(schema_since_snapshot)  # did the deploy change the schema since the snapshot (data_rollback)
     return DeploySteps(pre=tuple(pre), post=tuple(post))

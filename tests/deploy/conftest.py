@@ -45,14 +45,16 @@ def captain_app(captain: FakeCapRover, repo: Repo) -> FakeApp:
 def write_config(tmp_path: Path, captain: FakeCapRover, repo: Repo) -> Callable[..., Path]:
     """railguard.toml for the app ``tasks``: CapRover at the fake, the repo, state under tmp_path."""
 
-    def write(**deploy: object) -> Path:
+    def write(*, database: Path | None = None, app_lines: tuple[str, ...] = (), **deploy: object) -> Path:
+        """``database``: the app's live database (none by default); ``app_lines``: more TOML at the end."""
         settings: dict[str, object] = {
             "caprover_url": captain.url, "repository": str(repo.path), "test_command": ["sh", "run-tests.sh"],
             "test_timeout": "30s", "poll_interval": "0s", **deploy}
         # No database yet (as before a first deploy): the pre-deploy snapshot is a skipped step.
         lines = [f'state_dir = "{tmp_path / "state"}"', "", "[apps.tasks]",
-                 f'database = "{tmp_path / "no-database-yet.db"}"', "", "[apps.tasks.deploy]"]
+                 f'database = "{database or tmp_path / "no-database-yet.db"}"', "", "[apps.tasks.deploy]"]
         lines += [f"{key} = {_toml(value)}" for key, value in settings.items()]
+        lines += ["", "[apps.tasks.backup]", f'directory = "{tmp_path / "backups"}"', *app_lines]
         path = tmp_path / "railguard.toml"
         path.write_text("\n".join(lines) + "\n")
         return path

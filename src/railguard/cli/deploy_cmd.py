@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +19,11 @@ from railguard.deploy.caprover import BuildFailed
 from railguard.deploy.steps import DeployBlocked, StepResult, StepStatus
 from railguard.deploy.git import Git
 from railguard.deploy.state import state_path
+from railguard.errors import RailguardError
+from railguard.rehearsal.data_rollback import (RESTORED_FACT, DataCheck, DataRestore, check_data, live_commit,
+                                               require_snapshot, restore_step)
 from railguard.rehearsal.steps import deploy_steps
+from railguard.restore import check_not_in_use
 
 _T = TypeVar("_T")
 
@@ -119,23 +125,77 @@ def deploy(ctx: Context, ref: str, repository: str | None, as_json: bool) -> int
 @cli.command("rollback")
 @click.option("--to", "to", metavar="VERSION|SHA",
               help="A CapRover version number or a commit; default: the deploy before the current one.")
+@click.option("--with-data", is_flag=True,
+              help="Also restore the pre-deploy snapshot of the deploy rolled back (shows what is lost, asks first).")
+@click.option("--yes", is_flag=True, help="With --with-data: do not ask (for scripts).")
+@click.option("--force", is_flag=True,
+              help="With --with-data: restore even while a process has the database open (as restore --force).")
 @options.repository_option
 @output.json_option
 @pass_context
-def rollback_command(ctx: Context, to: str | None, repository: str | None, as_json: bool) -> int:
+def rollback_command(ctx: Context, to: str | None, with_data: bool, yes: bool, force: bool, repository: str | None,
+                     as_json: bool) -> int:
     """Go back to an earlier version: deploy its image again (FROM <image>).
 
     With an app token railguard's own history says which image or commit came before; in
     login mode CapRover's version list does. A commit with no recorded image is rebuilt
     from git. Environment variables are not rolled back (CapRover keeps the current ones).
+
+    First it compares the pre-deploy snapshot of the live deploy with the live database: an
+    unchanged schema needs nothing more; a changed one is named, and the data stays as it is
+    unless --with-data, which shows the rows written since the snapshot (lost by the restore),
+    asks, then restores the snapshot with the safe restore (safety copy, in-use check) just
+    before the old image goes out. See docs/deploy.md "Data rollback".
     """
+    if (yes or force) and not with_data:
+        raise click.UsageError("--yes and --force only apply with --with-data")
     job = deploy_job(ctx, repository)
+    check = check_data(job.settings, job.app_name, job.app, live_commit(job.state.history(job.app_name)),
+                       count_rows=with_data)
+    if with_data:
+        require_snapshot(check)
+        check_not_in_use(job.app.database, force=force)  # before the question: nothing has changed yet
+        for line in check.lines():
+            click.echo(line, err=as_json)
+        _confirm_data_rollback(check, job.app.database, yes)
+        job = dataclasses.replace(job, pre_deploy=job.pre_deploy + (restore_step(check, force=force),))
     report = _with_build_log(lambda: rollback(job, to))
+    restored = report.facts.get(RESTORED_FACT)
     if as_json:
-        output.emit_json(report_json(report))
-    else:
-        render_report(report, report.target)
+        output.emit_json({**report_json(report), "data": {
+            **check.as_dict(), "restored": restored.as_dict() if isinstance(restored, DataRestore) else None}})
+        return report.exit_code
+    render_report(report, report.target)
+    if isinstance(restored, DataRestore):
+        click.echo(f"the data is back as it was in {restored.snapshot}"
+                   + (f"; the database it replaced is kept as {restored.safety_copy}" if restored.safety_copy else ""))
+        for message in restored.warnings + [f"replaced while in use: {holder}" for holder in restored.forced_past]:
+            output.warning(message)
+        return report.exit_code
+    for line in check.lines():
+        click.echo(line)
+    if check.schema_changed and check.restore_command:
+        click.echo(f"the data was not rolled back: its schema is still the deploy's. To restore the snapshot too "
+                   f"(the rows written since are lost): stop the app, then {check.restore_command}")
     return report.exit_code
+
+
+class DataRollbackNotConfirmed(RailguardError):
+    """``rollback --with-data`` without a yes: nothing was changed (exit 2)."""
+
+
+def _confirm_data_rollback(check: DataCheck, database: Path, yes: bool) -> None:
+    if yes:
+        return
+    assert check.snapshot is not None
+    what = f"restore {check.snapshot.name} over {database}, losing the rows above"
+    if not sys.stdin.isatty():
+        raise DataRollbackNotConfirmed(f"rollback --with-data would {what}; no terminal to confirm it, "
+                                       "so nothing was changed",
+                                       hint="Read what is lost (run it at a terminal), then add --yes to go ahead")
+    if not click.confirm(f"Roll back the image and {what}?", default=False, err=True):
+        raise DataRollbackNotConfirmed("not confirmed: nothing was changed",
+                                       hint="Roll back without --with-data to keep the data as it is")
 
 
 @cli.group()

@@ -153,7 +153,7 @@ def require_snapshot(check: DataCheck) -> BackupRecord:
 
 @dataclass
 class DataRestore:
-    """What :func:`restore_step` did; ``facts["data_rollback"]`` of the rollback holds it."""
+    """What :func:`restore_step` did; ``facts["data_restored"]`` of the rollback holds it."""
 
     snapshot: str
     target: Path
@@ -176,8 +176,12 @@ def restore_step(check: DataCheck, *, force: bool) -> PreDeployStep:
     origin = record.manifest.deploy if record.manifest else None
 
     def restore_data(context: PreDeployContext) -> StepResult:
+        live = check.live_commit
+        if live and context.replaces and not _same_commit(live, context.replaces):
+            raise UsageError(f"{context.replaces[:12]} is live now, not {live[:12]} whose snapshot {record.name} was "
+                             "shown: another deploy ran meanwhile", hint="Run the rollback again to see its data")
         before = origin.replaces if origin else None
-        if before and context.commit and not (before.startswith(context.commit) or context.commit.startswith(before)):
+        if before and context.commit and not _same_commit(before, context.commit):
             raise UsageError(
                 f"the snapshot {record.name} holds the data from before {origin.commit[:12] if origin and origin.commit else '?'}"
                 f" went live, when {before[:12]} ran; this rollback goes to {context.commit[:12]}",
@@ -189,7 +193,7 @@ def restore_step(check: DataCheck, *, force: bool) -> PreDeployStep:
                                 log_directory=app.backup.directory)
         restored = DataRestore(record.name, result.target, result.safety_copy, list(result.warnings),
                                list(result.forced_past))
-        context.facts["data_rollback"] = restored
+        context.facts[RESTORED_FACT] = restored
         kept = f"; the database it replaced is kept as {result.safety_copy}" if result.safety_copy else ""
         return StepResult("restore-data", True, f"restored the snapshot {record.name} over {result.target}{kept}",
                           details=restored.as_dict())
@@ -197,10 +201,17 @@ def restore_step(check: DataCheck, *, force: bool) -> PreDeployStep:
     return restore_data
 
 
+def _same_commit(one: str, other: str) -> bool:
+    one, other = one.lower(), other.lower()
+    return one.startswith(other) or other.startswith(one)
+
+
 # --- after a deploy: did it change the schema? --------------------------------------------------
 
 #: ``facts`` keys: the schema the snapshot step read just before it took the snapshot.
 SHAPE_FACT = "snapshot_shape"
+#: What the restore step of ``rollback --with-data`` restored (a :class:`DataRestore`).
+RESTORED_FACT = "data_restored"
 #: What a rollback of the image alone would leave behind (read by the gate's worker).
 ADVICE_FACT = "data_rollback"
 
@@ -211,6 +222,9 @@ def schema_since_snapshot(context: PostDeployContext) -> StepResult:
     Never fails the deploy: a changed schema is what a migration is for. When it changed,
     ``facts["data_rollback"]`` says so for whoever rolls this deploy back (the gate's automatic
     rollback, which never touches the data itself)."""
+    restored = context.facts.get(RESTORED_FACT)
+    if isinstance(restored, DataRestore):
+        return StepResult.skip("schema", f"this rollback restored the data of {restored.snapshot}")
     snapshot = context.facts.get("snapshot")
     before = context.facts.get(SHAPE_FACT)
     if snapshot is None or not isinstance(before, Shape):

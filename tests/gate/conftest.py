@@ -33,6 +33,7 @@ from local_http import JsonReceiver, free_port
 from railguard.config import Settings, load_settings
 from railguard.gate.app import create_app
 from railguard.gate.service import GateService
+from railguard.rehearsal.steps import deploy_steps
 from railguard.webserver import ConnectionLimits, uvicorn_config
 
 ZERO = "0" * 40
@@ -232,15 +233,17 @@ def write_config(tmp_path: Path, captain: RunningCapRover, forgejo: FakeForgejo,
 
     def write(*, smoke: bool = False, smoke_wait: str = "20s", gate_app: dict[str, object] | None = None,
               deploy: dict[str, object] | None = None, port: int | None = None,
-              gate: dict[str, object] | None = None) -> GateConfig:
+              gate: dict[str, object] | None = None, database: Path | None = None) -> GateConfig:
         port = port or free_port()
         # No database yet (as before a first deploy): the pre-deploy snapshot is a skipped step.
         lines = [f"state_dir = {_toml(tmp_path / 'state')}", "", "[apps.tasks]",
-                 f"database = {_toml(tmp_path / 'no-database-yet.db')}"]
+                 f"database = {_toml(database or tmp_path / 'no-database-yet.db')}"]
         if smoke:
             if captain.runtime is None:
                 captain.runtime = AppRuntime(tmp_path / "app-runtime")
             lines.append(f"url = {_toml(captain.runtime.url)}")
+        if database is not None:  # then its pre-deploy snapshots go beside the test's other files
+            lines += ["", "[apps.tasks.backup]", f"directory = {_toml(tmp_path / 'backups')}"]
         deploy_settings = {"caprover_url": captain.url, "mode": "login", "poll_interval": "0s",
                            "test_command": ["sh", "run-tests.sh"], "test_timeout": "60s", **(deploy or {})}
         lines += ["", "[apps.tasks.deploy]", *(f"{k} = {_toml(v)}" for k, v in deploy_settings.items())]
@@ -331,8 +334,9 @@ def _remote_head(remote: Remote) -> str:
 
 @contextlib.contextmanager
 def serve_gate(config: GateConfig, env: dict[str, str], remote: Remote) -> Iterator[Gate]:
-    """The gate in this process under a real uvicorn server on 127.0.0.1."""
-    service = GateService(config.settings(), env=env)
+    """The gate in this process under a real uvicorn server on 127.0.0.1, with the deploy steps
+    `railguard gate serve` hands it (cli/gate_cmd.py)."""
+    service = GateService(config.settings(), env=env, steps_for=deploy_steps)
     server = uvicorn.Server(uvicorn_config(create_app(service), host="127.0.0.1", port=config.port,
                                            limits=ConnectionLimits.from_settings(service.settings.gate),
                                            log_level="warning", lifespan="on"))

@@ -79,7 +79,8 @@ def test_a_deploy_takes_a_protected_snapshot_that_names_both_commits_and_replica
 
 def test_a_rollback_after_a_deploy_that_changed_no_schema_rolls_back_only_the_image(
         run_cli, write_config, captain, captain_app, repo, login_env, tmp_path):
-    config, database, first, second, _ = two_deploys(run_cli, write_config, repo, login_env, tmp_path)
+    config, database, first, second, document = two_deploys(run_cli, write_config, repo, login_env, tmp_path)
+    name = document["pre_steps"][0]["details"]["name"]
     with sqlite3.connect(database) as connection:  # rows, not schema
         connection.execute("INSERT INTO tasks (title) VALUES ('a row, not a migration')")
     before = fingerprint(database)
@@ -87,7 +88,8 @@ def test_a_rollback_after_a_deploy_that_changed_no_schema_rolls_back_only_the_im
     result = run_cli("--config", config, "rollback", env=login_env)
 
     assert result.exit_code == 0, result.stderr
-    assert "schema unchanged since the snapshot" in result.stdout
+    assert (f"schema unchanged since the snapshot {name} (taken before {second[:12]} went live)"
+            in result.stdout.splitlines())
     assert "data was not rolled back" not in result.stdout
     assert fingerprint(database) == before and safety_copies(database) == []
     last = captain.calls_to("/api/v2/user/apps/appData/tasks", "POST")[-1]

@@ -188,3 +188,34 @@ def test_yes_and_force_only_apply_with_data(run_cli, write_config, captain, capt
     result = run_cli("--config", write_config(mode="login"), "rollback", "--yes", env=login_env)
     assert result.exit_code == ExitCode.USAGE
     assert result.stderr == "error: --yes and --force only apply with --with-data\nhint: Try: railguard rollback --help\n"
+
+
+def test_at_a_terminal_rollback_with_data_asks_and_a_no_changes_nothing(
+        run_cli, write_config, captain, captain_app, repo, login_env, tmp_path, monkeypatch):
+    from railguard.cli import deploy_cmd
+
+    monkeypatch.setattr(deploy_cmd, "_at_a_terminal", lambda: True)
+    config, database, first, second, document = two_deploys(run_cli, write_config, repo, login_env, tmp_path)
+    name = document["pre_steps"][0]["details"]["name"]
+    migrate_and_write(database)
+    before = fingerprint(database)
+    calls = len(captain.calls_to("/api/v2/user/apps/appData/tasks", "POST"))
+
+    result = run_cli("--config", config, "rollback", "--with-data", env=login_env, input="n\n")
+
+    assert result.exit_code == ExitCode.ERROR
+    assert f"Roll back the image and restore {name} over {database}, losing the rows above? [y/N]" in result.stderr
+    assert result.stderr.splitlines()[-2:] == ["error: not confirmed: nothing was changed",
+                                               "hint: Roll back without --with-data to keep the data as it is"]
+    assert fingerprint(database) == before and safety_copies(database) == []
+    assert len(captain.calls_to("/api/v2/user/apps/appData/tasks", "POST")) == calls
+
+    result = run_cli("--config", config, "rollback", "--with-data", env=login_env, input="y\n")
+
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    [safety] = safety_copies(database)
+    assert lines[-1] == f"the data is back as it was in {name}; the database it replaced is kept as {safety}"
+    assert "  tasks: 1 row lost" in lines and "  tags (created since the snapshot): 2 rows lost" in lines
+    assert "ok     restore-data: restored the snapshot " + name in "\n".join(lines)
+    assert tables(database) == ["tasks"]

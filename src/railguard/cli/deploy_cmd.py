@@ -184,12 +184,17 @@ class DataRollbackNotConfirmed(RailguardError):
     """``rollback --with-data`` without a yes: nothing was changed (exit 2)."""
 
 
+def _at_a_terminal() -> bool:
+    """Someone can answer the question (stdin is a terminal)."""
+    return sys.stdin.isatty()
+
+
 def _confirm_data_rollback(check: DataCheck, database: Path, yes: bool) -> None:
     if yes:
         return
     assert check.snapshot is not None
     what = f"restore {check.snapshot.name} over {database}, losing the rows above"
-    if not sys.stdin.isatty():
+    if not _at_a_terminal():
         raise DataRollbackNotConfirmed(f"rollback --with-data would {what}; no terminal to confirm it, "
                                        "so nothing was changed",
                                        hint="Read what is lost (run it at a terminal), then add --yes to go ahead")

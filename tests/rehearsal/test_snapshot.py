@@ -41,6 +41,7 @@ def test_the_snapshot_is_a_verified_backup_whose_manifest_names_the_deploy(tmp_p
         == (NEW, OLD, "deploy", 7)
     assert manifest.verified and manifest.check_result == "ok" and manifest.app == "tasks"
     assert snapshot.path == app.backup.directory / manifest.file
+    assert snapshot.record().data_path == snapshot.path and snapshot.record().manifest == manifest
     [outcome] = verify_backups(app.backup.directory, Owner.of(settings, "tasks", app), snapshot.name)
     assert outcome.ok, outcome.as_dict()
 

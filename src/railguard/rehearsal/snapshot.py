@@ -66,6 +66,15 @@ class PreDeploySnapshot:
     destinations: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def record(self) -> BackupRecord:
+        """The catalog's record of it: what ``materialize`` and ``restore_backup`` take (the
+        rehearsal boots a private copy of it)."""
+        found = next((record for record in list_backups(self.path.parent) if record.name == self.name), None)
+        if found is None or not found.is_good:
+            raise SnapshotFailed(f"the pre-deploy snapshot {self.name} is no longer in {self.path.parent}",
+                                 hint="Something removed it after it was taken; take a new one by deploying again")
+        return found
+
     def as_dict(self) -> dict[str, Any]:
         origin = self.manifest.deploy
         return {"name": self.name, "path": str(self.path), "protection": self.protection.as_dict(),

@@ -219,3 +219,20 @@ def test_at_a_terminal_rollback_with_data_asks_and_a_no_changes_nothing(
     assert "  tasks: 1 row lost" in lines and "  tags (created since the snapshot): 2 rows lost" in lines
     assert "ok     restore-data: restored the snapshot " + name in "\n".join(lines)
     assert tables(database) == ["tasks"]
+
+
+def test_a_snapshot_that_fails_blocks_the_deploy_and_capRover_is_never_asked(
+        run_cli, write_config, captain, captain_app, repo, login_env, tmp_path):
+    database = tmp_path / "tasks.db"
+    database.write_bytes(b"this is not a SQLite database, whatever its name says" * 100)
+    config = write_config(mode="login", database=database)
+
+    result = run_cli("--config", config, "deploy", env=login_env)
+
+    assert result.exit_code == ExitCode.CHECK_FAILED
+    assert result.stdout.startswith("FAILED snapshot: ")
+    assert result.stderr.startswith(f"error: deploy of {repo.sha()[:12]} blocked by the snapshot step: ")
+    assert captain.calls_to("/api/v2/user/apps/appData/tasks", "POST") == []
+    [row] = json.loads(run_cli("--config", config, "deploys", "list", "--json").stdout)["deploys"]
+    assert row["result"] == "blocked"
+    assert not (tmp_path / "backups").exists() or not list((tmp_path / "backups").glob("tasks-*"))

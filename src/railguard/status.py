@@ -46,7 +46,7 @@ from railguard.destinations.history import last_copies
 from railguard.drill.log import drill_passed, read_drill_log
 from railguard.errors import RailguardError
 from railguard.logfmt import line_time
-from railguard.monitor.report import monitor_status
+from railguard.monitor.report import TargetStatus, monitor_status
 from railguard.smoke.record import read_smoke_results
 from railguard.values import describe_duration
 
@@ -92,11 +92,14 @@ class StatusReport:
                 "warnings": len(self.warnings), "rows": [row.as_dict(self.now) for row in self.rows]}
 
 
-def collect_status(settings: Settings, now: datetime) -> StatusReport:
+def collect_status(settings: Settings, now: datetime, *, monitor: list[TargetStatus] | None = None) -> StatusReport:
+    """Every row. ``monitor``: the monitor's targets (:func:`railguard.monitor.report.monitor_status`,
+    ``[]`` when it never ran) when the caller has read them already, as the status page does for
+    its rows and its uptime charts alike."""
     report = StatusReport(now)
     for name, app in settings.apps.items():
         report.rows += app_rows(name, app, settings, now)
-    report.rows += monitor_rows(settings, now)
+    report.rows += monitor_rows(settings, now, monitor)
     return report
 
 
@@ -201,10 +204,9 @@ def deploy_rows(name: str, app: AppSettings, settings: Settings) -> list[StatusR
     return rows
 
 
-def monitor_rows(settings: Settings, now: datetime) -> list[StatusRow]:
-    targets = monitor_status(settings, now)
+def monitor_rows(settings: Settings, now: datetime, targets: list[TargetStatus] | None = None) -> list[StatusRow]:
     if targets is None:
-        return []
+        targets = monitor_status(settings, now) or []
     rows = []
     for target in targets:
         s = target.state

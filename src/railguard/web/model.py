@@ -35,7 +35,7 @@ from railguard.drill.log import drill_passed, read_drill_log
 from railguard.errors import NotFound
 from railguard.logfmt import line_time
 from railguard.monitor.maintenance import window_start
-from railguard.monitor.report import WINDOWS
+from railguard.monitor.report import TargetStatus, monitor_status
 from railguard.monitor.store import FILE_NAME as MONITOR_FILE
 from railguard.monitor.store import CheckPoint, Incident, MonitorStore
 from railguard.retention.policy import Plan, Policy, apply_policy
@@ -182,7 +182,9 @@ def worst(states: list[str]) -> str:
 
 
 def build_overview(settings: Settings, now: datetime) -> Overview:
-    report = collect_status(settings, now)
+    # The monitor's states and uptimes are read once, for the status rows and for the charts.
+    statuses = monitor_status(settings, now) or []
+    report = collect_status(settings, now, monitor=statuses)
     apps = []
     for name in settings.apps:
         rows = [row for row in report.rows if row.app == name]
@@ -192,7 +194,7 @@ def build_overview(settings: Settings, now: datetime) -> Overview:
     newest = {summary.name: summary.newest_backup_at for summary in apps}
     maintenance = [MaintenanceView(window.cron, window.duration, _utc(window_start(window, now, settings.timezone)))
                    for window in settings.monitor.maintenance]
-    return Overview(now, worst([row.state for row in report.rows]), apps, monitor_targets(settings, now),
+    return Overview(now, worst([row.state for row in report.rows]), apps, monitor_targets(settings, now, statuses),
                     planned_runs(settings, now, newest), site_rows, maintenance)
 
 
@@ -223,19 +225,24 @@ def build_public(settings: Settings, now: datetime) -> PublicView:
     return PublicView(now, worst(states), targets)
 
 
-def monitor_targets(settings: Settings, now: datetime) -> list[TargetView]:
+def monitor_targets(settings: Settings, now: datetime, statuses: list[TargetStatus] | None = None) -> list[TargetView]:
+    """Each target with its chart and incidents; ``statuses``: its state and uptime
+    (:func:`railguard.monitor.report.monitor_status`) when the caller has read them."""
+    if statuses is None:
+        statuses = monitor_status(settings, now) or []
     path = settings.state_dir / MONITOR_FILE
-    if not path.exists():
+    if not statuses or not path.exists():
         return []
     store = MonitorStore(path)
     try:
         targets = []
-        for name, (url, state) in sorted(store.states().items()):
-            uptime = {label: store.uptime(name, now - span).ratio for label, span in WINDOWS.items()}
-            points = store.checks(name, now - CHART_SPAN, now, at_most=MAX_POINTS)
-            incidents = list(reversed(store.incidents(name, now - HISTORY)))
-            targets.append(TargetView(name, state.status, uptime, points, incidents, down_since=state.down_since,
-                                      url=url, last_failure_reason=redact(state.last_failure_reason or "") or None))
+        for target in statuses:
+            state = target.state
+            points = store.checks(target.name, now - CHART_SPAN, now, at_most=MAX_POINTS)
+            incidents = list(reversed(store.incidents(target.name, now - HISTORY)))
+            targets.append(TargetView(target.name, state.status, target.uptime, points, incidents,
+                                      down_since=state.down_since, url=target.url,
+                                      last_failure_reason=redact(state.last_failure_reason or "") or None))
         return targets
     finally:
         store.close()

@@ -75,6 +75,14 @@ def test_the_overview_shows_each_app_its_newest_backup_and_the_incident(
             assert target.locator("circle.point").count() == ROUNDS
             assert target.locator("circle.point.bad").count() == DOWN_UNTIL - DOWN_FROM
             assert target.locator("tr.incident td.duration").inner_text() == "5m"
+            # Each heartbeat by its variable, with its job, last ping and result.
+            backup = page.locator("table.heartbeats tr.heartbeat[data-app=tasks][data-job=backup]")
+            assert backup.is_visible()
+            assert [backup.locator(f"td.{cell}").inner_text() for cell in ("target", "job", "last-ping", "result")] \
+                == ["$TASKS_BACKUP_PING_URL", "backup:tasks", "8h 30m ago", "ok"]
+            drill = page.locator("table.heartbeats tr.heartbeat[data-job=drill] td.result")
+            assert drill.inner_text() == "failed: HTTP 404 (ping 0)"
+            assert "ping/" not in page.locator("body").inner_text()  # no ping URL
             # Nothing wider than the screen: the page reflows on a phone.
             assert page.evaluate("document.documentElement.scrollWidth") <= width
         finally:
@@ -97,6 +105,11 @@ def test_the_app_page_draws_one_mark_per_backup_and_lists_drills_and_deploys(
             assert page.locator("table.drills tr.ok td").nth(1).inner_text() == "ok"
             assert page.locator("table.drills tr.ok td").nth(2).inner_text() == "4.5 s"
             assert page.locator("table.deploys tr.flagged").count() == 1
+            first, second = sorted(site.gate_runs.values())
+            assert page.locator("table.deploys td.gate-run").all_inner_texts() == [
+                f"run #{second} deployed", f"run #{first} rolled_back", "-"]
+            assert page.locator("table.heartbeats tr.heartbeat").count() == 3
+            assert page.locator("tr.heartbeat[data-job=replicate] td.last-ping").inner_text() == "never"
             assert page.evaluate("document.documentElement.scrollWidth") <= width
         finally:
             page.close()

@@ -175,3 +175,19 @@ def test_each_deploy_a_gate_run_made_has_that_run_and_links_to_it_when_the_gate_
     # The run's commit message and test summary stay on the gate.
     text = json.dumps(plain(linked))
     assert COMMIT_MESSAGE not in text and GATE_SUMMARY not in text
+
+
+def test_a_protected_pre_deploy_snapshot_says_so_and_until_when(site: Site, serve) -> None:  # type: ignore[no-untyped-def]
+    from railguard.backup.protection import protect
+    from web.test_pages import get
+
+    view = build_app(site.settings, "tasks", site.now)
+    oldest = view.backups[0]
+    until = site.now + timedelta(days=14)
+    # What a pre-deploy snapshot leaves beside its backup (backup/protection.py's sidecar).
+    protect(site.backups, oldest.name, f"pre-deploy snapshot for {DEPLOY_COMMITS[2][:12]}", until=until, now=site.now)
+    [mark] = [mark for mark in build_app(site.settings, "tasks", site.now).backups if mark.name == oldest.name]
+    expected = f"protected: pre-deploy snapshot for {DEPLOY_COMMITS[2][:12]} (until 2026-12-14 12:00 UTC)"
+    assert (mark.retention, mark.protection) == ("keep", expected)
+    _, html, _ = get(serve(site) + "/apps/tasks")
+    assert f"<td>{oldest.name}</td>" in html and f"<td>{expected}</td></tr>" in html

@@ -175,7 +175,8 @@ class HeartbeatRecord:
         """``ok`` or ``failed``: how the last run's pings went; None when none was ever sent."""
         if self.last_ping_at is None:
             return None
-        return "ok" if self.last_ping_at == self.last_ok_at else "failed"
+        # Two runs recorded in the same second: the failure is the one not to hide.
+        return "failed" if self.last_ping_at == self.last_failure_at else "ok"
 
 
 def configured_heartbeats(settings: Settings, app_name: str, app: AppSettings, *,

@@ -500,7 +500,8 @@ class GateSettings(Section):
     #: Open connections at most (held to half the open-file limit); one more closes the connection
     #: waiting longest for its request headers, or gets 503 when every one is busy with a request.
     max_connections: int = Field(default=512, ge=1)
-    #: The gate's address as Forgejo users reach it (links in commit statuses); None: http://host:port.
+    #: The gate's address as Forgejo users reach it (links in commit statuses, and from the status
+    #: page's deploys to their runs); None: http://host:port (the status page then shows run ids only).
     public_url: str | None = None
     forgejo_url: str | None = None
     #: Names of the variables (or ``<NAME>_FILE``) holding the secrets, never the values.

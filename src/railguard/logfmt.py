@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+#: What follows a backslash in a quoted value, and what the pair stands for (any other character: itself).
+_UNESCAPED = {"n": "\n", "r": "\r"}
+#: One field of a line without escapes, matched where the one before it ended: spaces, the key
+#: (up to the next ``=``), then a quoted value (up to the next quote, or the end of a line cut
+#: short) or a plain one (up to the next space).
+_FIELD = re.compile(r' *([^=]*)=(?:"([^"]*)"?|([^ ]*))')
 _PLAIN = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:+@,%")
 
 
@@ -61,7 +68,15 @@ def format_line(fields: Mapping[str, Any]) -> str:
 
 
 def parse_line(line: str) -> dict[str, str]:
-    """Inverse of :func:`format_line` (values come back as strings)."""
+    """Inverse of :func:`format_line` (values come back as strings).
+
+    ``status`` and the status page parse every line of a year-long ``destinations.log`` and the
+    tail of ``backup.log`` on each call, so a line without a backslash (nearly all of them) is
+    cut into its fields by one regular expression, in C; a line with escapes is read field by
+    field, each quoted value cut at its escapes and closing quote with ``str.find``. Both read
+    every line as the character-at-a-time parser before them did (tests/test_logfmt_parse.py)."""
+    if "\\" not in line:
+        return {key: quoted or plain for key, quoted, plain in _FIELD.findall(line)}
     fields: dict[str, str] = {}
     i, n = 0, len(line)
     while i < n:
@@ -74,16 +89,25 @@ def parse_line(line: str) -> dict[str, str]:
         i = eq + 1
         if i < n and line[i] == '"':
             i += 1
-            chars: list[str] = []
-            while i < n and line[i] != '"':
-                if line[i] == "\\" and i + 1 < n:
-                    i += 1
-                    chars.append({"n": "\n", "r": "\r"}.get(line[i], line[i]))
-                else:
-                    chars.append(line[i])
-                i += 1
+            parts: list[str] = []
+            while True:
+                quote = line.find('"', i)
+                end = n if quote < 0 else quote
+                escape = line.find("\\", i, end)
+                if escape < 0:
+                    parts.append(line[i:end])
+                    i = end
+                    break
+                parts.append(line[i:escape])
+                if escape + 1 == n:  # a backslash that ends the line stands for itself
+                    parts.append("\\")
+                    i = n
+                    break
+                escaped = line[escape + 1]
+                parts.append(_UNESCAPED.get(escaped, escaped))
+                i = escape + 2
             i += 1
-            fields[key] = "".join(chars)
+            fields[key] = "".join(parts)
         else:
             end = line.find(" ", i)
             end = n if end < 0 else end

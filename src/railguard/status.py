@@ -42,11 +42,11 @@ from railguard.backup.engine import last_backup_attempt
 from railguard.config import AppSettings, Settings
 from railguard.deploy.state import last_deploy
 from railguard.destinations import RemoteBackup, open_destination
-from railguard.destinations.history import last_copy_success, read_copy_log
+from railguard.destinations.history import last_copies
 from railguard.drill.log import drill_passed, read_drill_log
 from railguard.errors import RailguardError
 from railguard.logfmt import line_time
-from railguard.monitor.report import monitor_status
+from railguard.monitor.report import TargetStatus, monitor_status
 from railguard.smoke.record import read_smoke_results
 from railguard.values import describe_duration
 
@@ -92,11 +92,14 @@ class StatusReport:
                 "warnings": len(self.warnings), "rows": [row.as_dict(self.now) for row in self.rows]}
 
 
-def collect_status(settings: Settings, now: datetime) -> StatusReport:
+def collect_status(settings: Settings, now: datetime, *, monitor: list[TargetStatus] | None = None) -> StatusReport:
+    """Every row. ``monitor``: the monitor's targets (:func:`railguard.monitor.report.monitor_status`,
+    ``[]`` when it never ran) when the caller has read them already, as the status page does for
+    its rows and its uptime charts alike."""
     report = StatusReport(now)
     for name, app in settings.apps.items():
         report.rows += app_rows(name, app, settings, now)
-    report.rows += monitor_rows(settings, now)
+    report.rows += monitor_rows(settings, now, monitor)
     return report
 
 
@@ -201,10 +204,9 @@ def deploy_rows(name: str, app: AppSettings, settings: Settings) -> list[StatusR
     return rows
 
 
-def monitor_rows(settings: Settings, now: datetime) -> list[StatusRow]:
-    targets = monitor_status(settings, now)
+def monitor_rows(settings: Settings, now: datetime, targets: list[TargetStatus] | None = None) -> list[StatusRow]:
     if targets is None:
-        return []
+        targets = monitor_status(settings, now) or []
     rows = []
     for target in targets:
         s = target.state
@@ -226,26 +228,25 @@ def destination_rows(name: str, app: AppSettings, settings: Settings, now: datet
     configured = app.destinations
     if not configured:
         return []
-    lines = read_copy_log(app.backup.directory)
+    copies = last_copies(app.backup.directory, configured)
     if local is None:
         local = local_backups(name, app, settings)
     replaceable = {record.name for record in local if record.is_good}
     rows = []
     limit = settings.status.backup_max_age
     for destination in sorted(configured):
-        mine = [line for line in lines if line.get("destination") == destination]
-        success = last_copy_success(mine)
+        last, success = copies[destination].last, copies[destination].success_at
         label = f"destination:{destination}"
-        if not mine:
+        if last is None:
             rows.append(StatusRow(name, label, "flagged", "no copy made yet"))
-        elif mine[-1].get("result") != "ok":
-            rows.append(StatusRow(name, label, "flagged", f"last copy failed: {mine[-1].get('reason') or '?'}",
-                                  line_time(mine[-1])))
+        elif last.get("result") != "ok":
+            rows.append(StatusRow(name, label, "flagged", f"last copy failed: {last.get('reason') or '?'}",
+                                  line_time(last)))
         elif success is not None and now - success > limit:
             rows.append(StatusRow(name, label, "flagged", f"last copy {describe_duration(now - success)} ago "
                                   f"(more than {describe_duration(limit)})", success))
         else:
-            rows.append(StatusRow(name, label, "ok", f"{mine[-1].get('backup', '?')} copied", success))
+            rows.append(StatusRow(name, label, "ok", f"{last.get('backup', '?')} copied", success))
         rows += damaged_copy_rows(name, app, destination, replaceable)
     return rows
 

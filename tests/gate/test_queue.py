@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from railguard.gate.queue import RunNotFound, RunQueue
+from railguard.config import Settings
+from railguard.gate.queue import RunNotFound, RunQueue, runs_by_deploy
 
 T0 = datetime(2026, 11, 27, 4, 0, tzinfo=timezone.utc)
 
@@ -198,3 +200,38 @@ def test_recent_runs_reads_the_queue_in_the_gate_directory_of_the_configuration(
                          now=T0 + timedelta(minutes=n)).run_id for n in (1, 2, 3)]
     assert [run.id for run in recent_runs(chosen, limit=2)] == [ids[2], ids[1]]
     assert recent_runs(default) == []
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings.model_validate({"state_dir": str(tmp_path / "state"), "gate": {"directory": str(tmp_path / "gate")}})
+
+
+def test_the_runs_that_made_deploys_are_read_by_deploy_id_without_writing_the_queue(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    assert runs_by_deploy(settings, "tasks", [1]) == {}
+    assert not (tmp_path / "gate").exists()  # a gate that never ran: no queue made for it
+    queue = RunQueue(tmp_path / "gate" / "queue.sqlite3")
+    made = {}
+    for n, (app, deploy_id) in enumerate([("tasks", 7), ("notes", 7), ("tasks", None), ("tasks", 9)], start=1):
+        queue.enqueue(app=app, commit=_sha(n), ref="refs/heads/main", source="webhook", now=T0 + timedelta(minutes=n))
+        run = queue.claim_next(app, now=T0 + timedelta(minutes=n))
+        assert run is not None
+        if deploy_id is not None:  # what gate/worker.py stores once the deploy pipeline answered
+            queue.update(run.id, deploy_id=deploy_id)
+            made[(app, deploy_id)] = run.id
+        queue.finish(run.id, "deployed", "ok", now=T0 + timedelta(minutes=n, seconds=30))
+    queue.checkpoint()
+    path = tmp_path / "gate" / "queue.sqlite3"
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    runs = runs_by_deploy(settings, "tasks", [7, 8, 9])
+    assert {deploy_id: (run.id, run.app, run.status) for deploy_id, run in runs.items()} == {
+        7: (made[("tasks", 7)], "tasks", "deployed"), 9: (made[("tasks", 9)], "tasks", "deployed")}
+    assert runs_by_deploy(settings, "notes", [7])[7].id == made[("notes", 7)]  # ids are per app's history
+    assert runs_by_deploy(settings, "tasks", []) == {}
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_a_queue_that_cannot_be_read_gives_no_runs(tmp_path: Path) -> None:
+    (tmp_path / "gate").mkdir()
+    (tmp_path / "gate" / "queue.sqlite3").write_bytes(b"not a database at all, " * 100)
+    assert runs_by_deploy(_settings(tmp_path), "tasks", [1]) == {}

@@ -146,3 +146,27 @@ def test_a_damaged_ping_state_file_is_counted_afresh_and_never_fails_the_backup(
     counted = json.loads((state / "heartbeats.json").read_text())
     assert list(counted) == ["tasks/backup"]
     assert (counted["tasks/backup"]["pings"], counted["tasks/backup"]["failures"]) == (2, 0)
+
+
+def test_the_recorded_pings_read_back_per_heartbeat_and_a_damaged_entry_reads_as_none(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from railguard.notify.heartbeat import PingResult, configured_heartbeats, record_pings
+
+    settings = Settings.model_validate({"state_dir": str(tmp_path / "state"), "apps": {"tasks": {
+        "database": str(tmp_path / "tasks.db"),
+        "heartbeat": {"backup_url_env": "HC_BACKUP_URL", "drill_url_env": "HC_DRILL_URL"}}}})
+    app = settings.apps["tasks"]
+    at = datetime(2026, 11, 30, 3, 30, tzinfo=timezone.utc)
+    record_pings(settings, "tasks", "backup", [PingResult("start", True, 1), PingResult("0", True, 1)], at)
+    # The same second again, one ping failing: the failure is what a page must show.
+    record_pings(settings, "tasks", "backup", [PingResult("0", False, 3, "HTTP 503")], at)
+    backup, drill = configured_heartbeats(settings, "tasks", app, env={})
+    assert (backup.job, backup.source, backup.pings, backup.failures) == ("backup", "$HC_BACKUP_URL", 3, 1)
+    assert (backup.last_ping_at, backup.last_result, backup.last_failure_signal, backup.last_failure_reason) == (
+        at, "failed", "0", "HTTP 503")
+    assert (drill.source, drill.pings, drill.last_ping_at, drill.last_result) == ("$HC_DRILL_URL", 0, None, None)
+    (tmp_path / "state" / "heartbeats.json").write_text(json.dumps({"tasks/backup": {
+        "pings": "many", "failures": -1, "last_ok": "yesterday", "last_failure": ["not", "an", "object"]}}))
+    damaged, _ = configured_heartbeats(settings, "tasks", app, env={})
+    assert (damaged.pings, damaged.failures, damaged.last_ping_at, damaged.last_result) == (0, 0, None, None)

@@ -7,13 +7,16 @@ import ast
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 import railguard.metrics.collect
 import railguard.status
+from railguard import logfmt
 from railguard.backup.engine import LOG_NAME as BACKUP_LOG
 from railguard.backup.engine import last_backup_attempt, take_backup
 from railguard.config import BackupSettings
 from railguard.deploy.state import DeployState, last_deploy, state_path
-from railguard.destinations.history import last_copy_success, read_copy_log
+from railguard.destinations.history import LastCopies, last_copies, last_copy_success, read_copy_log
 from railguard.destinations.history import record as log_copy
 from railguard.drill.log import drill_passed, last_drill_success, read_drill_log
 from railguard.drill.runner import DrillReport, _record as record_drill
@@ -67,6 +70,32 @@ def test_the_copy_log_reader_reads_what_a_copy_records(tmp_path: Path) -> None:
     assert [(line["backup"], line["result"]) for line in lines] == [("tasks-20261127-0330", "ok"),
                                                                     ("tasks-20261127-0430", "failed")]
     assert last_copy_success(lines) == NOW
+
+
+def test_the_last_copies_are_those_of_the_whole_log_read_from_its_end_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A year of daily copies to offsite; nearby's last copy failed after an older success;
+    # faraway never had a good one; a prune line is not a copy.
+    for day in range(365):
+        log_copy(tmp_path, NOW + timedelta(days=day), "offsite", f"tasks-{day}", "ok", None)
+    log_copy(tmp_path, NOW, "nearby", "tasks-0", "ok", None)
+    log_copy(tmp_path, NOW + timedelta(days=365), "nearby", "tasks-365", "failed", "disk full")
+    log_copy(tmp_path, NOW + timedelta(days=365), "faraway", "tasks-365", "failed", "no route")
+    append_line(tmp_path / "destinations.log", {"time": NOW + timedelta(days=366), "event": "prune",
+                                                "destination": "offsite", "result": "ok"})
+    lines = read_copy_log(tmp_path)
+    for name in ("offsite", "nearby", "faraway", "unknown"):
+        mine = [line for line in lines if line.get("destination") == name]
+        assert last_copies(tmp_path, [name])[name] == LastCopies(mine[-1] if mine else None,
+                                                                 last_copy_success(mine)), name
+    parsed = []
+    monkeypatch.setattr(logfmt, "parse_line", lambda line: parsed.append(line) or logfmt_parse(line))
+    assert last_copies(tmp_path, ["offsite"])["offsite"].success_at == NOW + timedelta(days=364)
+    # The prune line, faraway's and nearby's two, then offsite's newest copy: not the year before it.
+    assert len(parsed) == 5
+
+
+logfmt_parse = logfmt.parse_line
 
 
 def _file_names_and_readers(module: object) -> tuple[set[str], set[str]]:

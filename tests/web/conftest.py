@@ -2,8 +2,11 @@
 
 Seven daily backups of a real SQLite database (``take_backup`` with ``now`` set to each simulated
 day), one of them whose verification failed, copied to a ``file://`` destination, a passed and a failed restore drill in
-``drill.log``, three deploys in the deploy history, and a monitor whose state machine saw a
-five-minute outage, all seen at :data:`NOW`; and a second app, ``notes``, never backed up. Every page and view in tests/web is of this site.
+``drill.log``, three deploys in the deploy history, the last two made by gate runs (in a real
+queue, written by the gate's own :class:`~railguard.gate.queue.RunQueue`), and a monitor whose state machine saw a
+five-minute outage, all seen at :data:`NOW`; heartbeats around the newest backup (answered) and
+the last drill (a 404), sent by the jobs' own :class:`~railguard.notify.watch.JobWatch` to a real
+ping server on 127.0.0.1; and a second app, ``notes``, never backed up. Every page and view in tests/web is of this site.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import create_tasks_database
+from local_http import PingReceiver
 from railguard.backup.engine import take_backup
 from railguard.backup.manifest import Manifest
 from railguard.backup.naming import MANIFEST_SUFFIX
@@ -25,9 +29,11 @@ from railguard.config import Settings
 from railguard.deploy.state import DeployState, state_path
 from railguard.destinations.replicate import replicate
 from railguard.drill.runner import LOG_NAME as DRILL_LOG
+from railguard.gate.queue import QUEUE_NAME, Run, RunQueue, gate_directory
 from railguard.logfmt import append_line
 from railguard.monitor.state import CheckResult, Policy, TargetState, step
 from railguard.monitor.store import MonitorStore
+from railguard.notify.watch import JobWatch
 from railguard.web.app import Access, create_web_app
 from railguard.webserver import BackgroundServer, ConnectionLimits
 
@@ -42,6 +48,13 @@ DOWN_FROM, DOWN_UNTIL = 20, 25
 #: A failed drill's output holds this: a test log must never reach a page.
 DRILL_OUTPUT = "TEST-LOG-LINE database password is hunter2-but-longer"
 DEPLOY_COMMITS = ("a1b2c3d4e5f60718", "b2c3d4e5f6071829", "c3d4e5f607182930")
+#: A gate run's commit message and summary: they stay on the gate, never on a page.
+COMMIT_MESSAGE = "COMMIT-MESSAGE-LINE fix the login form"
+GATE_SUMMARY = "TEST-LOG-LINE 41 passed in 3.20s"
+#: The secret part of every ping URL (a healthchecks check's UUID), and the variables holding them.
+PING_UUID = "0b5e55ed-5ec2-4e70-9a11-000000c0ffee"
+HEARTBEAT_VARS = {"backup": "TASKS_BACKUP_PING_URL", "drill": "TASKS_DRILL_PING_URL",
+                  "replicate": "TASKS_REPLICATE_PING_URL"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,10 @@ class Site:
     settings: Settings
     now: datetime
     backups: Path
+    #: The ping URL of each heartbeat (secrets: no page may show one).
+    ping_urls: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: deploy history id -> the gate run that made it.
+    gate_runs: dict[int, int] = dataclasses.field(default_factory=dict)
 
 
 def _config(tmp_path: Path, database: Path) -> Settings:
@@ -57,6 +74,7 @@ def _config(tmp_path: Path, database: Path) -> Settings:
         "apps": {"tasks": {"database": str(database), "url": "http://127.0.0.1:9/",
                            "backup": {"directory": str(tmp_path / "backups")},
                            "drill": {"command": ["true"]},
+                           "heartbeat": {f"{job}_url_env": var for job, var in HEARTBEAT_VARS.items()},
                            "destinations": {"offsite": {"url": f"file://{tmp_path / 'offsite'}"}}},
                  # A second app that was never backed up: the page must show it failing.
                  "notes": {"database": str(tmp_path / "notes.db"),
@@ -115,14 +133,55 @@ def build_site(tmp_path: Path, now: datetime = NOW, days: int = BACKUP_DAYS) -> 
     (tmp_path / "offsite").mkdir()
     replicate(settings, "tasks", app, now=now - timedelta(hours=8))
     history = DeployState(state_path(settings.state_dir, app.deploy.state_file))
+    queue = RunQueue(gate_directory(settings) / QUEUE_NAME)
+    gate_runs = {}
     for index, (commit, result) in enumerate(zip(DEPLOY_COMMITS, ("ok", "failed", "ok"))):
         started = now - timedelta(days=5 - 2 * index)
+        # The first deploy was made by hand; the gate tested and deployed the two after it.
+        run = _gate_run(queue, commit, started) if index else None
         deploy = history.start(app="tasks", caprover_app="tasks", kind="deploy", ref="main", git_hash=commit,
                                now=started)
         history.finish(deploy, result=result, now=started + timedelta(minutes=2),
                        detail="smoke check failed: /health 503" if result == "failed" else None)
+        if run is not None:
+            # What gate/worker.py does once the deploy pipeline answered, then at the run's end.
+            queue.update(run.id, deploy_id=deploy)
+            queue.finish(run.id, "deployed" if result == "ok" else "rolled_back", GATE_SUMMARY,
+                         now=started + timedelta(minutes=3))
+            gate_runs[deploy] = run.id
     _monitor(settings, now)
-    return Site(settings, now, app.backup.directory)
+    ping_urls = _heartbeats(settings, now)
+    return Site(settings, now, app.backup.directory, ping_urls, gate_runs)
+
+
+def _gate_run(queue: RunQueue, commit: str, now: datetime) -> Run:
+    """A push that the gate queued, claimed and tested (gate/service.py, gate/worker.py)."""
+    queued = queue.enqueue(app="tasks", commit=commit, ref="refs/heads/main", source="webhook", now=now,
+                           title=COMMIT_MESSAGE, pusher="ana", delivery_id=f"delivery-{commit}")
+    run = queue.claim_next("tasks", now=now)
+    assert run is not None and run.id == queued.run_id
+    queue.update(run.id, tests_started_at=now, tests_finished_at=now + timedelta(seconds=40),
+                 summary=GATE_SUMMARY)
+    return run
+
+
+def _heartbeats(settings: Settings, now: datetime) -> dict[str, str]:
+    """The backup's pings answered at the newest backup; the drill's answered 404 (a check that
+    was deleted) at the last drill; replicate never ran. Each through the jobs' own watch."""
+    app = settings.apps["tasks"]
+    server = PingReceiver()
+    try:
+        urls = {job: f"{server.base}/ping/{PING_UUID}-{job}" for job in HEARTBEAT_VARS}
+        env = {var: urls[job] for job, var in HEARTBEAT_VARS.items()}
+        for job, at, status in (("backup", now.replace(hour=3, minute=30), 200),
+                                ("drill", now - timedelta(days=1, hours=8), 404)):
+            server.status = status
+            watch = JobWatch(settings, "tasks", app, job, now=at, env=env, sleep=lambda seconds: None)
+            watch.start()
+            watch.succeeded(0, f"{job} done")
+        return urls
+    finally:
+        server.stop()
 
 
 @pytest.fixture

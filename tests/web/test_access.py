@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from waiting import wait_until
-from web.conftest import DEPLOY_COMMITS, DRILL_OUTPUT, Site, build_site
+from web.conftest import (COMMIT_MESSAGE, DEPLOY_COMMITS, DRILL_OUTPUT, GATE_SUMMARY, HEARTBEAT_VARS, PING_UUID,
+                          Site, build_site)
 from web.test_pages import get
 
 from railguard.config import Settings
@@ -60,7 +61,8 @@ def test_the_public_page_is_open_when_asked_and_shows_uptime_only(site: Site, se
     _, api, _ = get(base + "/api/public")
     for text in (html, api):
         for private in ("127.0.0.1:9", "HTTP 503", DEPLOY_COMMITS[0][:12], "tasks-2026", "backup", "deploy",
-                        DRILL_OUTPUT, TOKEN):
+                        DRILL_OUTPUT, TOKEN, COMMIT_MESSAGE, GATE_SUMMARY, PING_UUID, "heartbeat", "gate", "run #",
+                        *HEARTBEAT_VARS.values()):
             assert private not in text, private
     assert get(base + "/", {})[0] == 401  # the rest still needs the token
 
@@ -84,9 +86,38 @@ def test_no_page_shows_a_secret_or_a_test_log(tmp_path: Path, serve: Callable[..
     for path in PAGES:
         _, text, _ = get(base + path, basic(TOKEN))
         assert secret not in text and TOKEN not in text and DRILL_OUTPUT not in text, path
+        assert COMMIT_MESSAGE not in text and GATE_SUMMARY not in text, path  # a gate run's message and log
         assert "<script>" not in text or path.startswith("/api/"), path  # JSON carries the text as it is
     _, html, _ = get(base + "/apps/tasks", basic(TOKEN))
     assert "&lt;script&gt;alert(1)&lt;/script&gt; token=***" in html
+
+
+def test_no_page_shows_a_ping_url_even_one_written_into_heartbeats_json(
+        site: Site, serve: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from railguard.secrets import known_secrets
+
+    # The daemon's environment holds the ping URLs; an older railguard (or a hand) left one in a
+    # failure reason. This one was never read by this process: only the page can scrub it.
+    fresh = f"http://127.0.0.1:9/ping/{uuid.uuid4()}"
+    assert fresh not in known_secrets()
+    for job, var in HEARTBEAT_VARS.items():
+        monkeypatch.setenv(var, fresh if job == "replicate" else site.ping_urls[job])
+    path = site.settings.state_dir / "heartbeats.json"
+    state = json.loads(path.read_text())
+    state["tasks/replicate"] = {"pings": 1, "failures": 1, "last_failure": {
+        "at": site.now.isoformat(), "signal": "start", "reason": f"connection refused by {fresh}/start"}}
+    path.write_text(json.dumps(state))
+    base = serve(site, with_token(site, public=True))
+    for page in (*PAGES, "/public", "/api/public"):
+        status, text, _ = get(base + page, basic(TOKEN))
+        assert status == 200, page
+        assert fresh not in text and PING_UUID not in text, page
+        assert not any(url in text for url in site.ping_urls.values()), page
+    _, html, _ = get(base + "/apps/tasks", basic(TOKEN))
+    assert "<code>$TASKS_REPLICATE_PING_URL</code>" in html
+    assert "failed: connection refused by ***/start (ping start)" in html
 
 
 def test_a_listen_address_off_loopback_needs_the_token() -> None:

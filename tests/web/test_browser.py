@@ -75,6 +75,14 @@ def test_the_overview_shows_each_app_its_newest_backup_and_the_incident(
             assert target.locator("circle.point").count() == ROUNDS
             assert target.locator("circle.point.bad").count() == DOWN_UNTIL - DOWN_FROM
             assert target.locator("tr.incident td.duration").inner_text() == "5m"
+            # Each heartbeat by its variable, with its job, last ping and result.
+            backup = page.locator("table.heartbeats tr.heartbeat[data-app=tasks][data-job=backup]")
+            assert backup.is_visible()
+            assert [backup.locator(f"td.{cell}").inner_text() for cell in ("target", "job", "last-ping", "result")] \
+                == ["$TASKS_BACKUP_PING_URL", "backup:tasks", "8h 30m ago", "ok"]
+            drill = page.locator("table.heartbeats tr.heartbeat[data-job=drill] td.result")
+            assert drill.inner_text() == "failed: HTTP 404 (ping 0)"
+            assert "ping/" not in page.locator("body").inner_text()  # no ping URL
             # Nothing wider than the screen: the page reflows on a phone.
             assert page.evaluate("document.documentElement.scrollWidth") <= width
         finally:
@@ -97,6 +105,11 @@ def test_the_app_page_draws_one_mark_per_backup_and_lists_drills_and_deploys(
             assert page.locator("table.drills tr.ok td").nth(1).inner_text() == "ok"
             assert page.locator("table.drills tr.ok td").nth(2).inner_text() == "4.5 s"
             assert page.locator("table.deploys tr.flagged").count() == 1
+            first, second = sorted(site.gate_runs.values())
+            assert page.locator("table.deploys td.gate-run").all_inner_texts() == [
+                f"run #{second} deployed", f"run #{first} rolled_back", "-"]
+            assert page.locator("table.heartbeats tr.heartbeat").count() == 3
+            assert page.locator("tr.heartbeat[data-job=replicate] td.last-ping").inner_text() == "never"
             assert page.evaluate("document.documentElement.scrollWidth") <= width
         finally:
             page.close()
@@ -144,3 +157,37 @@ def test_the_public_page_opens_without_the_token_and_shows_uptime_only(
             assert page.evaluate("document.documentElement.scrollWidth") <= width
         finally:
             page.close()
+
+
+def test_the_daemon_serves_the_overview_behind_the_token_beside_its_open_metrics(
+        browser: Any, site: Site, tmp_path: Path) -> None:
+    """The same page from the daemon's own server (its route table, its /metrics), on the site's
+    state and clock; the daemon's loop is not started, so no job runs during the test."""
+    from railguard.daemon import http as daemon_http
+    from railguard.daemon.jobs import plan_jobs, runlog_path
+    from railguard.daemon.runlog import RunLog
+    from railguard.daemon.runner import Daemon
+    from railguard.web.app import web_routes
+
+    runlog = RunLog(runlog_path(site.settings))
+    daemon = Daemon(plan_jobs(site.settings), runlog, clock=lambda: site.now)
+    server = daemon_http.serve(daemon, "127.0.0.1", 0,
+                               routes=web_routes(site.settings, with_token(site), lambda: site.now))
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        assert browser.request.get(base + "/").status == 401
+        assert browser.request.get(base + "/metrics").status == 200
+        page, response = look(browser, base + "/", WIDTHS["phone"], tmp_path / "daemon-overview.png",
+                              headers=basic(TOKEN))
+        try:
+            assert response.status == 200 and page.title() == "FAILING · railguard"
+            card = page.locator("section.app[data-app=tasks]")
+            assert card.locator(".backup-age").inner_text() == "8h 30m ago"
+            assert page.locator("section.target[data-target=tasks] circle.point").count() == ROUNDS
+            assert page.locator("tr.heartbeat[data-job=backup] td.result").inner_text() == "ok"
+            assert page.evaluate("document.documentElement.scrollWidth") <= WIDTHS["phone"]
+        finally:
+            page.close()
+    finally:
+        server.stop()
+        runlog.close()

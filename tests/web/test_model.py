@@ -6,8 +6,8 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from web.conftest import (BACKUP_DAYS, DEPLOY_COMMITS, DOWN_FROM, DOWN_UNTIL, DRILL_OUTPUT, FAILED_DAY, ROUNDS,
-                          Site)
+from web.conftest import (BACKUP_DAYS, COMMIT_MESSAGE, DEPLOY_COMMITS, DOWN_FROM, DOWN_UNTIL, DRILL_OUTPUT,
+                          FAILED_DAY, GATE_SUMMARY, HEARTBEAT_VARS, PING_UUID, ROUNDS, Site)
 
 from railguard.config import MaintenanceWindow
 from railguard.errors import ExitCode
@@ -96,7 +96,8 @@ def test_the_public_view_has_uptime_and_outages_and_nothing_else(site: Site) -> 
     assert target.url is None and target.last_failure_reason is None
     assert [incident.reason for incident in target.incidents] == [""]
     text = json.dumps(plain(public))
-    for private in ("127.0.0.1:9", "HTTP 503", DEPLOY_COMMITS[0][:12], "tasks-2026", "hunter2"):
+    for private in ("127.0.0.1:9", "HTTP 503", DEPLOY_COMMITS[0][:12], "tasks-2026", "hunter2", COMMIT_MESSAGE,
+                    GATE_SUMMARY, PING_UUID, *HEARTBEAT_VARS.values(), "heartbeat", "gate"):
         assert private not in text
 
 
@@ -142,3 +143,51 @@ def test_maintenance_windows_say_whether_they_are_on(site: Site) -> None:
     # 11:00 in Madrid is 10:00 UTC: on at 12:00 UTC, for three hours; Sunday 03:00 is not now (a Monday).
     assert (on.cron, on.active_since) == ("0 11 * * *", site.now.replace(hour=10))
     assert off.active_since is None
+
+
+def test_each_heartbeat_has_its_variable_its_job_and_how_its_last_pings_went(site: Site) -> None:
+    view = build_app(site.settings, "tasks", site.now)
+    assert [(beat.job, beat.target, beat.daemon_job, beat.result, beat.last_ping_at) for beat in view.heartbeats] == [
+        ("backup", "$TASKS_BACKUP_PING_URL", "backup:tasks", "ok", site.now.replace(hour=3, minute=30)),
+        ("drill", "$TASKS_DRILL_PING_URL", "drill:tasks", "failed", site.now - timedelta(days=1, hours=8)),
+        # Configured, never sent, and no daemon job: `railguard replicate` runs by hand or from cron.
+        ("replicate", "$TASKS_REPLICATE_PING_URL", None, None, None)]
+    backup, drill, _ = view.heartbeats
+    assert (backup.pings, backup.failures, backup.last_failure) == (2, 0, "")
+    # Both of the drill's pings (start, then the exit status 0) were answered 404, not retried.
+    assert (drill.pings, drill.failures, drill.last_failure) == (2, 2, "HTTP 404 (ping 0)")
+    assert build_overview(site.settings, site.now).heartbeats == view.heartbeats  # notes has none
+    assert build_app(site.settings, "notes", site.now).heartbeats == []
+    text = json.dumps(plain(build_overview(site.settings, site.now))) + json.dumps(plain(view))
+    assert PING_UUID not in text and all(url not in text for url in site.ping_urls.values())
+
+
+def test_each_deploy_a_gate_run_made_has_that_run_and_links_to_it_when_the_gate_says_where_it_is(site: Site) -> None:
+    first, second = sorted(site.gate_runs.values())
+    view = build_app(site.settings, "tasks", site.now)
+    assert [(deploy.commit, deploy.gate_run, deploy.gate_status, deploy.gate_url) for deploy in view.deploys] == [
+        (DEPLOY_COMMITS[2][:12], second, "deployed", None), (DEPLOY_COMMITS[1][:12], first, "rolled_back", None),
+        (DEPLOY_COMMITS[0][:12], None, None, None)]  # made by hand
+    gate = site.settings.gate.model_copy(update={"public_url": "http://127.0.0.1:8787/gate/"})
+    linked = build_app(site.settings.model_copy(update={"gate": gate}), "tasks", site.now)
+    assert [deploy.gate_url for deploy in linked.deploys] == [
+        f"http://127.0.0.1:8787/gate/runs/{second}", f"http://127.0.0.1:8787/gate/runs/{first}", None]
+    # The run's commit message and test summary stay on the gate.
+    text = json.dumps(plain(linked))
+    assert COMMIT_MESSAGE not in text and GATE_SUMMARY not in text
+
+
+def test_a_protected_pre_deploy_snapshot_says_so_and_until_when(site: Site, serve) -> None:  # type: ignore[no-untyped-def]
+    from railguard.backup.protection import protect
+    from web.test_pages import get
+
+    view = build_app(site.settings, "tasks", site.now)
+    oldest = view.backups[0]
+    until = site.now + timedelta(days=14)
+    # What a pre-deploy snapshot leaves beside its backup (backup/protection.py's sidecar).
+    protect(site.backups, oldest.name, f"pre-deploy snapshot for {DEPLOY_COMMITS[2][:12]}", until=until, now=site.now)
+    [mark] = [mark for mark in build_app(site.settings, "tasks", site.now).backups if mark.name == oldest.name]
+    expected = f"protected: pre-deploy snapshot for {DEPLOY_COMMITS[2][:12]} (until 2026-12-14 12:00 UTC)"
+    assert (mark.retention, mark.protection) == ("keep", expected)
+    _, html, _ = get(serve(site) + "/apps/tasks")
+    assert f"<td>{oldest.name}</td>" in html and f"<td>{expected}</td></tr>" in html

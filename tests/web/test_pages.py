@@ -137,3 +137,29 @@ def test_the_overview_lists_the_maintenance_windows_and_the_one_that_is_on(site:
     _, html, _ = get(serve(windowed) + "/")
     assert "<code>0 11 * * *</code> (UTC)" in html
     assert "on since 2026-11-30 11:00 UTC: no DOWN alerts" in html
+
+
+def test_a_deploy_links_to_its_gate_run_or_names_it(site: Site, serve: Callable[..., str]) -> None:
+    import dataclasses
+
+    first, second = sorted(site.gate_runs.values())
+    _, html, _ = get(serve(site) + "/apps/tasks")
+    cells = re.findall(r'<td class="gate-run">(.*?)</td>', html)
+    assert cells == [f"run #{second} deployed", f"run #{first} rolled_back", "-"]  # no gate address: no link
+    gate = site.settings.gate.model_copy(update={"public_url": "http://127.0.0.1:8787/gate"})
+    linked = dataclasses.replace(site, settings=site.settings.model_copy(update={"gate": gate}))
+    _, html, _ = get(serve(linked) + "/apps/tasks")
+    assert [attrs["href"] for attrs in tags(html).having("a") if "/runs/" in (attrs["href"] or "")] == [
+        f"http://127.0.0.1:8787/gate/runs/{second}", f"http://127.0.0.1:8787/gate/runs/{first}"]
+    assert f'<a href="http://127.0.0.1:8787/gate/runs/{second}">run #{second}</a> deployed' in html
+
+
+def test_the_overview_and_the_app_page_list_the_heartbeats_by_their_variable(site: Site, serve: Callable[..., str]
+                                                                            ) -> None:
+    base = serve(site)
+    for path, first_cell in (("/", "<td>tasks</td>\n"), ("/apps/tasks", "\n")):
+        _, html, _ = get(base + path)
+        assert ('<tr class="heartbeat warning" data-app="tasks" data-job="drill">' + first_cell
+                + '<td class="target"><code>$TASKS_DRILL_PING_URL</code></td><td class="job">drill:tasks</td>\n'
+                '<td class="last-ping">1d 8h ago</td>\n<td class="result">failed: HTTP 404 (ping 0)</td></tr>') in html
+        assert '<td class="job">replicate (not run by the daemon)</td>\n<td class="last-ping">never</td>' in html

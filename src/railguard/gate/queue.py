@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +47,33 @@ def recent_runs(settings: Settings, *, limit: int = 50) -> list[Run]:
     """``railguard gate list``: the newest runs of the gate's queue, read locally (no running
     gate needed; the queue file is created, private, if the gate never ran)."""
     return RunQueue(gate_directory(settings) / QUEUE_NAME).list(limit=limit)
+
+def runs_by_deploy(settings: Settings, app: str, deploy_ids: Iterable[int]) -> dict[int, Run]:
+    """The gate's runs of ``app`` that made one of ``deploy_ids`` (ids of the deploy history,
+    which the worker stores in ``runs.deploy_id``), by that id: for the status page's deploy
+    list. Read only (``mode=ro``): the queue is never created, written or migrated here, and
+    none when the gate never ran; a queue that cannot be read (an older or damaged file) gives
+    none too, so the page shows the deploys without their runs rather than no page."""
+    ids = sorted(set(deploy_ids))
+    path = gate_directory(settings) / QUEUE_NAME
+    if not ids or not path.exists():
+        return {}
+    placeholders = ", ".join("?" for _ in ids)
+    try:
+        with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5)) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(f"SELECT * FROM runs WHERE app = ? AND deploy_id IN ({placeholders}) ORDER BY id",
+                              (app, *ids)).fetchall()
+            runs = [_run(row) for row in rows]
+    except (sqlite3.Error, KeyError, IndexError, ValueError):
+        return {}
+    # One deploy, one run: the newest that claims it, should two ever do.
+    return {run.deploy_id: run for run in runs if run.deploy_id is not None}
+
+
+def run_url(public_url: str, run_id: int) -> str:
+    """A run's page on the gate (``GET /runs/{id}``), under the gate's address ``public_url``."""
+    return f"{public_url.rstrip('/')}/runs/{run_id}"
 
 Status = Literal["queued", "running", "passed", "failed", "deployed", "deploy_failed", "smoke_failed",
                  "rolled_back", "superseded", "interrupted", "skipped", "error"]

@@ -59,7 +59,7 @@ from railguard.deploy.suite import SuiteCommandMissing
 from railguard.durable import make_private_directory, open_private_append
 from railguard.errors import RailguardError
 from railguard.gate.forgejo import ForgejoStatuses, State
-from railguard.gate.queue import Run, RunQueue, Status
+from railguard.gate.queue import Run, RunQueue, Status, run_url
 from railguard.gate.target import GateTarget
 from railguard.notify import Notifier
 from railguard.secrets import Secret, read_secret, redact
@@ -228,7 +228,7 @@ class WorkerContext:
     steps_for: Callable[[Settings, str, AppSettings], DeploySteps] = smoke_only
 
     def run_url(self, run_id: int) -> str:
-        return f"{self.public_url.rstrip('/')}/runs/{run_id}"
+        return run_url(self.public_url, run_id)
 
     def log_path(self, run_id: int) -> Path:
         return self.directory / "logs" / f"{run_id}.log"

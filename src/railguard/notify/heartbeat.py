@@ -9,6 +9,8 @@ whose pings stop can.
 A ping failure never fails the job: short timeout, a few retries for errors that may pass
 (connection refused, timeouts, 429, 5xx; a ping is safe to repeat), then one logged line and a counter in
 ``<state_dir>/heartbeats.json``. Ping URLs are secrets; only the variable's name is shown.
+:func:`configured_heartbeats` reads that record back for the status page: each heartbeat an app
+has, named by its variable, with its last ping's time and result.
 The request goes through :func:`railguard.http.request` (docs/http.md): the environment's proxy,
 no redirect followed.
 """
@@ -29,6 +31,7 @@ from typing import Any
 from railguard import http
 from railguard.config import AppSettings, Settings
 from railguard.durable import write_bytes_atomic
+from railguard.errors import ConfigError
 from railguard.secrets import Secret, read_secret, redact
 
 log = logging.getLogger("railguard.heartbeat")
@@ -38,6 +41,8 @@ BODY_LIMIT = 10_000
 STATE_FILE = "heartbeats.json"
 #: Answers that may pass by asking again; any other 4xx (a 404 unknown check) will not.
 RETRIED_STATUSES = frozenset({429, *range(500, 600)})
+#: The jobs a heartbeat can watch (``[apps.NAME.heartbeat] <job>_url_env``), in the order a page lists them.
+JOBS = ("backup", "drill", "replicate")
 
 
 @dataclass(frozen=True)
@@ -141,3 +146,81 @@ def read_ping_state(path: Path) -> dict[str, dict[str, Any]]:
     if not isinstance(state, dict):
         return {}
     return {key: entry for key, entry in state.items() if isinstance(entry, dict)}
+
+
+@dataclass(frozen=True)
+class HeartbeatRecord:
+    """One heartbeat an app has, and what ``heartbeats.json`` says of its pings. ``source`` is
+    the variable that holds the ping URL (``$VAR``): the URL is a secret and is never here."""
+
+    app: str
+    #: backup | drill | replicate
+    job: str
+    source: str
+    pings: int = 0
+    failures: int = 0
+    #: The last run whose pings all answered 2xx.
+    last_ok_at: datetime | None = None
+    #: The last run with a ping that failed, its signal (start, 0, fail, ...) and why.
+    last_failure_at: datetime | None = None
+    last_failure_signal: str = ""
+    last_failure_reason: str = ""
+
+    @property
+    def last_ping_at(self) -> datetime | None:
+        return max((moment for moment in (self.last_ok_at, self.last_failure_at) if moment), default=None)
+
+    @property
+    def last_result(self) -> str | None:
+        """``ok`` or ``failed``: how the last run's pings went; None when none was ever sent."""
+        if self.last_ping_at is None:
+            return None
+        # Two runs recorded in the same second: the failure is the one not to hide.
+        return "failed" if self.last_ping_at == self.last_failure_at else "ok"
+
+
+def configured_heartbeats(settings: Settings, app_name: str, app: AppSettings, *,
+                          env: Mapping[str, str] = os.environ,
+                          state: Mapping[str, Mapping[str, Any]] | None = None) -> list[HeartbeatRecord]:
+    """Each heartbeat of ``app_name`` (each ``*_url_env`` of its ``[apps.NAME.heartbeat]``) with the
+    pings recorded for it; ``state``: :func:`read_ping_state` of ``heartbeats.json`` when the
+    caller has read it (once for every app). A failure's reason was scrubbed of the URL when it
+    was recorded; it is scrubbed again here, of the URL when this process can read its variable
+    and of every secret it knows, in case an older railguard or a hand wrote it there."""
+    if state is None:
+        state = read_ping_state(settings.state_dir / STATE_FILE)
+    records = []
+    for job in JOBS:
+        var = getattr(app.heartbeat, f"{job}_url_env")
+        if not var:
+            continue
+        entry = state.get(f"{app_name}/{job}") or {}
+        failure = entry.get("last_failure")
+        failure = failure if isinstance(failure, dict) else {}
+        records.append(HeartbeatRecord(
+            app_name, job, f"${var}", _count(entry.get("pings")), _count(entry.get("failures")),
+            _moment(entry.get("last_ok")), _moment(failure.get("at")), redact(str(failure.get("signal") or "")),
+            redact(str(failure.get("reason") or ""), [_url_of(var, env)])))
+    return records
+
+
+def _url_of(var: str, env: Mapping[str, str]) -> Secret | None:
+    try:
+        return read_secret(var, env)
+    except ConfigError:  # an unreadable _FILE: nothing more to scrub than the secrets already known
+        return None
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _moment(value: object) -> datetime | None:
+    """An ISO 8601 time with its offset from the file; None for anything else (a damaged file)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None

@@ -2,8 +2,9 @@
 
 =========================  ==============================================================
 ``GET /``                  the overview: each app's state and newest backup, the monitor's
-                           targets with their charts and incidents, the daemon's jobs
+                           targets with their charts and incidents, heartbeats, the daemon's jobs
 ``GET /apps/{name}``       one app: backups over 30 days, copies, retention, drills, deploys
+                           with their gate runs, heartbeats
 ``GET /public``            uptime only; without the token when ``[web] public = true``
 ``GET /api/overview``      the same views as JSON (``/api/apps/{name}``, ``/api/public``)
 =========================  ==============================================================

@@ -7,13 +7,15 @@ The order of work, and why:
    says "flagged", because both read the same rows (the worst row of an app is its state).
 2. **The history** is read from the modules that write it, as ``status`` does: backups from the
    catalog (each with the retention rule that keeps it and its protection), copies from
-   ``destinations.log``, drills from ``drill.log``, deploys from the deploy history, checks and
-   incidents from the monitor's store, jobs from the daemon's run log. Nothing here parses a log
-   or a table itself.
+   ``destinations.log``, drills from ``drill.log``, deploys from the deploy history (each with
+   the gate run that made it, from the gate's queue, read only), checks and incidents from the
+   monitor's store, jobs from the daemon's run log, heartbeats from ``heartbeats.json``. Nothing
+   here parses a log or a table itself.
 3. **What a stranger may see** is decided here, not in a template: :func:`build_public` keeps
    only each target's name, state, uptime and outage times (no URL, no failure reason, no commit
    or log), and every text that came from a log passes through :func:`railguard.secrets.redact`.
-   Drill output and test logs are never read into a view at all.
+   Drill output, test logs, a gate run's commit message and summary, and ping URLs are never
+   read into a view at all (a heartbeat is named by the variable that holds its URL).
 
 Every function takes the clock (``now``) as a parameter; nothing here reads the wall clock.
 """
@@ -33,11 +35,14 @@ from railguard.deploy.state import DeployState, state_path
 from railguard.destinations.history import read_copy_log
 from railguard.drill.log import drill_passed, read_drill_log
 from railguard.errors import NotFound
+from railguard.gate.queue import run_url, runs_by_deploy
 from railguard.logfmt import line_time
 from railguard.monitor.maintenance import window_start
-from railguard.monitor.report import WINDOWS
+from railguard.monitor.report import TargetStatus, monitor_status
 from railguard.monitor.store import FILE_NAME as MONITOR_FILE
 from railguard.monitor.store import CheckPoint, Incident, MonitorStore
+from railguard.notify.heartbeat import STATE_FILE as HEARTBEAT_FILE
+from railguard.notify.heartbeat import HeartbeatRecord, configured_heartbeats, read_ping_state
 from railguard.retention.policy import Plan, Policy, apply_policy
 from railguard.secrets import redact
 from railguard.status import StatusRow, app_rows, collect_status, local_backups
@@ -105,6 +110,34 @@ class DeployEntry:
     commit: str
     result: str
     detail: str
+    #: The gate run that tested and made this deploy (its id and status), None for a deploy by hand.
+    gate_run: int | None = None
+    gate_status: str | None = None
+    #: That run's page on the gate, when ``[gate] public_url`` says where the gate is.
+    gate_url: str | None = None
+
+
+@dataclass(frozen=True)
+class HeartbeatView:
+    """One heartbeat of an app: the job it pings around and how its last pings went."""
+
+    app: str
+    #: backup | drill | replicate
+    job: str
+    #: The variable that holds the ping URL (``$VAR``): the URL is a secret, never in a view.
+    target: str
+    #: The daemon's job it belongs to (``backup:tasks``), None when the daemon runs no such job
+    #: (``railguard replicate`` by hand or from cron).
+    daemon_job: str | None
+    last_ping_at: datetime | None
+    #: ok | failed; None when it never pinged.
+    result: str | None
+    pings: int
+    failures: int
+    #: Why the last failed ping failed, and which ping it was (``HTTP 404 (ping 0)``: the exit
+    #: status ping); "" when none ever failed.
+    last_failure: str
+    last_failure_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -155,6 +188,7 @@ class AppView:
     next_drill: datetime | None
     deploys: list[DeployEntry]
     jobs: list[PlannedRun]
+    heartbeats: list[HeartbeatView] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -167,6 +201,8 @@ class Overview:
     #: Status rows that belong to no app (the monitor's).
     site_rows: list[StatusRow] = field(default_factory=list)
     maintenance: list[MaintenanceView] = field(default_factory=list)
+    #: Every app's heartbeats, in the order of the apps.
+    heartbeats: list[HeartbeatView] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -182,7 +218,9 @@ def worst(states: list[str]) -> str:
 
 
 def build_overview(settings: Settings, now: datetime) -> Overview:
-    report = collect_status(settings, now)
+    # The monitor's states and uptimes are read once, for the status rows and for the charts.
+    statuses = monitor_status(settings, now) or []
+    report = collect_status(settings, now, monitor=statuses)
     apps = []
     for name in settings.apps:
         rows = [row for row in report.rows if row.app == name]
@@ -192,8 +230,11 @@ def build_overview(settings: Settings, now: datetime) -> Overview:
     newest = {summary.name: summary.newest_backup_at for summary in apps}
     maintenance = [MaintenanceView(window.cron, window.duration, _utc(window_start(window, now, settings.timezone)))
                    for window in settings.monitor.maintenance]
-    return Overview(now, worst([row.state for row in report.rows]), apps, monitor_targets(settings, now),
-                    planned_runs(settings, now, newest), site_rows, maintenance)
+    jobs = planned_runs(settings, now, newest)
+    pings = read_ping_state(settings.state_dir / HEARTBEAT_FILE)  # once, for every app
+    heartbeats = [beat for name, app in settings.apps.items() for beat in _heartbeats(settings, name, app, jobs, pings)]
+    return Overview(now, worst([row.state for row in report.rows]), apps, monitor_targets(settings, now, statuses),
+                    jobs, site_rows, maintenance, heartbeats)
 
 
 def build_app(settings: Settings, name: str, now: datetime) -> AppView:
@@ -211,7 +252,8 @@ def build_app(settings: Settings, name: str, now: datetime) -> AppView:
         name=name, now=now, state=worst([row.state for row in rows]), rows=rows, newest_backup_at=newest,
         backups=_marks(records, plan, now), retention=str(plan.policy) if plan else None,
         destinations=_destinations(app, rows), drills=_drills(app), deploys=_deploys(settings, name, app),
-        next_drill=next((timing.next_run for timing in jobs if timing.job == f"drill:{name}"), None), jobs=jobs)
+        next_drill=next((timing.next_run for timing in jobs if timing.job == f"drill:{name}"), None), jobs=jobs,
+        heartbeats=_heartbeats(settings, name, app, jobs))
 
 
 def build_public(settings: Settings, now: datetime) -> PublicView:
@@ -223,19 +265,24 @@ def build_public(settings: Settings, now: datetime) -> PublicView:
     return PublicView(now, worst(states), targets)
 
 
-def monitor_targets(settings: Settings, now: datetime) -> list[TargetView]:
+def monitor_targets(settings: Settings, now: datetime, statuses: list[TargetStatus] | None = None) -> list[TargetView]:
+    """Each target with its chart and incidents; ``statuses``: its state and uptime
+    (:func:`railguard.monitor.report.monitor_status`) when the caller has read them."""
+    if statuses is None:
+        statuses = monitor_status(settings, now) or []
     path = settings.state_dir / MONITOR_FILE
-    if not path.exists():
+    if not statuses or not path.exists():
         return []
     store = MonitorStore(path)
     try:
         targets = []
-        for name, (url, state) in sorted(store.states().items()):
-            uptime = {label: store.uptime(name, now - span).ratio for label, span in WINDOWS.items()}
-            points = store.checks(name, now - CHART_SPAN, now, at_most=MAX_POINTS)
-            incidents = list(reversed(store.incidents(name, now - HISTORY)))
-            targets.append(TargetView(name, state.status, uptime, points, incidents, down_since=state.down_since,
-                                      url=url, last_failure_reason=redact(state.last_failure_reason or "") or None))
+        for target in statuses:
+            state = target.state
+            points = store.checks(target.name, now - CHART_SPAN, now, at_most=MAX_POINTS)
+            incidents = list(reversed(store.incidents(target.name, now - HISTORY)))
+            targets.append(TargetView(target.name, state.status, target.uptime, points, incidents,
+                                      down_since=state.down_since, url=target.url,
+                                      last_failure_reason=redact(state.last_failure_reason or "") or None))
         return targets
     finally:
         store.close()
@@ -316,10 +363,35 @@ def _deploys(settings: Settings, name: str, app: AppSettings) -> list[DeployEntr
     path = state_path(settings.state_dir, app.deploy.state_file)
     if not path.exists():
         return []
-    return [DeployEntry(record.started_at, record.finished_at, record.kind,
-                        record.tag or (record.git_hash or "")[:12] or record.ref or "", record.result,
-                        redact(record.detail or ""))
-            for record in DeployState(path).history(name)[:MAX_ROWS]]
+    records = DeployState(path).history(name)[:MAX_ROWS]
+    # Only the run's id and status: its commit message and test log stay on the gate.
+    runs = runs_by_deploy(settings, name, [record.id for record in records])
+    gate = settings.gate.public_url
+    entries = []
+    for record in records:
+        run = runs.get(record.id)
+        entries.append(DeployEntry(
+            record.started_at, record.finished_at, record.kind,
+            record.tag or (record.git_hash or "")[:12] or record.ref or "", record.result, redact(record.detail or ""),
+            gate_run=run.id if run else None, gate_status=run.status if run else None,
+            gate_url=run_url(gate, run.id) if run and gate else None))
+    return entries
+
+
+def _heartbeats(settings: Settings, name: str, app: AppSettings, jobs: list[PlannedRun],
+                pings: dict[str, dict[str, Any]] | None = None) -> list[HeartbeatView]:
+    daemon_jobs = {timing.job for timing in jobs}
+    return [_heartbeat_view(record, daemon_jobs) for record in configured_heartbeats(settings, name, app, state=pings)]
+
+
+def _heartbeat_view(record: HeartbeatRecord, daemon_jobs: set[str]) -> HeartbeatView:
+    failure = record.last_failure_reason or ("?" if record.last_failure_at else "")
+    if failure and record.last_failure_signal:
+        failure += f" (ping {record.last_failure_signal})"
+    daemon_job = f"{record.job}:{record.app}"
+    return HeartbeatView(record.app, record.job, record.source, daemon_job if daemon_job in daemon_jobs else None,
+                         record.last_ping_at, record.last_result, record.pings, record.failures, failure,
+                         record.last_failure_at)
 
 
 def plain(value: Any) -> Any:

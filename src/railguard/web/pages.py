@@ -23,8 +23,6 @@ from railguard.web.model import CHART_SPAN, HISTORY, AppView, Overview, PublicVi
 STATE_WORDS = {"ok": "OK", "warning": "WARNING", "flagged": "FAILING", "none": "NO DATA"}
 
 
-
-
 def clock(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
@@ -43,8 +41,10 @@ class Pages:
     def __init__(self, *, refresh_seconds: int = 60, base: str = "") -> None:
         self.refresh_seconds = refresh_seconds
         self.base = base
+        # Compiled once and kept: the templates are package data, never edited under a running
+        # server, so no request pays a stat of each template file to see whether it changed.
         self.env = jinja2.Environment(loader=jinja2.PackageLoader("railguard.web", "templates"),
-                                      autoescape=True, undefined=jinja2.StrictUndefined)
+                                      autoescape=True, undefined=jinja2.StrictUndefined, auto_reload=False)
         self.env.filters.update(duration=describe_duration, clock=clock, percent=percent, bytes=charts.human_bytes)
         self.env.globals.update(state_word=lambda state: STATE_WORDS.get(state, state.upper()),
                                 favicon_uri=favicon_uri, version=__version__, refresh=refresh_seconds, base=base)

@@ -90,7 +90,7 @@ def take_backup(
     """
     check_source(database)
     directory = settings.directory
-    _prepare_directory(directory)
+    prepare_directory(directory)
     stem = stem_for(database)
     with exclusive_lock(directory / f".{stem}.lock", f"backups of {database}"):
         remove_stale_temporaries(directory, stem)
@@ -217,7 +217,8 @@ def remove_stale_temporaries(directory: Path, stem: str) -> list[Path]:
     return removed
 
 
-def _prepare_directory(directory: Path) -> None:
+def prepare_directory(directory: Path) -> None:
+    """Create the backup directory 0700 if missing; a clear error if it is not a writable directory."""
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from railguard.backup import list_backups, resolve_backup
-from railguard.backup.catalog import Owner, bad_manifest_warnings
+from railguard.backup.catalog import BackupRecord, Owner, bad_manifest_warnings
 from railguard.backup.protection import protect, read_protections, unkeep
 from railguard.backup.verify import verify_backups
 from railguard.cli import dest_cmd, options, output
@@ -18,6 +18,9 @@ from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.errors import ExitCode, UsageError
 from railguard.jobs import after_backup_lines, backup_job
+from railguard.pages.catalog import GenerationRecord, list_generations
+from railguard.pages.store import GenerationManifest
+from railguard.pages.store import as_dict as generation_document
 from railguard.values import parse_duration
 
 pass_context = click.make_pass_decorator(Context)
@@ -63,12 +66,18 @@ def backup(ctx: Context, database: str | None, directory: str | None, method: st
     result, manifest = report.backup, report.backup.manifest
     protection = report.protection.as_dict() if report.protection else None
     if as_json:
+        document = generation_document(manifest) if isinstance(manifest, GenerationManifest) else asdict(manifest)
         output.emit_json({"ok": True, "app": name, "file": result.path, "warnings": report.warnings,
-                          "manifest": asdict(manifest), "protection": protection, "steps": report.steps})
+                          "manifest": document, "protection": protection, "steps": report.steps})
+    elif isinstance(manifest, GenerationManifest):
+        click.echo(f"generation {result.path} ({output.human_size(manifest.size_raw)}, {manifest.new_pages} of "
+                   f"{manifest.page_count} pages new → {output.human_size(manifest.new_bytes)} stored, "
+                   f"{manifest.check}_check {manifest.check_result}, {manifest.durations['total']:.1f}s)")
     else:
         click.echo(f"backup {result.path} ({output.human_size(manifest.size_raw)} → "
                    f"{output.human_size(manifest.size_stored)}, {manifest.check}_check {manifest.check_result}, "
                    f"{manifest.durations['total']:.1f}s)")
+    if not as_json:
         for line in after_backup_lines(report.protection.describe() if report.protection else None, report.steps):
             click.echo(line)
         for message in report.warnings:
@@ -95,33 +104,51 @@ def list_command(ctx: Context, database: str | None, directory: str | None, dest
     settings, name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
     if dest is not None:
         return dest_cmd.list_remote(ctx, name, app, dest, as_json)
-    records = list_backups(app.backup.directory, Owner.of(settings, name, app))
+    owner = Owner.of(settings, name, app)
+    records = list_backups(app.backup.directory, owner)
+    # Page generations (docs/pages.md) are backups too: listed with the whole-file ones, by time.
+    generations = list_generations(app.backup.directory, owner)
+    listed: list[BackupRecord | GenerationRecord] = sorted([*records, *generations],
+                                                           key=lambda record: (record.created_at, record.id))
     now = ctx.now()
     protections = {key: value for key, value in read_protections(app.backup.directory).items() if value.active(now)}
-    for message in bad_manifest_warnings(records):
+    for message in bad_manifest_warnings(records) + [
+            f"generation {record.name} is not usable: {record.reason}; inspect {record.manifest_path}"
+            for record in generations if not record.is_good]:
         output.warning(message)
     if as_json:
-        output.emit_json({"ok": True, "app": name, "directory": app.backup.directory, "backups": [
-            {"name": r.name, "file": r.data_path.name if r.data_path else None, "status": r.status,
-             "good": r.is_good, "created_at": r.created_at,
-             "size_raw": r.manifest.size_raw if r.manifest else None,
-             "size_stored": r.manifest.size_stored if r.manifest else None,
-             "compression": r.manifest.compression if r.manifest else None,
-             "protection": protections[r.name].as_dict() if r.name in protections else None} for r in records]})
+        output.emit_json({"ok": True, "app": name, "directory": app.backup.directory,
+                          "backups": [_listed(r, protections) for r in listed]})
         return ExitCode.OK
-    if not records:
+    if not listed:
         click.echo(f"no backups in {app.backup.directory}")
         return ExitCode.OK
     rows = []
-    for r in records:
+    for r in listed:
         m = r.manifest
-        rows.append([r.name, r.created_at.strftime("%Y-%m-%d %H:%M"),
-                     output.human_size(m.size_stored) if m else "-", f"{m.ratio:.0%}" if m else "-",
+        size = f"{output.human_size(m.size_stored)}{' new' if isinstance(r, GenerationRecord) else ''}" if m else "-"
+        rows.append([r.name, r.created_at.strftime("%Y-%m-%d %H:%M"), size,
+                     f"{m.size_stored / m.size_raw if m.size_raw else 1.0:.0%}" if m else "-",
                      "yes" if r.is_good else f"no ({r.status})", output.human_age(now - r.created_at),
                      _protected_cell(protections.get(r.name))])
     output.table(f"backups in {app.backup.directory}",
                  ["name", "time (UTC)", "size", "ratio", "verified", "age", "protected"], rows)
     return ExitCode.OK
+
+
+def _listed(r: BackupRecord | GenerationRecord, protections: dict[str, Any]) -> dict[str, Any]:
+    """One backup of ``backups list --json``; a generation's ``file`` is its manifest, its size what it added."""
+    protection = protections[r.name].as_dict() if r.name in protections else None
+    if isinstance(r, GenerationRecord):
+        m = r.manifest
+        return {"name": r.name, "kind": "pages", "file": r.manifest_path.name, "status": r.status, "good": r.is_good,
+                "created_at": r.created_at, "size_raw": m.size_raw if m else None,
+                "size_stored": m.new_bytes if m else None, "compression": "zstd", "pages": m.page_count if m else None,
+                "new_pages": m.new_pages if m else None, "protection": protection}
+    return {"name": r.name, "kind": "file", "file": r.data_path.name if r.data_path else None, "status": r.status,
+            "good": r.is_good, "created_at": r.created_at, "size_raw": r.manifest.size_raw if r.manifest else None,
+            "size_stored": r.manifest.size_stored if r.manifest else None,
+            "compression": r.manifest.compression if r.manifest else None, "protection": protection}
 
 
 def _protected_cell(protection: Any) -> str:

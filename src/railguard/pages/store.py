@@ -141,6 +141,11 @@ class GenerationManifest:
         return self.page_size * self.page_count
 
     @property
+    def size_stored(self) -> int:
+        """What this generation added to the store (a whole-file backup's ``size_stored``)."""
+        return self.new_bytes
+
+    @property
     def created(self) -> datetime:
         return datetime.fromisoformat(self.created_at)
 

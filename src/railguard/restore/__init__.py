@@ -7,6 +7,7 @@ from railguard.restore.engine import (
     RestoreTargetIsDirectory,
     RestoreTargetNotWritable,
     restore_backup,
+    restore_generation,
 )
 from railguard.restore.holders import Holder, find_holders
 
@@ -19,4 +20,5 @@ __all__ = [
     "RestoreTargetNotWritable",
     "find_holders",
     "restore_backup",
+    "restore_generation",
 ]

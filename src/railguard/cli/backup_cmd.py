@@ -20,6 +20,7 @@ from railguard.errors import ExitCode, UsageError
 from railguard.jobs import after_backup_lines, backup_job
 from railguard.pages.catalog import GenerationRecord, list_generations
 from railguard.pages.store import GenerationManifest
+from railguard.pages.verify import verify_generations
 from railguard.pages.store import as_dict as generation_document
 from railguard.values import parse_duration
 
@@ -240,8 +241,10 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
                    check: str | None, dest: str | None, identity: Path | None, as_json: bool) -> int:
     """Re-hash a backup against its manifest, decompress it and run integrity_check.
 
-    NAME is a backup name from `railguard backups list`, or `latest` (the default). With
-    --dest NAME, the copies at that destination instead (each is downloaded to be checked).
+    NAME is a backup name from `railguard backups list`, or `latest` (the default). A page
+    generation is rebuilt from its store and checked (every pack, every page, integrity_check);
+    a damaged pack fails every generation that needs it, each naming the pack. With --dest
+    NAME, the copies at that destination instead (each is downloaded to be checked).
     """
     if name and verify_all:
         raise click.UsageError("give a NAME or --all, not both")
@@ -251,9 +254,23 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
         return dest_cmd.verify_remote_copies(ctx, app_name, app, dest, name, verify_all, identity, as_json)
     if identity is not None:
         raise click.UsageError("--identity only applies with --dest (local backups are not encrypted)")
+    owner = Owner.of(settings, app_name, app)
+    generations = list_generations(app.backup.directory, owner)
+    # A page generation (docs/pages.md) by its name, or `latest` when the app takes generations.
+    wanted = name or "latest"
+    of_generations = any(record.name == wanted for record in generations) or (
+        wanted == "latest" and app.backup.kind == "pages")
     with output.progress_bar() as progress:
-        outcomes = verify_backups(app.backup.directory, Owner.of(settings, app_name, app), name, every=verify_all,
-                                  mode=app.backup.check, progress=progress)
+        if verify_all:
+            outcomes = verify_backups(app.backup.directory, owner, None, every=True, mode=app.backup.check,
+                                      progress=progress)
+            outcomes += verify_generations(app.backup.directory, owner, None, every=True, mode=app.backup.check,
+                                           progress=progress)
+        elif of_generations:
+            outcomes = verify_generations(app.backup.directory, owner, name, mode=app.backup.check,
+                                          progress=progress)
+        else:
+            outcomes = verify_backups(app.backup.directory, owner, name, mode=app.backup.check, progress=progress)
     results = [outcome.as_dict() for outcome in outcomes]
     failed = [r for r in results if not r["ok"]]
     if as_json:

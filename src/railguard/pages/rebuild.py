@@ -104,7 +104,8 @@ def _write_pages(store: Path, manifest: GenerationManifest, fd: int, positions: 
                         count(len(page) * len(offsets))
             except BadPack as exc:
                 raise VerifyFailed(f"generation {manifest.name}: {exc}", hint=DAMAGED_HINT) from None
-        os.fsync(fd)
+        # No fsync: a copy that is only checked is deleted, and a restore fsyncs the one it keeps
+        # (restore/engine.py, _prepare) before it gets the database's name.
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise VerifySpaceError(f"no space left in {into} to rebuild generation {manifest.name}",

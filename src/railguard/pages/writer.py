@@ -25,6 +25,8 @@ Order of work, and why:
    before anything names it.
 5. Rebuild the generation from the store alone into a second private file and check it: every
    page's hash, the whole file's sha256, ``integrity_check`` (:mod:`railguard.pages.rebuild`).
+   Steps 4 and 5 run at background priority (:mod:`railguard.backup.priority`): the read
+   transaction has ended, and the app's commits must not queue behind our hashing.
 6. Only then give the manifest its name (written, fsynced, linked, directory fsynced), and log.
 
 ``kill -9`` anywhere leaves every earlier generation as it was (nothing they name is ever
@@ -50,7 +52,8 @@ import zstandard
 from railguard import __version__
 from railguard.backup.engine import LOG_NAME, prepare_directory
 from railguard.backup.naming import logged_file_names, stem_for
-from railguard.backup.snapshot import check_source, take_snapshot
+from railguard.backup.priority import background_priority
+from railguard.backup.snapshot import SnapshotInfo, check_source, take_snapshot
 from railguard.backup.verify import remove_stale_verify_copies
 from railguard.config import BackupSettings
 from railguard.durable import WorkDirectory
@@ -132,6 +135,16 @@ def _take(database: Path, settings: BackupSettings, workspace: WorkDirectory, st
     schema_version, user_version = _cookies(raw)
     durations = {"copy": round(snapshot.seconds, 3)}
 
+    with background_priority():  # the read transaction has ended: from here on the app goes first
+        return _pack_and_verify(database, settings, workspace, store, name, now, progress, known, snapshot,
+                                (schema_version, user_version), durations)
+
+
+def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDirectory, store: Path, name: str,
+                     now: datetime, progress: Progress | None, known: dict[bytes, str], snapshot: SnapshotInfo,
+                     cookies: tuple[int, int], durations: dict[str, float]) -> GenerationManifest:
+    schema_version, user_version = cookies
+    raw = workspace.route(RAW_NAME)
     started = time.monotonic()
     packer = _Packer(workspace, store, snapshot.page_size, settings.level or DEFAULT_LEVEL)
     pages: list[str] = []

@@ -147,3 +147,14 @@ def test_retention_removes_generations_then_the_packs_only_they_needed(
     assert contents(database) == generations.rebuilt_contents(kept[-1], tmp_path / "scratch")
 
 
+
+
+def test_status_counts_the_newest_generation_as_the_recovery_point(tmp_path: Path, database: Path,
+                                                                  run_cli) -> None:
+    config = _config(tmp_path, database)
+    assert run_cli("--config", config, "backup").exit_code == ExitCode.OK
+    result = run_cli("--config", config, "status", "--json")
+    rows = {row["name"]: row for row in json.loads(result.stdout)["rows"] if row["app"] == "tasks"}
+    assert rows["backup"]["state"] == "ok", rows
+    assert rows["backup"]["detail"].endswith(" old (generation: the recovery point)")
+    assert rows["verified"]["detail"].endswith(": integrity_check ok")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from railguard.config import BackupSettings
 from railguard.durable import WORK_MARK
+from railguard.pages.faults import ENVIRONMENT
 from railguard.pages.gc import collect_garbage, remove_generations
 from railguard.pages.store import generation_names, pack_names
 
@@ -70,28 +74,21 @@ def test_removing_a_generation_removes_only_the_packs_no_other_needs(generations
 
 
 def test_a_gc_killed_between_manifests_and_packs_is_finished_by_the_next_run(
-        generations: Generations, database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        small_packs: None) -> None:
+        generations: Generations, database: Path, tmp_path: Path, small_packs: None) -> None:
     first = generations.take().manifest
     connection = sqlite3.connect(database, isolation_level=None)
     connection.execute("DELETE FROM tasks")
     connection.execute("VACUUM")
     connection.close()
     second = generations.take().manifest
-
-    class Killed(BaseException):
-        pass
-
-    def kill(name: str) -> None:
-        if name == "gc-between":
-            raise Killed  # in-process stand-in for the SIGKILL of faults.py: nothing after it runs
-
-    monkeypatch.setattr("railguard.pages.gc.fault_point", kill)
-    with pytest.raises(Killed):
-        remove_generations(generations.store, [f"{first.name}.generation.json"])
-    assert set(pack_names(generations.store)) > set(second.packs)  # the manifest went first, its packs stayed
+    code = ("import sys; from pathlib import Path; from railguard.pages.gc import remove_generations; "
+            "remove_generations(Path(sys.argv[1]), [sys.argv[2]])")
+    child = subprocess.run([sys.executable, "-c", code, str(generations.store), f"{first.name}.generation.json"],
+                           env={**os.environ, ENVIRONMENT: "gc-between"}, capture_output=True, timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert generation_names(generations.store) == [f"{second.name}.generation.json"]  # the manifest went first
+    assert set(pack_names(generations.store)) > set(second.packs)  # its packs stayed
     assert generations.rebuilt_contents(second, tmp_path / "scratch") == contents(database)
-    monkeypatch.setattr("railguard.pages.gc.fault_point", lambda name: None)
     generations.take()
     assert set(pack_names(generations.store)) == {pack for manifest in generations.manifests()
                                                   for pack in manifest.packs}

@@ -151,3 +151,37 @@ def test_pack_headers_list_their_pages(generations: Generations) -> None:
     listed = {digest.hex() for pack in manifest.packs
               for digest in read_pack_header(pack_path(generations.store, pack))[1]}
     assert listed == set(manifest.pages)
+
+
+def test_a_damaged_pack_breaks_no_later_generation(generations: Generations, database: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("railguard.pages.writer.PACK_BYTES", 16 * 4096)
+    first = generations.take().manifest
+    damaged = first.packs[-1]
+    path = pack_path(generations.store, damaged)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("DELETE FROM tasks WHERE id < 50")
+    connection.close()
+    second = generations.take()  # stores the pages it needs from the damaged pack again
+    assert second.warnings == [f"pack {damaged[:12]} is damaged: the pages this generation needs from it were "
+                               f"stored again (over it, when they make the same pack); generations that named it: "
+                               f"{first.name}; run railguard backups verify --all"]
+    assert damaged not in second.manifest.packs
+    assert generations.rebuilt_contents(second.manifest, tmp_path / "scratch") == contents(database)
+    with pytest.raises(VerifyFailed, match=rf"generation {first.name}: pack {damaged[:12]}"):
+        generations.rebuilt_contents(first, tmp_path / "scratch")
+
+
+def test_writing_the_same_pack_again_mends_a_damaged_one(generations: Generations, database: Path,
+                                                       tmp_path: Path) -> None:
+    first = generations.take().manifest
+    path = pack_path(generations.store, first.packs[0])
+    good = path.read_bytes()
+    path.write_bytes(good[:-10] + bytes(10))
+    second = generations.take()
+    assert second.warnings and second.warnings[0].startswith(f"pack {first.packs[0][:12]} is damaged")
+    assert path.read_bytes() == good  # the same pages made the same pack: its good bytes took the name back
+    assert generations.rebuilt_contents(first, tmp_path / "scratch") == contents(database)

@@ -18,7 +18,10 @@ Order of work, and why:
 1. Check the source, lock the database's backup lock (the one whole-file backups take: one
    run at a time), remove work directories killed runs left, and collect garbage: packs that
    no manifest names (a killed run wrote them) go now (:mod:`railguard.pages.gc`).
-2. Read the headers of the packs in the store: which pages it already holds.
+2. Read the packs in the store: which pages it already holds. A pack that does not hash to its
+   name is damaged and does not count: its pages are stored again (a warning names the
+   generations that named it), so one bad pack never fails every backup after it; when they
+   make the very same pack, the good bytes replace the damaged file and mend those generations.
 3. Copy the database (backup API, one step) into a private work directory.
 4. Hash the copy page by page; pages the store lacks go into new packs, each compressed,
    named by its sha256, and made durable (fsync, link into ``packs/``, fsync the directory)
@@ -61,6 +64,7 @@ from railguard.errors import RailguardError
 from railguard.locking import exclusive_lock
 from railguard.logfmt import append_line
 from railguard.pages.faults import fault_point
+from railguard.pages.catalog import list_generations
 from railguard.pages.gc import Collection, collect_garbage
 from railguard.pages.rebuild import rebuild_generation
 from railguard.pages.store import (
@@ -98,12 +102,13 @@ def take_generation(database: Path, settings: BackupSettings, *, now: datetime, 
         generation_id = free_generation_id(store, stem, now.astimezone(ZoneInfo(tz)),
                                            logged_file_names(directory / LOG_NAME))
         final = generation_file_name(generation_id)
+        warnings = [collection.held_back] if collection.held_back else []
         started = time.monotonic()
         fields: dict[str, Any] = {"time": now.astimezone(timezone.utc), "database": database, "file": final,
                                   "kind": "pages"}
         try:
             with WorkDirectory(directory) as workspace:
-                manifest = _take(database, settings, workspace, store, str(generation_id), now, progress)
+                manifest = _take(database, settings, workspace, store, str(generation_id), now, progress, warnings)
                 manifest.app = app
                 manifest.durations["total"] = round(time.monotonic() - started, 3)
                 _publish(workspace, store, manifest, final)
@@ -119,13 +124,19 @@ def take_generation(database: Path, settings: BackupSettings, *, now: datetime, 
             "check_result": manifest.check_result, "wal_bytes": manifest.wal_bytes,
             **{f"{k}_s": v for k, v in manifest.durations.items()},
         })
-        warnings = [collection.held_back] if collection.held_back else []
         return GenerationResult(store / final, manifest, collection, warnings)
 
 
 def _take(database: Path, settings: BackupSettings, workspace: WorkDirectory, store: Path, name: str,
-          now: datetime, progress: Progress | None) -> GenerationManifest:
-    known = _pages_in_store(store)
+          now: datetime, progress: Progress | None, warnings: list[str]) -> GenerationManifest:
+    known, damaged = _pages_in_store(store)
+    if damaged:
+        broken = sorted(record.name for record in list_generations(store.parent, stem_for(database))
+                        if record.manifest is not None and set(record.manifest.packs) & set(damaged))
+        warnings.append(f"pack {damaged[0][:12]} is damaged{f' (and {len(damaged) - 1} more)' if len(damaged) > 1 else ''}"
+                        f": the pages this generation needs from it were stored again (over it, when they "
+                        f"make the same pack); generations that named it: {', '.join(broken) or 'none'}; "
+                        f"run railguard backups verify --all")
     raw_fd = workspace.create(RAW_NAME)  # 0600 before SQLite sees it: an empty file is a new database
     os.close(raw_fd)
     raw = workspace.route(RAW_NAME)
@@ -185,17 +196,38 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
     return manifest
 
 
-def _pages_in_store(store: Path) -> dict[bytes, str]:
-    """Every page digest the store's packs hold -> the pack that holds it (headers only).
+def _pages_in_store(store: Path) -> tuple[dict[bytes, str], list[str]]:
+    """Every page digest the store's intact packs hold -> the pack that holds it; and the damaged packs.
 
-    A pack whose header cannot be read does not count: its pages are stored again.
+    A pack is intact when its bytes hash to its name (reading the compressed file, not
+    decompressing it). A damaged one does not count: its pages are stored again, so one bad
+    pack breaks only the generations that already named it, never every generation after it.
     """
     known: dict[bytes, str] = {}
+    damaged = []
     for pack in pack_names(store):
-        with contextlib.suppress(BadPack, OSError):
-            for digest in read_pack_header(pack_path(store, pack))[1]:
-                known.setdefault(digest, pack)
-    return known
+        path = pack_path(store, pack)
+        intact = _intact(path, pack)
+        try:
+            digests = read_pack_header(path)[1] if intact else []
+        except (BadPack, OSError):
+            intact = False
+        if not intact:
+            damaged.append(pack)
+            continue
+        for digest in digests:
+            known.setdefault(digest, pack)
+    return known, damaged
+
+
+def _intact(path: Path, digest: str) -> bool:
+    """The pack file at ``path`` hashes to its name ``digest`` (False when it cannot be read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest() == digest
+    except OSError:
+        return False
 
 
 def _cookies(raw: Path) -> tuple[int, int]:
@@ -245,11 +277,17 @@ class _Packer:
             os.fsync(handle.fileno())
         packs_fd = os.open(self.store / PACKS_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            with contextlib.suppress(FileExistsError):  # the same bytes, already there: same name, same content
+            try:
                 self.workspace.link_out(temporary, packs_fd, f"{name}{PACK_SUFFIX}")
+                os.unlink(temporary, dir_fd=self.workspace.fd)
+            except FileExistsError:
+                # The same bytes were stored before: the same name. If the file there no longer
+                # hashes to it (damaged at rest), these good bytes take its place, atomically,
+                # which also mends every generation that named it.
+                if not _intact(pack_path(self.store, name), name):
+                    self.workspace.move_out(temporary, packs_fd, f"{name}{PACK_SUFFIX}")
         finally:
             os.close(packs_fd)
-        os.unlink(temporary, dir_fd=self.workspace.fd)
         self.written.append(name)
         self.pages += len(self.digests)
         self.bytes += len(data)

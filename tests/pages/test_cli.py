@@ -158,3 +158,20 @@ def test_status_counts_the_newest_generation_as_the_recovery_point(tmp_path: Pat
     assert rows["backup"]["state"] == "ok", rows
     assert rows["backup"]["detail"].endswith(" old (generation: the recovery point)")
     assert rows["verified"]["detail"].endswith(": integrity_check ok")
+
+
+def test_prune_removes_generations_and_says_which(tmp_path: Path, database: Path, settings: BackupSettings,
+                                                  run_cli) -> None:
+    config = _config(tmp_path, database)
+    for minute in (1, 2, 3):
+        _add(database, f"minute {minute}")
+        take_generation(database, settings, now=T0 + timedelta(minutes=minute), app="tasks")
+    dry = run_cli("--config", config, "prune", "--keep-last", "1", "--dry-run", "--json")
+    assert dry.exit_code == ExitCode.OK, dry.stderr
+    assert len(list_generations(settings.directory, "tasks")) == 3
+    result = run_cli("--config", config, "prune", "--keep-last", "1", "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert json.loads(result.stdout)["removed"] == ["tasks-20261201-1401", "tasks-20261201-1402"]
+    [kept] = list_generations(settings.directory, "tasks")
+    assert kept.name == "tasks-20261201-1403"
+    assert set(pack_names(settings.directory / "tasks.pages")) == set(kept.manifest.packs if kept.manifest else [])

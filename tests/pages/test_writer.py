@@ -10,7 +10,7 @@ import pytest
 
 from railguard.backup.verify import CheckResult
 from railguard.config import BackupSettings
-from railguard.errors import VerifyFailed
+from railguard.errors import RailguardError, VerifyFailed
 from railguard.pages import writer as writer_module
 from railguard.pages.store import PACK_MAGIC, generation_names, pack_names, pack_path, read_pack_header
 
@@ -185,3 +185,16 @@ def test_writing_the_same_pack_again_mends_a_damaged_one(generations: Generation
     assert second.warnings and second.warnings[0].startswith(f"pack {first.packs[0][:12]} is damaged")
     assert path.read_bytes() == good  # the same pages made the same pack: its good bytes took the name back
     assert generations.rebuilt_contents(first, tmp_path / "scratch") == contents(database)
+
+
+def test_a_store_planted_as_a_link_is_refused_and_its_target_untouched(generations: Generations,
+                                                                       settings: BackupSettings,
+                                                                       tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    settings.directory.mkdir()
+    generations.store.symlink_to(elsewhere)
+    with pytest.raises(RailguardError) as refused:
+        generations.take()
+    assert refused.value.message == f"cannot write the backup in {generations.store}: Not a directory"
+    assert list(elsewhere.iterdir()) == []

@@ -108,7 +108,7 @@ def take_backup(
                 _publish(workspace, manifest, final, backup_id.manifest_name)
         except BaseException as exc:
             _log_failure(directory, fields, exc, time.monotonic() - started)
-            raise _explain(exc, database, directory) from exc
+            raise explain_failure(exc, database, directory) from exc
         append_line(directory / LOG_NAME, {
             **fields, "result": "ok", "method": manifest.method, "compression": manifest.compression,
             "size_raw": manifest.size_raw, "size_stored": manifest.size_stored, "check": manifest.check,
@@ -249,7 +249,8 @@ def _log_failure(directory: Path, fields: dict[str, Any], exc: BaseException, se
                                            "error": reason})
 
 
-def _explain(exc: BaseException, database: Path, directory: Path) -> BaseException:
+def explain_failure(exc: BaseException, database: Path, directory: Path) -> BaseException:
+    """The error to show for ``exc`` raised while backing ``database`` up into ``directory``."""
     if isinstance(exc, RailguardError) or not isinstance(exc, Exception):
         return exc
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "full" in str(exc).lower():

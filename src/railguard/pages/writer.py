@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo
 import zstandard
 
 from railguard import __version__
-from railguard.backup.engine import LOG_NAME, prepare_directory
+from railguard.backup.engine import LOG_NAME, explain_failure, prepare_directory
 from railguard.backup.naming import logged_file_names, stem_for
 from railguard.backup.priority import background_priority
 from railguard.backup.snapshot import SnapshotInfo, check_source, take_snapshot
@@ -96,9 +96,12 @@ def take_generation(database: Path, settings: BackupSettings, *, now: datetime, 
     stem = stem_for(database)
     store = store_for(directory, stem)
     with exclusive_lock(directory / f".{stem}.lock", f"backups of {database}"):
-        prepare_store(store)
-        remove_stale_verify_copies(directory)
-        collection = collect_garbage(store)
+        try:
+            prepare_store(store)
+            remove_stale_verify_copies(directory)
+            collection = collect_garbage(store)
+        except OSError as exc:
+            raise explain_failure(exc, database, store) from exc
         generation_id = free_generation_id(store, stem, now.astimezone(ZoneInfo(tz)),
                                            logged_file_names(directory / LOG_NAME))
         final = generation_file_name(generation_id)
@@ -117,7 +120,7 @@ def take_generation(database: Path, settings: BackupSettings, *, now: datetime, 
             with contextlib.suppress(OSError):
                 append_line(directory / LOG_NAME, {**fields, "result": "failed", "error": reason,
                                                    "total_s": round(time.monotonic() - started, 3)})
-            raise
+            raise explain_failure(exc, database, directory) from exc
         append_line(directory / LOG_NAME, {
             **fields, "result": "ok", "size_raw": manifest.size_raw, "pages": manifest.page_count,
             "new_pages": manifest.new_pages, "size_stored": manifest.new_bytes, "check": manifest.check,

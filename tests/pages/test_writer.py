@@ -121,9 +121,12 @@ def test_a_generation_that_fails_its_check_is_never_published(generations: Gener
     add_rows(connection, 1000, 50)
     connection.close()
     monkeypatch.setattr("railguard.pages.rebuild.check_database",
-                        lambda path, mode: CheckResult(False, ["*** page 3 is never used"], 0, 0.0))
-    with pytest.raises(VerifyFailed, match=r"generation tasks-20261201-1402: integrity_check failed on the rebuilt"):
+                        lambda path, mode: CheckResult(False, ["Page 3 is never used"], 0, 0.0))
+    with pytest.raises(VerifyFailed) as failed:
         generations.take()
+    assert failed.value.message == (f"the copy of {database} failed integrity_check: Page 3 is never used; "
+                                    f"generation tasks-20261201-1402 was not kept")
+    assert failed.value.hint == "The source database is damaged: inspect it with sqlite3 and restore a good backup"
     assert generation_names(generations.store) == ["tasks-20261201-1401.generation.json"]
     kept = generations.manifests()[0]
     assert set(pack_names(generations.store)) > set(kept.packs)  # the failed run's packs: orphans until the next run
@@ -198,3 +201,25 @@ def test_a_store_planted_as_a_link_is_refused_and_its_target_untouched(generatio
         generations.take()
     assert refused.value.message == f"cannot write the backup in {generations.store}: Not a directory"
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_damaged_source_is_named_and_no_generation_is_kept(tmp_path: Path, settings: BackupSettings) -> None:
+    database = tmp_path / "damaged.db"
+    connection = sqlite3.connect(database)
+    connection.executescript("CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT NOT NULL);"
+                             "CREATE INDEX tasks_title ON tasks (title);")
+    connection.executemany("INSERT INTO tasks (title) VALUES (?)", [(f"task {n:05d}",) for n in range(50)])
+    connection.commit()
+    root = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = 'tasks_title'").fetchone()[0]
+    page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    connection.close()
+    data = bytearray(database.read_bytes())
+    key = data.find(b"task 00007", (root - 1) * page_size, root * page_size)
+    data[key + 9] = ord("X")  # the index entry no longer matches its row
+    database.write_bytes(bytes(data))
+    generations = Generations(database, settings)
+    with pytest.raises(VerifyFailed) as failed:
+        generations.take()
+    assert failed.value.message == (f"the copy of {database} failed integrity_check: row 8 missing from index "
+                                    f"tasks_title; generation damaged-20261201-1401 was not kept")
+    assert generation_names(generations.store) == []

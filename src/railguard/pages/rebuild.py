@@ -38,6 +38,14 @@ from railguard.progress import Progress, finish, stage_counter
 DAMAGED_HINT = "The store is damaged (bit rot or tampering): run railguard backups verify, restore another generation"
 
 
+class RebuiltCheckFailed(VerifyFailed):
+    """Every page matched, and yet integrity_check failed: the database was damaged when it was copied."""
+
+    def __init__(self, message: str, *, hint: str, summary: str) -> None:
+        super().__init__(message, hint=hint)
+        self.summary = summary
+
+
 @dataclass
 class RebuiltGeneration:
     """A generation rebuilt and checked: ``name`` inside ``workspace``, SQLite opens ``path``."""
@@ -76,8 +84,10 @@ def rebuild_generation(store: Path, manifest: GenerationManifest, into: Path, *,
         stage_counter(progress, "check", 0)
         check = check_database(route, mode)
         if not check.ok:
-            raise VerifyFailed(f"generation {manifest.name}: {mode}_check failed on the rebuilt database: "
-                               f"{check.summary}", hint=DAMAGED_HINT)
+            raise RebuiltCheckFailed(f"generation {manifest.name}: {mode}_check failed on the rebuilt database: "
+                                     f"{check.summary}", hint="Every page matched its sha256: the database was "
+                                     "already damaged when the generation was taken; restore another generation",
+                                     summary=check.summary)
         finish(progress, "check", manifest.size_raw)
         yield RebuiltGeneration(manifest, route, check, workspace, name)
 

@@ -60,13 +60,13 @@ from railguard.backup.snapshot import SnapshotInfo, check_source, take_snapshot
 from railguard.backup.verify import remove_stale_verify_copies
 from railguard.config import BackupSettings
 from railguard.durable import WorkDirectory
-from railguard.errors import RailguardError
+from railguard.errors import RailguardError, VerifyFailed
 from railguard.locking import exclusive_lock
 from railguard.logfmt import append_line
 from railguard.pages.faults import fault_point
 from railguard.pages.catalog import list_generations
 from railguard.pages.gc import Collection, collect_garbage
-from railguard.pages.rebuild import rebuild_generation
+from railguard.pages.rebuild import RebuiltCheckFailed, rebuild_generation
 from railguard.pages.store import (
     PACK_BYTES, PACK_SUFFIX, PACKS_DIR, BadPack, GenerationManifest, encode_pack, free_generation_id,
     generation_file_name, pack_names, pack_path, prepare_store, read_pack_header, store_for,
@@ -191,8 +191,15 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
     )
     os.unlink(RAW_NAME, dir_fd=workspace.fd)  # the rebuilt copy below needs the space
     started = time.monotonic()
-    with rebuild_generation(store, manifest, store.parent, mode=settings.check, progress=progress) as rebuilt:
-        manifest.check_result = rebuilt.check.summary
+    try:
+        with rebuild_generation(store, manifest, store.parent, mode=settings.check, progress=progress) as rebuilt:
+            manifest.check_result = rebuilt.check.summary
+    except RebuiltCheckFailed as exc:
+        # The rebuilt file is byte for byte the copy: it is the source that is damaged.
+        raise VerifyFailed(f"the copy of {database} failed {settings.check}_check: {exc.summary}; "
+                           f"generation {name} was not kept",
+                           hint="The source database is damaged: inspect it with sqlite3 and restore a good "
+                                "backup") from exc
     manifest.verified = True
     durations["verify"] = round(time.monotonic() - started, 3)
     fault_point("verified")

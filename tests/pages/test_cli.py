@@ -175,3 +175,18 @@ def test_prune_removes_generations_and_says_which(tmp_path: Path, database: Path
     [kept] = list_generations(settings.directory, "tasks")
     assert kept.name == "tasks-20261201-1403"
     assert set(pack_names(settings.directory / "tasks.pages")) == set(kept.manifest.packs if kept.manifest else [])
+
+
+def test_a_kept_generation_survives_the_prune(tmp_path: Path, database: Path, settings: BackupSettings,
+                                              run_cli) -> None:
+    config = _config(tmp_path, database)
+    for minute in (1, 2, 3):
+        _add(database, f"minute {minute}")
+        take_generation(database, settings, now=T0 + timedelta(minutes=minute), app="tasks")
+    kept = run_cli("--config", config, "backups", "keep", "tasks-20261201-1401", "--reason", "audit")
+    assert kept.exit_code == ExitCode.OK, kept.stderr
+    assert kept.stdout.startswith("tasks-20261201-1401: ")
+    result = run_cli("--config", config, "prune", "--keep-last", "1", "--json")
+    assert json.loads(result.stdout)["removed"] == ["tasks-20261201-1402"]
+    assert [record.name for record in list_generations(settings.directory, "tasks")] == [
+        "tasks-20261201-1401", "tasks-20261201-1403"]

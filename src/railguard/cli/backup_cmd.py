@@ -18,7 +18,7 @@ from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.errors import ExitCode, UsageError
 from railguard.jobs import after_backup_lines, backup_job
-from railguard.pages.catalog import GenerationRecord, list_generations
+from railguard.pages.catalog import GenerationRecord, list_generations, resolve_generation
 from railguard.pages.store import GenerationManifest
 from railguard.pages.verify import verify_generations
 from railguard.pages.store import as_dict as generation_document
@@ -180,13 +180,19 @@ def keep_command(ctx: Context, name: str, reason: str, until_text: str | None, f
         raise click.UsageError("give --until or --for, not both")
     settings, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
     now = ctx.now()
-    record = resolve_backup(app.backup.directory, Owner.of(settings, app_name, app), name)
-    until = _until(until_text, for_text, now)
-    protection = protect(app.backup.directory, record.name, reason, until=until, now=now)
-    if as_json:
-        output.emit_json({"ok": True, "app": app_name, "name": record.name, "protection": protection.as_dict()})
+    owner = Owner.of(settings, app_name, app)
+    # A page generation (docs/pages.md) is protected by its name like a whole-file backup.
+    if any(record.name == name for record in list_generations(app.backup.directory, owner)) or (
+            name == "latest" and app.backup.kind == "pages"):
+        kept = resolve_generation(app.backup.directory, owner, name).name
     else:
-        click.echo(f"{record.name}: {protection.describe()}")
+        kept = resolve_backup(app.backup.directory, owner, name).name
+    until = _until(until_text, for_text, now)
+    protection = protect(app.backup.directory, kept, reason, until=until, now=now)
+    if as_json:
+        output.emit_json({"ok": True, "app": app_name, "name": kept, "protection": protection.as_dict()})
+    else:
+        click.echo(f"{kept}: {protection.describe()}")
     return ExitCode.OK
 
 

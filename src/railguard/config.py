@@ -86,6 +86,9 @@ class Section(BaseModel):
 
 class BackupSettings(Section):
     directory: Path = Path("/app/data/backups")
+    #: ``file``: each backup is a whole compressed copy; ``pages``: each backup is a generation
+    #: that stores only the pages not stored before (docs/pages.md).
+    kind: Literal["file", "pages"] = "file"
     #: ``backup-api``: SQLite's online backup API in a single step; ``vacuum-into``: a compacted copy.
     method: Literal["backup-api", "vacuum-into"] = "backup-api"
     compression: Literal["zstd", "gzip", "none"] = "zstd"
@@ -113,6 +116,9 @@ class BackupSettings(Section):
     def _level_fits_the_algorithm(self) -> "BackupSettings":
         if self.compression == "gzip" and self.level is not None and self.level > 9:
             raise ValueError(f"level: gzip takes a level from 1 to 9, got {self.level}")
+        if self.kind == "pages" and self.compression != "zstd":
+            raise ValueError(f"compression: kind = \"pages\" stores its packs with zstd, got {self.compression!r} "
+                             f"(leave compression out)")
         return self
 
 
@@ -362,6 +368,13 @@ class AppSettings(Section):
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
     drill: DrillSettings = Field(default_factory=DrillSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+
+    @pydantic.model_validator(mode="after")
+    def _pages_stay_local(self) -> "AppSettings":
+        if self.backup.kind == "pages" and self.destinations:
+            raise ValueError(f"destinations: backup kind \"pages\" keeps its generations on this host only for now; "
+                             f"remove destination {next(iter(self.destinations))!r} or use kind = \"file\"")
+        return self
 
 
 #: Events railguard can notify about (``[notifications] events`` and ``routes`` use these names).

@@ -19,7 +19,8 @@ from railguard.config import AppSettings, Settings
 from railguard.destinations.replicate import exit_code_for, replicate
 from railguard.errors import ExitCode, RailguardError
 from railguard.metrics import refresh_textfile
-from railguard.retention import Policy, prune_backups
+from railguard.pages.writer import GenerationResult, take_generation
+from railguard.retention import Policy, prune_backups, prune_generations
 from railguard.notify.watch import JobWatch
 from railguard.progress import Progress
 
@@ -27,7 +28,8 @@ from railguard.progress import Progress
 @dataclass
 class BackupJobReport:
     app: str
-    backup: BackupResult
+    #: A whole-file backup, or a page generation (``[apps.NAME.backup] kind = "pages"``).
+    backup: BackupResult | GenerationResult
     #: Problems after the backup itself succeeded (foreign keys, prune, a destination, ...).
     warnings: list[str] = field(default_factory=list)
     #: Extra sections of the report, one per later step ("prune", "destinations", ...).
@@ -55,8 +57,10 @@ def backup_job(settings: Settings, app_name: str, app: AppSettings, *, now: date
     """
     watch = JobWatch(settings, app_name, app, "backup", now=now, refresh_metrics=refresh_textfile)
     watch.start()
+    take = take_generation if app.backup.kind == "pages" else take_backup
     try:
-        result = take_backup(app.database, app.backup, now=now, tz=settings.timezone, progress=progress, app=app_name)
+        result: BackupResult | GenerationResult = take(app.database, app.backup, now=now, tz=settings.timezone,
+                                                       progress=progress, app=app_name)
     except BaseException as exc:
         watch.failed(exc)  # heartbeat /<exit code>, notification, metrics; then the error stands
         raise
@@ -102,10 +106,10 @@ def _copy_off_host(settings: Settings, app_name: str, app: AppSettings, report: 
 
 def _prune_local(settings: Settings, app_name: str, app: AppSettings, report: BackupJobReport, now: datetime) -> None:
     """Apply the retention policy to the backup directory; a failure is a warning, never a lost backup."""
+    prune = prune_generations if app.backup.kind == "pages" else prune_backups
     try:
-        result = prune_backups(app.backup.directory, Owner.of(settings, app_name, app),
-                               Policy.from_settings(app.retention),
-                               now=now, tz=settings.timezone)
+        result = prune(app.backup.directory, Owner.of(settings, app_name, app), Policy.from_settings(app.retention),
+                       now=now, tz=settings.timezone)
     except (RailguardError, OSError) as exc:
         report.warnings.append(f"prune failed: {getattr(exc, 'message', None) or exc}")
         return

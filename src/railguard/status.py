@@ -37,6 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from railguard.backup.catalog import BackupRecord, Owner, list_backups
+from railguard.pages.catalog import GenerationRecord, list_generations
 from railguard.backup.naming import stem_for
 from railguard.backup.engine import last_backup_attempt
 from railguard.config import AppSettings, Settings
@@ -126,7 +127,11 @@ def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime,
     directory = app.backup.directory
     if records is None:
         records = local_backups(name, app, settings)
-    good = [record for record in records if record.is_good]
+    # Page generations (docs/pages.md) are backups too; the newest verified one is the recovery point.
+    generations = list_generations(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
+    every: list[BackupRecord | GenerationRecord] = sorted([*records, *generations],
+                                                          key=lambda record: (record.created_at, record.id))
+    good = [record for record in every if record.is_good]
     rows: list[StatusRow] = []
     limit = settings.status.backup_max_age
     if not good:
@@ -136,10 +141,11 @@ def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime,
         age = now - newest.created_at
         state = "flagged" if age > limit else "ok"
         older = f" (older than {describe_duration(limit)})" if state == "flagged" else ""
-        rows.append(StatusRow(name, "backup", state, f"{newest.name}, {describe_duration(age)} old{older}",
+        kind = " (generation: the recovery point)" if isinstance(newest, GenerationRecord) else ""
+        rows.append(StatusRow(name, "backup", state, f"{newest.name}, {describe_duration(age)} old{kind}{older}",
                               newest.created_at))
-    if records:
-        newest_any = records[-1]
+    if every:
+        newest_any = every[-1]
         if newest_any.is_good:
             manifest = newest_any.manifest
             assert manifest is not None

@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from railguard.backup.manifest import BadManifest, Manifest
 from railguard.backup.naming import BackupId, parse_name, stem_for
@@ -41,6 +41,16 @@ GOOD = "ok"
 
 class ForeignBackup(UsageError):
     """The backup's manifest says it was taken by another app, or from another database."""
+
+
+class Owned(Protocol):
+    """What says whose backup it is: a whole-file manifest, or a page generation's (railguard.pages)."""
+
+    @property
+    def app(self) -> str | None: ...
+
+    @property
+    def source(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,7 @@ class Owner:
         """As the backup engine writes it into the manifest."""
         return str(self.database.absolute())
 
-    def refusal(self, manifest: Manifest, *, strict: bool = False) -> str | None:
+    def refusal(self, manifest: Owned, *, strict: bool = False) -> str | None:
         """Why ``manifest`` is not this owner's backup, or None when it is.
 
         Another app's name in the manifest, or another configured app's database as its source,
@@ -258,9 +268,15 @@ def resolve_backup(directory: Path, stem: str | Owner | None, name: str | None, 
 def check_belongs(record: BackupRecord, owner: Owner) -> None:
     """Before a restore over ``owner``'s database: raise :class:`ForeignBackup` unless the
     record's manifest names this app (or none) and this database as its source."""
-    why = owner.refusal(record.manifest, strict=True) if record.manifest is not None else None
+    if record.manifest is not None:
+        check_belongs_manifest(record.name, record.manifest, owner)
+
+
+def check_belongs_manifest(name: str, manifest: Owned, owner: Owner) -> None:
+    """:func:`check_belongs` for the backup ``name`` whose manifest is ``manifest`` (a page generation's too)."""
+    why = owner.refusal(manifest, strict=True)
     if why is not None:
-        raise ForeignBackup(f"backup {record.name} is not app {owner.app!r}'s: {why}",
+        raise ForeignBackup(f"backup {name} is not app {owner.app!r}'s: {why}",
                             hint="Restore it as the app that took it (--app NAME), or into another file with --to PATH")
 
 

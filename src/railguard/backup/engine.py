@@ -92,7 +92,7 @@ def take_backup(
     """
     check_source(database)
     directory = settings.directory
-    _prepare_directory(directory)
+    prepare_directory(directory)
     stem = stem_for(database)
     with exclusive_lock(directory / f".{stem}.lock", f"backups of {database}"):
         remove_stale_temporaries(directory, stem)
@@ -111,7 +111,7 @@ def take_backup(
                 _publish(workspace, manifest, final, backup_id.manifest_name)
         except BaseException as exc:
             _log_failure(directory, fields, exc, time.monotonic() - started)
-            raise _explain(exc, database, directory) from exc
+            raise explain_failure(exc, database, directory) from exc
         append_line(directory / LOG_NAME, {
             **fields, "result": "ok", "method": manifest.method, "compression": manifest.compression,
             "size_raw": manifest.size_raw, "size_stored": manifest.size_stored, "check": manifest.check,
@@ -220,7 +220,8 @@ def remove_stale_temporaries(directory: Path, stem: str) -> list[Path]:
     return removed
 
 
-def _prepare_directory(directory: Path) -> None:
+def prepare_directory(directory: Path) -> None:
+    """Create the backup directory 0700 if missing; a clear error if it is not a writable directory."""
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -251,7 +252,8 @@ def _log_failure(directory: Path, fields: dict[str, Any], exc: BaseException, se
                                            "error": reason})
 
 
-def _explain(exc: BaseException, database: Path, directory: Path) -> BaseException:
+def explain_failure(exc: BaseException, database: Path, directory: Path) -> BaseException:
+    """The error to show for ``exc`` raised while backing ``database`` up into ``directory``."""
     if isinstance(exc, RailguardError) or not isinstance(exc, Exception):
         return exc
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "full" in str(exc).lower():

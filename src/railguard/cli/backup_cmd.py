@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from railguard.backup import list_backups, resolve_backup
-from railguard.backup.catalog import Owner, bad_manifest_warnings
+from railguard.backup.catalog import BackupRecord, Owner, bad_manifest_warnings
 from railguard.backup.manifest import DeployOrigin
 from railguard.backup.protection import protect, read_protections, unkeep
 from railguard.backup.verify import verify_backups
@@ -19,6 +19,10 @@ from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.errors import ExitCode, UsageError
 from railguard.jobs import after_backup_lines, backup_job
+from railguard.pages.catalog import GenerationRecord, list_generations, resolve_generation
+from railguard.pages.store import GenerationManifest
+from railguard.pages.verify import verify_generations
+from railguard.pages.store import as_dict as generation_document
 from railguard.values import parse_duration
 
 pass_context = click.make_pass_decorator(Context)
@@ -64,12 +68,18 @@ def backup(ctx: Context, database: str | None, directory: str | None, method: st
     result, manifest = report.backup, report.backup.manifest
     protection = report.protection.as_dict() if report.protection else None
     if as_json:
+        document = generation_document(manifest) if isinstance(manifest, GenerationManifest) else asdict(manifest)
         output.emit_json({"ok": True, "app": name, "file": result.path, "warnings": report.warnings,
-                          "manifest": asdict(manifest), "protection": protection, "steps": report.steps})
+                          "manifest": document, "protection": protection, "steps": report.steps})
+    elif isinstance(manifest, GenerationManifest):
+        click.echo(f"generation {result.path} ({output.human_size(manifest.size_raw)}, {manifest.new_pages} of "
+                   f"{manifest.page_count} pages new → {output.human_size(manifest.new_bytes)} stored, "
+                   f"{manifest.check}_check {manifest.check_result}, {manifest.durations['total']:.1f}s)")
     else:
         click.echo(f"backup {result.path} ({output.human_size(manifest.size_raw)} → "
                    f"{output.human_size(manifest.size_stored)}, {manifest.check}_check {manifest.check_result}, "
                    f"{manifest.durations['total']:.1f}s)")
+    if not as_json:
         for line in after_backup_lines(report.protection.describe() if report.protection else None, report.steps):
             click.echo(line)
         for message in report.warnings:
@@ -99,35 +109,54 @@ def list_command(ctx: Context, database: str | None, directory: str | None, dest
     settings, name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
     if dest is not None:
         return dest_cmd.list_remote(ctx, name, app, dest, as_json)
-    records = list_backups(app.backup.directory, Owner.of(settings, name, app))
+    owner = Owner.of(settings, name, app)
+    records = list_backups(app.backup.directory, owner)
+    # Page generations (docs/pages.md) are backups too: listed with the whole-file ones, by time.
+    generations = list_generations(app.backup.directory, owner)
+    listed: list[BackupRecord | GenerationRecord] = sorted([*records, *generations],
+                                                           key=lambda record: (record.created_at, record.id))
     now = ctx.now()
     protections = {key: value for key, value in read_protections(app.backup.directory).items() if value.active(now)}
-    for message in bad_manifest_warnings(records):
+    for message in bad_manifest_warnings(records) + [
+            f"generation {record.name} is not usable: {record.reason}; inspect {record.manifest_path}"
+            for record in generations if not record.is_good]:
         output.warning(message)
     if as_json:
-        output.emit_json({"ok": True, "app": name, "directory": app.backup.directory, "backups": [
-            {"name": r.name, "file": r.data_path.name if r.data_path else None, "status": r.status,
-             "good": r.is_good, "created_at": r.created_at,
-             "size_raw": r.manifest.size_raw if r.manifest else None,
-             "size_stored": r.manifest.size_stored if r.manifest else None,
-             "compression": r.manifest.compression if r.manifest else None,
-             "protection": protections[r.name].as_dict() if r.name in protections else None,
-             "deploy": asdict(r.manifest.deploy) if r.manifest and r.manifest.deploy else None} for r in records]})
+        output.emit_json({"ok": True, "app": name, "directory": app.backup.directory,
+                          "backups": [_listed(r, protections) for r in listed]})
         return ExitCode.OK
-    if not records:
+    if not listed:
         click.echo(f"no backups in {app.backup.directory}")
         return ExitCode.OK
     rows = []
-    for r in records:
+    for r in listed:
         m = r.manifest
-        rows.append([r.name, r.created_at.strftime("%Y-%m-%d %H:%M"),
-                     output.human_size(m.size_stored) if m else "-", f"{m.ratio:.0%}" if m else "-",
+        size = f"{output.human_size(m.size_stored)}{' new' if isinstance(r, GenerationRecord) else ''}" if m else "-"
+        rows.append([r.name, r.created_at.strftime("%Y-%m-%d %H:%M"), size,
+                     f"{m.size_stored / m.size_raw if m.size_raw else 1.0:.0%}" if m else "-",
                      "yes" if r.is_good else f"no ({r.status})", output.human_age(now - r.created_at),
-                     _protected_cell(protections.get(r.name)), _deploy_cell(m.deploy if m else None)])
+                     _protected_cell(protections.get(r.name)),
+                     _deploy_cell(r.manifest.deploy if isinstance(r, BackupRecord) and r.manifest else None)])
     output.table(f"backups in {app.backup.directory}",
                  ["name", "time (UTC)", "size", "ratio", "verified", "age", "protected", "pre-deploy snapshot"],
                  rows)
     return ExitCode.OK
+
+
+def _listed(r: BackupRecord | GenerationRecord, protections: dict[str, Any]) -> dict[str, Any]:
+    """One backup of ``backups list --json``; a generation's ``file`` is its manifest, its size what it added."""
+    protection = protections[r.name].as_dict() if r.name in protections else None
+    if isinstance(r, GenerationRecord):
+        m = r.manifest
+        return {"name": r.name, "kind": "pages", "file": r.manifest_path.name, "status": r.status, "good": r.is_good,
+                "created_at": r.created_at, "size_raw": m.size_raw if m else None,
+                "size_stored": m.new_bytes if m else None, "compression": "zstd", "pages": m.page_count if m else None,
+                "new_pages": m.new_pages if m else None, "protection": protection, "deploy": None}
+    return {"name": r.name, "kind": "file", "file": r.data_path.name if r.data_path else None, "status": r.status,
+            "good": r.is_good, "created_at": r.created_at, "size_raw": r.manifest.size_raw if r.manifest else None,
+            "size_stored": r.manifest.size_stored if r.manifest else None,
+            "compression": r.manifest.compression if r.manifest else None, "protection": protection,
+            "deploy": asdict(r.manifest.deploy) if r.manifest and r.manifest.deploy else None}
 
 
 def _protected_cell(protection: Any) -> str:
@@ -166,13 +195,19 @@ def keep_command(ctx: Context, name: str, reason: str, until_text: str | None, f
         raise click.UsageError("give --until or --for, not both")
     settings, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
     now = ctx.now()
-    record = resolve_backup(app.backup.directory, Owner.of(settings, app_name, app), name)
-    until = _until(until_text, for_text, now)
-    protection = protect(app.backup.directory, record.name, reason, until=until, now=now)
-    if as_json:
-        output.emit_json({"ok": True, "app": app_name, "name": record.name, "protection": protection.as_dict()})
+    owner = Owner.of(settings, app_name, app)
+    # A page generation (docs/pages.md) is protected by its name like a whole-file backup.
+    if any(record.name == name for record in list_generations(app.backup.directory, owner)) or (
+            name == "latest" and app.backup.kind == "pages"):
+        kept = resolve_generation(app.backup.directory, owner, name).name
     else:
-        click.echo(f"{record.name}: {protection.describe()}")
+        kept = resolve_backup(app.backup.directory, owner, name).name
+    until = _until(until_text, for_text, now)
+    protection = protect(app.backup.directory, kept, reason, until=until, now=now)
+    if as_json:
+        output.emit_json({"ok": True, "app": app_name, "name": kept, "protection": protection.as_dict()})
+    else:
+        click.echo(f"{kept}: {protection.describe()}")
     return ExitCode.OK
 
 
@@ -227,8 +262,10 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
                    check: str | None, dest: str | None, identity: Path | None, as_json: bool) -> int:
     """Re-hash a backup against its manifest, decompress it and run integrity_check.
 
-    NAME is a backup name from `railguard backups list`, or `latest` (the default). With
-    --dest NAME, the copies at that destination instead (each is downloaded to be checked).
+    NAME is a backup name from `railguard backups list`, or `latest` (the default). A page
+    generation is rebuilt from its store and checked (every pack, every page, integrity_check);
+    a damaged pack fails every generation that needs it, each naming the pack. With --dest
+    NAME, the copies at that destination instead (each is downloaded to be checked).
     """
     if name and verify_all:
         raise click.UsageError("give a NAME or --all, not both")
@@ -238,9 +275,23 @@ def verify_command(ctx: Context, name: str | None, verify_all: bool, database: s
         return dest_cmd.verify_remote_copies(ctx, app_name, app, dest, name, verify_all, identity, as_json)
     if identity is not None:
         raise click.UsageError("--identity only applies with --dest (local backups are not encrypted)")
+    owner = Owner.of(settings, app_name, app)
+    generations = list_generations(app.backup.directory, owner)
+    # A page generation (docs/pages.md) by its name, or `latest` when the app takes generations.
+    wanted = name or "latest"
+    of_generations = any(record.name == wanted for record in generations) or (
+        wanted == "latest" and app.backup.kind == "pages")
     with output.progress_bar() as progress:
-        outcomes = verify_backups(app.backup.directory, Owner.of(settings, app_name, app), name, every=verify_all,
-                                  mode=app.backup.check, progress=progress)
+        if verify_all:
+            outcomes = verify_backups(app.backup.directory, owner, None, every=True, mode=app.backup.check,
+                                      progress=progress)
+            outcomes += verify_generations(app.backup.directory, owner, None, every=True, mode=app.backup.check,
+                                           progress=progress)
+        elif of_generations:
+            outcomes = verify_generations(app.backup.directory, owner, name, mode=app.backup.check,
+                                          progress=progress)
+        else:
+            outcomes = verify_backups(app.backup.directory, owner, name, mode=app.backup.check, progress=progress)
     results = [outcome.as_dict() for outcome in outcomes]
     failed = [r for r in results if not r["ok"]]
     if as_json:

@@ -14,7 +14,7 @@ from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.destinations import prune_destinations
 from railguard.errors import ExitCode, UsageError
-from railguard.retention import Plan, PruneResult, Within, prune_backups
+from railguard.retention import Plan, PruneResult, Within, prune_backups, prune_generations
 from railguard.retention.policy import policy_in_effect
 
 pass_context = click.make_pass_decorator(Context)
@@ -46,14 +46,17 @@ def prune(ctx: Context, dry_run: bool, keep_last: int | None, keep_hourly: int |
     backups are never touched. A protected backup (`railguard backups keep`, or one taken
     by hand within [backup.keep_manual]) is kept and takes no part in the rules, here and at
     every destination. Each removal is logged in backup.log. --dry-run prints the plan with
-    the reason for every decision and removes nothing. See docs/retention.md.
+    the reason for every decision and removes nothing. With [backup] kind = "pages" the
+    generations are pruned, then the packs no kept generation needs. See docs/retention.md.
     """
     settings, name, app = ctx.app({"app.backup.directory": ("--dir", directory)})
     flags = {"last": keep_last, "hourly": keep_hourly, "daily": keep_daily, "weekly": keep_weekly,
              "monthly": keep_monthly, "yearly": keep_yearly}
     policy, origin = policy_in_effect(flags, _within(keep_within), app.retention)
-    result = prune_backups(app.backup.directory, Owner.of(settings, name, app), policy, now=ctx.now(),
-                           tz=settings.timezone, dry_run=dry_run)
+    # An app that takes page generations (docs/pages.md) prunes those, GC of their packs included.
+    prune = prune_generations if app.backup.kind == "pages" else prune_backups
+    result = prune(app.backup.directory, Owner.of(settings, name, app), policy, now=ctx.now(),
+                   tz=settings.timezone, dry_run=dry_run)
     # Then each destination: its own policy, else the one in effect here (docs/destinations.md).
     remote = prune_destinations(settings, app, now=ctx.now(), dry_run=dry_run, fallback=policy)
     if as_json:

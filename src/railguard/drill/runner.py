@@ -2,7 +2,8 @@
 
 The steps, each timed and recorded: fetch (from a destination, when asked), verify (sha256
 against the manifest, decompress, raw sha256, integrity_check and foreign_key_check: all in
-:func:`railguard.backup.verify.materialize`), start the app on the copy, wait for ``/health``,
+:func:`railguard.backup.verify.materialize`; a page generation is rebuilt from its store and
+checked instead, :func:`railguard.pages.rebuild.rebuild_generation`), start the app on the copy, wait for ``/health``,
 read ``/metrics``, SQL assertions, stop. The first failing step ends the drill; the app is
 stopped and the temporary directory removed whatever happened, including Ctrl-C and SIGTERM
 (SIGKILL of railguard is covered by :mod:`railguard.drill.process`).
@@ -31,14 +32,16 @@ from typing import Any
 
 from railguard.backup.catalog import BackupRecord, Owner, list_backups, resolve_backup
 from railguard.backup.naming import stem_for
-from railguard.backup.verify import materialize
+from railguard.backup.verify import VerifiedCopy, materialize
+from railguard.pages.catalog import GenerationRecord, list_generations, resolve_generation
+from railguard.pages.rebuild import RebuiltGeneration, rebuild_generation
 from railguard.config import AppSettings, DrillSettings, Settings
 from railguard.drill import process, serving
 from railguard.drill.assertions import run_assertions
 from railguard.drill.launch import LaunchPlan, plan_launch
 from railguard.drill.log import LOG_NAME, PASSED, append_drill_line
 from railguard.drill.selection import choose_random
-from railguard.errors import CheckFailed, ConfigError, ExitCode, RailguardError
+from railguard.errors import CheckFailed, ConfigError, ExitCode, RailguardError, VerifyFailed
 from railguard.notify.watch import JobWatch
 from railguard.progress import Progress, finish, stage_counter
 
@@ -185,7 +188,7 @@ def run_drill(settings: Settings, app_name: str, app: AppSettings, *, now: datet
 @dataclass
 class _Chosen:
     name: str
-    local: BackupRecord | None = None
+    local: BackupRecord | GenerationRecord | None = None
     remote: Any = None  # destinations.RemoteBackup
     destination: Any = None  # destinations.Destination
 
@@ -196,8 +199,17 @@ def _choose(app: AppSettings, which: str, source: str | None, rng: random.Random
     stem = stem_for(app.database)
     if source is None:
         mine: Owner | str = owner or stem
+        # Page generations (docs/pages.md) are drilled like whole-file backups: rebuilt, checked, served.
+        generations = list_generations(app.backup.directory, mine)
+        record: BackupRecord | GenerationRecord
+        everything: list[BackupRecord | GenerationRecord] = [*list_backups(app.backup.directory, mine), *generations]
         if which == "random":
-            record = choose_random(list_backups(app.backup.directory, mine), rng, str(app.backup.directory))
+            record = choose_random(everything, rng, str(app.backup.directory))
+        elif which == "latest" and any(generation.is_good for generation in generations):
+            good = [candidate for candidate in everything if candidate.is_good]
+            record = max(good, key=lambda candidate: (candidate.created_at, candidate.id))
+        elif any(generation.name == which for generation in generations):
+            record = resolve_generation(app.backup.directory, mine, which)
         else:
             record = resolve_backup(app.backup.directory, mine, which)
         return _Chosen(record.name, local=record)
@@ -300,17 +312,26 @@ class _Drill:
         return fetch_backup(chosen.destination, chosen.remote, fetch_dir, now=self.report.started_at,
                             identity_file=identity_file, progress=self.progress)
 
-    def _verify(self, stack: contextlib.ExitStack, record: BackupRecord) -> Path:
+    def _verify(self, stack: contextlib.ExitStack, record: BackupRecord | GenerationRecord) -> Path:
         with self.step("verify") as step:
-            verified = stack.enter_context(materialize(record, self.workspace, mode="integrity",
-                                                       progress=self.progress))
+            verified: VerifiedCopy | RebuiltGeneration
+            if isinstance(record, GenerationRecord):
+                if record.manifest is None or not record.is_good:
+                    raise VerifyFailed(f"generation {record.name} is {record.reason}",
+                                       hint="It cannot be trusted; drill another backup")
+                verified = stack.enter_context(rebuild_generation(record.store, record.manifest, self.workspace,
+                                                                  mode="integrity", progress=self.progress))
+                done = f"page hashes ok, rebuilt {record.manifest.size_raw} bytes"
+            else:
+                verified = stack.enter_context(materialize(record, self.workspace, mode="integrity",
+                                                           progress=self.progress))
+                assert record.manifest is not None
+                done = f"sha256 ok, decompressed {record.manifest.size_raw} bytes"
             data_dir = self.workspace / "data"
             data_dir.mkdir()
             copy = data_dir / self.app.database.name
             os.rename(verified.path, copy)
-            manifest = record.manifest
-            assert manifest is not None
-            step.detail = (f"sha256 ok, decompressed {manifest.size_raw} bytes, integrity_check ok, "
+            step.detail = (f"{done}, integrity_check ok, "
                            f"foreign_key_check {verified.check.foreign_key_problems} problem(s)")
             if verified.check.foreign_key_problems:
                 self.report.warnings.append(

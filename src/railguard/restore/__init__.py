@@ -8,6 +8,7 @@ from railguard.restore.engine import (
     RestoreTargetNotWritable,
     check_not_in_use,
     restore_backup,
+    restore_generation,
 )
 from railguard.restore.holders import Holder, find_holders
 
@@ -21,4 +22,5 @@ __all__ = [
     "check_not_in_use",
     "find_holders",
     "restore_backup",
+    "restore_generation",
 ]

@@ -9,6 +9,9 @@ Order of work, and why:
 2. Verify the backup by decompressing it into a private work directory **inside the target's
    directory** (same filesystem, so the final rename is atomic): sha256 of the stored file,
    sha256 of the raw database, ``integrity_check``. A backup that fails changes nothing.
+   A page generation (:func:`restore_generation`, docs/pages.md) is instead rebuilt there from
+   its page store and checked the same way (every page's hash, the file's sha256,
+   ``integrity_check``); every later step is the same code for both kinds.
 3. Put back the source's journal mode (backups are stored in rollback mode; the manifest says
    whether the source ran in WAL), give the file the old database's owner and permissions, fsync.
 4. Ask again who has the database open: the app may have been started while we verified.
@@ -41,10 +44,11 @@ import re
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from railguard.backup.catalog import BackupRecord
@@ -55,6 +59,8 @@ from railguard.durable import WorkDirectory, pid_is_alive, remove_stale_work_dir
 from railguard.errors import Busy, NotFound, RailguardError, UsageError, VerifyFailed
 from railguard.locking import exclusive_lock
 from railguard.logfmt import append_line
+from railguard.pages.catalog import GenerationRecord
+from railguard.pages.rebuild import rebuild_generation
 from railguard.progress import Progress, finish, stage_counter
 from railguard.restore.holders import Holder, find_holders
 
@@ -101,6 +107,28 @@ class RestoreResult:
     seconds: float = 0.0
 
 
+class _Materialized(Protocol):
+    """A verified copy in a private work directory: a whole-file backup decompressed, or a generation rebuilt."""
+
+    @property
+    def workspace(self) -> WorkDirectory: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What a restore needs of a backup, whatever its kind: one restore path for both."""
+
+    name: str
+    directory: Path  # the backup directory: its lock, and its backup.log
+    stem: str
+    journal_mode: str
+    #: ``(into, check mode, progress)`` -> the verified copy, made inside ``into``.
+    materialize: Callable[[Path, str, Progress | None], contextlib.AbstractContextManager[_Materialized]]
+
+
 def restore_backup(record: BackupRecord, target: Path, *, now: datetime, tz: str = "UTC", force: bool = False,
                    check: str = "integrity", busy_timeout: float = 30.0,
                    log_directory: Path | None = None, progress: Progress | None = None) -> RestoreResult:
@@ -111,14 +139,43 @@ def restore_backup(record: BackupRecord, target: Path, *, now: datetime, tz: str
     the verification's stages (``read``, ``decompress``, ``check``), then ``safety-copy`` when
     there is a database to replace.
     """
+    source = _Source(record.name, record.directory, record.id.stem,
+                     (record.manifest.journal_mode if record.manifest else "delete").lower(),
+                     lambda into, mode, progress: materialize(record, into, mode=mode, progress=progress))
+    return _run(source, target, now=now, tz=tz, force=force, check=check, busy_timeout=busy_timeout,
+                log_directory=log_directory, progress=progress)
+
+
+def restore_generation(generation: GenerationRecord, target: Path, *, now: datetime, tz: str = "UTC",
+                       force: bool = False, check: str = "integrity", busy_timeout: float = 30.0,
+                       progress: Progress | None = None) -> RestoreResult:
+    """:func:`restore_backup` for a page generation (docs/pages.md): the same steps, the same safety.
+
+    The generation is rebuilt from its store into the work directory in the target's directory
+    and checked there (:func:`railguard.pages.rebuild.rebuild_generation`); ``progress`` gets
+    ``rebuild`` and ``check``, then ``safety-copy``.
+    """
+    manifest = generation.manifest
+    if manifest is None or not generation.is_good:
+        raise VerifyFailed(f"generation {generation.name} is {generation.reason}",
+                           hint="It cannot be trusted; restore another generation")
+    source = _Source(generation.name, generation.directory, generation.id.stem, manifest.journal_mode.lower(),
+                     lambda into, mode, progress: rebuild_generation(generation.store, manifest, into, mode=mode,
+                                                                     progress=progress))
+    return _run(source, target, now=now, tz=tz, force=force, check=check, busy_timeout=busy_timeout,
+                log_directory=None, progress=progress)
+
+
+def _run(source: _Source, target: Path, *, now: datetime, tz: str, force: bool, check: str, busy_timeout: float,
+         log_directory: Path | None, progress: Progress | None) -> RestoreResult:
     started = time.monotonic()
     target = _check_target(Path(target))
     directory = target.parent
     remove_stale_restore_files(directory, target)
     forced_past = _refuse_if_in_use(target, force)
-    with _backup_lock(record):
+    with _backup_lock(source):
         try:
-            result = _restore(record, target, now=now, tz=tz, force=force, check=check, busy_timeout=busy_timeout,
+            result = _restore(source, target, now=now, tz=tz, force=force, check=check, busy_timeout=busy_timeout,
                               progress=progress)
         except BaseException as exc:
             explained = _explain(exc, target)
@@ -127,17 +184,17 @@ def restore_backup(record: BackupRecord, target: Path, *, now: datetime, tz: str
             raise explained from exc
     result.forced_past = sorted(set(forced_past) | set(result.forced_past))
     result.seconds = time.monotonic() - started
-    _log(log_directory or record.directory, record, target, result, now)
+    _log(log_directory or source.directory, source, target, result, now)
     return result
 
 
-def _restore(record: BackupRecord, target: Path, *, now: datetime, tz: str, force: bool, check: str,
+def _restore(source: _Source, target: Path, *, now: datetime, tz: str, force: bool, check: str,
              busy_timeout: float, progress: Progress | None = None) -> RestoreResult:
     directory = target.parent
-    journal_mode = (record.manifest.journal_mode if record.manifest else "delete").lower()
+    journal_mode = source.journal_mode
     directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with materialize(record, directory, mode=check, progress=progress) as copy:
+        with source.materialize(directory, check, progress) as copy:
             _prepare(copy.workspace, copy.name, journal_mode, _existing(target))
 
             forced_past = _refuse_if_in_use(target, force)
@@ -158,7 +215,7 @@ def _restore(record: BackupRecord, target: Path, *, now: datetime, tz: str, forc
             copy.workspace.move_out(copy.name, directory_fd, target.name)
     finally:
         os.close(directory_fd)
-    return RestoreResult(record.name, target, safety, journal_mode, replaced=safety is not None,
+    return RestoreResult(source.name, target, safety, journal_mode, replaced=safety is not None,
                          forced_past=forced_past, warnings=warnings)
 
 
@@ -233,12 +290,12 @@ def _describe(holders: list[Holder]) -> str:
 
 
 @contextlib.contextmanager
-def _backup_lock(record: BackupRecord) -> Iterator[None]:
+def _backup_lock(source: _Source) -> Iterator[None]:
     """Hold the backup directory's lock so a prune cannot remove the backup while we read it."""
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(exclusive_lock(record.directory / f".{record.id.stem}.lock",
-                                               f"backups of {record.id.stem} in {record.directory}"))
+            stack.enter_context(exclusive_lock(source.directory / f".{source.stem}.lock",
+                                               f"backups of {source.stem} in {source.directory}"))
         except OSError as exc:
             if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
                 raise
@@ -432,10 +489,10 @@ def _explain(exc: BaseException, target: Path) -> BaseException:
     return exc
 
 
-def _log(directory: Path, record: BackupRecord, target: Path, result: RestoreResult, now: datetime) -> None:
+def _log(directory: Path, source: _Source, target: Path, result: RestoreResult, now: datetime) -> None:
     with contextlib.suppress(OSError):  # a read-only backup directory must not fail a finished restore
         append_line(directory / LOG_NAME, {
-            "time": now.astimezone(timezone.utc), "event": "restore", "backup": record.name, "target": target,
+            "time": now.astimezone(timezone.utc), "event": "restore", "backup": source.name, "target": target,
             "safety_copy": result.safety_copy.name if result.safety_copy else None,
             "journal_mode": result.journal_mode, "forced": bool(result.forced_past), "result": "ok",
             "total_s": round(result.seconds, 3),

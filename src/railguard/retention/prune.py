@@ -38,6 +38,9 @@ from railguard.durable import remove_durably
 from railguard.errors import RailguardError, UsageError
 from railguard.locking import exclusive_lock
 from railguard.logfmt import append_line
+from railguard.pages.catalog import GenerationRecord, list_generations
+from railguard.pages.gc import remove_generations
+from railguard.pages.store import generation_file_name, store_for
 from railguard.retention.policy import Decision, Plan, Policy, apply_policy
 
 
@@ -114,6 +117,52 @@ def prune_backups(directory: Path, stem: str | Owner, policy: Policy, *, now: da
             _remove(decision, directory, str(policy), now)
             result.removed.append(decision.name)
         return result
+
+
+def prune_generations(directory: Path, owner: Owner, policy: Policy, *, now: datetime, tz: str,
+                      dry_run: bool = False) -> PruneResult:
+    """The same retention for page generations (docs/pages.md): the same pure plan, then the
+    dropped manifests go first and the packs no kept generation needs after them
+    (:func:`railguard.pages.gc.remove_generations`, crash-safe in that order)."""
+    refuse_empty(policy)
+    records = [_GenerationAsBackup(record) for record in list_generations(directory, owner)]
+    plan = apply_policy(records, policy, now=now, tz=tz, protected=read_protections(directory))
+    if dry_run or not plan.remove:
+        return PruneResult(plan, dry_run=dry_run)
+    with exclusive_lock(directory / f".{owner.stem}.lock", f"backups of {owner.stem} in {directory}"):
+        records = [_GenerationAsBackup(record) for record in list_generations(directory, owner)]
+        plan = apply_policy(records, policy, now=now, tz=tz, protected=read_protections(directory))
+        _check_plan(plan)
+        result = PruneResult(plan, dry_run=False)
+        names = [generation_file_name(decision.backup.id) for decision in reversed(plan.remove)]
+        try:
+            remove_generations(store_for(directory, owner.stem), names)
+        except OSError as exc:
+            raise PruneFailed(f"cannot prune the generations in {directory}: {exc.strerror or exc}",
+                              hint=_hint(exc)) from exc
+        for decision in reversed(plan.remove):
+            result.removed.append(decision.name)
+            _log(directory, {"time": now.astimezone(timezone.utc), "event": "prune", "backup": decision.name,
+                             "files": generation_file_name(decision.backup.id), "reason": "; ".join(decision.reasons),
+                             "policy": str(policy), "result": "removed"})
+        return result
+
+
+class _GenerationAsBackup(BackupRecord):
+    """A page generation as the retention plan sees a backup: its name, time and status.
+
+    Its manifest stands in for both files, so a generation whose manifest is not good is never a
+    leftover (the plan leaves it for a human), and its time is the manifest's, read once.
+    """
+
+    def __init__(self, record: GenerationRecord) -> None:
+        super().__init__(record.id, record.directory, record.manifest_path, record.manifest_path, None,
+                         record.status, record.detail)
+        self._created_at = record.created_at
+
+    @property
+    def created_at(self) -> datetime:
+        return self._created_at
 
 
 class _RemovedBackup(BackupRecord):

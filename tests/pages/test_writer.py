@@ -1,0 +1,225 @@
+"""A generation stores only new pages, rebuilds to exactly the database, and is verified when made."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from railguard.backup.verify import CheckResult
+from railguard.config import BackupSettings
+from railguard.errors import RailguardError, VerifyFailed
+from railguard.pages import writer as writer_module
+from railguard.pages.store import PACK_MAGIC, generation_names, pack_names, pack_path, read_pack_header
+
+from pages.conftest import Generations, add_rows, contents, make_tricky
+
+
+def test_first_generation_rebuilds_the_database_exactly(generations: Generations, database: Path,
+                                                       tmp_path: Path) -> None:
+    result = generations.take()
+    manifest = result.manifest
+    assert manifest.verified and manifest.check_result == "ok"
+    assert manifest.page_count == len(manifest.pages) > 10
+    assert manifest.new_pages == len(set(manifest.pages))
+    assert manifest.user_version == 7 and manifest.schema_version > 0
+    assert manifest.journal_mode == "wal"
+    assert result.path.name == "tasks-20261201-1401.generation.json"
+    assert contents(database) == generations.rebuilt_contents(manifest, tmp_path / "scratch")
+    # Every pack starts with its format and is named by its own sha256.
+    for pack in manifest.packs:
+        data = pack_path(generations.store, pack).read_bytes()
+        assert data.startswith(PACK_MAGIC) and hashlib.sha256(data).hexdigest() == pack
+
+
+def test_a_small_change_stores_only_the_pages_it_touched(generations: Generations, database: Path,
+                                                         tmp_path: Path) -> None:
+    first = generations.take().manifest
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("UPDATE tasks SET title = 'changed' WHERE id = 5")
+    connection.close()
+    second = generations.take().manifest
+    changed = sum(1 for old, new in zip(first.pages, second.pages) if old != new)
+    assert 0 < second.new_pages <= changed + 1 < first.page_count // 4
+    assert second.new_bytes < first.new_bytes // 4
+    assert set(first.packs) <= set(second.packs)  # the unchanged pages are still read from the first packs
+    assert contents(database) == generations.rebuilt_contents(second, tmp_path / "scratch")
+    assert generations.rebuilt_contents(first, tmp_path / "scratch") != contents(database)
+
+
+def test_an_unchanged_database_adds_no_pages_but_page_one(generations: Generations) -> None:
+    generations.take()
+    again = generations.take().manifest
+    # The copy rewrites page 1's change counter; nothing else differs.
+    assert again.new_pages <= 1
+
+
+@pytest.mark.parametrize(("page_size", "auto_vacuum"), [(65536, "FULL"), (512, "INCREMENTAL"), (4096, "NONE")])
+def test_tricky_schemas_at_every_page_size(tmp_path: Path, settings: BackupSettings, page_size: int,
+                                          auto_vacuum: str) -> None:
+    database = tmp_path / "tricky.db"
+    make_tricky(database, page_size=page_size, auto_vacuum=auto_vacuum, rows=120)
+    generations = Generations(database, settings)
+    manifest = generations.take().manifest
+    assert manifest.page_size == page_size
+    assert contents(database) == generations.rebuilt_contents(manifest, tmp_path / "scratch")
+
+
+def test_vacuum_and_a_page_size_change_between_generations(generations: Generations, database: Path,
+                                                           tmp_path: Path) -> None:
+    before = generations.take().manifest
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("DELETE FROM tasks WHERE id % 2 = 0")
+    connection.execute("VACUUM")  # every page moves
+    vacuumed_contents = contents(database)
+    connection.close()
+    vacuumed = generations.take().manifest
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=DELETE")  # SQLite changes the page size of a WAL database only so
+    connection.execute("PRAGMA page_size=16384")
+    connection.execute("VACUUM")
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.close()
+    resized = generations.take().manifest
+    assert (before.page_size, vacuumed.page_size, resized.page_size) == (4096, 4096, 16384)
+    assert vacuumed.page_count < before.page_count
+    assert generations.rebuilt_contents(vacuumed, tmp_path / "scratch") == vacuumed_contents
+    assert generations.rebuilt_contents(resized, tmp_path / "scratch") == contents(database) == vacuumed_contents
+    assert contents(database) != generations.rebuilt_contents(before, tmp_path / "scratch")
+
+
+def test_each_generation_holds_a_prefix_of_committed_transactions(tmp_path: Path, settings: BackupSettings) -> None:
+    from backup.conftest import Writer  # tests/backup's writer process: task N and counter N in one transaction
+
+    data = tmp_path / "data"
+    data.mkdir()
+    running = Writer(data / "tasks.db")
+    try:
+        generations = Generations(running.database, settings)
+        seen = []
+        for _ in range(3):
+            manifest = generations.take().manifest
+            with writer_module.rebuild_generation(generations.store, manifest, tmp_path) as rebuilt:
+                connection = sqlite3.connect(rebuilt.path)
+                counter = connection.execute("SELECT n FROM counter").fetchone()[0]
+                ids = [row[0] for row in connection.execute("SELECT seq FROM ledger ORDER BY seq")]
+                connection.close()
+            assert ids == list(range(1, counter + 1))
+            seen.append(counter)
+    finally:
+        committed, errors, _ = running.stop()
+    assert errors == 0
+    assert seen == sorted(seen) and seen[-1] <= committed
+
+
+def test_a_generation_that_fails_its_check_is_never_published(generations: Generations, database: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    generations.take()
+    connection = sqlite3.connect(database, isolation_level=None)
+    add_rows(connection, 1000, 50)
+    connection.close()
+    monkeypatch.setattr("railguard.pages.rebuild.check_database",
+                        lambda path, mode: CheckResult(False, ["Page 3 is never used"], 0, 0.0))
+    with pytest.raises(VerifyFailed) as failed:
+        generations.take()
+    assert failed.value.message == (f"the copy of {database} failed integrity_check: Page 3 is never used; "
+                                    f"generation tasks-20261201-1402 was not kept")
+    assert failed.value.hint == "The source database is damaged: inspect it with sqlite3 and restore a good backup"
+    assert generation_names(generations.store) == ["tasks-20261201-1401.generation.json"]
+    kept = generations.manifests()[0]
+    assert set(pack_names(generations.store)) > set(kept.packs)  # the failed run's packs: orphans until the next run
+    monkeypatch.undo()
+    third = generations.take()
+    names = sorted(generation_names(generations.store))
+    assert names == ["tasks-20261201-1401.generation.json", "tasks-20261201-1403.generation.json"]
+    assert set(pack_names(generations.store)) == set(kept.packs) | set(third.manifest.packs)
+    assert third.collection.removed_packs  # the orphans went first
+
+
+def test_a_damaged_pack_fails_the_rebuild_naming_the_generation(generations: Generations, tmp_path: Path) -> None:
+    manifest = generations.take().manifest
+    path = pack_path(generations.store, manifest.packs[0])
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(VerifyFailed, match=rf"generation {manifest.name}: pack {manifest.packs[0][:12]} does not "
+                                           r"hash to its name"):
+        generations.rebuilt_contents(manifest, tmp_path / "scratch")
+
+
+def test_pack_headers_list_their_pages(generations: Generations) -> None:
+    manifest = generations.take().manifest
+    listed = {digest.hex() for pack in manifest.packs
+              for digest in read_pack_header(pack_path(generations.store, pack))[1]}
+    assert listed == set(manifest.pages)
+
+
+def test_a_damaged_pack_breaks_no_later_generation(generations: Generations, database: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("railguard.pages.writer.PACK_BYTES", 16 * 4096)
+    first = generations.take().manifest
+    damaged = first.packs[-1]
+    path = pack_path(generations.store, damaged)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("DELETE FROM tasks WHERE id < 50")
+    connection.close()
+    second = generations.take()  # stores the pages it needs from the damaged pack again
+    assert second.warnings == [f"pack {damaged[:12]} is damaged: the pages this generation needs from it were "
+                               f"stored again (over it, when they make the same pack); generations that named it: "
+                               f"{first.name}; run railguard backups verify --all"]
+    assert damaged not in second.manifest.packs
+    assert generations.rebuilt_contents(second.manifest, tmp_path / "scratch") == contents(database)
+    with pytest.raises(VerifyFailed, match=rf"generation {first.name}: pack {damaged[:12]}"):
+        generations.rebuilt_contents(first, tmp_path / "scratch")
+
+
+def test_writing_the_same_pack_again_mends_a_damaged_one(generations: Generations, database: Path,
+                                                       tmp_path: Path) -> None:
+    first = generations.take().manifest
+    path = pack_path(generations.store, first.packs[0])
+    good = path.read_bytes()
+    path.write_bytes(good[:-10] + bytes(10))
+    second = generations.take()
+    assert second.warnings and second.warnings[0].startswith(f"pack {first.packs[0][:12]} is damaged")
+    assert path.read_bytes() == good  # the same pages made the same pack: its good bytes took the name back
+    assert generations.rebuilt_contents(first, tmp_path / "scratch") == contents(database)
+
+
+def test_a_store_planted_as_a_link_is_refused_and_its_target_untouched(generations: Generations,
+                                                                       settings: BackupSettings,
+                                                                       tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    settings.directory.mkdir()
+    generations.store.symlink_to(elsewhere)
+    with pytest.raises(RailguardError) as refused:
+        generations.take()
+    assert refused.value.message == f"cannot write the backup in {generations.store}: Not a directory"
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_damaged_source_is_named_and_no_generation_is_kept(tmp_path: Path, settings: BackupSettings) -> None:
+    database = tmp_path / "damaged.db"
+    connection = sqlite3.connect(database)
+    connection.executescript("CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT NOT NULL);"
+                             "CREATE INDEX tasks_title ON tasks (title);")
+    connection.executemany("INSERT INTO tasks (title) VALUES (?)", [(f"task {n:05d}",) for n in range(50)])
+    connection.commit()
+    root = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = 'tasks_title'").fetchone()[0]
+    page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    connection.close()
+    data = bytearray(database.read_bytes())
+    key = data.find(b"task 00007", (root - 1) * page_size, root * page_size)
+    data[key + 9] = ord("X")  # the index entry no longer matches its row
+    database.write_bytes(bytes(data))
+    generations = Generations(database, settings)
+    with pytest.raises(VerifyFailed) as failed:
+        generations.take()
+    assert failed.value.message == (f"the copy of {database} failed integrity_check: row 8 missing from index "
+                                    f"tasks_title; generation damaged-20261201-1401 was not kept")
+    assert generation_names(generations.store) == []

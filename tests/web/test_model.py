@@ -142,3 +142,25 @@ def test_maintenance_windows_say_whether_they_are_on(site: Site) -> None:
     # 11:00 in Madrid is 10:00 UTC: on at 12:00 UTC, for three hours; Sunday 03:00 is not now (a Monday).
     assert (on.cron, on.active_since) == ("0 11 * * *", site.now.replace(hour=10))
     assert off.active_since is None
+
+
+def test_an_outage_during_a_deploy_names_it_in_the_views_but_never_on_the_public_page(site: Site) -> None:
+    from railguard.monitor.state import CheckResult, TargetState
+    from railguard.monitor.store import MonitorStore
+
+    at = site.now - timedelta(minutes=1)
+    down = TargetState(status="down", consecutive_failures=3, down_since=at, last_check_at=at, last_ok=False,
+                       last_failure_at=at, last_failure_reason="HTTP 502")
+    store = MonitorStore.in_state_dir(site.settings.state_dir)
+    try:
+        # As the monitor writes it in the round that turns the target DOWN inside a deploy window.
+        store.record([("tasks", "http://127.0.0.1:9/health", CheckResult(False, at, "HTTP 502"), down)],
+                     {"tasks": (43, f"during deploy 43 of {DEPLOY_COMMITS[2][:12]} (release)")})
+    finally:
+        store.close()
+    [target] = build_overview(site.settings, site.now).targets
+    newest = target.incidents[0]
+    assert (newest.deploy_id, newest.deploy_note) == (43, f"during deploy 43 of {DEPLOY_COMMITS[2][:12]} (release)")
+    assert plain(newest)["deploy_note"] == newest.deploy_note
+    public = json.dumps(plain(build_public(site.settings, site.now)))
+    assert "during deploy" not in public and DEPLOY_COMMITS[2][:12] not in public

@@ -286,3 +286,24 @@ def test_a_deploy_does_not_hang_on_a_monitor_file_that_stays_locked(state: Path)
     assert isinstance(error, Busy) and error.exit_code is ExitCode.BUSY
     assert str(error) == (f"cannot open the deploy window of tasks: the monitor's state {state / 'monitor.sqlite3'}"
                           " stayed busy for 2s")
+
+
+def test_each_target_knows_its_app_and_a_target_naming_an_unknown_app_is_refused() -> None:
+    from railguard.config import Settings
+    from railguard.errors import ConfigError
+    from railguard.monitor import targets_from_settings
+
+    by_app = Settings.model_validate({"apps": {"tasks": {"url": "http://127.0.0.1:3000"}}})
+    assert [(t.name, t.app) for t in targets_from_settings(by_app)] == [("tasks", "tasks")]
+    named = Settings.model_validate({"apps": {"tasks": {}}, "monitor": {"targets": [
+        {"name": "tasks", "url": "http://127.0.0.1:3000/health"},
+        {"name": "site", "url": "http://127.0.0.1:3001/", "app": "tasks"},
+        {"name": "other", "url": "http://127.0.0.1:3002/"}]}})
+    assert [(t.name, t.app) for t in targets_from_settings(named)] == [("tasks", "tasks"), ("site", "tasks"),
+                                                                      ("other", None)]
+    wrong = Settings.model_validate({"apps": {"tasks": {}}, "monitor": {"targets": [
+        {"name": "site", "url": "http://127.0.0.1:3001/", "app": "taks"}]}})
+    with pytest.raises(ConfigError) as raised:
+        targets_from_settings(wrong)
+    assert (raised.value.message, raised.value.hint) == (
+        "monitor target 'site' names app 'taks', which is not under [apps]", "Set app to one of: tasks, or leave it out")

@@ -24,6 +24,7 @@ from railguard.monitor import (
     resume_target,
 )
 from railguard.monitor.control import active_pause, after_deploy, open_window, recent_deploy
+from railguard.monitor.store import _control_store
 from railguard.notify import Notifier
 
 T0 = datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc)
@@ -284,6 +285,8 @@ def test_a_deploy_does_not_hang_on_a_monitor_file_that_stays_locked(state: Path)
         holder.close()
     error, = failure
     assert isinstance(error, Busy) and error.exit_code is ExitCode.BUSY
+    with _control_store(state, "look") as store:  # a deploy waits 2 s at most, not the monitor's own 10 s
+        assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 2000
     assert str(error) == (f"cannot open the deploy window of tasks: the monitor's state {state / 'monitor.sqlite3'}"
                           " stayed busy for 2s")
 

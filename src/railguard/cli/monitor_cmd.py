@@ -9,7 +9,7 @@ from wsgiref.simple_server import WSGIServer
 
 import click
 
-from railguard.cli import output
+from railguard.cli import options, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.config import Settings
@@ -125,9 +125,8 @@ def status_command(ctx: Context, as_json: bool) -> int:
 
 @monitor.command("pause")
 @click.argument("name", metavar="APP")
-@click.option("--for", "for_text", metavar="DURATION",
-              help="End the pause by itself after this long (30m, 2h, 1d); without it, until resumed.")
-@click.option("--reason", metavar="TEXT", help="Why, in one line: shown by monitor list.")
+@options.for_option
+@options.reason_option()
 @output.json_option
 @pass_context
 def pause_command(ctx: Context, name: str, for_text: str | None, reason: str | None, as_json: bool) -> int:

@@ -239,3 +239,35 @@ def test_a_named_target_follows_its_apps_deploys(tmp_path: Path) -> None:
     nothing = close_window_step(PostDeployContext(settings=settings, app_name="tasks", app=settings.apps["tasks"],
                                                   record=record, clock=context.clock, notifier=None))  # type: ignore[arg-type]
     assert nothing.summary == "skipped: no deploy window was opened for this deploy"
+
+
+def test_a_deploy_whose_build_fails_does_not_mute_the_monitor(
+        run_cli, tmp_path: Path, captain: FakeCapRover, repo: Repo, receiver: JsonReceiver,
+        apps: list[RunningApp]) -> None:  # type: ignore[no-untyped-def]
+    from railguard.rehearsal.monitor_steps import deploy_outcome
+
+    (tmp_path / "data").mkdir()
+    port = free_port()
+    config = write_config(tmp_path, captain, repo, port)
+    config.write_text(config.read_text().replace('poll_interval = "0s"', 'poll_interval = "0s"\nmode = "login"', 1))
+    settings = load_settings(config)
+    apps.append(start_app(tmp_path / "data" / "tasks.db", port, "0123456789abcdef0123"))
+    store = MonitorStore(settings.state_dir / "monitor.sqlite3")
+    notifier = Notifier(NotificationSettings(), settings.state_dir, env={"RAILGUARD_NOTIFY_URLS": receiver.url})
+    monitor = Monitor(targets_from_settings(settings), settings.monitor, store=store, notifier=notifier,
+                      deploy_outcome=deploy_outcome(settings))
+    try:
+        monitor.run_round()
+        captain.fail_next_builds = 1
+        result = run_cli("--config", config, "deploy", env={"CAPROVER_PASSWORD": PASSWORD,
+                                                           "RAILGUARD_NOTIFY_URLS": receiver.url})
+        assert result.exit_code == 2, result.stdout + result.stderr
+        assert store.deploy_windows(monitor.clock() - timedelta(hours=1)) != []  # opened, and left open
+        apps[0].stop()  # later, the app (still the old version) falls over
+        for _ in range(2):
+            monitor.run_round()
+    finally:
+        monitor.close()
+    assert [m["title"] for m in receiver.messages if "DOWN" in m["title"]] == ["tasks is DOWN"]
+    assert store.deploy_windows(monitor.clock() - timedelta(hours=1)) == []
+    store.close()

@@ -310,3 +310,43 @@ def test_each_target_knows_its_app_and_a_target_naming_an_unknown_app_is_refused
         targets_from_settings(wrong)
     assert (raised.value.message, raised.value.hint) == (
         "monitor target 'site' names app 'taks', which is not under [apps]", "Set app to one of: tasks, or leave it out")
+
+
+def test_the_window_of_a_deploy_that_did_not_go_live_is_dropped_at_the_next_round(
+        state: Path, target: SwitchableTarget, receiver: JsonReceiver) -> None:
+    clock = Clock()
+    failed_at: dict[int, datetime] = {}
+    store = MonitorStore(state / "monitor.sqlite3")
+    notifier = Notifier(NotificationSettings(), state, env={"RAILGUARD_NOTIFY_URLS": receiver.url})
+    monitor = Monitor([Target("tasks", target.health_url, timedelta(seconds=2), app="tasks")],
+                      MonitorSettings(timeout="2s"), store=store, notifier=notifier, clock=clock,
+                      deploy_outcome=lambda window: failed_at.get(window.deploy_id))
+    open_deploy_window(state, "tasks", 42, COMMIT, "deploy", clock.now + timedelta(minutes=30), now=clock.now)
+    target.up = False
+    rounds(monitor, clock, 4)  # the build is running: held
+    assert receiver.messages == []
+    failed_at[42] = clock.now  # CapRover's build failed: no step after the deploy will close the window
+    rounds(monitor, clock, 1)
+    monitor.close()
+    assert receiver.titles() == ["tasks is DOWN"]  # at once, and naming no deploy that never went live
+    assert store.deploy_windows(T0) == []
+
+
+def test_deploy_outcome_reads_the_deploy_history(tmp_path: Path) -> None:
+    from railguard.config import Settings
+    from railguard.deploy.state import DeployState, state_path
+    from railguard.rehearsal.monitor_steps import deploy_outcome
+
+    settings = Settings.model_validate({"state_dir": str(tmp_path / "state"), "apps": {"tasks": {}}})
+    ended = deploy_outcome(settings)
+    assert ended(window(deploy_id=1)) is None  # no history yet
+    history = DeployState(state_path(settings.state_dir, None))
+    failed = history.start(app="tasks", caprover_app="tasks", kind="deploy", ref="HEAD", git_hash=COMMIT, now=T0)
+    live = history.start(app="tasks", caprover_app="tasks", kind="deploy", ref="HEAD", git_hash=COMMIT, now=T0)
+    running = history.start(app="tasks", caprover_app="tasks", kind="deploy", ref="HEAD", git_hash=COMMIT, now=T0)
+    history.finish(failed, result="failed", now=T0 + timedelta(minutes=3), detail="build failed")
+    history.finish(live, result="ok", now=T0 + timedelta(minutes=4))
+    assert ended(window(deploy_id=failed)) == T0 + timedelta(minutes=3)
+    assert ended(window(deploy_id=live)) is None  # it went live: the step after the smoke check closes it
+    assert ended(window(deploy_id=running)) is None
+    assert ended(window(app="billing", deploy_id=failed)) is None

@@ -72,8 +72,11 @@ def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: 
         if unrouted:
             log.warning(format_line({"event": "no_notifications", "events": ",".join(unrouted),
                                      "hint": f"set ${settings.notifications.urls_env}; alerts are only logged"}))
+        # Here, not at the top: `monitor list` and `monitor pause` need no deploy history.
+        from railguard.rehearsal.monitor_steps import deploy_outcome
+
         monitor_runner = Monitor(targets, settings.monitor, store=store, notifier=notifier,
-                                 tz=settings.timezone, on_round=on_round)
+                                 tz=settings.timezone, on_round=on_round, deploy_outcome=deploy_outcome(settings))
         log.info(format_line({"event": "start", "targets": len(targets),
                               "interval": settings.monitor.interval.total_seconds(), "state": store.path}))
         try:

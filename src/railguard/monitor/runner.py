@@ -4,7 +4,9 @@ send alerts, write metrics. The clock is a parameter so the tests can drive it.
 Each round first reads what other processes told the monitor (:mod:`railguard.monitor.control`):
 the deploy windows and pauses in its store. A target whose app is deploying, or that is paused,
 is silenced like in a maintenance window; a DOWN within ``deploy_grace`` after a deploy names it
-and the rollback command.
+and the rollback command. A window whose deploy failed at the platform is dropped as soon as
+``deploy_outcome`` (handed in by the command, which may read the deploy history; the monitor
+may not import the deploy side) says so.
 
 Alerts go out after the round's state is saved; a DOWN alert whose delivery failed leaves
 the outage unannounced (``down_alerted`` stays false), so the next failing check tries
@@ -89,10 +91,16 @@ class RoundReport:
         return sum(1 for result in self.results.values() if not result.ok)
 
 
+#: Asked about each deploy window still open: when its deploy ended without going live (it failed
+#: or was superseded at the platform, so no step after it will close the window), else None.
+DeployOutcome = Callable[[DeployWindow], datetime | None]
+
+
 class Monitor:
     def __init__(self, targets: Sequence[Target], settings: MonitorSettings, *, store: MonitorStore,
                  notifier: Notifier, tz: str = "UTC", clock: Clock = utc_now,
-                 on_round: Callable[[RoundReport], None] | None = None) -> None:
+                 on_round: Callable[[RoundReport], None] | None = None,
+                 deploy_outcome: DeployOutcome | None = None) -> None:
         self.targets = list(targets)
         self.settings = settings
         self.policy = Policy(settings.failure_threshold, settings.success_threshold, settings.reminder)
@@ -101,6 +109,7 @@ class Monitor:
         self.tz = tz
         self.clock = clock
         self.on_round = on_round
+        self.deploy_outcome = deploy_outcome
         stored = store.states()
         self.states: dict[str, TargetState] = {t.name: stored[t.name][1] if t.name in stored else TargetState()
                                                for t in self.targets}
@@ -117,7 +126,7 @@ class Monitor:
         window = active_window(self.settings.maintenance, started_at, self.tz)
         grace = self.settings.deploy_grace
         # Read before the checks: a deploy that opens its window during the round counts from the next.
-        windows = self.store.deploy_windows(started_at - grace)
+        windows = self._live_windows(self.store.deploy_windows(started_at - grace), started_at)
         pauses = self.store.pauses(started_at)
         futures = {target.name: self._pool.submit(probe, target, clock=self.clock) for target in self.targets}
         results = {name: future.result() for name, future in futures.items()}
@@ -176,6 +185,22 @@ class Monitor:
                 break
             stop.wait(delay)
         return done
+
+    def _live_windows(self, windows: list[DeployWindow], now: datetime) -> list[DeployWindow]:
+        """``windows`` without those of deploys that failed at the platform: the steps after a
+        deploy, which close its window, run only when it went live, and the monitor must not
+        stay muted until the window's bound for a deploy that changed nothing."""
+        if self.deploy_outcome is None:
+            return windows
+        kept = []
+        for window in windows:
+            if window.closed_at is None and window.is_open(now) and self.deploy_outcome(window) is not None:
+                self.store.forget_deploy_window(window.app, window.deploy_id)
+                log.info(format_line({"event": "deploy_window_dropped", "app": window.app,
+                                      "deploy": window.deploy_id, "reason": "the deploy did not go live"}))
+                continue
+            kept.append(window)
+        return kept
 
     def _deliver(self, target: Target, alert: Alert, after: DeployWindow | None) -> Delivery:
         event, title, body = alert_message(target, alert, self.states[target.name], self.tz, after=after)

@@ -310,6 +310,12 @@ class MonitorStore:
             rows = self._db.execute(_WINDOW_COLUMNS + " WHERE app = ? AND deploy_id = ?", (app, deploy_id)).fetchall()
         return _window(rows[0]) if rows else None
 
+    def forget_deploy_window(self, app: str, deploy_id: int) -> None:
+        """Drop the window of a deploy that never went live (it failed at the platform): nothing
+        of it holds alerts any more, and no later DOWN names it."""
+        with self._transaction():
+            self._db.execute("DELETE FROM deploy_windows WHERE app = ? AND deploy_id = ?", (app, deploy_id))
+
     def deploy_windows(self, since: datetime) -> list[DeployWindow]:
         """The windows that end (closed, or run out) at ``since`` or later, oldest first."""
         rows = self._db.execute(_WINDOW_COLUMNS + " WHERE MIN(COALESCE(closed_at, until), until) >= ?"

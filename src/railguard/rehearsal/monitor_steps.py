@@ -6,7 +6,9 @@ long rehearsal (or one that blocks the deploy) never mutes the monitor; it is cl
 after the smoke check, so the restart and the new process's first checks are covered. It is
 bounded by ``[monitor] deploy_window`` from its opening: a deploy that fails at the platform
 (the post-deploy steps do not run then) or dies between the two steps releases the monitor by
-itself at that bound.
+itself at that bound, unless the monitor learns sooner that the deploy did not go live
+(:func:`deploy_outcome`, which ``railguard monitor`` hands the monitor: it reads the deploy
+history, which the monitor itself may not import).
 
 Neither step ever blocks or fails a deploy: holding alerts is a courtesy to whoever reads them,
 not a condition of the deploy. An app the monitor does not watch, or a monitor file that stays
@@ -20,8 +22,11 @@ contexts) and the monitor, which :mod:`railguard.deploy` may not import.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from railguard.config import Settings
+from railguard.deploy.state import DeployState, state_path
 from railguard.deploy.steps import PostDeployContext, PreDeployContext, StepResult
 from railguard.errors import ConfigError, RailguardError
 from railguard.logfmt import format_line
@@ -73,6 +78,33 @@ def close_window_step(context: PostDeployContext) -> StepResult:
     return StepResult(NAME, True, f"{opened.app} alerts again; a DOWN in the next {describe_duration(grace)} "
                                   f"names {closed.describe()}",
                       details=closed.as_dict())
+
+
+def deploy_outcome(settings: Settings) -> Callable[[DeployWindow], datetime | None]:
+    """For the monitor (:data:`railguard.monitor.runner.DeployOutcome`): when a window's deploy
+    ended without going live, read from the deploy history. A deploy that failed or was
+    superseded at the platform runs no post-deploy step, so nothing else would close its window
+    before its bound. None while it runs, once it went live (the closing step ends the window),
+    or when the history cannot be read (the bound still holds)."""
+
+    def ended(window: DeployWindow) -> datetime | None:
+        app = settings.apps.get(window.app)
+        if app is None:
+            return None
+        path = state_path(settings.state_dir, app.deploy.state_file)
+        if not path.exists():
+            return None
+        try:
+            history = DeployState(path).history(window.app)
+        except RailguardError as exc:
+            log.warning(format_line({"event": "deploy_history_unreadable", "app": window.app, "reason": exc.message}))
+            return None
+        record = next((record for record in history if record.id == window.deploy_id), None)
+        if record is None or record.finished_at is None or record.is_live_candidate:
+            return None
+        return record.finished_at
+
+    return ended
 
 
 def _watched(settings: Settings, app: str) -> str | None:

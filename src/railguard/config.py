@@ -421,6 +421,9 @@ class MaintenanceWindow(Section):
 class MonitorTarget(Section):
     name: str
     url: str
+    #: The app this target watches, by its name under ``[apps]``: a deploy of it holds the
+    #: target's alerts. Unset: the app of the same name as the target, if there is one.
+    app: str | None = None
     #: Unset values fall back to the [monitor] defaults.
     timeout: Duration | None = None
     expected_status: int | None = None
@@ -449,6 +452,11 @@ class MonitorSettings(Section):
     raw_history: Duration = timedelta(hours=48)
     #: Hourly aggregates are kept this long (30-day uptime needs at least 30d).
     hourly_history: Duration = timedelta(days=35)
+    #: A deploy holds its app's DOWN alerts from its last pre-deploy step to the end of its smoke
+    #: check, and never longer than this (a deploy that crashed never mutes the monitor for ever).
+    deploy_window: Duration = timedelta(minutes=30)
+    #: A DOWN alert this soon after a deploy's window ended names the deploy and the rollback command.
+    deploy_grace: Duration = timedelta(minutes=30)
 
 
 class MetricsSettings(Section):

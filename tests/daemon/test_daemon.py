@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +20,7 @@ from railguard.backup import list_backups
 from railguard.backup.verify import verify_backup
 from railguard.daemon import RunLog
 from railguard.logfmt import parse_line
+from railguard.monitor import MonitorStore
 
 from conftest import create_tasks_database
 
@@ -41,9 +44,11 @@ def write_config(tmp_path: Path, database: Path, backup_schedule: str, port: int
     return config
 
 
-def start_daemon(config: Path) -> subprocess.Popen:
+def start_daemon(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``railguard daemon`` on ``config``; ``env`` adds variables to this process's environment."""
     process = subprocess.Popen([sys.executable, "-m", "railguard", "--config", str(config), "daemon"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, **env} if env else None)
     ready = process.stderr.readline()  # printed once its signal handlers are in place
     assert ready.startswith("railguard daemon: "), ready + process.stderr.read()
     return process
@@ -388,3 +393,44 @@ def test_planned_runs_catch_up_a_missed_run_and_otherwise_name_the_next_occurren
     assert fresh.next_run == datetime(2026, 3, 11, 3, 30, tzinfo=timezone.utc)
     assert fresh.last_success is not None and fresh.last_success >= now.replace(hour=3, minute=30)
     assert fresh.as_dict()["next_run"] == fresh.next_run
+
+
+def _post(url: str, body: bytes | None = None, authorization: str | None = None) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, data=body or b"", method="POST")
+    if authorization:
+        request.add_header("Authorization", authorization)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+PAUSE_TOKEN = "pause-token-3f9c1e7a"
+
+
+def test_the_daemon_serves_the_monitor_pause_api_behind_its_token(tmp_path: Path, run_cli):
+    port = free_port()
+    config = write_config(tmp_path, create_tasks_database(tmp_path / "tasks.db"), "every 1h", port)
+    daemon = start_daemon(config, env={"RAILGUARD_WEB_TOKEN": PAUSE_TOKEN})
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            try:
+                return _post(f"{base}/api/monitor/tasks/pause")[0] == 401
+            except OSError:
+                return False
+
+        wait_for(answers, what="the daemon's pause API")
+        status, answer = _post(f"{base}/api/monitor/tasks/pause", b'{"reason": "disk swap"}', f"Bearer {PAUSE_TOKEN}")
+        assert (status, answer["ok"]) == (200, True), answer
+    finally:
+        code, _out, err = stop(daemon)
+    assert code == 0, err
+    store = MonitorStore(tmp_path / "state" / "monitor.sqlite3")
+    try:
+        pause, = store.pauses(datetime.now(timezone.utc))
+    finally:
+        store.close()
+    assert (pause.name, pause.until, pause.reason) == ("tasks", None, "disk swap")

@@ -70,8 +70,11 @@ def test_a_deploy_whose_new_process_comes_up_passes_and_says_deploy_ok_once(
     result = run_cli("--config", config, "deploy", "--json", env=env)
     starter.join()
     assert result.exit_code == 0, result.stdout + result.stderr
-    [step] = [step for step in json.loads(result.stdout)["steps"] if step["name"] == "smoke"]
+    # The smoke check, then the monitor's deploy window closed after it (deploy_steps).
+    steps = {step["name"]: step for step in json.loads(result.stdout)["steps"]}
+    step, window = steps["smoke"], steps["monitor"]
     assert step["name"] == "smoke" and step["ok"] is True
+    assert window["name"] == "monitor" and window["status"] == "passed"
     assert step["details"]["commit"] == repo.sha()
     # Again by hand: the deploy's start and commit come from the history; no second message.
     again = run_cli("--config", config, "smoke", env=env)

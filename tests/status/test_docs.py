@@ -37,7 +37,8 @@ def test_the_metric_table_lists_every_metric_railguard_exposes(tmp_path: Path) -
     assert exposed <= documented, exposed - documented
 
 
-@pytest.mark.parametrize("command", [["notify", "test"], ["smoke"], ["monitor"], ["monitor", "list"], ["status"]])
+@pytest.mark.parametrize("command", [["notify", "test"], ["smoke"], ["monitor"], ["monitor", "list"],
+                                     ["monitor", "pause"], ["monitor", "resume"], ["status"]])
 def test_every_command_has_help_and_a_place_in_the_docs(run_cli, command: list[str]) -> None:  # type: ignore[no-untyped-def]
     result = run_cli(*command, "--help")
     assert result.exit_code == 0 and len(result.stdout.splitlines()) > 3

@@ -191,3 +191,25 @@ def test_a_protected_pre_deploy_snapshot_says_so_and_until_when(site: Site, serv
     assert (mark.retention, mark.protection) == ("keep", expected)
     _, html, _ = get(serve(site) + "/apps/tasks")
     assert f"<td>{oldest.name}</td>" in html and f"<td>{expected}</td></tr>" in html
+
+
+def test_an_outage_during_a_deploy_names_it_in_the_views_but_never_on_the_public_page(site: Site) -> None:
+    from railguard.monitor.state import CheckResult, TargetState
+    from railguard.monitor.store import MonitorStore
+
+    at = site.now - timedelta(minutes=1)
+    down = TargetState(status="down", consecutive_failures=3, down_since=at, last_check_at=at, last_ok=False,
+                       last_failure_at=at, last_failure_reason="HTTP 502")
+    store = MonitorStore.in_state_dir(site.settings.state_dir)
+    try:
+        # As the monitor writes it in the round that turns the target DOWN inside a deploy window.
+        store.record([("tasks", "http://127.0.0.1:9/health", CheckResult(False, at, "HTTP 502"), down)],
+                     {"tasks": (43, f"during deploy 43 of {DEPLOY_COMMITS[2][:12]} (release)")})
+    finally:
+        store.close()
+    [target] = build_overview(site.settings, site.now).targets
+    newest = target.incidents[0]
+    assert (newest.deploy_id, newest.deploy_note) == (43, f"during deploy 43 of {DEPLOY_COMMITS[2][:12]} (release)")
+    assert plain(newest)["deploy_note"] == newest.deploy_note
+    public = json.dumps(plain(build_public(site.settings, site.now)))
+    assert "during deploy" not in public and DEPLOY_COMMITS[2][:12] not in public

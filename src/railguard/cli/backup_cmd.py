@@ -176,10 +176,10 @@ def _deploy_cell(origin: DeployOrigin | None) -> str:
 
 @backups.command("keep")
 @click.argument("name")
-@click.option("--reason", default="kept by hand", show_default=True, help="Why (shown by list and prune).")
+@options.reason_option(default="kept by hand")
 @click.option("--until", "until_text", metavar="DATE",
               help="Protect until then: 2026-12-31 or 2026-12-31T18:00 (UTC unless an offset is given).")
-@click.option("--for", "for_text", metavar="DURATION", help="Protect this long from now: 7d, 12h, 2w.")
+@options.for_option
 @options.database_option
 @options.directory_option
 @output.json_option

@@ -47,6 +47,7 @@ def daemon(ctx: Context, as_json: bool) -> int:
     if settings.daemon.listen:
         from railguard.daemon import http as daemon_http  # here: `railguard schedule` needs no web stack
         from railguard.web.app import Access, web_routes
+        from railguard.web.monitor_api import monitor_api_routes
 
         listen = Listen.parse(settings.daemon.listen, key="daemon.listen")
         # Before the first job: a status page that would be open to the network refuses to start.
@@ -54,7 +55,8 @@ def daemon(ctx: Context, as_json: bool) -> int:
         try:
             server = daemon_http.serve(runner, listen.host, listen.port,
                                        extra_metrics=lambda: metrics_endpoint(settings)[2],
-                                       routes=web_routes(settings, access, ctx.now))
+                                       routes=[*web_routes(settings, access, ctx.now),
+                                               *monitor_api_routes(settings, access, ctx.now)])
         except OSError as exc:
             raise UsageError(f"daemon.listen {settings.daemon.listen!r}: cannot listen there ({exc})",
                              hint="Choose a free host:port, or \"\" to turn the endpoints off") from None

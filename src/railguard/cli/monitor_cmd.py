@@ -1,4 +1,5 @@
-"""``railguard monitor`` (the long-running uptime monitor) and ``railguard monitor list``."""
+"""``railguard monitor`` (the long-running uptime monitor), ``monitor list``, ``monitor pause``
+and ``monitor resume``."""
 
 from __future__ import annotations
 
@@ -8,17 +9,18 @@ from wsgiref.simple_server import WSGIServer
 
 import click
 
-from railguard.cli import output
+from railguard.cli import options, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.config import Settings
-from railguard.errors import ExitCode
+from railguard.errors import ExitCode, UsageError
 from railguard.logfmt import format_line, timestamp
 from railguard.monitor import Monitor, RoundReport, targets_from_settings
-from railguard.monitor.report import monitor_status
+from railguard.monitor.pause import pause_monitoring, resume_monitoring
+from railguard.monitor.report import TargetStatus, monitor_status
 from railguard.monitor.runner import monitor_store
 from railguard.notify.notifier import notifier_for
-from railguard.values import Listen
+from railguard.values import Listen, parse_duration
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -70,8 +72,11 @@ def monitor(click_ctx: click.Context, interval: str | None, once: bool, rounds: 
         if unrouted:
             log.warning(format_line({"event": "no_notifications", "events": ",".join(unrouted),
                                      "hint": f"set ${settings.notifications.urls_env}; alerts are only logged"}))
+        # Here, not at the top: `monitor list` and `monitor pause` need no deploy history.
+        from railguard.rehearsal.monitor_steps import deploy_outcome
+
         monitor_runner = Monitor(targets, settings.monitor, store=store, notifier=notifier,
-                                 tz=settings.timezone, on_round=on_round)
+                                 tz=settings.timezone, on_round=on_round, deploy_outcome=deploy_outcome(settings))
         log.info(format_line({"event": "start", "targets": len(targets),
                               "interval": settings.monitor.interval.total_seconds(), "state": store.path}))
         try:
@@ -113,11 +118,68 @@ def status_command(ctx: Context, as_json: bool) -> int:
         for t in targets:
             s = t.state
             since = f" since {s.down_since:%Y-%m-%d %H:%M}" if s.down_since else ""
-            rows.append([t.name, s.status.upper() + since, *(_percent(t.uptime[w]) for w in ("24h", "7d", "30d")),
+            rows.append([t.name, s.status.upper() + since + _held(t, settings.timezone),
+                         *(_percent(t.uptime[w]) for w in ("24h", "7d", "30d")),
                          f"{s.last_failure_reason} ({output.human_age(now - s.last_failure_at)} ago)"
                          if s.last_failure_at else "-"])
         output.table(None, ["target", "status", "24h", "7d", "30d", "last failure"], rows)
     return ExitCode.CHECK_FAILED if down else ExitCode.OK
+
+
+@monitor.command("pause")
+@click.argument("name", metavar="APP")
+@options.for_option
+@options.reason_option()
+@output.json_option
+@pass_context
+def pause_command(ctx: Context, name: str, for_text: str | None, reason: str | None, as_json: bool) -> int:
+    """Hold every alert of APP (an app, or one monitor target) until resumed, or for --for.
+
+    The monitor goes on checking and recording (uptime stays true) and sends no DOWN or reminder;
+    a target still down when the pause ends is announced at its next failed check. The running
+    monitor reads the pause at its next round. Without --for the pause lasts until
+    `railguard monitor resume APP`.
+    """
+    settings = ctx.settings()
+    now = ctx.now()
+    length = None
+    if for_text is not None:
+        try:
+            length = parse_duration(for_text)
+        except ValueError as exc:
+            raise UsageError(f"--for: {exc}", hint=f"Try: railguard monitor pause {name} --for 1h") from None
+    pause = pause_monitoring(settings, name, now=now, length=length, reason=reason)
+    if as_json:
+        output.emit_json({"ok": True, "name": name, "paused": pause.as_dict()})
+    else:
+        click.echo(f"{name}: {pause.describe(settings.timezone)}"
+                   + ("" if pause.until else f" (railguard monitor resume {name})"))
+    return ExitCode.OK
+
+
+@monitor.command("resume")
+@click.argument("name", metavar="APP")
+@output.json_option
+@pass_context
+def resume_command(ctx: Context, name: str, as_json: bool) -> int:
+    """End the pause of APP: its alerts go out again from the monitor's next round."""
+    settings = ctx.settings()
+    ended = resume_monitoring(settings, name, now=ctx.now())
+    if as_json:
+        output.emit_json({"ok": True, "name": name, "was_paused": ended is not None,
+                          "pause": ended.as_dict() if ended else None})
+    else:
+        click.echo(f"{name}: resumed" if ended else f"{name}: was not paused")
+    return ExitCode.OK
+
+
+def _held(target: TargetStatus, tz: str) -> str:
+    """`` (paused until ...: reason)`` or `` (deploy 42 of ... in progress)``: why no alert goes out."""
+    if target.pause is not None:
+        return f" ({target.pause.describe(tz)})"
+    if target.deploy is not None:
+        return f" ({target.deploy.describe()} in progress)"
+    return ""
 
 
 def _percent(ratio: float | None) -> str:
@@ -131,7 +193,11 @@ def _round_document(report: RoundReport) -> dict[str, object]:
                                "response_time": result.response_time}
                         for name, result in report.results.items()},
             "alerts": [{"target": target, "kind": alert.kind, "reason": alert.reason or None}
-                       for target, alert, _delivery in report.alerts]}
+                       for target, alert, _delivery in report.alerts],
+            # The targets whose alerts were held this round: the pause, or the deploy's id.
+            "held": {name: {"paused": held.pause is not None,
+                            "deploy_id": held.deploy.deploy_id if held.deploy else None}
+                     for name, held in report.quiet.items()}}
 
 
 def _serve_metrics(settings: Settings, address: Listen) -> WSGIServer:

@@ -64,3 +64,16 @@ def dry_run_option(function: Callable[..., Any]) -> Callable[..., Any]:
     """``--dry-run``, passed as ``dry_run``."""
     return click.option("--dry-run", is_flag=True,
                         help="Print what would be done and why; change nothing.")(function)
+
+
+def for_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--for DURATION`` of a state that holds until undone (``backups keep``, ``monitor pause``),
+    passed as ``for_text``."""
+    return click.option("--for", "for_text", metavar="DURATION",
+                        help="End it by itself this long from now: 30m, 12h, 7d, 2w.")(function)
+
+
+def reason_option(default: str | None = None) -> Decorator:
+    """``--reason TEXT``: why a state that holds until undone was set, shown where it is listed."""
+    return click.option("--reason", metavar="TEXT", default=default, show_default=default is not None,
+                        help="Why, in one line (shown where it is listed).")

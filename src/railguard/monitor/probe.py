@@ -30,6 +30,8 @@ class Target:
     expected_status: int = 200
     body_contains: str | None = None
     max_response_time: timedelta | None = None
+    #: The app it watches (its deploy windows and pauses hold the target's alerts), if any.
+    app: str | None = None
 
     def describe(self) -> str:
         parts = [f"HTTP {self.expected_status}"]

@@ -1,6 +1,13 @@
 """The monitor's shell: probe every target concurrently, step the pure state machine, persist,
 send alerts, write metrics. The clock is a parameter so the tests can drive it.
 
+Each round first reads what other processes told the monitor (:mod:`railguard.monitor.control`):
+the deploy windows and pauses in its store. A target whose app is deploying, or that is paused,
+is silenced like in a maintenance window; a DOWN within ``deploy_grace`` after a deploy names it
+and the rollback command. A window whose deploy failed at the platform is dropped as soon as
+``deploy_outcome`` (handed in by the command, which may read the deploy history; the monitor
+may not import the deploy side) says so.
+
 Alerts go out after the round's state is saved; a DOWN alert whose delivery failed leaves
 the outage unannounced (``down_alerted`` stays false), so the next failing check tries
 again, and a RECOVERED follows only an outage that someone was told about. A notification
@@ -17,12 +24,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from railguard.config import MonitorSettings, MonitorTarget, Settings
 from railguard.errors import ConfigError
 from railguard.locking import exclusive_lock
 from railguard.logfmt import format_line
+from railguard.monitor.control import DeployWindow, Quiet, active_pause, after_deploy, open_window, recent_deploy
 from railguard.monitor.maintenance import active_window
 from railguard.monitor.probe import Target, probe
 from railguard.monitor.state import Alert, CheckResult, Policy, TargetState, describe_duration, step
@@ -51,12 +59,17 @@ def targets_from_settings(settings: Settings) -> list[Target]:
         duplicate = next(name for name in names if names.count(name) > 1)
         raise ConfigError(f"monitor target {duplicate!r} appears twice",
                           hint="Give each [[monitor.targets]] a unique name")
+    for _, _, t in configured:
+        if t is not None and t.app is not None and t.app not in settings.apps:
+            raise ConfigError(f"monitor target {t.name!r} names app {t.app!r}, which is not under [apps]",
+                              hint=f"Set app to one of: {', '.join(sorted(settings.apps)) or 'none'}, or leave it out")
     return [Target(
         name=name, url=url,
         timeout=(t.timeout if t and t.timeout else monitor.timeout),
         expected_status=(t.expected_status if t and t.expected_status else monitor.expected_status),
         body_contains=(t.body_contains if t and t.body_contains else monitor.body_contains),
         max_response_time=(t.max_response_time if t and t.max_response_time else monitor.max_response_time),
+        app=(t.app if t and t.app else name if name in settings.apps else None),
     ) for name, url, t in configured]
 
 
@@ -70,16 +83,24 @@ class RoundReport:
     maintenance: str | None = None
     #: Time until every check of the round had answered and was saved (before alerts).
     checks_seconds: float = 0.0
+    #: The targets whose alerts were held by a deploy window or a pause, and why.
+    quiet: dict[str, Quiet] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
         return sum(1 for result in self.results.values() if not result.ok)
 
 
+#: Asked about each deploy window still open: when its deploy ended without going live (it failed
+#: or was superseded at the platform, so no step after it will close the window), else None.
+DeployOutcome = Callable[[DeployWindow], datetime | None]
+
+
 class Monitor:
     def __init__(self, targets: Sequence[Target], settings: MonitorSettings, *, store: MonitorStore,
                  notifier: Notifier, tz: str = "UTC", clock: Clock = utc_now,
-                 on_round: Callable[[RoundReport], None] | None = None) -> None:
+                 on_round: Callable[[RoundReport], None] | None = None,
+                 deploy_outcome: DeployOutcome | None = None) -> None:
         self.targets = list(targets)
         self.settings = settings
         self.policy = Policy(settings.failure_threshold, settings.success_threshold, settings.reminder)
@@ -88,6 +109,7 @@ class Monitor:
         self.tz = tz
         self.clock = clock
         self.on_round = on_round
+        self.deploy_outcome = deploy_outcome
         stored = store.states()
         self.states: dict[str, TargetState] = {t.name: stored[t.name][1] if t.name in stored else TargetState()
                                                for t in self.targets}
@@ -102,22 +124,37 @@ class Monitor:
         started_at = self.clock()
         began = time.monotonic()
         window = active_window(self.settings.maintenance, started_at, self.tz)
+        grace = self.settings.deploy_grace
+        # Read before the checks: a deploy that opens its window during the round counts from the next.
+        windows = self._live_windows(self.store.deploy_windows(started_at - grace), started_at)
+        pauses = self.store.pauses(started_at)
         futures = {target.name: self._pool.submit(probe, target, clock=self.clock) for target in self.targets}
         results = {name: future.result() for name, future in futures.items()}
-        pending: list[tuple[Target, Alert]] = []
+        pending: list[tuple[Target, Alert, DeployWindow | None]] = []
         rows = []
+        quiet: dict[str, Quiet] = {}
+        deploys: dict[str, tuple[int, str]] = {}
         for target in self.targets:
             result = results[target.name]
-            state, alerts = step(self.states[target.name], result, self.policy, silenced=window is not None)
+            held = Quiet(open_window(windows, target.app, started_at),
+                         active_pause(pauses, (target.name, target.app), started_at))
+            if held.silenced:
+                quiet[target.name] = held
+            after = recent_deploy(windows, target.app, result.at, grace)
+            state, alerts = step(self.states[target.name], result, self.policy,
+                                 silenced=window is not None or held.silenced)
             self.states[target.name] = state
+            if state.down_since is not None:  # an incident that opens now names the deploy it began with
+                deploys.update(_deploy_note(windows, target, state.down_since, grace))
             rows.append((target.name, target.url, result, state))
-            pending += [(target, alert) for alert in alerts]
-        self.store.record(rows)
+            pending += [(target, alert, after if alert.kind == "down" else None) for alert in alerts]
+        self.store.record(rows, deploys)
         report = RoundReport(started_at, 0.0, results, maintenance=window.cron if window else None,
-                             checks_seconds=time.monotonic() - began)
+                             checks_seconds=time.monotonic() - began, quiet=quiet)
         # Alerts go out side by side: when every target drops at once (the host's network), a
         # queue of sequential sends would push the next round back by seconds.
-        sends = [(target, alert, self._pool.submit(self._deliver, target, alert)) for target, alert in pending]
+        sends = [(target, alert, self._pool.submit(self._deliver, target, alert, after))
+                 for target, alert, after in pending]
         for target, alert, future in sends:
             delivery = future.result()
             self._after_delivery(target, alert, delivery)
@@ -149,10 +186,27 @@ class Monitor:
             stop.wait(delay)
         return done
 
-    def _deliver(self, target: Target, alert: Alert) -> Delivery:
-        event, title, body = alert_message(target, alert, self.states[target.name], self.tz)
+    def _live_windows(self, windows: list[DeployWindow], now: datetime) -> list[DeployWindow]:
+        """``windows`` without those of deploys that failed at the platform: the steps after a
+        deploy, which close its window, run only when it went live, and the monitor must not
+        stay muted until the window's bound for a deploy that changed nothing."""
+        if self.deploy_outcome is None:
+            return windows
+        kept = []
+        for window in windows:
+            if window.closed_at is None and window.is_open(now) and self.deploy_outcome(window) is not None:
+                self.store.forget_deploy_window(window.app, window.deploy_id)
+                log.info(format_line({"event": "deploy_window_dropped", "app": window.app,
+                                      "deploy": window.deploy_id, "reason": "the deploy did not go live"}))
+                continue
+            kept.append(window)
+        return kept
+
+    def _deliver(self, target: Target, alert: Alert, after: DeployWindow | None) -> Delivery:
+        event, title, body = alert_message(target, alert, self.states[target.name], self.tz, after=after)
         log.warning(format_line({"event": alert.kind, "target": target.name, "reason": alert.reason or None,
-                                 "outage_s": int(alert.outage.total_seconds()) if alert.outage else None}))
+                                 "outage_s": int(alert.outage.total_seconds()) if alert.outage else None,
+                                 "deploy": after.deploy_id if after is not None else None}))
         return self.notifier.notify(event, title, body, now=alert.at)
 
     def _after_delivery(self, target: Target, alert: Alert, delivery: Delivery) -> None:
@@ -171,13 +225,29 @@ class Monitor:
             self._last_compaction = now
 
 
-def alert_message(target: Target, alert: Alert, state: TargetState, tz: str = "UTC") -> tuple[str, str, str]:
-    """(event, title, body) of an alert, as a person reads it on a phone."""
+def _deploy_note(windows: Sequence[DeployWindow], target: Target, at: datetime,
+                 grace: timedelta) -> dict[str, tuple[int, str]]:
+    """How an outage that began ``at`` names a deploy: during its window, or within ``grace`` after."""
+    during = open_window(windows, target.app, at)
+    if during is not None:
+        return {target.name: (during.deploy_id, f"during {during.describe()}")}
+    after = recent_deploy(windows, target.app, at, grace)
+    return {target.name: (after.deploy_id, after_deploy(after, at))} if after is not None else {}
+
+
+def alert_message(target: Target, alert: Alert, state: TargetState, tz: str = "UTC", *,
+                  after: DeployWindow | None = None) -> tuple[str, str, str]:
+    """(event, title, body) of an alert, as a person reads it on a phone. ``after``: the deploy
+    a DOWN follows within ``deploy_grace``; the alert names it and how to undo it."""
     since = _clock_time(alert.down_since, tz) if alert.down_since else "?"
     if alert.kind == "down":
-        return ("monitor_down", f"{target.name} is DOWN",
-                f"{target.name} is DOWN: {alert.reason}. {state.consecutive_failures} failed checks in a row "
+        body = (f"{target.name} is DOWN: {alert.reason}. {state.consecutive_failures} failed checks in a row "
                 f"since {since} ({target.url}).")
+        if after is None:
+            return "monitor_down", f"{target.name} is DOWN", body
+        return ("monitor_down", f"{target.name} is DOWN after deploy {after.deploy_id}",
+                f"{body} This is {after_deploy(after, alert.at)}. "
+                f"To roll back: railguard rollback --app {after.app}")
     if alert.kind == "recovered":
         outage = describe_duration(alert.outage) if alert.outage is not None else "?"
         return ("monitor_recovered", f"{target.name} RECOVERED after {outage}",

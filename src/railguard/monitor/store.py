@@ -10,7 +10,15 @@ transaction as the check that changes the state: opened when a target turns DOWN
 first failed check of the streak, ``down_since``), closed when it turns UP again (at the first
 successful check of the recovery streak, as :mod:`railguard.monitor.state` measures an outage).
 The state machine is the one source of the transition, so a maintenance window that silences the
-DOWN alert still records the outage. Closed incidents go with the hourly rows of their time.
+DOWN alert still records the outage. Closed incidents go with the hourly rows of their time. An
+incident that starts during a deploy window, or within ``deploy_grace`` after one, names that
+deploy (``deploy_id``, ``deploy_note``: "during deploy 42 of ..." / "3 minutes after deploy 42 of ...").
+
+The same file holds what other processes tell the monitor (:mod:`railguard.monitor.control`):
+``deploy_windows`` (written by a deploy's steps) and ``pauses`` (``railguard monitor pause``).
+Those writers open it with a short busy timeout through the functions at the end of this module
+and touch only those two tables; the monitor reads them at the start of each round. Windows
+that ended before the hourly history's horizon are dropped with the old hourly rows.
 """
 
 from __future__ import annotations
@@ -18,11 +26,14 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+from railguard.errors import Busy, ConfigError, RailguardError
+from railguard.monitor.control import CONTROL_BUSY_TIMEOUT, DeployWindow, Pause
 from railguard.monitor.state import DOWN, UP, CheckResult, TargetState
 
 FILE_NAME = "monitor.sqlite3"
@@ -59,7 +70,31 @@ CREATE TABLE IF NOT EXISTS incidents (
     reason TEXT
 );
 CREATE INDEX IF NOT EXISTS incidents_by_target ON incidents(target, started_at);
+CREATE TABLE IF NOT EXISTS deploy_windows (
+    app TEXT NOT NULL,
+    deploy_id INTEGER NOT NULL,
+    git_hash TEXT,
+    kind TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    until REAL NOT NULL,
+    closed_at REAL,
+    PRIMARY KEY (app, deploy_id)
+);
+CREATE TABLE IF NOT EXISTS pauses (
+    name TEXT PRIMARY KEY,
+    since REAL NOT NULL,
+    until REAL,
+    reason TEXT
+);
 """
+
+#: Columns added to a table after its first release: (table, column, declaration). A store
+#: opened on an older file adds them (in one immediate transaction, so two processes opening the
+#: file at once do not both try).
+_ADDED_COLUMNS = (
+    ("incidents", "deploy_id", "INTEGER"),
+    ("incidents", "deploy_note", "TEXT"),
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +105,9 @@ class Incident:
     started_at: datetime
     ended_at: datetime | None
     reason: str
+    #: The deploy it came with (during its window, or within ``deploy_grace`` after), and how.
+    deploy_id: int | None = None
+    deploy_note: str | None = None
 
     def duration(self, now: datetime) -> timedelta:
         return (self.ended_at or now) - self.started_at
@@ -96,13 +134,31 @@ class Uptime:
 
 
 class MonitorStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout: timedelta = timedelta(seconds=10)) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = sqlite3.connect(path, timeout=busy_timeout.total_seconds(), check_same_thread=False,
+                                   isolation_level=None)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._add_columns()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _add_columns(self) -> None:
+        if not self._missing_columns():  # the usual case: no write lock taken to find that out
+            return
+        with self._transaction():
+            for table, column, declaration in self._missing_columns():
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+    def _missing_columns(self) -> list[tuple[str, str, str]]:
+        present = {table: {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                   for table in {table for table, _, _ in _ADDED_COLUMNS}}
+        return [added for added in _ADDED_COLUMNS if added[1] not in present[added[0]]]
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> MonitorStore:
@@ -116,14 +172,18 @@ class MonitorStore:
         return {name: (url, TargetState.from_dict(json.loads(state)))
                 for name, url, state in self._db.execute("SELECT name, url, state FROM targets")}
 
-    def record(self, rows: Iterable[tuple[str, str, CheckResult, TargetState]]) -> None:
-        """One round: each target's check and new state, in one transaction."""
+    def record(self, rows: Iterable[tuple[str, str, CheckResult, TargetState]],
+               deploys: Mapping[str, tuple[int, str]] | None = None) -> None:
+        """One round: each target's check and new state, in one transaction. ``deploys``: the
+        targets that checked during a deploy window or just after one, with the deploy's id and
+        how an incident that starts now names it ("during deploy 42 of ...")."""
         rows = list(rows)
+        deploys = deploys or {}
         with self._transaction():
             before = {name: TargetState.from_dict(json.loads(state)).status
                       for name, state in self._db.execute("SELECT name, state FROM targets")}
             for name, _, _, state in rows:  # one batch may hold several rounds of one target
-                self._note_incident(name, before.get(name), state)
+                self._note_incident(name, before.get(name), state, deploys.get(name))
                 before[name] = state.status
             self._db.executemany(
                 "INSERT INTO checks(target, at, ok, response_time, reason) VALUES (?, ?, ?, ?, ?)",
@@ -134,10 +194,13 @@ class MonitorStore:
                 "ON CONFLICT(name) DO UPDATE SET url = excluded.url, state = excluded.state",
                 [(name, url, json.dumps(state.to_dict())) for name, url, _, state in rows])
 
-    def _note_incident(self, name: str, before: str | None, state: TargetState) -> None:
+    def _note_incident(self, name: str, before: str | None, state: TargetState,
+                       deploy: tuple[int, str] | None) -> None:
         if state.status == DOWN and before != DOWN and state.down_since is not None:
-            self._db.execute("INSERT INTO incidents(target, started_at, reason) VALUES (?, ?, ?)",
-                             (name, state.down_since.timestamp(), state.last_failure_reason or None))
+            deploy_id, note = deploy if deploy is not None else (None, None)
+            self._db.execute("INSERT INTO incidents(target, started_at, reason, deploy_id, deploy_note)"
+                             " VALUES (?, ?, ?, ?, ?)",
+                             (name, state.down_since.timestamp(), state.last_failure_reason or None, deploy_id, note))
         elif before == DOWN and state.status == UP:
             ended = state.streak_started_at or state.last_check_at
             assert ended is not None
@@ -147,10 +210,10 @@ class MonitorStore:
     def incidents(self, target: str, since: datetime) -> list[Incident]:
         """The outages of ``target`` still going on or ended after ``since``, oldest first."""
         rows = self._db.execute(
-            "SELECT started_at, ended_at, reason FROM incidents WHERE target = ?"
+            "SELECT started_at, ended_at, reason, deploy_id, deploy_note FROM incidents WHERE target = ?"
             " AND (ended_at IS NULL OR ended_at >= ?) ORDER BY started_at", (target, since.timestamp()))
-        return [Incident(target, _utc(started), None if ended is None else _utc(ended), reason or "")
-                for started, ended, reason in rows]
+        return [Incident(target, _utc(started), None if ended is None else _utc(ended), reason or "", deploy_id, note)
+                for started, ended, reason, deploy_id, note in rows]
 
     def checks(self, target: str, since: datetime, until: datetime, *, at_most: int | None = None) -> list[CheckPoint]:
         """Raw checks of ``target`` in [since, until), oldest first (as long as they are kept).
@@ -204,6 +267,9 @@ class MonitorStore:
             folded = self._db.execute("DELETE FROM checks WHERE at < ?", (cutoff,)).rowcount
             self._db.execute("DELETE FROM hourly WHERE hour < ?", (_hour_floor(now - hourly_history),))
             self._db.execute("DELETE FROM incidents WHERE ended_at < ?", (_hour_floor(now - hourly_history),))
+            self._db.execute("DELETE FROM deploy_windows WHERE MIN(COALESCE(closed_at, until), until) < ?",
+                             (_hour_floor(now - hourly_history),))
+            self._db.execute("DELETE FROM pauses WHERE until IS NOT NULL AND until < ?", (now.timestamp(),))
         return folded
 
     def uptime(self, target: str, since: datetime) -> Uptime:
@@ -223,6 +289,63 @@ class MonitorStore:
         hourly = self._db.execute("SELECT COUNT(*) FROM hourly").fetchone()[0]
         return raw, hourly
 
+    # --- what other processes tell the monitor (railguard.monitor.control) -----------------------
+
+    def open_deploy_window(self, window: DeployWindow) -> None:
+        """Record ``window`` (a deploy id seen again, such as a retried step, replaces its row)."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO deploy_windows(app, deploy_id, git_hash, kind, opened_at, until, closed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT(app, deploy_id) DO UPDATE SET"
+                " git_hash = excluded.git_hash, kind = excluded.kind, opened_at = excluded.opened_at,"
+                " until = excluded.until, closed_at = NULL",
+                (window.app, window.deploy_id, window.commit, window.kind, window.opened_at.timestamp(),
+                 window.until.timestamp()))
+
+    def close_deploy_window(self, app: str, deploy_id: int, at: datetime) -> DeployWindow | None:
+        """Close the window of deploy ``deploy_id`` of ``app`` at ``at``; None when it was never opened."""
+        with self._transaction():
+            self._db.execute("UPDATE deploy_windows SET closed_at = ? WHERE app = ? AND deploy_id = ?"
+                             " AND closed_at IS NULL", (at.timestamp(), app, deploy_id))
+            rows = self._db.execute(_WINDOW_COLUMNS + " WHERE app = ? AND deploy_id = ?", (app, deploy_id)).fetchall()
+        return _window(rows[0]) if rows else None
+
+    def forget_deploy_window(self, app: str, deploy_id: int) -> None:
+        """Drop the window of a deploy that never went live (it failed at the platform): nothing
+        of it holds alerts any more, and no later DOWN names it."""
+        with self._transaction():
+            self._db.execute("DELETE FROM deploy_windows WHERE app = ? AND deploy_id = ?", (app, deploy_id))
+
+    def deploy_windows(self, since: datetime) -> list[DeployWindow]:
+        """The windows that end (closed, or run out) at ``since`` or later, oldest first."""
+        rows = self._db.execute(_WINDOW_COLUMNS + " WHERE MIN(COALESCE(closed_at, until), until) >= ?"
+                                " ORDER BY opened_at", (since.timestamp(),))
+        return [_window(row) for row in rows]
+
+    def pause(self, pause: Pause) -> None:
+        """Pause ``pause.name`` (a second pause of one name replaces the first)."""
+        with self._transaction():
+            self._db.execute("INSERT INTO pauses(name, since, until, reason) VALUES (?, ?, ?, ?) ON CONFLICT(name)"
+                             " DO UPDATE SET since = excluded.since, until = excluded.until, reason = excluded.reason",
+                             (pause.name, pause.since.timestamp(),
+                              None if pause.until is None else pause.until.timestamp(), pause.reason))
+
+    def resume(self, name: str, now: datetime) -> Pause | None:
+        """End the pause of ``name``; the pause that was in force at ``now``, or None."""
+        with self._transaction():
+            found = [pause for pause in self._pauses("WHERE name = ?", (name,)) if pause.is_active(now)]
+            self._db.execute("DELETE FROM pauses WHERE name = ?", (name,))
+        return found[0] if found else None
+
+    def pauses(self, now: datetime) -> list[Pause]:
+        """The pauses in force at ``now``."""
+        return [pause for pause in self._pauses("", ()) if pause.is_active(now)]
+
+    def _pauses(self, where: str, parameters: tuple[object, ...]) -> list[Pause]:
+        rows = self._db.execute(f"SELECT name, since, until, reason FROM pauses {where} ORDER BY name", parameters)
+        return [Pause(name, _utc(since), None if until is None else _utc(until), reason)
+                for name, since, until, reason in rows]
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         self._db.execute("BEGIN IMMEDIATE")
@@ -234,6 +357,15 @@ class MonitorStore:
         self._db.execute("COMMIT")
 
 
+_WINDOW_COLUMNS = "SELECT app, deploy_id, git_hash, kind, opened_at, until, closed_at FROM deploy_windows"
+
+
+def _window(row: tuple[Any, ...]) -> DeployWindow:
+    app, deploy_id, git_hash, kind, opened_at, until, closed_at = row
+    return DeployWindow(app, deploy_id, git_hash, kind, _utc(opened_at), _utc(until),
+                        None if closed_at is None else _utc(closed_at))
+
+
 def _utc(stamp: float) -> datetime:
     return datetime.fromtimestamp(stamp, timezone.utc)
 
@@ -241,3 +373,66 @@ def _utc(stamp: float) -> datetime:
 def _hour_floor(moment: datetime) -> int:
     stamp = int(moment.astimezone(timezone.utc).timestamp())
     return stamp - stamp % 3600
+
+
+# --- the writers in other processes: a deploy's steps, ``railguard monitor pause`` ---------------
+
+def open_deploy_window(state_dir: Path, app: str, deploy_id: int, commit: str | None, kind: str,
+                       until: datetime, *, now: datetime) -> DeployWindow:
+    """Hold the DOWN alerts of ``app``'s targets from ``now`` until the window is closed, at the
+    latest until ``until`` (:mod:`railguard.monitor.control`)."""
+    window = DeployWindow(app, deploy_id, commit, kind, now, until)
+    with _control_store(state_dir, f"open the deploy window of {app}") as store:
+        store.open_deploy_window(window)
+    return window
+
+
+def close_deploy_window(state_dir: Path, app: str, deploy_id: int, *, now: datetime) -> DeployWindow | None:
+    """End the window of deploy ``deploy_id``: from ``now`` a DOWN is alerted again (and names
+    the deploy for ``deploy_grace``). None when the window was never opened."""
+    with _control_store(state_dir, f"close the deploy window of {app}") as store:
+        return store.close_deploy_window(app, deploy_id, now)
+
+
+def pause_target(state_dir: Path, name: str, *, now: datetime, until: datetime | None = None,
+                 reason: str | None = None) -> Pause:
+    """No alert for ``name`` (a target, or every target of an app) from ``now`` until ``until``,
+    or until :func:`resume_target` when ``until`` is None."""
+    pause = Pause(name, now, until, reason)
+    with _control_store(state_dir, f"pause {name}") as store:
+        store.pause(pause)
+    return pause
+
+
+def resume_target(state_dir: Path, name: str, *, now: datetime) -> Pause | None:
+    """End the pause of ``name``: the pause that was in force, or None when there was none."""
+    with _control_store(state_dir, f"resume {name}") as store:
+        return store.resume(name, now)
+
+
+@contextlib.contextmanager
+def _control_store(state_dir: Path, what: str) -> Iterator[MonitorStore]:
+    """The monitor's file for a short write from another process (no monitor lock: the monitor
+    may be running; SQLite's own locking orders the writes), its errors as railguard's."""
+    try:
+        store = MonitorStore(state_dir / FILE_NAME, busy_timeout=CONTROL_BUSY_TIMEOUT)
+    except OSError as exc:
+        raise ConfigError(f"cannot {what}: cannot create {state_dir} ({exc.strerror or exc})",
+                          hint="Set state_dir in railguard.toml to a directory railguard may write") from exc
+    except sqlite3.Error as exc:
+        raise _store_error(what, state_dir, exc) from exc
+    try:
+        yield store
+    except sqlite3.Error as exc:
+        raise _store_error(what, state_dir, exc) from exc
+    finally:
+        store.close()
+
+
+def _store_error(what: str, state_dir: Path, exc: sqlite3.Error) -> RailguardError:
+    if "locked" in str(exc) or "busy" in str(exc):
+        return Busy(f"cannot {what}: the monitor's state {state_dir / FILE_NAME} stayed busy "
+                    f"for {CONTROL_BUSY_TIMEOUT.total_seconds():g}s",
+                    hint="Try again; if it stays busy, look for a stuck process holding the file")
+    return RailguardError(f"cannot {what}: the monitor's state {state_dir / FILE_NAME}: {exc}",
+                          hint="Check that state_dir is writable by this user and the file is not damaged")

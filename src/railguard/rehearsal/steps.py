@@ -21,13 +21,16 @@ from railguard.deploy import actions
 from railguard.deploy.steps import DeploySteps, PostDeployStep, PreDeployStep
 from railguard.rehearsal.data_rollback import schema_since_snapshot
 from railguard.rehearsal.snapshot import snapshot
+from railguard.rehearsal import monitor_steps
 
 
 def deploy_steps(settings: Settings, app_name: str, app: AppSettings) -> DeploySteps:
     """The steps before and after a deploy of ``app_name`` (the module's docstring gives the order)."""
     pre: list[PreDeployStep] = []
     pre.append(snapshot)  # the pre-deploy snapshot (railguard.rehearsal.snapshot)
+    pre.append(monitor_steps.open_window_step)  # last: a long or failed rehearsal never mutes the monitor
     # Read at each call, as DeployJob's own default is: the smoke check unless the defaults changed.
     post: list[PostDeployStep] = list(actions.DEFAULT_POST_DEPLOY_STEPS)
+    post.append(monitor_steps.close_window_step)  # after the smoke check: it covers the new process's start
     post.append(schema_since_snapshot)  # did the deploy change the schema since the snapshot (data_rollback)
     return DeploySteps(pre=tuple(pre), post=tuple(post))

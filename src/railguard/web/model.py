@@ -259,7 +259,8 @@ def build_app(settings: Settings, name: str, now: datetime) -> AppView:
 def build_public(settings: Settings, now: datetime) -> PublicView:
     """Uptime only: what Uptime Kuma's public status page shows, and nothing more."""
     targets = [dataclasses.replace(target, url=None, last_failure_reason=None,
-                                   incidents=[dataclasses.replace(incident, reason="") for incident in target.incidents])
+                                   incidents=[dataclasses.replace(incident, reason="", deploy_id=None, deploy_note=None)
+                                              for incident in target.incidents])
                for target in monitor_targets(settings, now)]
     states = ["flagged" if target.status == "down" else "ok" if target.status == "up" else "none" for target in targets]
     return PublicView(now, worst(states), targets)
@@ -397,9 +398,12 @@ def _heartbeat_view(record: HeartbeatRecord, daemon_jobs: set[str]) -> Heartbeat
 def plain(value: Any) -> Any:
     """A view as JSON-ready values: dataclasses as objects, times in ISO 8601, durations in seconds."""
     if isinstance(value, Incident):
+        # The deploy keys only for an outage that came with a deploy: the public view, which
+        # clears them, says nothing about deploys at all.
+        deploy = {} if value.deploy_id is None else {"deploy_id": value.deploy_id, "deploy_note": value.deploy_note}
         return {"target": value.target, "started_at": plain(value.started_at), "ended_at": plain(value.ended_at),
                 "reason": value.reason, "duration_seconds": None if value.ended_at is None
-                else (value.ended_at - value.started_at).total_seconds()}
+                else (value.ended_at - value.started_at).total_seconds(), **deploy}
     if isinstance(value, StatusRow):
         return {"app": value.app, "name": value.name, "state": value.state, "detail": redact(value.detail),
                 "at": plain(value.at)}

@@ -31,6 +31,6 @@ def deploy_steps(settings: Settings, app_name: str, app: AppSettings) -> DeployS
     pre.append(monitor_steps.open_window_step)  # last: a long or failed rehearsal never mutes the monitor
     # Read at each call, as DeployJob's own default is: the smoke check unless the defaults changed.
     post: list[PostDeployStep] = list(actions.DEFAULT_POST_DEPLOY_STEPS)
-    post.append(monitor_steps.close_window_step)  # after the smoke check: it covers the new process's start
     post.append(schema_since_snapshot)  # did the deploy change the schema since the snapshot (data_rollback)
+    post.append(monitor_steps.close_window_step)  # last: the window covers the new process's start and checks
     return DeploySteps(pre=tuple(pre), post=tuple(post))

@@ -95,9 +95,10 @@ def test_status_imports_the_configuration_and_the_logs_owners_not_the_web_or_clo
     assert not {m for m in modules if m.startswith(("railguard.metrics", "railguard.jobs", "railguard.gate",
                                                     "railguard.smoke.runner", "railguard.drill.runner",
                                                     "railguard.http"))}
-    # The monitor's store and the destinations' log are read without the jobs that write them:
-    # no HTTP probe (http.client, ssl), no monitor runner or notifications, no retention.
-    jobs = {"railguard.monitor.probe", "railguard.monitor.runner", "railguard.notify", "railguard.retention",
+    # Each log and store is read without the jobs that write it: no backup engine (snapshot,
+    # verification), no HTTP probe (http.client, ssl), no monitor runner or notifications, no retention.
+    jobs = {"railguard.backup.engine", "railguard.backup.snapshot", "railguard.backup.verify",
+            "railguard.monitor.probe", "railguard.monitor.runner", "railguard.notify", "railguard.retention",
             "railguard.destinations.prune", "railguard.destinations.replicate", "railguard.destinations.remote",
             "http.client", "ssl"}
     assert not jobs & modules, sorted(jobs & modules)

@@ -19,9 +19,13 @@ from typing import TYPE_CHECKING
 
 from railguard import lazy
 from railguard.destinations import file, rclone, s3  # noqa: F401  (each registers its URL scheme)
-from railguard.destinations.base import (
-    CopyVerifyFailed, Destination, DestinationError, ObjectStore, RemoteBackup, RemoteBackupNotFound,
-)
+# ("X as X": exported, since neither ruff nor mypy can read the computed __all__)
+from railguard.destinations.base import CopyVerifyFailed as CopyVerifyFailed
+from railguard.destinations.base import Destination as Destination
+from railguard.destinations.base import DestinationError as DestinationError
+from railguard.destinations.base import ObjectStore as ObjectStore
+from railguard.destinations.base import RemoteBackup as RemoteBackup
+from railguard.destinations.base import RemoteBackupNotFound as RemoteBackupNotFound
 
 _EXPORTS = {
     "DestinationNotFound": "configured", "open_destination": "configured", "DestinationPrune": "prune",

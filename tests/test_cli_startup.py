@@ -102,3 +102,29 @@ def test_status_imports_the_configuration_and_the_logs_owners_not_the_web_or_clo
             "railguard.destinations.prune", "railguard.destinations.replicate", "railguard.destinations.remote",
             "http.client", "ssl"}
     assert not jobs & modules, sorted(jobs & modules)
+
+
+def test_reading_the_catalog_and_its_manifests_imports_no_pydantic(tmp_path: Path):
+    """``backups list`` and ``status`` read every manifest: its parser is plain Python, so that
+    reading one costs the reading, not pydantic's import and a validator's schema."""
+    good = {"name": "tasks-20261127-0330", "file": "tasks-20261127-0330.sqlite3.zst", "source": "/app/data/tasks.db",
+            "created_at": "2026-11-27T03:30:00+00:00", "sqlite_version": "3.40.1", "page_size": 4096,
+            "page_count": 2, "journal_mode": "wal", "size_raw": 8192, "size_stored": 300, "sha256": "0" * 64,
+            "raw_sha256": "1" * 64, "method": "backup-api", "compression": "zstd", "level": None,
+            "check": "integrity", "check_result": "ok", "verified": True, "foreign_key_problems": 0}
+    script = textwrap.dedent(f"""\
+        import json, sys
+        from pathlib import Path
+        from railguard.backup.catalog import list_backups
+        from railguard.backup.manifest import BadManifest, Manifest
+        assert Manifest.parse({json.dumps(good)!r}).verified
+        try:
+            Manifest.parse('{{"name": 1}}')
+        except BadManifest as refused:
+            assert str(refused).startswith("name: Input should be a valid string"), refused
+        assert list_backups(Path({str(tmp_path)!r})) == []
+        print(json.dumps(sorted(sys.modules)))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "pydantic" not in top_level(set(json.loads(result.stdout)))

@@ -168,6 +168,14 @@ def _parser_reason(document: dict[str, Any]) -> tuple[str, Any]:
         return "refused", (key, None if own_words else detail, 1 + int(more or 0))
 
 
+def test_every_field_of_the_manifest_has_its_check_in_the_fields_order() -> None:
+    from dataclasses import fields
+
+    from railguard.backup.manifest import _CHECKS
+
+    assert list(_CHECKS) == [each.name for each in fields(Manifest)]
+
+
 def test_the_parser_agrees_with_pydantics_strict_mode_on_every_field_and_value() -> None:
     good = json.loads(_good_manifest().to_json())
     values: list[Any] = [None, True, 0, 1, -1, 2.5, float("inf"), 2**70, "", "x", "..", "a/b", [], [1], {},

@@ -3,14 +3,14 @@ encryption, and one module per job on them: ``replicate`` copies what a destinat
 and verifies it there, ``prune`` applies retention there, ``remote`` reads a copy back (verify,
 restore, drill). ``configured`` opens an app's destinations by name, ``history`` owns
 ``destinations.log``.
-The function ``replicate`` is imported from its module (``railguard.destinations.replicate``),
-whose name it shares: a package attribute of that name is the module once anything has imported
-it, so the package does not offer the function.
 
 The backends and :mod:`base` are imported with the package, so that any way of opening a
 destination finds every URL scheme registered. The jobs' names are imported on first use (PEP
 562, :mod:`railguard.lazy`): ``railguard status`` reads ``destinations.log`` through
-:mod:`history` and needs neither retention (prune) nor the copy and read-back jobs.
+:mod:`history` and needs neither retention (prune) nor the copy and read-back jobs. The function
+``replicate`` is imported from its module (``railguard.destinations.replicate``), whose name it
+shares: a package attribute of that name is the module once anything has imported it, so the
+package does not offer the function.
 """
 
 from __future__ import annotations

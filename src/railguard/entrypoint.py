@@ -12,9 +12,9 @@ next to nothing; and the collection at exit walks it all once more for a process
 Together that was a fifth of ``railguard status``'s time. The command's own work runs with the
 collector on (:func:`railguard.cli.root.collect_garbage_from_here`, as each command starts), and
 at exit only the collector is skipped: atexit handlers, ``finally`` blocks and the flushing of
-logs and output all run as usual. (Objects left in reference cycles at exit are then not
-finalized; nothing railguard writes relies on that: every file and database is closed, and
-fsynced where it matters, by the code that writes it.)
+logs and output all run as usual, and objects are still freed by reference counting. (Only
+objects left in reference cycles at exit are then not finalized; railguard's durable writes do
+not wait for that: :mod:`railguard.durable` fsyncs and closes each file where it writes it.)
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-LAZY_PACKAGES = ["railguard.deploy", "railguard.drill", "railguard.smoke"]
+LAZY_PACKAGES = ["railguard.backup", "railguard.deploy", "railguard.destinations", "railguard.drill", "railguard.monitor", "railguard.smoke"]
 
 
 @pytest.mark.parametrize("package_name", LAZY_PACKAGES)

@@ -24,7 +24,7 @@ when the app has a drill (``[apps.NAME.drill]`` with a command or image) or depl
 drill, no deploy, no monitor) is shown as ``none``: nothing has been promised there yet.
 
 This module reads no log file itself: each log is read by the module that writes it
-(``backup.log`` by :mod:`railguard.backup.engine`, ``drill.log`` by :mod:`railguard.drill.log`,
+(``backup.log`` by :mod:`railguard.backup.log`, ``drill.log`` by :mod:`railguard.drill.log`,
 ``destinations.log`` by :mod:`railguard.destinations.history`, the deploy history by
 :mod:`railguard.deploy.state`, the smoke record by :mod:`railguard.smoke.record`, the monitor's
 store by :mod:`railguard.monitor.report`), so a log's name and vocabulary live in one place.
@@ -39,7 +39,7 @@ from typing import Any
 from railguard.backup.catalog import BackupRecord, Owner, list_backups
 from railguard.pages.catalog import GenerationRecord, list_generations
 from railguard.backup.naming import stem_for
-from railguard.backup.engine import last_backup_attempt
+from railguard.backup.log import last_backup_attempt
 from railguard.config import AppSettings, Settings
 from railguard.deploy.state import last_deploy
 from railguard.destinations import RemoteBackup, open_destination

@@ -8,10 +8,13 @@ kept by prune; the bad one is named in a warning and never removed or restored.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,13 @@ BAD_SHAPES: dict[str, tuple[Callable[[dict[str, Any]], Any] | str, str]] = {
     "durations of strings": (_set("durations", {"total": "12s"}), "durations.total: Input should be a valid number"),
     "file with a directory": (_set("file", "../tasks.db"), "file: not a plain file name"),
     "sha256 missing": (_drop("sha256"), "sha256: missing"),
+    "durations a list": (_set("durations", [1.5]), "durations: Input should be a valid dictionary (got a list)"),
+    "level a string": (_set("level", "3"), "level: Input should be a valid integer (got a string)"),
+    "page_size a boolean": (_set("page_size", True), "page_size: Input should be a valid integer (got a boolean)"),
+    "page_size a float": (_set("page_size", 4096.0), "page_size: Input should be a valid integer (got a number)"),
+    "app a number": (_set("app", 1), "app: Input should be a valid string (got a number)"),
+    "two problems": (lambda document: {**document, "source": None, "verified": 1},
+                     "source: Input should be a valid string (got null) (and 1 more)"),
     "not an object": (lambda document: [document], "not a JSON object but a list"),
     "null document": (lambda document: None, "not a JSON object but null"),
     "not JSON": ("{not json", "not JSON"),
@@ -85,6 +95,96 @@ def test_the_parser_reads_what_the_engine_writes_and_ignores_keys_it_does_not_kn
     assert Manifest.parse(json.dumps(document)) == manifest
     legacy = {key: value for key, value in document.items() if key != "app"}  # before the app field
     assert Manifest.parse(json.dumps(legacy)).app is None
+
+
+# --- the same words as pydantic's strict mode ----------------------------------------------------
+# The parser is a table of checks, not a pydantic model (so that reading a manifest builds no
+# validator); a pydantic dataclass of the same fields, in strict mode, agrees with it on every
+# document below: what it accepts, what it makes of it, and the reason it refuses.
+
+
+@functools.cache
+def _pydantic_mirror() -> Any:
+    import dataclasses
+    from typing import Annotated
+
+    import pydantic
+    from pydantic import AfterValidator, Field, Strict
+
+    def aware(text: str) -> str:
+        moment = datetime.fromisoformat(text)  # its ValueError: "not an ISO 8601 time" in the parser
+        if moment.tzinfo is None:
+            raise ValueError("no UTC offset")
+        return text
+
+    def plain(name: str) -> str:
+        if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+            raise ValueError("not a plain file name")
+        return name
+
+    text, count = Annotated[str, Strict()], Annotated[int, Strict(), Field(ge=0)]
+    types: dict[str, Any] = {
+        "name": text, "file": Annotated[str, Strict(), AfterValidator(plain)], "source": text,
+        "created_at": Annotated[str, Strict(), AfterValidator(aware)],
+        "sqlite_version": text, "page_size": count, "page_count": count, "journal_mode": text, "size_raw": count,
+        "size_stored": count, "sha256": text, "raw_sha256": text, "method": text, "compression": text,
+        "level": Annotated[int, Strict()] | None, "check": text, "check_result": text,
+        "verified": Annotated[bool, Strict()], "foreign_key_problems": count,
+        "durations": dict[text, Annotated[float, Strict()]], "wal_bytes": count, "railguard_version": text,
+        "app": text | None, "format": Annotated[int, Strict()],
+    }
+    return pydantic.TypeAdapter(dataclasses.make_dataclass("Manifest", [
+        (each.name, types[each.name], dataclasses.field(default=each.default, default_factory=each.default_factory))
+        for each in dataclasses.fields(Manifest)]))
+
+
+def _pydantic_reason(document: dict[str, Any]) -> tuple[str, Any]:
+    import pydantic
+
+    try:
+        return "ok", json.dumps(asdict(_pydantic_mirror().validate_python(document)), sort_keys=True)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "missing":
+            return "refused", (key, "missing", exc.error_count())
+        if first["type"] == "value_error":  # the parser's own words, checked by BAD_SHAPES above
+            return "refused", (key, None, exc.error_count())
+        return "refused", (key, f"{first['msg']} (got {_kind(first['input'])})", exc.error_count())
+
+
+def _kind(value: Any) -> str:
+    return {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "an object"}[type(value)]
+
+
+def _parser_reason(document: dict[str, Any]) -> tuple[str, Any]:
+    try:
+        return "ok", json.dumps(asdict(Manifest.from_dict(document)), sort_keys=True)
+    except BadManifest as exc:
+        reason, more = re.fullmatch(r"(.*?)(?: \(and (\d+) more\))?", str(exc)).groups()  # type: ignore[union-attr]
+        key, _, detail = reason.partition(": ")
+        own_words = not detail.startswith(("Input should", "missing"))
+        return "refused", (key, None if own_words else detail, 1 + int(more or 0))
+
+
+def test_every_field_of_the_manifest_has_its_check_in_the_fields_order() -> None:
+    from dataclasses import fields
+
+    from railguard.backup.manifest import _CHECKS
+
+    assert list(_CHECKS) == [each.name for each in fields(Manifest)]
+
+
+def test_the_parser_agrees_with_pydantics_strict_mode_on_every_field_and_value() -> None:
+    good = json.loads(_good_manifest().to_json())
+    values: list[Any] = [None, True, 0, 1, -1, 2.5, float("inf"), 2**70, "", "x", "..", "a/b", [], [1], {},
+                         {"copy": 1, "verify": "2s"}, "2026-11-27T03:30:00+00:00", "2026-11-27T03:30:00"]
+    documents = [{key: value for key, value in good.items() if key != dropped} for dropped in good]
+    documents += [{**good, key: value} for key in good for value in values]
+    documents += [{**good, first: None, second: "x"} for first in good for second in good if first < second]
+    for document in documents:
+        assert _parser_reason(document) == _pydantic_reason(document), document
 
 
 def _good_manifest() -> Manifest:

@@ -14,7 +14,8 @@ from destinations.test_cli import write_config
 from progress_log import ProgressLog
 
 from railguard.config import load_settings
-from railguard.destinations import replicate, verify_remote
+from railguard.destinations import verify_remote
+from railguard.destinations.replicate import replicate
 from railguard.destinations.remote import fetched_for_restore
 from railguard.destinations.configured import open_destination
 

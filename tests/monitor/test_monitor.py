@@ -16,7 +16,8 @@ from local_http import JsonReceiver, SwitchableTarget, free_port
 
 from railguard.config import MaintenanceWindow, MonitorSettings, NotificationSettings, Settings
 from railguard.errors import ConfigError
-from railguard.monitor import Monitor, MonitorStore, Target, probe, targets_from_settings
+from railguard.monitor import Monitor, MonitorStore, Target, targets_from_settings
+from railguard.monitor.probe import probe
 from railguard.notify import Notifier
 
 

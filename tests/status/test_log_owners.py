@@ -12,8 +12,9 @@ import pytest
 import railguard.metrics.collect
 import railguard.status
 from railguard import logfmt
-from railguard.backup.engine import LOG_NAME as BACKUP_LOG
-from railguard.backup.engine import last_backup_attempt, take_backup
+from railguard.backup.engine import take_backup
+from railguard.backup.log import LOG_NAME as BACKUP_LOG
+from railguard.backup.log import last_backup_attempt
 from railguard.config import BackupSettings
 from railguard.deploy.state import DeployState, last_deploy, state_path
 from railguard.destinations.history import LastCopies, last_copies, last_copy_success, read_copy_log

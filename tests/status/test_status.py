@@ -65,6 +65,19 @@ def test_a_failed_last_attempt_is_flagged(run_cli, tmp_path: Path, tasks_db: Pat
     assert rows(result)["last_attempt"]["detail"] == "backup failed: disk full"
 
 
+def test_the_table_shows_a_detail_as_it_is_not_as_rich_markup(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
+    # A reason is text from the world (an OS error, a server's answer, a key's name): "[apps.x]"
+    # is not a style to rich's markup, nor ":warning:" an emoji.
+    cfg = config(tmp_path, tasks_db)
+    assert run_cli("--config", cfg, "backup").exit_code == 0
+    error = "set [apps.tasks] directory: :warning: [Errno 28] [bold]no space[/bold]"
+    append_line(tmp_path / "backups" / "backup.log", {"time": datetime.now(timezone.utc), "result": "failed",
+                                                      "error": error})
+    result = run_cli("--config", cfg, "status")
+    assert result.exit_code == 7
+    assert f"backup failed: {error}" in result.stdout
+
+
 def test_a_recent_passing_drill_is_ok_and_a_failed_one_is_flagged(run_cli, tmp_path: Path, tasks_db: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = config(tmp_path, tasks_db)
     assert run_cli("--config", cfg, "backup").exit_code == 0

@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 
 from railguard import __version__
 from railguard.backup.compression import compress_file, sha256_of_decompressed, sha256_of_file
+from railguard.backup.log import LOG_NAME
 from railguard.backup.manifest import DeployOrigin, Manifest
 from railguard.backup.naming import FAILED_DIR, BackupId, free_id, logged_file_names, stem_for
 from railguard.backup.priority import background_priority, run_in_background
@@ -49,19 +50,8 @@ from railguard.config import BackupSettings
 from railguard.durable import WorkDirectory, is_temp_name, make_private_directory
 from railguard.errors import RailguardError, VerifyFailed
 from railguard.locking import exclusive_lock
-from railguard.logfmt import append_line, read_lines_backwards
+from railguard.logfmt import append_line
 from railguard.progress import Progress, finish, stage_counter
-
-LOG_NAME = "backup.log"
-
-
-def last_backup_attempt(directory: Path) -> dict[str, str] | None:
-    """The last backup line of ``backup.log`` in ``directory`` (prune writes ``event=prune`` lines there too)."""
-    for line in read_lines_backwards(directory / LOG_NAME):
-        if line.get("event", "backup") == "backup":
-            return line
-    return None
-
 
 @dataclass
 class BackupResult:

@@ -195,12 +195,17 @@ def warning(message: str) -> None:
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    grid = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    # Every cell as Text, never as a string, which rich would read as markup: a reason from the
+    # world ("[apps.x]", "[Errno 28]", ":warning:") is shown as it is, not as a style or an emoji
+    # (and rich's emoji table, ~10 ms to import, stays out).
+    heading = None if title is None else Text(title, style="table.title")  # the style rich gives a str title
+    grid = Table(title=heading, title_justify="left", show_edge=False, pad_edge=False)
     for column in columns:
-        grid.add_column(column, justify="right" if column in {"size", "ratio", "age", "raw"} else "left")
+        grid.add_column(Text(column), justify="right" if column in {"size", "ratio", "age", "raw"} else "left")
     for row in rows:
-        grid.add_row(*(redact(str(cell)) for cell in row))
+        grid.add_row(*(Text(redact(str(cell))) for cell in row))
     stdout().print(grid)
 
 

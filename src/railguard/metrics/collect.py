@@ -13,7 +13,7 @@ from railguard.monitor.state import DOWN, UP, TargetState
 
 
 def backup_families(settings: Settings) -> list[Metric]:
-    from railguard.backup.engine import last_backup_attempt
+    from railguard.backup.log import last_backup_attempt
     from railguard.destinations.history import last_copy_success, read_copy_log
     from railguard.drill.log import last_drill_success
 

@@ -52,7 +52,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from railguard.backup.catalog import BackupRecord
-from railguard.backup.engine import LOG_NAME
+from railguard.backup.log import LOG_NAME
 from railguard.backup.snapshot import DatabaseBusy, is_busy
 from railguard.backup.verify import materialize
 from railguard.durable import WorkDirectory, pid_is_alive, remove_stale_work_directories

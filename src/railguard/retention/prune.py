@@ -33,7 +33,7 @@ from typing import Any
 from railguard.backup.catalog import BackupRecord, Owner, list_backups
 from railguard.backup.protection import read_protections, sidecar_path
 from railguard.backup.verify import remove_stale_verify_copies
-from railguard.backup.engine import LOG_NAME
+from railguard.backup.log import LOG_NAME
 from railguard.durable import remove_durably
 from railguard.errors import RailguardError, UsageError
 from railguard.locking import exclusive_lock

@@ -53,7 +53,8 @@ from zoneinfo import ZoneInfo
 import zstandard
 
 from railguard import __version__
-from railguard.backup.engine import LOG_NAME, explain_failure, prepare_directory
+from railguard.backup.engine import explain_failure, prepare_directory
+from railguard.backup.log import LOG_NAME
 from railguard.backup.naming import logged_file_names, stem_for
 from railguard.backup.priority import background_priority
 from railguard.backup.snapshot import SnapshotInfo, check_source, take_snapshot

@@ -112,8 +112,9 @@ def tail(path: Path, lines: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def timed_step(record: BootRecord, name: str) -> Iterator[Step]:
-    """A step appended to ``record``: ok when the block ends normally, its detail the error otherwise."""
+def timed_step(record: BootRecord, name: str, on_step: Callable[[Step], None] | None = None) -> Iterator[Step]:
+    """A step appended to ``record``: ok when the block ends normally, its detail the error
+    otherwise; ``on_step`` is told each step once it ended (the gate's run log)."""
     entry = Step(name)
     record.steps.append(entry)
     started = time.monotonic()
@@ -129,6 +130,8 @@ def timed_step(record: BootRecord, name: str) -> Iterator[Step]:
         entry.ok = True
     finally:
         entry.seconds = time.monotonic() - started
+        if on_step is not None:
+            on_step(entry)
 
 
 class AppBoot:
@@ -136,13 +139,15 @@ class AppBoot:
 
     ``drill`` is the effective drill configuration (the rehearsal hands one with its own
     command, image and timeout); ``placeholders`` adds to ``{db}``, ``{dir}``, ``{port}`` (the
-    rehearsal's ``{tree}``); ``cwd`` replaces the drill's working directory."""
+    rehearsal's ``{tree}``); ``cwd`` replaces the drill's working directory; ``on_step`` is told
+    each step once it ended."""
 
     def __init__(self, app_name: str, drill: DrillSettings, *, production_db: Path, record: BootRecord,
                  workspace: Path, watchdog: process.Watchdog, env: Mapping[str, str], docker: str = "docker",
                  on_started: Callable[[], None] | None = None, progress: Progress | None = None,
                  placeholders: Mapping[str, str] | None = None, cwd: str | None = None,
-                 what: str = "this backup") -> None:
+                 what: str = "this backup", on_step: Callable[[Step], None] | None = None,
+                 timeout_key: str = "[drill] start_timeout") -> None:
         self.app_name = app_name
         self.drill = drill
         self.production_db = production_db
@@ -156,6 +161,9 @@ class AppBoot:
         self.placeholders = dict(placeholders or {})
         self.cwd = cwd
         self.what = what
+        self.on_step = on_step
+        #: The setting a slow app's hint names.
+        self.timeout_key = timeout_key
         #: True from the spawn until the process group is known to be stopped.
         self.app_running = False
         #: Epoch ms just before the spawn: the app's app_started_at cannot be earlier.
@@ -167,7 +175,7 @@ class AppBoot:
         return self.workspace / OUTPUT_NAME
 
     def step(self, name: str) -> contextlib.AbstractContextManager[Step]:
-        return timed_step(self.record, name)
+        return timed_step(self.record, name, self.on_step)
 
     def plan(self, copy: Path, port: int) -> LaunchPlan:
         return plan_launch(self.drill, app_name=self.app_name, copy=copy, port=port,
@@ -257,7 +265,7 @@ class AppBoot:
                 raise DrillStepFailed(
                     f"{path} did not answer 200 within {timeout:g}s (last answer: {waited.last.describe()})",
                     hint=f"The app cannot serve {self.what}: see its output in the report "
-                         "(or raise [drill] start_timeout if it is only slow)")
+                         f"(or raise {self.timeout_key} if it is only slow)")
             step.detail = f"200 after {waited.seconds:.1f}s ({waited.attempts} request(s))"
             finish(self.progress, "health", total)
 

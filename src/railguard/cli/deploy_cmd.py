@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,8 +14,10 @@ from railguard.cli.root import cli
 from railguard.config import AppSettings, Settings
 from railguard.deploy import DeployJob, DeployReport, DeployState, build_deployer, deploy_commit, rollback
 from railguard.deploy.caprover import BuildFailed
+from railguard.deploy.steps import DeployBlocked, StepResult, StepStatus
 from railguard.deploy.git import Git
 from railguard.deploy.state import state_path
+from railguard.rehearsal.steps import deploy_steps
 
 _T = TypeVar("_T")
 
@@ -25,8 +27,10 @@ pass_context = click.make_pass_decorator(Context)
 def deploy_job(ctx: Context, repository: str | None = None) -> DeployJob:
     """The deployer, history and repository of the selected app (shared with ``release``)."""
     settings, name, app = ctx.app({"app.deploy.repository": ("--repo", repository)})
+    steps = deploy_steps(settings, name, app)
     return DeployJob(settings=settings, app_name=name, app=app, deployer=build_deployer(name, app.deploy),
-                     state=history_of(settings, app), git=Git(_absolute(app.deploy.repository)), clock=ctx.now)
+                     state=history_of(settings, app), git=Git(_absolute(app.deploy.repository)), clock=ctx.now,
+                     pre_deploy=steps.pre, post_deploy=steps.post)
 
 
 def history_of(settings: Settings, app: AppSettings) -> DeployState:
@@ -47,30 +51,48 @@ def render_report(report: DeployReport, target: str | None = None) -> None:
         headline = f"released {record.tag} ({commit}) to {record.caprover_app}"
     else:
         headline = f"deployed {commit} to {record.caprover_app}"
+    render_steps(report.pre_steps)
     if record.result == "ok":
         image = f"FROM {record.image}" if record.kind == "rollback" else record.image
         click.echo(f"{headline}: built and running as version {record.version} ({image})")
     else:
         click.echo(f"{headline}: CapRover accepted it and is building "
                    "(an app token cannot see the build; use deploy.mode = \"login\" to wait for it)")
-    for step in report.steps:
-        click.echo(f"{'ok    ' if step.ok else 'FAILED'} {step.name}: {step.summary}")
+    render_steps(report.steps)
+
+
+def render_steps(steps: Iterable[StepResult]) -> None:
+    for step in steps:
+        click.echo(f"{_MARK[step.status]} {step.name}: {step.summary}")
+
+
+_MARK = {StepStatus.PASSED: "ok    ", StepStatus.SKIPPED: "skip  ", StepStatus.FAILED: "FAILED"}
 
 
 def report_json(report: DeployReport) -> dict[str, Any]:
     return {"ok": report.exit_code == 0, "deploy": report.record.as_json(), "replaced": report.replaced,
-            "target": report.target,
-            "steps": [{"name": s.name, "ok": s.ok, "summary": s.summary, "details": s.details} for s in report.steps]}
+            "target": report.target, "pre_steps": [step_json(s) for s in report.pre_steps],
+            "steps": [step_json(s) for s in report.steps]}
+
+
+def step_json(step: StepResult) -> dict[str, Any]:
+    return {"name": step.name, "ok": step.ok, "status": step.status.value, "summary": step.summary,
+            "details": step.details}
 
 
 def _with_build_log(function: Callable[[], _T]) -> _T:
-    """Show the tail of CapRover's build log before the one-line error of a failed build."""
+    """Show the tail of CapRover's build log before the one-line error of a failed build, and the
+    pre-deploy steps before the error of a blocked deploy."""
     try:
         return function()
     except BuildFailed as exc:
         if not output.json_mode():
             for line in exc.log_tail:
                 click.echo(f"  | {line}", err=True)
+        raise
+    except DeployBlocked as exc:  # what the steps before the deploy found, then the one-line error
+        if not output.json_mode():
+            render_steps(exc.steps)
         raise
 
 

@@ -38,6 +38,7 @@ def serve_command(ctx: Context, host: str | None, port: int | None) -> int:
 
     from railguard.gate.app import create_app
     from railguard.gate.service import GateService
+    from railguard.rehearsal.steps import deploy_steps
     from railguard.webserver import ConnectionLimits, uvicorn_options
 
     settings = ctx.settings({"gate.host": ("--host", host), "gate.port": ("--port", port)})
@@ -46,7 +47,7 @@ def serve_command(ctx: Context, host: str | None, port: int | None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(LogfmtFormatter())  # the one timestamp format (docs/cli.md)
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    service = GateService(settings)
+    service = GateService(settings, steps_for=deploy_steps)
     click.echo(f"railguard gate: {', '.join(service.targets)} on {settings.gate.listen.url} "
                f"(state in {service.directory})", err=True)
     uvicorn.run(create_app(service), host=settings.gate.host, port=settings.gate.port, log_level="warning",

@@ -16,7 +16,8 @@ _EXPORTS = {
     "DEFAULT_POST_DEPLOY_STEPS": "actions", "DeployJob": "actions", "DeployReport": "actions",
     "build_deployer": "actions", "deploy_branch_head": "actions", "deploy_commit": "actions",
     "deploy_lock": "actions", "locked_flow": "actions", "rollback": "actions",
-    "PostDeployContext": "steps", "PostDeployStep": "steps", "StepResult": "steps", "StepStatus": "steps",
+    "DeployBlocked": "steps", "DeploySteps": "steps", "PostDeployContext": "steps", "PostDeployStep": "steps",
+    "PreDeployContext": "steps", "PreDeployStep": "steps", "StepResult": "steps", "StepStatus": "steps",
     "CapRoverClient": "caprover", "CapRoverDeployer": "caprover",
     "Deployer": "deployer", "DeployOutcome": "deployer",
     "DeployRecord": "state", "DeployState": "state",
@@ -41,8 +42,12 @@ if TYPE_CHECKING:  # the same names for mypy, which would otherwise see each as 
     from railguard.deploy.deployer import Deployer as Deployer
     from railguard.deploy.state import DeployRecord as DeployRecord
     from railguard.deploy.state import DeployState as DeployState
+    from railguard.deploy.steps import DeployBlocked as DeployBlocked
+    from railguard.deploy.steps import DeploySteps as DeploySteps
     from railguard.deploy.steps import PostDeployContext as PostDeployContext
     from railguard.deploy.steps import PostDeployStep as PostDeployStep
+    from railguard.deploy.steps import PreDeployContext as PreDeployContext
+    from railguard.deploy.steps import PreDeployStep as PreDeployStep
     from railguard.deploy.steps import StepResult as StepResult
     from railguard.deploy.steps import StepStatus as StepStatus
 

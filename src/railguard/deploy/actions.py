@@ -11,8 +11,14 @@ The order of work in every flow, and why:
    cron'd release) is refused with exit 5 before it has written a history row, so two flows
    never interleave their records or their CapRover calls. The lock is the library's, not the
    CLI's: whoever calls :func:`deploy_commit`, :func:`rollback` or ``run_release`` holds it.
-2. Write the history row (``pending``), call the deployer, complete the row.
-3. Run the job's post-deploy steps (:attr:`DeployJob.post_deploy`; the smoke check unless the
+2. Write the history row (``pending``).
+3. Run the job's pre-deploy steps (:attr:`DeployJob.pre_deploy`: the snapshot and the rehearsal
+   that :func:`railguard.rehearsal.steps.deploy_steps` hands the CLI and the gate; none for a
+   Python caller that names none). The first that fails blocks the deploy: the row is completed
+   as ``blocked`` and :class:`~railguard.deploy.steps.DeployBlocked` (exit 7) is raised, before
+   the platform is asked for anything.
+4. Call the deployer, complete the row.
+5. Run the job's post-deploy steps (:attr:`DeployJob.post_deploy`; the smoke check unless the
    caller hands others), still under the lock: a rollback must not start while the smoke check
    of the deploy it would undo is still looking at the app.
 
@@ -36,13 +42,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from railguard.config import AppSettings, DeploySettings, Settings
 from railguard.deploy.caprover import CapRoverClient, CapRoverDeployer, DeploySuperseded, RetryPolicy
 from railguard.deploy.deployer import AppVersions, Deployer, DeployOutcome
 from railguard.deploy.git import Git
 from railguard.deploy.state import DeployRecord, DeployState, Kind
-from railguard.deploy.steps import PostDeployContext, PostDeployStep, StepResult, StepStatus, run_post_deploy
+from railguard.deploy.steps import (DeployBlocked, PostDeployContext, PostDeployStep, PreDeployContext, PreDeployStep,
+                                    StepResult, StepStatus, run_post_deploy, run_pre_deploy)
 from railguard.errors import ConfigError, ExitCode, NotFound, RailguardError, UsageError
 from railguard.locking import exclusive_lock
 from railguard.notify.notifier import Notifier, notifier_for
@@ -94,6 +102,10 @@ class DeployReport:
     record: DeployRecord
     outcome: DeployOutcome
     steps: list[StepResult] = field(default_factory=list)
+    #: What the pre-deploy steps found (each passed or skipped: a failed one blocks the deploy).
+    pre_steps: list[StepResult] = field(default_factory=list)
+    #: What the steps of the deploy handed each other (:attr:`PreDeployContext.facts`).
+    facts: dict[str, Any] = field(default_factory=dict)
     #: The commit the deploy replaced as far as railguard knows (for a rollback: where it came from).
     replaced: str | None = None
     #: For a rollback: what it went back to, in words ("version 7 (img-captain-tasks:7)").
@@ -134,6 +146,8 @@ class DeployJob:
     state: DeployState
     git: Git
     clock: Clock
+    #: Run in order before the platform is asked; the first that fails blocks the deploy.
+    pre_deploy: tuple[PreDeployStep, ...] = ()
     #: Run in order after the deploy succeeded; read when the job is made, so a Python caller
     #: that names none gets the smoke check exactly as the CLI and the gate do.
     post_deploy: tuple[PostDeployStep, ...] = field(default_factory=lambda: DEFAULT_POST_DEPLOY_STEPS)
@@ -212,9 +226,15 @@ def deploy_branch_head(job: DeployJob, branch: str, commit: str, *,
 def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, tag: str | None,
           image: str | None, tar: bytes | None = None, send: Callable[[], DeployOutcome] | None = None,
           replaced: str | None = None, target: str | None = None) -> DeployReport:
+    if kind != "rollback":  # a rollback knows what it replaces from its target
+        replaced = _live_commit(job)
     deploy_id = job.state.start(app=job.app_name, caprover_app=job.deployer.app, kind=kind, ref=ref,
                                 git_hash=git_hash, tag=tag, image=image, now=job.clock(),
                                 rolled_back_from=replaced if kind == "rollback" else None)
+    facts: dict[str, Any] = {}
+    pre_steps = _before(job, PreDeployContext(
+        settings=job.settings, app_name=job.app_name, app=job.app, kind=kind, deploy_id=deploy_id, commit=git_hash,
+        replaces=replaced, tar=tar, clock=job.clock, notifier=job.owner(), unattended=job.unattended, facts=facts))
     try:
         if send is not None:
             outcome = send()
@@ -243,8 +263,31 @@ def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, 
                               image=outcome.image if image is None else None)
     steps = run_post_deploy(job.post_deploy, PostDeployContext(settings=job.settings, app_name=job.app_name,
                                                                app=job.app, record=record, clock=job.clock,
-                                                               notifier=job.owner()))
-    return DeployReport(record=record, outcome=outcome, steps=steps, replaced=replaced, target=target)
+                                                               notifier=job.owner(), facts=facts))
+    return DeployReport(record=record, outcome=outcome, steps=steps, pre_steps=pre_steps, facts=facts,
+                        replaced=replaced, target=target)
+
+
+def _live_commit(job: DeployJob) -> str | None:
+    """The commit railguard last put live for the app (its newest live deploy), if any."""
+    return next((record.git_hash for record in job.state.history(job.app_name) if record.is_live_candidate), None)
+
+
+def _before(job: DeployJob, context: PreDeployContext) -> list[StepResult]:
+    """The pre-deploy steps, with the history row completed as ``blocked`` when one fails (or
+    ``failed`` when one is cut short: the deploy did not happen either way)."""
+    try:
+        results = run_pre_deploy(job.pre_deploy, context)
+    except BaseException:
+        job.state.finish(context.deploy_id, result="failed", now=job.clock(), detail="interrupted before the deploy")
+        raise
+    failed = next((result for result in results if result.status is StepStatus.FAILED), None)
+    if failed is None:
+        return results
+    message = f"{context.kind} of {(context.commit or 'the image')[:12]} blocked by the {failed.name} step: {failed.summary}"
+    job.state.finish(context.deploy_id, result="blocked", now=job.clock(), detail=message)
+    raise DeployBlocked(message, steps=results,
+                        hint="Nothing was deployed; fix what the step found, or see docs/deploy.md")
 
 
 def _tell_deploy_failed(job: DeployJob, kind: Kind, what: str | None, reason: str) -> None:

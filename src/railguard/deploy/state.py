@@ -25,7 +25,8 @@ from railguard.errors import ConfigError
 from railguard.secrets import redact
 
 Kind = Literal["deploy", "release", "rollback"]
-Result = Literal["pending", "accepted", "ok", "failed", "superseded"]
+#: ``blocked``: a pre-deploy step (the rehearsal, the snapshot) failed, the platform was not asked.
+Result = Literal["pending", "accepted", "ok", "failed", "superseded", "blocked"]
 #: Results after which the deployed tree is (or is believed to be) what runs.
 LIVE_RESULTS = ("accepted", "ok")
 
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS deploys (
     version INTEGER,
     started_at TEXT NOT NULL,
     finished_at TEXT,
-    result TEXT NOT NULL CHECK (result IN ('pending', 'accepted', 'ok', 'failed', 'superseded')),
+    result TEXT NOT NULL CHECK (result IN ('pending', 'accepted', 'ok', 'failed', 'superseded', 'blocked')),
     detail TEXT,
     -- a rollback: the commit it moved away from (never chosen again by a plain rollback)
     rolled_back_from TEXT
@@ -98,7 +99,7 @@ class DeployState:
         with closing(connection):
             # Every deploy is rare and precious: pay for a full fsync at each commit.
             connection.execute("PRAGMA synchronous=FULL")
-            _allow_superseded(connection)
+            _allow_every_result(connection)
             connection.executescript(_SCHEMA)
             connection.row_factory = sqlite3.Row
             with connection:
@@ -142,22 +143,22 @@ class DeployState:
         return [_record(row) for row in rows]
 
 
-def _allow_superseded(connection: sqlite3.Connection) -> None:
-    """A history written before the result ``superseded`` existed has a CHECK that refuses it:
-    copy its rows into a table with the current schema, in one transaction (SQLite cannot alter
-    a CHECK constraint in place)."""
+def _allow_every_result(connection: sqlite3.Connection) -> None:
+    """A history written before the results ``superseded`` or ``blocked`` existed has a CHECK that
+    refuses them: copy its rows into a table with the current schema, in one transaction (SQLite
+    cannot alter a CHECK constraint in place)."""
     row = connection.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'deploys'").fetchone()
-    if row is None or "'superseded'" in row[0]:
+    if row is None or "'blocked'" in row[0]:
         return
     connection.execute("BEGIN IMMEDIATE")
     try:
-        connection.execute("ALTER TABLE deploys RENAME TO deploys_before_superseded")
+        connection.execute("ALTER TABLE deploys RENAME TO deploys_before_migration")
         connection.execute("DROP INDEX IF EXISTS deploys_by_app")
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 connection.execute(statement)
-        connection.execute("INSERT INTO deploys SELECT * FROM deploys_before_superseded")
-        connection.execute("DROP TABLE deploys_before_superseded")
+        connection.execute("INSERT INTO deploys SELECT * FROM deploys_before_migration")
+        connection.execute("DROP TABLE deploys_before_migration")
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")

@@ -1,8 +1,16 @@
-"""The steps that follow a deploy, release or rollback: what a step gets and what it returns.
+"""The steps before and after a deploy, release or rollback: what a step gets and what it returns.
 
 A leaf module (it imports no flow), so a step such as the smoke check
 (:mod:`railguard.deploy.smoke_step`) can be written against it and handed to the flows in
 :mod:`railguard.deploy.actions` explicitly: there is no registry that an import fills.
+
+A *pre-deploy* step runs under the deploy lock once the history row is started and before the
+platform is asked for anything; the first one that fails blocks the deploy (the pre-deploy
+snapshot and the rehearsal of :mod:`railguard.rehearsal`, which join the data side to the deploy
+side and so live above both). A *post-deploy* step runs after the platform built the deploy
+(the smoke check); every one runs, whatever the others found. The steps of one deploy share
+:attr:`PreDeployContext.facts`, the one dictionary both contexts carry: what an earlier step
+found (the snapshot it took) for a later one (the rehearsal that boots a copy of it).
 
 A step's result is typed, so a caller (the CLI, the gate's worker) reads what the step found
 without knowing which step it was: :attr:`StepResult.status` (passed, failed, or skipped with
@@ -18,11 +26,35 @@ from datetime import datetime
 from typing import Any
 
 from railguard.config import AppSettings, Settings
-from railguard.deploy.state import DeployRecord
-from railguard.errors import RailguardError
+from railguard.deploy.state import DeployRecord, Kind
+from railguard.errors import CheckFailed, RailguardError
 from railguard.notify.notifier import Notifier
 
 Clock = Callable[[], datetime]
+
+
+@dataclass
+class PreDeployContext:
+    settings: Settings
+    app_name: str
+    app: AppSettings
+    kind: Kind
+    #: The history row of this deploy (``pending`` while the steps run).
+    deploy_id: int
+    #: The commit that goes live; None when railguard knows none (a rollback to an image whose
+    #: commit was never recorded).
+    commit: str | None
+    #: The commit live before it, as far as railguard knows (the deploy history, or CapRover's).
+    replaces: str | None
+    #: The exact tree the platform gets (``git archive`` of :attr:`commit`); None when the
+    #: platform builds no tree of ours (a rollback to a built image, the legacy branch build).
+    tar: bytes | None
+    clock: Clock
+    notifier: Notifier
+    #: Nobody watches the job's terminal (the gate).
+    unattended: bool = False
+    #: Shared by every step of this deploy, pre and post (the module's docstring).
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -34,6 +66,8 @@ class PostDeployContext:
     clock: Clock
     #: Where the step's news goes (the job's notifier: the gate's, or one from the settings).
     notifier: Notifier
+    #: What the pre-deploy steps of this deploy found (:attr:`PreDeployContext.facts`).
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 class StepStatus(enum.Enum):
@@ -57,7 +91,7 @@ class StepResult:
 
     def __post_init__(self) -> None:
         if self.skipped is not None and not self.ok:
-            raise ValueError(f"post-deploy step {self.name}: a skipped step cannot have failed")
+            raise ValueError(f"deploy step {self.name}: a skipped step cannot have failed")
 
     @classmethod
     def skip(cls, name: str, reason: str) -> StepResult:
@@ -71,16 +105,57 @@ class StepResult:
         return StepStatus.PASSED if self.ok else StepStatus.FAILED
 
 
+PreDeployStep = Callable[[PreDeployContext], StepResult]
 PostDeployStep = Callable[[PostDeployContext], StepResult]
+
+
+class DeployBlocked(CheckFailed):
+    """A pre-deploy step failed: the platform was not asked, the history row says ``blocked``."""
+
+    def __init__(self, message: str, *, steps: Sequence[StepResult], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        #: Every pre-deploy step that ran, the failed one last.
+        self.steps = list(steps)
+
+    @property
+    def failed_step(self) -> StepResult:
+        return self.steps[-1]
+
+
+@dataclass(frozen=True)
+class DeploySteps:
+    """The steps a deploy job runs: what :func:`railguard.rehearsal.steps.deploy_steps` hands to
+    the CLI's flows and to the gate."""
+
+    pre: tuple[PreDeployStep, ...] = ()
+    post: tuple[PostDeployStep, ...] = ()
+
+
+def _step_name(step: Callable[..., StepResult]) -> str:
+    return getattr(step, "__name__", None) or getattr(step, "name", None) or "step"
+
+
+def run_pre_deploy(steps: Sequence[PreDeployStep], context: PreDeployContext) -> list[StepResult]:
+    """Run ``steps`` in order until one fails (a step that raises a railguard error has failed):
+    the later ones would act on a deploy that is not going to happen."""
+    results = []
+    for step in steps:
+        try:
+            result = step(context)
+        except RailguardError as exc:
+            result = StepResult(name=_step_name(step), ok=False, summary=exc.message)
+        results.append(result)
+        if result.status is StepStatus.FAILED:
+            break
+    return results
 
 
 def run_post_deploy(steps: Sequence[PostDeployStep], context: PostDeployContext) -> list[StepResult]:
     """Run ``steps`` in order; a step that raises counts as failed, later steps still run."""
     results = []
     for step in steps:
-        name = getattr(step, "__name__", "step")
         try:
             results.append(step(context))
         except RailguardError as exc:
-            results.append(StepResult(name=name, ok=False, summary=exc.message))
+            results.append(StepResult(name=_step_name(step), ok=False, summary=exc.message))
     return results

@@ -21,12 +21,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from railguard.config import Settings
+from railguard.config import AppSettings, Settings
 from railguard.deploy.actions import build_deployer
 from railguard.deploy.deployer import Deployer
 from railguard.deploy.hook.run import RefUpdate, decide as decide_ref
 from railguard.deploy.isolation import Isolation, resolve_isolation
 from railguard.deploy.pipeline import TreeUnusable, is_full_sha, test_tree
+from railguard.deploy.steps import DeploySteps
 from railguard.deploy.suite import SuiteCommandMissing
 from railguard.errors import ConfigError
 from railguard.gate.forgejo import ForgejoStatuses
@@ -40,7 +41,7 @@ from railguard.gate.webhook import (
     signed_payload,
     verify_signature,
 )
-from railguard.gate.worker import AppWorker, RunLog, WorkerContext, read_log
+from railguard.gate.worker import AppWorker, RunLog, WorkerContext, read_log, smoke_only
 from railguard.notify.notifier import Notifier
 from railguard.secrets import Secret, presented, read_secret, redact
 
@@ -100,7 +101,8 @@ class GateMetrics:
 class GateService:
     def __init__(self, settings: Settings, *, env: Mapping[str, str] = os.environ,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 deployer_for: Callable[[GateTarget], Deployer] | None = None) -> None:
+                 deployer_for: Callable[[GateTarget], Deployer] | None = None,
+                 steps_for: Callable[[Settings, str, AppSettings], DeploySteps] | None = None) -> None:
         gate = settings.gate
         if not gate.apps:
             raise ConfigError("the gate has no app to deploy",
@@ -157,7 +159,7 @@ class GateService:
             public_url=self.public_url, env=env, clock=clock,
             deployer_for=deployer_for or (lambda target: build_deployer(target.name, target.app.deploy, env=env)),
             on_finish=lambda run, status: self.metrics.runs_finished.labels(run.app, status).inc(),
-            isolation=self.isolation)
+            isolation=self.isolation, steps_for=steps_for or smoke_only)
         for target in self.targets.values():
             # A missing caprover_url should stop the gate now, not fail the first tested commit.
             self.context.deployer_for(target)

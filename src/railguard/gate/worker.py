@@ -42,14 +42,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from railguard.config import Settings
-from railguard.deploy.actions import DeployJob, DeployReport, deploy_branch_head, deploy_commit, rollback
+from railguard.config import AppSettings, Settings
+from railguard.deploy.actions import (DEFAULT_POST_DEPLOY_STEPS, DeployJob, DeployReport, deploy_branch_head,
+                                      deploy_commit, rollback)
 from railguard.deploy.deployer import Deployer
 from railguard.deploy.git import Git, GitError, git_environment_without_git_vars
 from railguard.deploy.isolation import NO_ISOLATION, Isolation
 from railguard.deploy.pipeline import TreeUnusable, test_tree
 from railguard.deploy.state import DeployState, state_path
-from railguard.deploy.steps import StepStatus
+from railguard.deploy.steps import DeploySteps, StepStatus
 from railguard.deploy.suite import SuiteCommandMissing
 from railguard.durable import make_private_directory, open_private_append
 from railguard.errors import RailguardError
@@ -191,6 +192,11 @@ class TestedTree(Git):
 
 # --- the worker -------------------------------------------------------------------------------
 
+def smoke_only(settings: Settings, app_name: str, app: AppSettings) -> DeploySteps:
+    """The steps of a gate that was handed none: the smoke check after the deploy, nothing before."""
+    return DeploySteps(post=DEFAULT_POST_DEPLOY_STEPS)
+
+
 @dataclass
 class WorkerContext:
     """What every worker shares, gathered once by the service."""
@@ -208,6 +214,10 @@ class WorkerContext:
     on_finish: Callable[[Run, str], None] = lambda run, status: None
     #: How the pushed test suites are kept from the gate's secrets (resolved once by the service).
     isolation: Isolation = NO_ISOLATION
+    #: The steps around each deploy of an app (``railguard gate serve`` hands
+    #: :func:`railguard.rehearsal.steps.deploy_steps`, which the gate may not import); by
+    #: default only the smoke check after it.
+    steps_for: Callable[[Settings, str, AppSettings], DeploySteps] = smoke_only
 
     def run_url(self, run_id: int) -> str:
         return f"{self.public_url.rstrip('/')}/runs/{run_id}"
@@ -405,11 +415,13 @@ class AppWorker:
         the smoke check's "deploy OK" or "deploy FAILED"); the worker adds only what nobody else
         can know, "deploy OK" when no smoke check looked at the app."""
         context, target = self.context, self.target
+        steps = context.steps_for(context.settings, target.name, target.app)
         job = DeployJob(settings=context.settings, app_name=target.name, app=target.app,
                         deployer=context.deployer_for(target),
                         state=DeployState(state_path(context.settings.state_dir, target.app.deploy.state_file)),
                         git=TestedTree(self.mirror.path, env=self.mirror.env, tested=(commit, tar)),
-                        clock=context.clock, notifier=context.notifier, unattended=True)
+                        clock=context.clock, pre_deploy=steps.pre, post_deploy=steps.post,
+                        notifier=context.notifier, unattended=True)
         context.queue.update(run.id, deploy_called_at=context.clock())
         legacy = target.gate.deploy_mode == "legacy-webhook"
         try:

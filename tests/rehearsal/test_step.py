@@ -134,3 +134,14 @@ def test_a_drill_image_switches_the_rehearsal_to_docker_mode_without_a_command(t
     drill = effective_drill(app)
     assert drill.command == [] and drill.image == "tasks:live"
     assert drill.start_timeout.total_seconds() == 7
+
+
+def test_deploy_steps_rehearse_an_app_with_a_drill_and_leave_the_others_alone(tmp_path, production):
+    from railguard.rehearsal.steps import deploy_steps
+
+    drilled = app_settings(tmp_path, production)
+    assert rehearsal_step in deploy_steps(settings_for(drilled), "tasks", drilled).pre
+    switched_off = app_settings(tmp_path, production, enabled=False)
+    assert rehearsal_step not in deploy_steps(settings_for(switched_off), "tasks", switched_off).pre
+    plain = AppSettings(database=production)
+    assert rehearsal_step not in deploy_steps(settings_for(plain), "tasks", plain).pre

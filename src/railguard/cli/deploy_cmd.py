@@ -62,8 +62,12 @@ def render_report(report: DeployReport, target: str | None = None) -> None:
 
 
 def render_steps(steps: Iterable[StepResult]) -> None:
+    """One line per step, then the lines a step gives in ``details["lines"]`` (the rehearsal's
+    checks, what the migrations changed, the app's output when it failed)."""
     for step in steps:
         click.echo(f"{_MARK[step.status]} {step.name}: {step.summary}")
+        for line in step.details.get("lines") or []:
+            click.echo(f"    {line}")
 
 
 _MARK = {StepStatus.PASSED: "ok    ", StepStatus.SKIPPED: "skip  ", StepStatus.FAILED: "FAILED"}

@@ -284,7 +284,8 @@ class _Rehearsal:
         the commit as CapRover passes it (the build arg CAPROVER_GIT_COMMIT_SHA)."""
         tag = f"railguard-rehearsal-{self.app_name.lower()}:{self.report.commit[:12]}"
         with self.step("build") as step:
-            argv = [self.docker, "build", "--quiet", "--tag", tag, "--file", _dockerfile_path(tar),
+            # --network host: as the drill's container runs (an engine may have no bridge network).
+            argv = [self.docker, "build", "--quiet", "--network", "host", "--tag", tag, "--file", _dockerfile_path(tar),
                     "--label", f"railguard.rehearsal={self.app_name}",
                     "--build-arg", f"CAPROVER_GIT_COMMIT_SHA={self.report.commit}", "-"]
             try:

@@ -31,7 +31,6 @@ from railguard.backup.catalog import BackupRecord, Owner, resolve_backup
 from railguard.deploy.git import Git, git_environment_without_git_vars
 from railguard.deploy.steps import PreDeployContext, StepResult
 from railguard.errors import RailguardError
-from railguard.rehearsal.rehearse import rehearse
 
 NAME = "rehearsal"
 
@@ -52,6 +51,9 @@ def rehearsal_step(context: PreDeployContext) -> StepResult:
     if untouched is not None:
         return StepResult.skip(NAME, untouched)
     backup, source = _copy_source(context)
+    # Here, not at the top: every deploy command imports the list of steps, few of them rehearse.
+    from railguard.rehearsal.rehearse import rehearse
+
     report = rehearse(context.settings, context.app_name, app, tar=context.tar, commit=context.commit,
                       backup=backup, now=context.clock(), env=os.environ)
     details: dict[str, Any] = {**report.as_dict(), "source": source, "lines": report.lines()}

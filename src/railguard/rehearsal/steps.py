@@ -18,11 +18,14 @@ from __future__ import annotations
 from railguard.config import AppSettings, Settings
 from railguard.deploy import actions
 from railguard.deploy.steps import DeploySteps, PostDeployStep, PreDeployStep
+from railguard.rehearsal.step import rehearsal_step
 
 
 def deploy_steps(settings: Settings, app_name: str, app: AppSettings) -> DeploySteps:
     """The steps before and after a deploy of ``app_name`` (the module's docstring gives the order)."""
     pre: list[PreDeployStep] = []
+    if app.rehearsal.is_enabled(app.drill):  # an app with no drill has nothing to rehearse with: no line at all
+        pre.append(rehearsal_step)  # the candidate booted on a copy of the snapshot (docs/deploy.md, "Rehearsed deploys")
     # Read at each call, as DeployJob's own default is: the smoke check unless the defaults changed.
     post: list[PostDeployStep] = list(actions.DEFAULT_POST_DEPLOY_STEPS)
     return DeploySteps(pre=tuple(pre), post=tuple(post))

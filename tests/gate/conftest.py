@@ -328,9 +328,11 @@ def _remote_head(remote: Remote) -> str:
 
 
 @contextlib.contextmanager
-def serve_gate(config: GateConfig, env: dict[str, str], remote: Remote) -> Iterator[Gate]:
-    """The gate in this process under a real uvicorn server on 127.0.0.1."""
-    service = GateService(config.settings(), env=env)
+def serve_gate(config: GateConfig, env: dict[str, str], remote: Remote,
+               steps_for: Callable[..., Any] | None = None) -> Iterator[Gate]:
+    """The gate in this process under a real uvicorn server on 127.0.0.1; ``steps_for`` as
+    ``railguard gate serve`` passes it (default: the gate's own, the smoke check alone)."""
+    service = GateService(config.settings(), env=env, steps_for=steps_for)
     server = uvicorn.Server(uvicorn_config(create_app(service), host="127.0.0.1", port=config.port,
                                            limits=ConnectionLimits.from_settings(service.settings.gate),
                                            log_level="warning", lifespan="on"))

@@ -95,8 +95,11 @@ def _with_build_log(function: Callable[[], _T]) -> _T:
                 click.echo(f"  | {line}", err=True)
         raise
     except DeployBlocked as exc:  # what the steps before the deploy found, then the one-line error
-        if not output.json_mode():
-            render_steps(exc.steps)
+        if output.json_mode():  # the one document carries them: the rehearsal's report is the reason
+            output.error(exc.message, exc.hint, code=exc.exit_code,
+                         more={"pre_steps": [step_json(step) for step in exc.steps]})
+            raise click.exceptions.Exit(int(exc.exit_code)) from exc
+        render_steps(exc.steps)
         raise
 
 

@@ -22,6 +22,7 @@ from rehearsal.candidates import (
     take_verified_backup,
 )
 
+from railguard.rehearsal.step import UNSANDBOXED
 from railguard.rehearsal.steps import deploy_steps
 
 
@@ -81,6 +82,7 @@ def test_a_migration_that_fails_on_production_rows_is_blocked_and_the_gate_posts
     assert "  FAILED health " in run["log"]
     assert "  | tasks-app: migrations failed: migration 3 (add task priority) failed" in run["log"]
     assert "rows tasks: 25 -> 25" in run["log"]
+    assert f"warning: {UNSANDBOXED}" in run["log"]
     assert [d for d in captain.deployments if d.app == "tasks"] == [], "a blocked deploy reached CapRover"
     assert snapshot(production.parent) == before, "production changed"
     assert any("migration 3 (add task priority) failed" in m["title"] + m["message"] for m in inbox.messages), \

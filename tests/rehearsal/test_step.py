@@ -99,6 +99,7 @@ def test_a_good_migration_passes_with_the_schema_change_in_its_details(tmp_path,
     assert result.details["backup"] == newest.name
     assert result.details["shape"]["columns_added"] == {"tasks": ["priority INTEGER NOT NULL DEFAULT 0"]}
     assert "column tasks.priority INTEGER NOT NULL DEFAULT 0 added" in result.details["lines"]
+    assert result.details["warnings"] == []  # attended: the operator's own commit, no gate sandbox to miss
 
 
 def test_only_when_paths_change_skips_a_commit_that_touches_none_of_them(tmp_path, production, repository):

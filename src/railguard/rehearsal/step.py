@@ -33,6 +33,9 @@ from railguard.deploy.steps import PreDeployContext, StepResult
 from railguard.errors import RailguardError
 
 NAME = "rehearsal"
+#: Said in every unattended (gate) rehearsal in command mode (docs/deploy.md, "Rehearsed deploys").
+UNSANDBOXED = ("the pushed commit's app ran as railguard's own user, outside the test sandbox: on the gate's "
+               "host use Docker mode ([drill] image), where it sees only the copy")
 
 
 def rehearsal_step(context: PreDeployContext) -> StepResult:
@@ -56,6 +59,11 @@ def rehearsal_step(context: PreDeployContext) -> StepResult:
 
     report = rehearse(context.settings, context.app_name, app, tar=context.tar, commit=context.commit,
                       backup=backup, now=context.clock(), env=os.environ)
+    if context.unattended and not app.drill.image:
+        # The gate's test suite runs pushed code in a sandbox (railguard.deploy.isolation); a
+        # command-mode rehearsal cannot (the app must be reachable on the host's 127.0.0.1), so
+        # the candidate's app ran as railguard's own user. Docker mode keeps it in a container.
+        report.warnings.append(UNSANDBOXED)
     details: dict[str, Any] = {**report.as_dict(), "source": source, "lines": report.lines()}
     return StepResult(NAME, report.passed, report.summary(), details=details)
 

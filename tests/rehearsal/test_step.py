@@ -18,6 +18,7 @@ from rehearsal.candidates import (
     take_verified_backup,
 )
 
+from railguard.backup.catalog import BackupRecord
 from railguard.config import AppSettings, DrillSettings
 from railguard.deploy.steps import PreDeployContext, StepStatus
 from railguard.notify.notifier import Notifier
@@ -85,6 +86,29 @@ def test_a_failed_rehearsal_is_a_failed_step_naming_the_migration(tmp_path, prod
     assert result.details["shape"]["schema_changed"] is False
     assert any("migration 3 (add task priority) failed" in line for line in result.details["output_tail"])
     assert "app output (last lines):" in result.details["lines"]
+
+
+class TakenSnapshot:
+    """What the snapshot step leaves in facts["snapshot"]: an object whose record() is the backup."""
+
+    def __init__(self, record: BackupRecord) -> None:
+        self._record = record
+
+    def record(self) -> BackupRecord:
+        return self._record
+
+
+def test_the_snapshot_steps_snapshot_is_the_copy_even_when_a_newer_backup_exists(tmp_path, production,
+                                                                                  repository):
+    app = app_settings(tmp_path, production)
+    snapshot = take_verified_backup(production, app.backup.directory, minutes_ago=5)
+    newer = take_verified_backup(production, app.backup.directory)
+    assert newer.name != snapshot.name
+    commit = repository.add_migration(GOOD_MIGRATION)
+    result = rehearsal_step(context(app, commit=commit, tar=repository.archive(commit),
+                                    facts={"snapshot": TakenSnapshot(snapshot)}))
+    assert result.status is StepStatus.PASSED, result.details["lines"]
+    assert (result.details["source"], result.details["backup"]) == ("pre-deploy snapshot", snapshot.name)
 
 
 def test_a_good_migration_passes_with_the_schema_change_in_its_details(tmp_path, production, repository):

@@ -69,9 +69,13 @@ def rehearsal_step(context: PreDeployContext) -> StepResult:
 
 
 def _copy_source(context: PreDeployContext) -> tuple[BackupRecord, str]:
-    """The snapshot step's backup, else the newest verified local one."""
+    """The snapshot step's backup, else the newest verified local one. The snapshot step leaves a
+    ``PreDeploySnapshot`` whose ``record()`` is its catalog record (or raises when the snapshot
+    went missing since: then the step fails, rather than rehearse on another copy)."""
     snapshot = context.facts.get("snapshot")
     record = snapshot if isinstance(snapshot, BackupRecord) else getattr(snapshot, "record", None)
+    if callable(record):
+        record = record()
     if isinstance(record, BackupRecord):
         return record, "pre-deploy snapshot"
     app = context.app

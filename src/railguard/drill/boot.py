@@ -68,6 +68,18 @@ class Step:
         return {"name": self.name, "ok": self.ok, "seconds": round(self.seconds, 3), "detail": self.detail}
 
 
+@dataclass(frozen=True)
+class Confined:
+    """How the app's command is started when its code is not trusted (the gate's rehearsal of a
+    pushed commit): the command wrapped in a sandbox, or the account it runs as."""
+
+    argv: list[str]
+    user: int | None = None
+    group: int | None = None
+    #: In words, for the ``start`` step ("bwrap sandbox, host network").
+    how: str = ""
+
+
 class BootRecord(Protocol):
     """What a boot writes into its caller's report (the drill's and the rehearsal's have these)."""
 
@@ -147,7 +159,8 @@ class AppBoot:
                  on_started: Callable[[], None] | None = None, progress: Progress | None = None,
                  placeholders: Mapping[str, str] | None = None, cwd: str | None = None,
                  what: str = "this backup", on_step: Callable[[Step], None] | None = None,
-                 timeout_key: str = "[drill] start_timeout") -> None:
+                 timeout_key: str = "[drill] start_timeout",
+                 confine: Callable[[LaunchPlan], Confined] | None = None) -> None:
         self.app_name = app_name
         self.drill = drill
         self.production_db = production_db
@@ -164,6 +177,9 @@ class AppBoot:
         self.on_step = on_step
         #: The setting a slow app's hint names.
         self.timeout_key = timeout_key
+        #: Command mode: how the plan's command is started when its code is not trusted (called
+        #: in the ``start`` step, which fails with what it raises); None: as the plan says.
+        self.confine = confine
         #: True from the spawn until the process group is known to be stopped.
         self.app_running = False
         #: Epoch ms just before the spawn: the app's app_started_at cannot be earlier.
@@ -209,9 +225,12 @@ class AppBoot:
             with self.step("start") as step:
                 if plan.container:
                     watchdog.watch_container(plan.container)
+                confined = self.confine(plan) if self.confine is not None and not plan.container \
+                    else Confined(plan.argv)
                 with self.output.open("ab") as output:
                     try:
-                        app_process = process.spawn(plan.argv, env=plan.env, cwd=plan.cwd, output=output)
+                        app_process = process.spawn(confined.argv, env=plan.env, cwd=plan.cwd, output=output,
+                                                    user=confined.user, group=confined.group)
                         self.app_running = True
                     except OSError as exc:
                         raise DrillStepFailed(f"cannot start the app: {plan.argv[0]}: {exc.strerror or exc}",
@@ -220,6 +239,8 @@ class AppBoot:
                 self.started_wall_ms = (time.time() - 1.0) * 1000  # 1 s: the app's clock reads ms, ours may round
                 self.record.app_pid = app_process.pid
                 what = f"image {self.drill.image}" if plan.container else " ".join(plan.argv[:3])
+                if confined.how:
+                    what += f" ({confined.how})"
                 step.detail = f"pid {app_process.pid}, port {self.record.port}, {what}"
             if self.on_started is not None:
                 self.on_started()

@@ -421,7 +421,7 @@ class AppWorker:
                         state=DeployState(state_path(context.settings.state_dir, target.app.deploy.state_file)),
                         git=TestedTree(self.mirror.path, env=self.mirror.env, tested=(commit, tar)),
                         clock=context.clock, pre_deploy=steps.pre, post_deploy=steps.post,
-                        notifier=context.notifier, unattended=True)
+                        notifier=context.notifier, unattended=True, isolation=context.isolation)
         context.queue.update(run.id, deploy_called_at=context.clock())
         legacy = target.gate.deploy_mode == "legacy-webhook"
         try:

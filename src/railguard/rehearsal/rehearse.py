@@ -5,17 +5,23 @@ The order of work, and why:
 
 1. A private workspace (``mkdtemp`` in the drill's ``scratch_dir``, never inside the production
    data directory) watched by the drill's watchdog from the start: a railguard killed by
-   SIGKILL leaves no app, container or copy behind.
-2. The candidate: the exact tar CapRover will get, extracted into ``tree`` with the pushed-tree
+   SIGKILL leaves no app, container or copy behind. What the app may see and write is in its
+   ``sandbox/`` (``tree``, ``data``); the app's output file stays beside it, out of its reach,
+   since railguard reads that file back (an app that could swap it for a link would have
+   railguard copy any file into the report).
+2. The candidate: the exact tar CapRover will get, extracted into ``sandbox/tree`` with the pushed-tree
    rules of :func:`railguard.deploy.suite.extract_tree` (no member outside it), or, in Docker
    mode (``drill.image``), built with the local Docker engine from that same tar
    (``docker build -`` with captain-definition's ``dockerfilePath``) into a throw-away tag.
 3. The copy: the snapshot verified again on the way out (sha256, decompression, raw sha256,
-   ``quick_check``: the snapshot passed ``integrity_check`` moments ago) into ``data/``. The
+   ``quick_check``: the snapshot passed ``integrity_check`` moments ago) into ``sandbox/data/``. The
    production database is never opened: the copy comes from the backup file.
 4. The shape of the copy before the app touches it (:func:`railguard.rehearsal.shape.read_shape`).
 5. The boot: start, ``/health`` 200 within ``timeout``, ``migrations_ok 1``, ``app_started_at``
-   after the rehearsal started the app, the drill's SQL assertions, stop.
+   after the rehearsal started the app, the drill's SQL assertions, stop. Pushed code (the
+   gate's rehearsal in command mode) starts under the gate's isolation
+   (:mod:`railguard.deploy.isolation`) with one difference from the test suite's sandbox: the
+   host's network, for the health check on 127.0.0.1 (docs/deploy.md, "Rehearsed deploys").
 6. The shape after the app migrated the copy, compared with the one before: what the
    migrations changed (schema, rows per table), reported whether the boot passed or not.
 7. A failed boot names the migration that failed when the app printed the documented line
@@ -35,6 +41,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tarfile
 import time
@@ -47,10 +54,11 @@ from typing import Any
 from railguard.backup.catalog import BackupRecord
 from railguard.backup.verify import materialize
 from railguard.config import AppSettings, DrillSettings, Settings
+from railguard.deploy.isolation import NO_ISOLATION, Isolation
 from railguard.deploy.suite import UnsafeTree, extract_tree
 from railguard.drill import process
-from railguard.drill.boot import AppBoot, DrillStepFailed, Step, make_workspace, tail, timed_step
-from railguard.drill.launch import expand
+from railguard.drill.boot import AppBoot, Confined, DrillStepFailed, Step, make_workspace, tail, timed_step
+from railguard.drill.launch import LaunchPlan, expand
 from railguard.errors import ExitCode, RailguardError
 from railguard.rehearsal.shape import Shape, ShapeChange, compare, read_shape
 
@@ -110,6 +118,8 @@ class RehearsalReport:
     #: What the candidate's migrations changed on the copy; None when the copy was never made.
     change: ShapeChange | None = None
     warnings: list[str] = field(default_factory=list)
+    #: How the candidate's app was confined ("bwrap sandbox, ..."); None: as railguard's own user.
+    sandbox: str | None = None
     port: int | None = None
     app_pid: int | None = None
     seconds: float = 0.0
@@ -126,7 +136,7 @@ class RehearsalReport:
                 "app_pid": self.app_pid, "steps": [step.as_dict() for step in self.steps],
                 "failed_migration": self.failed_migration.as_dict() if self.failed_migration else None,
                 "shape": self.change.as_dict() if self.change is not None else None,
-                "warnings": self.warnings, "output_tail": self.output_tail}
+                "sandbox": self.sandbox, "warnings": self.warnings, "output_tail": self.output_tail}
 
     def summary(self) -> str:
         """One line: the verdict, with the failed migration when the app named it."""
@@ -169,11 +179,13 @@ def effective_drill(app: AppSettings) -> DrillSettings:
 
 def rehearse(settings: Settings, app_name: str, app: AppSettings, *, tar: bytes, commit: str,
              backup: BackupRecord, now: datetime, env: Mapping[str, str] = os.environ, docker: str = "docker",
-             on_line: Callable[[str], None] | None = None) -> RehearsalReport:
+             on_line: Callable[[str], None] | None = None, isolation: Isolation = NO_ISOLATION) -> RehearsalReport:
     """Boot ``commit`` (its ``git archive`` tar, the bytes CapRover gets) on a copy of ``backup``.
 
-    ``on_line`` is told each step as it ends (the gate's run log). Raises only for problems
-    before the rehearsal starts (nothing to start, a command naming production)."""
+    ``on_line`` is told each step as it ends (the gate's run log). ``isolation``: how a command
+    (not Docker) mode app is kept from railguard's secrets, for pushed code (the gate's); the
+    default runs it as railguard's own user. Raises only for problems before the rehearsal
+    starts (nothing to start, a command naming production)."""
     del settings  # the same signature as run_drill; the rehearsal needs nothing global yet
     drill = effective_drill(app)
     report = RehearsalReport(app_name, commit, backup.name, "docker" if drill.image else "command",
@@ -182,7 +194,7 @@ def rehearse(settings: Settings, app_name: str, app: AppSettings, *, tar: bytes,
     workspace = make_workspace(drill, app.database, f"rehearsal-{app_name}")
     watchdog = process.Watchdog(docker=docker)
     watchdog.watch_workspace(workspace)
-    rehearsal = _Rehearsal(app_name, app, drill, report, workspace, watchdog, env, docker, on_line)
+    rehearsal = _Rehearsal(app_name, app, drill, report, workspace, watchdog, env, docker, on_line, isolation)
     try:
         rehearsal.run(tar, backup)
         report.result, report.exit_code = "passed", ExitCode.OK
@@ -217,7 +229,7 @@ def rehearse(settings: Settings, app_name: str, app: AppSettings, *, tar: bytes,
 class _Rehearsal:
     def __init__(self, app_name: str, app: AppSettings, drill: DrillSettings, report: RehearsalReport,
                  workspace: Path, watchdog: process.Watchdog, env: Mapping[str, str], docker: str,
-                 on_line: Callable[[str], None] | None) -> None:
+                 on_line: Callable[[str], None] | None, isolation: Isolation = NO_ISOLATION) -> None:
         self.app_name = app_name
         self.app = app
         self.drill = drill
@@ -227,11 +239,15 @@ class _Rehearsal:
         self.docker = docker
         self.on_line = on_line
         self.image: str | None = None
-        self.tree = workspace / "tree"
+        self.isolation = isolation
+        #: All the app may see and write (the module's docstring, step 1).
+        self.sandbox = workspace / "sandbox"
+        self.tree = self.sandbox / "tree"
         self.boot = AppBoot(app_name, drill, production_db=app.database, record=report, workspace=workspace,
                             watchdog=watchdog, env=env, docker=docker, placeholders={"tree": str(self.tree)},
                             cwd=str(self.tree), what="the candidate commit", on_step=self._told,
-                            timeout_key=f"[apps.{app_name}.rehearsal] timeout")
+                            timeout_key=f"[apps.{app_name}.rehearsal] timeout",
+                            confine=self._confine if isolation.isolated else None)
 
     def step(self, name: str) -> contextlib.AbstractContextManager[Step]:
         return timed_step(self.report, name, self._told)
@@ -241,6 +257,7 @@ class _Rehearsal:
             self.on_line(f"rehearsal {'ok    ' if step.ok else 'FAILED'} {step.name}: {step.detail}")
 
     def run(self, tar: bytes, backup: BackupRecord) -> None:
+        self.sandbox.mkdir()
         if self.drill.image:
             self._build(tar)
         else:
@@ -253,7 +270,8 @@ class _Rehearsal:
                                                      "drill's assertions: fix the migration before deploying")
             finally:
                 with contextlib.suppress(Exception):  # a copy the app left unreadable: the boot's verdict stands
-                    self.report.change = compare(before, read_shape(copy))
+                    if self._still_a_file(copy):
+                        self.report.change = compare(before, read_shape(copy))
             if self.on_line is not None and self.report.change is not None:
                 for line in self.report.change.lines():
                     self.on_line(f"rehearsal {line}")
@@ -307,7 +325,7 @@ class _Rehearsal:
         """The verified copy in ``data/``, and its shape before the candidate touches it."""
         with self.step("copy") as step:
             verified = stack.enter_context(materialize(backup, self.workspace, mode="quick"))
-            data_dir = self.workspace / "data"
+            data_dir = self.sandbox / "data"
             data_dir.mkdir()
             copy = data_dir / self.app.database.name
             os.rename(verified.path, copy)
@@ -317,6 +335,43 @@ class _Rehearsal:
             step.detail = (f"{backup.name}: sha256 ok, {manifest.size_raw} bytes, quick_check ok, "
                            f"{len(before.tables)} table(s)")
         return copy, before
+
+    def _confine(self, plan: LaunchPlan) -> Confined:
+        """The candidate's command under the gate's isolation, the host's network shared (the
+        health check comes from railguard's side, on 127.0.0.1): bwrap shows it /usr, the
+        isolation's read-only paths and ``sandbox/`` alone; ``user:NAME`` gets ``sandbox/``
+        handed over (through descriptors, no link followed) and may only pass through the
+        workspace (0711), so its output file stays railguard's."""
+        isolation = self.isolation
+        executable = shutil.which(plan.argv[0], path=plan.env.get("PATH", os.defpath))
+        if executable is not None and not isolation.can_see(Path(executable), self.sandbox):
+            raise RehearsalFailed(f"the rehearsal's command {plan.argv[0]!r} is {executable}, outside what the "
+                                  "sandbox sees",
+                                  hint="Add its directory to gate.isolation_paths (the sandbox shows /usr, those "
+                                       "paths and the candidate's tree), or install it under /usr")
+        isolation.prepare(self.sandbox)
+        if isolation.mode == "user":
+            descriptor = os.open(self.workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                os.fchmod(descriptor, 0o711)
+            finally:
+                os.close(descriptor)
+            how = f"as user {isolation.user} (uid {isolation.uid})"
+        else:
+            how = "bwrap sandbox, host network, only the tree and the copy mounted"
+        self.report.sandbox = how
+        assert plan.cwd is not None  # command mode: the tree
+        argv = isolation.command(plan.argv, cwd=Path(plan.cwd), root=self.sandbox, share_net=True)
+        return Confined(argv, user=isolation.uid, group=isolation.gid, how=how)
+
+    def _still_a_file(self, copy: Path) -> bool:
+        """The copy after the app: a confined app could have left a link in its place, which
+        railguard (with its own rights) must not follow into the report."""
+        if stat.S_ISREG(os.lstat(copy).st_mode):
+            return True
+        self.report.warnings.append(f"the app replaced the copy {copy.name} with something that is not a "
+                                    "file: no shape after the rehearsal")
+        return False
 
     def remove_image(self) -> None:
         if self.image is None:

@@ -13,10 +13,12 @@ The order of work, and why:
    commit it replaces; rehearsed anyway when that cannot be told).
 2. The copy's source: the pre-deploy snapshot the snapshot step put in ``facts["snapshot"]``,
    else the newest verified local backup (said so in the details).
-3. :func:`railguard.rehearsal.rehearse.rehearse`; its report becomes the step's details
-   (``--json``), its lines the ``lines`` detail (the CLI's and the gate's run log), its summary
-   the step's (which the blocked deploy's notification carries: the failed migration when the
-   app named it).
+3. :func:`railguard.rehearsal.rehearse.rehearse`: for an unattended job (the gate: pushed,
+   untrusted code) in command mode under the job's isolation (:attr:`PreDeployContext.isolation`,
+   the gate's ``gate.isolation``), with a warning when that isolates nothing. Its report becomes
+   the step's details (``--json``), its lines the ``lines`` detail (the CLI's and the gate's run
+   log), its summary the step's (which the blocked deploy's notification carries: the failed
+   migration when the app named it).
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ from typing import Any
 
 from railguard.backup.catalog import BackupRecord, Owner, resolve_backup
 from railguard.deploy.git import Git, git_environment_without_git_vars
+from railguard.deploy.isolation import NO_ISOLATION
 from railguard.deploy.steps import PreDeployContext, StepResult
 from railguard.errors import RailguardError
 
 NAME = "rehearsal"
-#: Said in every unattended (gate) rehearsal in command mode (docs/deploy.md, "Rehearsed deploys").
-UNSANDBOXED = ("the pushed commit's app ran as railguard's own user, outside the test sandbox: on the gate's "
-               "host use Docker mode ([drill] image), where it sees only the copy")
+#: Said in every unattended (gate) rehearsal in command mode whose isolation isolates nothing
+#: (docs/deploy.md, "Rehearsed deploys").
+UNSANDBOXED = ("the pushed commit's app ran as railguard's own user and could read railguard's secrets "
+               "(gate.isolation isolates nothing here): install bubblewrap, set gate.isolation = \"user:NAME\", "
+               "or use Docker mode ([drill] image), where it sees only the copy")
 
 
 def rehearsal_step(context: PreDeployContext) -> StepResult:
@@ -57,12 +62,14 @@ def rehearsal_step(context: PreDeployContext) -> StepResult:
     # Here, not at the top: every deploy command imports the list of steps, few of them rehearse.
     from railguard.rehearsal.rehearse import rehearse
 
+    # Pushed code (the gate's) runs as its test suite does, under the gate's isolation, the
+    # host's network shared; Docker mode keeps it in a container already. A person deploying
+    # their own checkout (the CLI) runs their own code: no sandbox.
+    pushed = context.unattended and not app.drill.image
+    isolation = context.isolation if pushed else NO_ISOLATION
     report = rehearse(context.settings, context.app_name, app, tar=context.tar, commit=context.commit,
-                      backup=backup, now=context.clock(), env=os.environ)
-    if context.unattended and not app.drill.image:
-        # The gate's test suite runs pushed code in a sandbox (railguard.deploy.isolation); a
-        # command-mode rehearsal cannot (the app must be reachable on the host's 127.0.0.1), so
-        # the candidate's app ran as railguard's own user. Docker mode keeps it in a container.
+                      backup=backup, now=context.clock(), env=os.environ, isolation=isolation)
+    if pushed and not isolation.isolated:
         report.warnings.append(UNSANDBOXED)
     details: dict[str, Any] = {**report.as_dict(), "source": source, "lines": report.lines()}
     return StepResult(NAME, report.passed, report.summary(), details=details)

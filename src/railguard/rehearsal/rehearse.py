@@ -69,6 +69,8 @@ MIGRATION_FAILED = re.compile(r"\bmigration\s+(?P<id>[\w.:-]+)(?:\s+\((?P<name>[
 #: Longest wait for ``docker build`` of the candidate (a cold build of a small app's image).
 DOCKER_BUILD_TIMEOUT = 15 * 60
 CAPTAIN_DEFINITION = "captain-definition"
+#: How a bwrap-confined candidate ran, in the ``start`` step (docs/deploy.md, "Rehearsed deploys").
+SANDBOXED = "bwrap sandbox, host network, only the tree and the copy mounted"
 
 
 class RehearsalFailed(DrillStepFailed):
@@ -345,8 +347,8 @@ class _Rehearsal:
         isolation = self.isolation
         executable = shutil.which(plan.argv[0], path=plan.env.get("PATH", os.defpath))
         if executable is not None and not isolation.can_see(Path(executable), self.sandbox):
-            raise RehearsalFailed(f"the rehearsal's command {plan.argv[0]!r} is {executable}, outside what the "
-                                  "sandbox sees",
+            named = plan.argv[0] if executable == plan.argv[0] else f"{plan.argv[0]} ({executable})"
+            raise RehearsalFailed(f"the rehearsal's command {named} is outside what the sandbox sees",
                                   hint="Add its directory to gate.isolation_paths (the sandbox shows /usr, those "
                                        "paths and the candidate's tree), or install it under /usr")
         isolation.prepare(self.sandbox)
@@ -358,7 +360,7 @@ class _Rehearsal:
                 os.close(descriptor)
             how = f"as user {isolation.user} (uid {isolation.uid})"
         else:
-            how = "bwrap sandbox, host network, only the tree and the copy mounted"
+            how = SANDBOXED
         self.report.sandbox = how
         assert plan.cwd is not None  # command mode: the tree
         argv = isolation.command(plan.argv, cwd=Path(plan.cwd), root=self.sandbox, share_net=True)

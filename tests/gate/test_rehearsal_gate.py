@@ -6,9 +6,12 @@ log. A good migration is rehearsed and deployed."""
 from __future__ import annotations
 
 import contextlib
+import os
+import pwd
 import shutil
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,9 +39,37 @@ from railguard.rehearsal.step import UNSANDBOXED
 from railguard.rehearsal.steps import deploy_steps
 
 
+#: What ``user:NAME`` runs the app with: an interpreter every account may run.
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
 def _bwrap_skip_reason() -> str | None:
     executable = shutil.which("bwrap")
     return "bwrap is not installed (.ci/run installs bubblewrap)" if executable is None else bwrap_problem(executable)
+
+
+def _user_skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "user isolation needs the gate to run as root"
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return "there is no user nobody here"
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
+        return f"{SYSTEM_PYTHON} is not installed"
+    return None
+
+
+@pytest.fixture
+def passable_scratch() -> Iterator[Path]:
+    """A scratch directory another account may pass through (0711; pytest's own temporary
+    directories are root's, 0700), for the ``user:NAME`` rehearsal."""
+    directory = Path(tempfile.mkdtemp(prefix="railguard-rehearsal-scratch-"))
+    directory.chmod(0o711)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def with_migration(source: str, migration: tuple[int, str, str]) -> str:
@@ -63,16 +94,18 @@ def start_rehearsed_gate(tmp_path: Path, write_config: Callable[..., GateConfig]
                          monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Gate]]:
     """Start the gate as ``railguard gate serve`` does (steps_for=deploy_steps), for an app whose
     drill starts the example app from the pushed tree, with a verified backup of production;
-    ``env``: the gate's environment (default ``gate_env``), ``gate``: more [gate] settings."""
+    ``env``: the gate's environment (default ``gate_env``), ``gate``: more [gate] settings,
+    ``python``: the drill's interpreter, ``scratch``: the drill's scratch_dir."""
     with contextlib.ExitStack() as stack:
-        def start(env: dict[str, str] | None = None, gate: dict[str, object] | None = None) -> Gate:
+        def start(env: dict[str, str] | None = None, gate: dict[str, object] | None = None,
+                  python: str = sys.executable, scratch: Path | None = None) -> Gate:
             env = gate_env if env is None else env
             for name in gate_env:
                 monkeypatch.delenv(name, raising=False)
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
             config = write_config(smoke=True, gate={"isolation_paths": INTERPRETER_PATHS, **(gate or {})})
-            _add_rehearsal(config, tmp_path, production, remote)
+            _add_rehearsal(config, tmp_path, production, remote, python=python, scratch=scratch)
             return stack.enter_context(serve_gate(config, env, remote, steps_for=deploy_steps))
 
         yield start
@@ -83,14 +116,17 @@ def rehearsed_gate(start_rehearsed_gate: Callable[..., Gate]) -> Gate:
     return start_rehearsed_gate()
 
 
-def _add_rehearsal(config: GateConfig, tmp_path: Path, production: Path, remote: Remote) -> None:
+def _add_rehearsal(config: GateConfig, tmp_path: Path, production: Path, remote: Remote, *, python: str,
+                   scratch: Path | None) -> None:
     text = config.path.read_text().replace('database = "/dev/null"', f"database = {toml_value(str(production))}")
-    (tmp_path / "scratch").mkdir()
+    if scratch is None:
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
     text += "\n".join([
         "", "[apps.tasks.backup]", f"directory = {toml_value(str(tmp_path / 'backups'))}", "prune = false",
-        "", "[apps.tasks.drill]", f"command = {toml_value([sys.executable, 'app.py'])}",
+        "", "[apps.tasks.drill]", f"command = {toml_value([python, 'app.py'])}",
         'env = { DB_PATH = "{db}" }', 'start_timeout = "30s"', 'stop_grace = "5s"',
-        f"scratch_dir = {toml_value(str(tmp_path / 'scratch'))}",
+        f"scratch_dir = {toml_value(str(scratch))}",
         "", "[[apps.tasks.drill.assertions]]", 'sql = "SELECT count(*) FROM tasks"', 'expect = "> 0"',
         "", "[apps.tasks.rehearsal]", 'timeout = "6s"', ""])
     config.path.write_text(text)
@@ -187,13 +223,18 @@ _hunt(SECRET_FILES, STATE_DIR)
 '''
 
 
-@pytest.mark.parametrize("isolation", ["bwrap", "none"], ids=["bwrap", "none-the-attack-works"])
+@pytest.mark.parametrize("isolation", ["bwrap", "user:nobody", "none"],
+                         ids=["bwrap", "user-nobody", "none-the-attack-works"])
 def test_a_pushed_app_hunting_for_the_gates_secrets_in_its_rehearsal_finds_none(
         isolation: str, start_rehearsed_gate: Callable[..., Gate], gate_env: dict[str, str], remote: Remote,
-        captain: RunningCapRover, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if isolation == "bwrap" and (reason := _bwrap_skip_reason()):
+        captain: RunningCapRover, tmp_path: Path, passable_scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reason = {"bwrap": _bwrap_skip_reason, "user:nobody": _user_skip_reason}.get(isolation, lambda: None)()
+    if reason:
         print(f"skipped: {reason}")
         pytest.skip(reason)
+    # Another account must reach the interpreter and the scratch directory.
+    options: dict[str, Any] = {"python": SYSTEM_PYTHON, "scratch": passable_scratch} \
+        if isolation.startswith("user:") else {}
     secrets_dir = tmp_path / "secrets"
     secrets_dir.mkdir(mode=0o700)
     secret_files = {"FORGEJO_TOKEN": FORGEJO_TOKEN, "CAPROVER_PASSWORD": PASSWORD}
@@ -214,7 +255,7 @@ def test_a_pushed_app_hunting_for_the_gates_secrets_in_its_rehearsal_finds_none(
         return read_shape(path)
 
     monkeypatch.setattr(rehearse_module, "read_shape", read_shape_and_keep)
-    gate = start_rehearsed_gate(env=env, gate={"isolation": isolation})
+    gate = start_rehearsed_gate(env=env, gate={"isolation": isolation}, **options)
     hunt = HUNT.replace("_hunt(SECRET_FILES, STATE_DIR)", f"_hunt({[str(secrets_dir / n) for n in secret_files]!r}, "
                                                           f"{str(tmp_path / 'state')!r})")
     source = (EXAMPLE / "app.py").read_text().replace("\nimport time\n", "\nimport time\n" + hunt, 1)
@@ -241,5 +282,6 @@ def test_a_pushed_app_hunting_for_the_gates_secrets_in_its_rehearsal_finds_none(
         return
     assert {where: leaks(text, SECRETS) for where, text in surfaces.items()} == {where: [] for where in surfaces}
     assert "queue.sqlite3" not in found, found  # the state directory was out of reach
-    assert f"({SANDBOXED})" in run["log"], run["log"]
+    confined = SANDBOXED if isolation == "bwrap" else f"as user nobody (uid {pwd.getpwnam('nobody').pw_uid})"
+    assert f"({confined})" in run["log"], run["log"]
     assert UNSANDBOXED not in run["log"]

@@ -514,9 +514,11 @@ class GateSettings(Section):
     check_secret_env: str = "RAILGUARD_GATE_CHECK_SECRET"
     #: The run queue, mirrors and run logs; None means state_dir/gate.
     directory: Path | None = None
-    #: How pushed test suites are kept from the gate's secrets (docs/gate.md, "Isolation").
+    #: How pushed test suites, and the rehearsal of a pushed commit's app, are kept from the
+    #: gate's secrets (docs/gate.md, "Isolation").
     isolation: IsolationSpec = "auto"
-    #: Read-only paths the isolated suite may use besides /usr (a toolchain such as /opt/bun).
+    #: Read-only paths the isolated suite (and the rehearsed app) may use besides /usr (a
+    #: toolchain such as /opt/bun).
     isolation_paths: list[Path] = Field(default_factory=list)
     #: The variable (or ``<NAME>_FILE``) holding the token that /runs and the run logs require;
     #: required when ``host`` is not a loopback address.

@@ -25,6 +25,10 @@ the gate's webhook runs, the gate's pre-receive checks and the installed hook al
     the commit status.
 ``none``
     the suite runs as railguard's user with the clean environment only (a warning each run).
+
+The gate's pre-deploy rehearsal (:mod:`railguard.rehearsal.rehearse`) starts the pushed app
+under the same value, with one difference: ``share_net``, the host's network namespace, since
+railguard's health check must reach the app on 127.0.0.1 (docs/deploy.md, "Rehearsed deploys").
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ real process on 127.0.0.1, its commits in a real git repository, real backups of
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sqlite3
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -149,3 +152,21 @@ def test_the_tree_placeholder_names_the_candidates_tree(tmp_path, production, re
     assert report.passed, report.lines()
     assert report.warnings == []
     assert report.change is not None and report.change.schema_changed
+
+
+def test_a_candidate_that_swaps_the_copy_for_a_link_gets_no_shape_read_through_it(tmp_path, production, repository):
+    """A confined app may write only its tree and the copy's directory, but railguard reads the
+    copy back with its own rights: a link left in the copy's place must not be followed (it
+    would put another database's tables and row counts into the report)."""
+    private = tmp_path / "private.db"
+    with contextlib.closing(sqlite3.connect(private)) as database:
+        database.execute("CREATE TABLE gate_private_table (value TEXT)")
+    swap = (f"import os\nos.unlink(os.environ['DB_PATH'])\nos.symlink({str(private)!r}, os.environ['DB_PATH'])\n"
+            "raise SystemExit(3)\n")
+    commit = repository.commit("swap the copy", {"app.py": swap})
+    report, _ = run(tmp_path, production, repository, commit, timeout="5s")
+    assert not report.passed and report.failed_step == "health"
+    assert report.change is None
+    assert "the app replaced the copy tasks.db with something that is not a file: no shape after the rehearsal" \
+        in report.warnings
+    assert "gate_private_table" not in json.dumps(report.as_dict())

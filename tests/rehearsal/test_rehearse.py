@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sqlite3
 import sys
 from datetime import datetime, timezone
@@ -24,7 +25,13 @@ from rehearsal.candidates import (
 )
 
 from railguard.backup.catalog import BackupRecord
-from railguard.rehearsal.rehearse import find_failed_migration, rehearse
+from railguard.deploy.isolation import bwrap_problem, resolve_isolation
+from railguard.rehearsal.rehearse import SANDBOXED, find_failed_migration, rehearse
+
+
+def _bwrap_skip_reason() -> str | None:
+    executable = shutil.which("bwrap")
+    return "bwrap is not installed (.ci/run installs bubblewrap)" if executable is None else bwrap_problem(executable)
 
 
 @pytest.fixture
@@ -170,3 +177,36 @@ def test_a_candidate_that_swaps_the_copy_for_a_link_gets_no_shape_read_through_i
     assert "the app replaced the copy tasks.db with something that is not a file: no shape after the rehearsal" \
         in report.warnings
     assert "gate_private_table" not in json.dumps(report.as_dict())
+
+
+def test_a_sandboxed_candidate_cannot_swap_its_output_file_for_a_link_to_a_secret(tmp_path, production, repository):
+    """railguard reads the app's output back (the tail of a failed rehearsal) with its own rights:
+    the file must be out of the confined app's reach, or a link in its place would copy any
+    file railguard can read into the report."""
+    if reason := _bwrap_skip_reason():
+        print(f"skipped: {reason}")
+        pytest.skip(reason)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    (secrets / "token").write_text("rehearsal-s3cret-never-shown\n")
+    isolation = resolve_isolation("bwrap", private=[secrets / "token"],
+                                  read_only=sorted({Path(sys.prefix), Path(sys.base_prefix)}))
+    swap = ("import glob, os\n"
+            "for name in ['../app-output.log', '../../app-output.log', *glob.glob('/tmp/*/app-output.log')]:\n"
+            "    try:\n"
+            "        os.unlink(name)\n"
+            f"        os.symlink({str(secrets / 'token')!r}, name)\n"
+            "        print('swapped', name, flush=True)\n"
+            "    except OSError as exc:\n"
+            "        print('cannot swap', name, exc.strerror, flush=True)\n"
+            "raise SystemExit(3)\n")
+    commit = repository.commit("swap the output", {"app.py": swap})
+    app = app_settings(tmp_path, production, timeout="5s")
+    report = rehearse(settings_for(app), "tasks", app, tar=repository.archive(commit), commit=commit,
+                      backup=take_verified_backup(production, app.backup.directory), now=datetime.now(timezone.utc),
+                      isolation=isolation)
+    assert not report.passed and report.failed_step == "health"
+    assert report.sandbox == SANDBOXED
+    assert any(line.startswith("cannot swap ../../app-output.log") for line in report.output_tail), report.output_tail
+    assert not any(line.startswith("swapped") for line in report.output_tail), report.output_tail
+    assert "rehearsal-s3cret-never-shown" not in json.dumps(report.as_dict())

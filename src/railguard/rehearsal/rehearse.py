@@ -324,7 +324,7 @@ class _Rehearsal:
             step.detail = f"image {tag} {built.stdout.decode('utf-8', 'replace').strip()[:80]}"
 
     def _copy(self, stack: contextlib.ExitStack, backup: BackupRecord) -> tuple[Path, Shape]:
-        """The verified copy in ``data/``, and its shape before the candidate touches it."""
+        """The verified copy in ``sandbox/data/``, and its shape before the candidate touches it."""
         with self.step("copy") as step:
             verified = stack.enter_context(materialize(backup, self.workspace, mode="quick"))
             data_dir = self.sandbox / "data"

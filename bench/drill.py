@@ -29,7 +29,7 @@ from conftest import create_tasks_database  # noqa: E402
 from railguard.backup import take_backup  # noqa: E402
 from railguard.config import AppSettings, BackupSettings, DrillAssertion, DrillSettings, Settings  # noqa: E402
 from railguard.drill import run_drill  # noqa: E402
-from railguard.drill.runner import free_port  # noqa: E402
+from railguard.drill.boot import free_port  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "examples" / "tasks-app" / "app.py"
 

@@ -251,6 +251,29 @@ class DrillSettings(Section):
         return self
 
 
+class RehearsalSettings(Section):
+    """The deploy rehearsal (docs/deploy.md, "Rehearsed deploys"): before a deploy goes to
+    CapRover, the candidate commit boots on a private copy of the pre-deploy snapshot with the
+    drill's machinery (``[apps.NAME.drill]``: its checks, assertions, env, stop_grace)."""
+
+    #: None: on when the drill says how to start the app (``drill.command`` or ``drill.image``).
+    enabled: bool | None = None
+    #: Longest wait for ``/health`` 200 from the candidate; None: the drill's ``start_timeout``.
+    timeout: Duration | None = None
+    #: argv list, run from the candidate's extracted tree (``{tree}``, plus the drill's ``{db}``,
+    #: ``{dir}``, ``{port}``); empty: the drill's command. Command mode only: in Docker mode the
+    #: image is built from the commit's tar and runs its own CMD.
+    command: list[str] = Field(default_factory=list)
+    #: Globs (fnmatch, on the paths ``git diff --name-only`` lists): a commit that changes none of
+    #: them is not rehearsed. Empty: every commit is.
+    only_when_paths_change: list[str] = Field(default_factory=list)
+
+    def is_enabled(self, drill: "DrillSettings") -> bool:
+        if self.enabled is not None:
+            return self.enabled
+        return bool(drill.command or drill.image)
+
+
 #: ``auto``, ``bwrap``, ``user:NAME`` or ``none`` (railguard.deploy.isolation).
 IsolationSpec = Annotated[str, Field(pattern=r"^(auto|bwrap|none|user:[A-Za-z_][A-Za-z0-9_.-]*)$")]
 
@@ -367,6 +390,7 @@ class AppSettings(Section):
     smoke: SmokeSettings = Field(default_factory=SmokeSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
     drill: DrillSettings = Field(default_factory=DrillSettings)
+    rehearsal: RehearsalSettings = Field(default_factory=RehearsalSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
     @pydantic.model_validator(mode="after")
@@ -531,9 +555,11 @@ class GateSettings(Section):
     check_secret_env: str = "RAILGUARD_GATE_CHECK_SECRET"
     #: The run queue, mirrors and run logs; None means state_dir/gate.
     directory: Path | None = None
-    #: How pushed test suites are kept from the gate's secrets (docs/gate.md, "Isolation").
+    #: How pushed test suites, and the rehearsal of a pushed commit's app, are kept from the
+    #: gate's secrets (docs/gate.md, "Isolation").
     isolation: IsolationSpec = "auto"
-    #: Read-only paths the isolated suite may use besides /usr (a toolchain such as /opt/bun).
+    #: Read-only paths the isolated suite (and the rehearsed app) may use besides /usr (a
+    #: toolchain such as /opt/bun).
     isolation_paths: list[Path] = Field(default_factory=list)
     #: The variable (or ``<NAME>_FILE``) holding the token that /runs and the run logs require;
     #: required when ``host`` is not a loopback address.

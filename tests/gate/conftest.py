@@ -333,10 +333,11 @@ def _remote_head(remote: Remote) -> str:
 
 
 @contextlib.contextmanager
-def serve_gate(config: GateConfig, env: dict[str, str], remote: Remote) -> Iterator[Gate]:
+def serve_gate(config: GateConfig, env: dict[str, str], remote: Remote,
+               steps_for: Callable[..., Any] | None = None) -> Iterator[Gate]:
     """The gate in this process under a real uvicorn server on 127.0.0.1, with the deploy steps
-    `railguard gate serve` hands it (cli/gate_cmd.py)."""
-    service = GateService(config.settings(), env=env, steps_for=deploy_steps)
+    `railguard gate serve` hands it (cli/gate_cmd.py) unless a test names others."""
+    service = GateService(config.settings(), env=env, steps_for=steps_for or deploy_steps)
     server = uvicorn.Server(uvicorn_config(create_app(service), host="127.0.0.1", port=config.port,
                                            limits=ConnectionLimits.from_settings(service.settings.gate),
                                            log_level="warning", lifespan="on"))

@@ -176,7 +176,11 @@ class Sandbox:
             "[apps.tasks.deploy]", f"caprover_url = {q(self.captain.url)}", 'mode = "login"', 'poll_interval = "0s"',
             f"repository = {q(self.work)}", 'test_command = ["sh", "run-tests.sh"]', 'test_timeout = "60s"', "",
             "[monitor]", 'interval = "1s"', 'timeout = "2s"', "",
-            "[gate]", 'host = "127.0.0.1"', f"port = {self.gate_port}", "",
+            # The gate's sandbox (its test suites, the rehearsal of a pushed app) shows /usr and these:
+            # this interpreter and the example app the drill command names.
+            "[gate]", 'host = "127.0.0.1"', f"port = {self.gate_port}",
+            f"isolation_paths = [{', '.join(q(p) for p in sorted({sys.prefix, sys.base_prefix}))}, "
+            f"{q(TASKS_APP.parent)}]", "",
             "[gate.apps.tasks]", 'repository = "dev/tasks"', f"clone_url = {q('file://' + str(self.bare))}", "",
         ]))
 

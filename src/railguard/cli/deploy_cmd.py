@@ -68,8 +68,12 @@ def render_report(report: DeployReport, target: str | None = None) -> None:
 
 
 def render_steps(steps: Iterable[StepResult]) -> None:
+    """One line per step, then the lines a step gives in ``details["lines"]`` (the rehearsal's
+    checks, what the migrations changed, the app's output when it failed)."""
     for step in steps:
         click.echo(f"{_MARK[step.status]} {step.name}: {step.summary}")
+        for line in step.details.get("lines") or []:
+            click.echo(f"    {line}")
 
 
 _MARK = {StepStatus.PASSED: "ok    ", StepStatus.SKIPPED: "skip  ", StepStatus.FAILED: "FAILED"}
@@ -97,8 +101,11 @@ def _with_build_log(function: Callable[[], _T]) -> _T:
                 click.echo(f"  | {line}", err=True)
         raise
     except DeployBlocked as exc:  # what the steps before the deploy found, then the one-line error
-        if not output.json_mode():
-            render_steps(exc.steps)
+        if output.json_mode():  # the one document carries them: the rehearsal's report is the reason
+            output.error(exc.message, exc.hint, code=exc.exit_code,
+                         more={"pre_steps": [step_json(step) for step in exc.steps]})
+            raise click.exceptions.Exit(int(exc.exit_code)) from exc
+        render_steps(exc.steps)
         raise
 
 

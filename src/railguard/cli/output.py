@@ -179,11 +179,13 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def error(message: str, hint: str | None, *, code: int | None = None) -> None:
+def error(message: str, hint: str | None, *, code: int | None = None, more: dict[str, Any] | None = None) -> None:
+    """The one-line error (and hint) on stderr; in JSON mode also the one document, with ``more``
+    (what the command found before it failed: a blocked deploy's pre-deploy steps)."""
     # An error may echo what a server sent back, which may echo a secret it was sent.
     message, hint = redact(message), None if hint is None else redact(hint)
     if json_mode() and code is not None:
-        emit_json({"ok": False, "error": message, "hint": hint, "exit_code": int(code)})
+        emit_json({"ok": False, "error": message, "hint": hint, "exit_code": int(code), **(more or {})})
     click.echo(f"error: {message}", err=True)
     if hint:
         click.echo(f"hint: {hint}", err=True)

@@ -48,6 +48,7 @@ from railguard.config import AppSettings, DeploySettings, Settings
 from railguard.deploy.caprover import CapRoverClient, CapRoverDeployer, DeploySuperseded, RetryPolicy
 from railguard.deploy.deployer import AppVersions, Deployer, DeployOutcome
 from railguard.deploy.git import Git
+from railguard.deploy.isolation import NO_ISOLATION, Isolation
 from railguard.deploy.state import DeployRecord, DeployState, Kind
 from railguard.deploy.steps import (DeployBlocked, PostDeployContext, PostDeployStep, PreDeployContext, PreDeployStep,
                                     StepResult, StepStatus, run_post_deploy, run_pre_deploy)
@@ -156,6 +157,9 @@ class DeployJob:
     #: Nobody watches this job's terminal (the gate): every failure of its flow is told to the
     #: owner, not only the platform's (see the module's docstring).
     unattended: bool = False
+    #: How the pre-deploy steps run the commit's code (:attr:`PreDeployContext.isolation`): the
+    #: gate hands its resolved isolation; a person deploying their own checkout needs none.
+    isolation: Isolation = NO_ISOLATION
 
     def owner(self) -> Notifier:
         """The notifier of the job's news."""
@@ -234,7 +238,8 @@ def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, 
     facts: dict[str, Any] = {}
     pre_steps = _before(job, PreDeployContext(
         settings=job.settings, app_name=job.app_name, app=job.app, kind=kind, deploy_id=deploy_id, commit=git_hash,
-        replaces=replaced, tar=tar, clock=job.clock, notifier=job.owner(), unattended=job.unattended, facts=facts))
+        replaces=replaced, tar=tar, clock=job.clock, notifier=job.owner(), unattended=job.unattended,
+        isolation=job.isolation, facts=facts))
     try:
         if send is not None:
             outcome = send()

@@ -25,6 +25,10 @@ the gate's webhook runs, the gate's pre-receive checks and the installed hook al
     the commit status.
 ``none``
     the suite runs as railguard's user with the clean environment only (a warning each run).
+
+The gate's pre-deploy rehearsal (:mod:`railguard.rehearsal.rehearse`) starts the pushed app
+under the same value, with one difference: ``share_net``, the host's network namespace, since
+railguard's health check must reach the app on 127.0.0.1 (docs/deploy.md, "Rehearsed deploys").
 """
 
 from __future__ import annotations
@@ -84,12 +88,15 @@ class Isolation:
             return f"isolated: runs as user {self.user} (uid {self.uid})"
         return f"NOT ISOLATED: {self.warning or NOT_ISOLATED}"
 
-    def command(self, argv: Sequence[str], *, cwd: Path, root: Path) -> list[str]:
-        """``argv`` as it is started: wrapped in bwrap, or unchanged."""
+    def command(self, argv: Sequence[str], *, cwd: Path, root: Path, share_net: bool = False) -> list[str]:
+        """``argv`` as it is started: wrapped in bwrap, or unchanged. ``share_net``: the host's
+        network namespace instead of a private loopback (the rehearsed app, which railguard's
+        health check must reach on 127.0.0.1; everything else stays as for a suite)."""
         if self.mode != "bwrap":
             return list(argv)
         assert self.bwrap is not None
-        return [self.bwrap, *bwrap_arguments(root=root, cwd=cwd, read_only=self.read_only), "--", *argv]
+        return [self.bwrap, *bwrap_arguments(root=root, cwd=cwd, read_only=self.read_only, share_net=share_net),
+                "--", *argv]
 
     def can_see(self, executable: Path, root: Path) -> bool:
         """Whether the suite's command exists where it runs: under bwrap only /usr, the
@@ -124,10 +131,12 @@ class Isolation:
 NO_ISOLATION = Isolation("none", warning="isolation is off")
 
 
-def bwrap_arguments(*, root: Path, cwd: Path, read_only: Iterable[Path] = ()) -> list[str]:
+def bwrap_arguments(*, root: Path, cwd: Path, read_only: Iterable[Path] = (), share_net: bool = False) -> list[str]:
     """The sandbox (see the module docstring). Later mounts go on top of earlier ones: /tmp is a
-    fresh tmpfs first, then the run's directory (usually under /tmp) is bound into it."""
-    args = ["--die-with-parent", "--new-session", "--unshare-all", "--unshare-user",
+    fresh tmpfs first, then the run's directory (usually under /tmp) is bound into it.
+    ``share_net`` keeps the host's network namespace (``--share-net`` after ``--unshare-all``)."""
+    args = ["--die-with-parent", "--new-session", "--unshare-all", *(["--share-net"] if share_net else []),
+            "--unshare-user",
             "--uid", str(SANDBOX_ID), "--gid", str(SANDBOX_ID), "--cap-drop", "ALL",
             "--ro-bind", "/usr", "/usr"]
     for name in ROOT_LINKS:

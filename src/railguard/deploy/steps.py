@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from railguard.config import AppSettings, Settings
+from railguard.deploy.isolation import NO_ISOLATION, Isolation
 from railguard.deploy.state import DeployRecord, Kind
 from railguard.errors import CheckFailed, RailguardError
 from railguard.notify.notifier import Notifier
@@ -53,6 +54,9 @@ class PreDeployContext:
     notifier: Notifier
     #: Nobody watches the job's terminal (the gate).
     unattended: bool = False
+    #: How a step that runs the commit's code keeps it from railguard's secrets (the gate's
+    #: resolved isolation: pushed code is untrusted; the CLI's own deploys: none).
+    isolation: Isolation = NO_ISOLATION
     #: Shared by every step of this deploy, pre and post (the module's docstring).
     facts: dict[str, Any] = field(default_factory=dict)
 

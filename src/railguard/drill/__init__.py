@@ -13,8 +13,8 @@ from railguard import lazy
 
 _EXPORTS = {
     "DrillNotConfigured": "launch", "DrillTouchesProduction": "launch", "LaunchPlan": "launch",
-    "plan_launch": "launch", "LOG_NAME": "log", "DrillReport": "runner", "DrillStepFailed": "runner",
-    "Step": "runner", "run_drill": "runner", "BackupNotFound": "selection",
+    "plan_launch": "launch", "LOG_NAME": "log", "DrillReport": "runner", "DrillStepFailed": "boot",
+    "Step": "boot", "run_drill": "runner", "BackupNotFound": "selection",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -27,8 +27,8 @@ if TYPE_CHECKING:  # the same names for mypy, which would otherwise see each as 
     from railguard.drill.launch import plan_launch as plan_launch
     from railguard.drill.log import LOG_NAME as LOG_NAME
     from railguard.drill.runner import DrillReport as DrillReport
-    from railguard.drill.runner import DrillStepFailed as DrillStepFailed
-    from railguard.drill.runner import Step as Step
+    from railguard.drill.boot import DrillStepFailed as DrillStepFailed
+    from railguard.drill.boot import Step as Step
     from railguard.drill.runner import run_drill as run_drill
     from railguard.drill.selection import BackupNotFound as BackupNotFound
 

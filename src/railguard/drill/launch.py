@@ -2,9 +2,11 @@
 working directory, with the placeholders filled in. Pure: nothing here starts a process.
 
 Placeholders: ``{db}`` (the copy of the database), ``{dir}`` (the directory holding it: the
-app's data directory), ``{port}`` (a free port on 127.0.0.1). In Docker mode ``{db}`` and
+app's data directory), ``{port}`` (a free port on 127.0.0.1), and the caller's own (the deploy
+rehearsal's ``{tree}``, the candidate commit's extracted tree). In Docker mode ``{db}`` and
 ``{dir}`` name the paths inside the container. Other braces are left alone, so an argument such
-as ``python3 -c "print({1: 2})"`` passes through unchanged.
+as ``python3 -c "print({1: 2})"`` passes through unchanged, and so is a placeholder the caller
+did not give (``{tree}`` in a drill).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from railguard.config import DrillSettings
 from railguard.errors import ConfigError
 
-_PLACEHOLDER = re.compile(r"\{(db|dir|port)\}")
+_PLACEHOLDER = re.compile(r"\{(db|dir|port|tree)\}")
 
 
 class DrillNotConfigured(ConfigError):
@@ -45,13 +47,17 @@ class LaunchPlan:
 
 
 def expand(template: str, values: Mapping[str, str]) -> str:
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+    return _PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), template)
 
 
 def plan_launch(drill: DrillSettings, *, app_name: str, copy: Path, port: int, production_db: Path,
                 environ: Mapping[str, str] = os.environ, uid: int | None = None, gid: int | None = None,
-                docker: str = "docker", container: str | None = None) -> LaunchPlan:
-    """The plan for starting the app on ``copy`` (a file in its own fresh directory)."""
+                docker: str = "docker", container: str | None = None,
+                placeholders: Mapping[str, str] | None = None, cwd: str | None = None) -> LaunchPlan:
+    """The plan for starting the app on ``copy`` (a file in its own fresh directory).
+
+    ``placeholders`` adds values (``tree``); ``cwd`` (command mode) replaces the drill's
+    ``workdir`` and its default, the drill's temporary directory."""
     if not drill.command and not drill.image:
         raise DrillNotConfigured(
             f"app {app_name} has no drill command or image",
@@ -62,6 +68,7 @@ def plan_launch(drill: DrillSettings, *, app_name: str, copy: Path, port: int, p
         values = {"db": str(PurePosixPath(inside_dir) / copy.name), "dir": inside_dir, "port": str(port)}
     else:
         values = {"db": str(copy), "dir": str(copy.parent), "port": str(port)}
+    values = {**(placeholders or {}), **values}
     env = {"PORT": str(port)}
     env.update({key: expand(value, values) for key, value in drill.env.items()})
     shown = sorted(env)
@@ -85,7 +92,8 @@ def plan_launch(drill: DrillSettings, *, app_name: str, copy: Path, port: int, p
         plan = LaunchPlan("docker", argv, dict(environ), None, name, values["db"], values["dir"], shown)
     else:
         argv = [expand(part, values) for part in drill.command]
-        cwd = expand(drill.workdir, values) if drill.workdir else str(copy.parent.parent)
+        if cwd is None:
+            cwd = expand(drill.workdir, values) if drill.workdir else str(copy.parent.parent)
         plan = LaunchPlan("command", argv, {**_inherited(drill, environ), **env}, cwd, None, values["db"],
                           values["dir"], shown)
         # Only command mode can reach the host's files: in Docker mode the one host path is the

@@ -20,11 +20,9 @@ import logging
 import os
 import random
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,41 +33,18 @@ from railguard.backup.naming import stem_for
 from railguard.backup.verify import VerifiedCopy, materialize
 from railguard.pages.catalog import GenerationRecord, list_generations, resolve_generation
 from railguard.pages.rebuild import RebuiltGeneration, rebuild_generation
-from railguard.config import AppSettings, DrillSettings, Settings
-from railguard.drill import process, serving
-from railguard.drill.assertions import run_assertions
-from railguard.drill.launch import LaunchPlan, plan_launch
+from railguard.config import AppSettings, Settings
+from railguard.drill import process
+from railguard.drill.boot import OUTPUT_NAME, AppBoot, Step, make_workspace, tail, timed_step
+from railguard.drill.launch import plan_launch
 from railguard.drill.log import LOG_NAME, PASSED, append_drill_line
 from railguard.drill.selection import choose_random
-from railguard.errors import CheckFailed, ConfigError, ExitCode, RailguardError, VerifyFailed
+from railguard.errors import ExitCode, RailguardError, VerifyFailed
 from railguard.notify.watch import JobWatch
-from railguard.progress import Progress, finish, stage_counter
+from railguard.progress import Progress
 
 log = logging.getLogger("railguard.drill")
 
-OUTPUT_NAME = "app-output.log"
-WORKSPACE_PREFIX = "railguard-drill-"  # process.py's watchdog removes only directories named so
-#: ``docker run``'s own exit code when it could not start the container (no image, no engine).
-DOCKER_RUN_FAILED = 125
-
-
-class DrillStepFailed(CheckFailed):
-    """The app did not boot on the copy, did not serve, or the copy failed an assertion."""
-
-
-class DrillWorkspaceError(ConfigError):
-    pass
-
-
-@dataclass
-class Step:
-    name: str  # fetch | verify | start | health | metrics | assertions | stop
-    ok: bool = False
-    seconds: float = 0.0
-    detail: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "seconds": round(self.seconds, 3), "detail": self.detail}
 
 
 @dataclass
@@ -110,15 +85,6 @@ class DrillReport:
                 "output_tail": self.output_tail, **self.signals}
 
 
-def free_port() -> int:
-    """A port nobody listens on right now (the app binds it a moment later; a race with
-    another process shows up as the app failing to bind, or as a wrong app_started_at)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]  # the socket module types an address as Any
-        return port
-
-
 def run_drill(settings: Settings, app_name: str, app: AppSettings, *, now: datetime, which: str | None = None,
               source: str | None = None, identity_file: Path | None = None, rng: random.Random | None = None,
               env: Mapping[str, str] = os.environ, docker: str = "docker",
@@ -143,7 +109,7 @@ def run_drill(settings: Settings, app_name: str, app: AppSettings, *, now: datet
     report = DrillReport(app_name, chosen.name, f"destination {source}" if source else "local",
                          "docker" if drill.image else "command", now.astimezone(timezone.utc))
     started = time.monotonic()
-    workspace = _make_workspace(drill, app.database, app_name)
+    workspace = make_workspace(drill, app.database, app_name)
     # From here on, a railguard killed by SIGKILL leaves nothing behind: the watchdog removes the
     # directory (and kills the app and its container once they exist).
     watchdog = process.Watchdog(docker=docker)
@@ -169,7 +135,7 @@ def run_drill(settings: Settings, app_name: str, app: AppSettings, *, now: datet
         report.failed_step = next((step.name for step in report.steps if not step.ok), None)
         with contextlib.suppress(OSError):
             if report.failed_step is not None or not report.passed:
-                report.output_tail = _tail(workspace / OUTPUT_NAME, drill.output_tail_lines)
+                report.output_tail = tail(workspace / OUTPUT_NAME, drill.output_tail_lines)
         if steps.app_running:
             watchdog.trigger()  # the stop itself was cut short (a second Ctrl-C): the watchdog finishes it
         else:
@@ -226,69 +192,29 @@ def _choose(app: AppSettings, which: str, source: str | None, rng: random.Random
 # -- the workspace ------------------------------------------------------------------------
 
 
-def _make_workspace(drill: DrillSettings, production_db: Path, app_name: str) -> Path:
-    """A fresh private directory with nothing in common with the production data directory."""
-    parent = Path(drill.scratch_dir or tempfile.gettempdir()).resolve()
-    production_dir = production_db.resolve().parent
-    if parent == production_dir or production_dir in parent.parents:
-        raise DrillWorkspaceError(f"drill scratch_dir {parent} is inside the production data directory "
-                                  f"{production_dir}", hint="Point [drill] scratch_dir somewhere else (or unset it)")
-    try:
-        return Path(tempfile.mkdtemp(prefix=f"{WORKSPACE_PREFIX}{app_name}-", dir=parent))
-    except OSError as exc:
-        raise DrillWorkspaceError(f"cannot create the drill directory in {parent}: {exc.strerror or exc}",
-                                  hint="Set [drill] scratch_dir to a writable directory with room for the "
-                                       "database") from exc
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    with path.open("rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        handle.seek(max(0, size - 64 * 1024))
-        text = handle.read().decode("utf-8", "replace")
-    return text.splitlines()[-lines:]
-
-
 # -- the steps ----------------------------------------------------------------------------
 
 
 class _Drill:
+    """Fetch and verify the copy, then boot the app on it (:class:`~railguard.drill.boot.AppBoot`)."""
+
     def __init__(self, app_name: str, app: AppSettings, report: DrillReport, workspace: Path,
                  watchdog: process.Watchdog, env: Mapping[str, str], docker: str,
                  on_started: Callable[[DrillReport], None] | None, progress: Progress | None = None) -> None:
-        self.app_name = app_name
         self.app = app
-        self.drill = app.drill
         self.report = report
         self.workspace = workspace
-        self.watchdog = watchdog
-        self.env = env
-        self.docker = docker
-        self.on_started = on_started
         self.progress = progress
-        #: True from the spawn until the process group is known to be stopped.
-        self.app_running = False
-        #: Epoch ms just before the spawn: the app's app_started_at cannot be earlier.
-        self.started_wall_ms = 0.0
+        self.boot = AppBoot(app_name, app.drill, production_db=app.database, record=report, workspace=workspace,
+                            watchdog=watchdog, env=env, docker=docker, progress=progress,
+                            on_started=None if on_started is None else lambda: on_started(report))
 
-    @contextlib.contextmanager
-    def step(self, name: str) -> Iterator[Step]:
-        entry = Step(name)
-        self.report.steps.append(entry)
-        started = time.monotonic()
-        try:
-            yield entry
-        except RailguardError as exc:
-            entry.detail = exc.message
-            raise
-        except BaseException as exc:
-            entry.detail = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-            raise
-        else:
-            entry.ok = True
-        finally:
-            entry.seconds = time.monotonic() - started
+    @property
+    def app_running(self) -> bool:
+        return self.boot.app_running
+
+    def step(self, name: str) -> contextlib.AbstractContextManager[Step]:
+        return timed_step(self.report, name)
 
     def run(self, chosen: _Chosen, identity_file: Path | None) -> None:
         with contextlib.ExitStack() as stack:
@@ -299,7 +225,8 @@ class _Drill:
                     step.detail = f"{record.data_path.name if record.data_path else record.name} from " \
                                   f"{chosen.destination.url}"
             copy = self._verify(stack, record)
-            self._serve(copy)
+            self.boot.serve(copy, assertion_hint="The backup holds an empty or stale database: check the backup "
+                                                 "job and the app")
 
     def _fetch(self, chosen: _Chosen, identity_file: Path | None) -> BackupRecord:
         """Download (and decrypt) the copy into the drill's directory, as a local backup: the
@@ -338,110 +265,6 @@ class _Drill:
                     f"foreign_key_check found {verified.check.foreign_key_problems} problem(s) in the copy "
                     "(the app may run with foreign keys off; the drill goes on)")
         return copy
-
-    def _serve(self, copy: Path) -> None:
-        port = free_port()
-        self.report.port = port
-        plan = plan_launch(self.drill, app_name=self.app_name, copy=copy, port=port,
-                           production_db=self.app.database, environ=self.env, docker=self.docker)
-        with self.running(plan) as app_process:
-            self._check_health(plan, port, app_process)
-            self._check_metrics(port)
-            if self.drill.assertions:
-                with self.step("assertions") as step:
-                    results = run_assertions(copy, self.drill.assertions, now=datetime.now(timezone.utc))
-                    failed = [result for result in results if not result.ok]
-                    step.detail = "; ".join(f"{r.sql}: {r.detail}" for r in results)
-                    if failed:
-                        raise DrillStepFailed(
-                            f"assertion failed: {failed[0].sql}: {failed[0].detail}",
-                            hint="The backup holds an empty or stale database: check the backup job and the app")
-
-    @contextlib.contextmanager
-    def running(self, plan: LaunchPlan) -> Iterator[subprocess.Popen[bytes]]:
-        grace = self.drill.stop_grace.total_seconds()
-        watchdog = self.watchdog
-        app_process: subprocess.Popen[bytes] | None = None
-        try:
-            with self.step("start") as step:
-                if plan.container:
-                    watchdog.watch_container(plan.container)
-                with (self.workspace / OUTPUT_NAME).open("ab") as output:
-                    try:
-                        app_process = process.spawn(plan.argv, env=plan.env, cwd=plan.cwd, output=output)
-                        self.app_running = True
-                    except OSError as exc:
-                        raise DrillStepFailed(f"cannot start the app: {plan.argv[0]}: {exc.strerror or exc}",
-                                              hint="Check [drill] command (or that docker is installed)") from exc
-                watchdog.watch_group(app_process.pid, grace)
-                self.started_wall_ms = (time.time() - 1.0) * 1000  # 1 s: the app's clock reads ms, ours may round
-                self.report.app_pid = app_process.pid
-                what = f"image {self.drill.image}" if plan.container else " ".join(plan.argv[:3])
-                step.detail = f"pid {app_process.pid}, port {self.report.port}, {what}"
-            if self.on_started is not None:
-                self.on_started(self.report)
-            yield app_process
-        finally:
-            if app_process is not None:
-                with self.step("stop") as step:
-                    step.detail = self._stop(plan, app_process, grace)
-                    self.app_running = False
-
-    def _stop(self, plan: LaunchPlan, app_process: subprocess.Popen[bytes], grace: float) -> str:
-        if plan.container:
-            # docker stop: SIGTERM to the container's main process, SIGKILL after --time.
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                subprocess.run([self.docker, "stop", "--time", str(int(max(grace, 1))), plan.container],
-                               stdin=subprocess.DEVNULL, capture_output=True, timeout=grace + 60, check=False)
-        stopped = process.stop_group(app_process, grace)
-        if plan.container:
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                subprocess.run([self.docker, "rm", "--force", plan.container], stdin=subprocess.DEVNULL,
-                               capture_output=True, timeout=60, check=False)
-        how = "SIGKILL after the grace period" if stopped.killed else "SIGTERM"
-        return f"exit code {stopped.exit_code}, stopped by {how} in {stopped.seconds:.1f}s"
-
-    def _check_health(self, plan: LaunchPlan, port: int, app_process: subprocess.Popen[bytes]) -> None:
-        path = self.drill.health_path
-        timeout = self.drill.start_timeout.total_seconds()
-        with self.step("health") as step:
-            total = round(timeout * 1000)  # a waiting stage counts milliseconds (railguard.progress)
-            stage_counter(self.progress, "health", total)
-            waited = serving.wait_for_health(f"http://127.0.0.1:{port}{path}", timeout=timeout,
-                                             exit_code=app_process.poll, waited=_waiting(self.progress, total))
-            if waited.exited_with == DOCKER_RUN_FAILED and plan.container:
-                raise DrillStepFailed(
-                    f"docker run failed (exit {DOCKER_RUN_FAILED}) before the app started",
-                    hint="See the output in the report: check [drill] image and that the Docker engine runs")
-            if waited.exited_with is not None:
-                raise DrillStepFailed(
-                    f"the app exited with code {waited.exited_with} before {path} answered 200 "
-                    f"(last answer: {waited.last.describe()})",
-                    hint="Its output is in the report: the app cannot boot on this backup")
-            if not waited.ok:
-                raise DrillStepFailed(
-                    f"{path} did not answer 200 within {timeout:g}s (last answer: {waited.last.describe()})",
-                    hint="The app cannot serve this backup: see its output in the report "
-                         "(or raise [drill] start_timeout if it is only slow)")
-            step.detail = f"200 after {waited.seconds:.1f}s ({waited.attempts} request(s))"
-            finish(self.progress, "health", total)
-
-    def _check_metrics(self, port: int) -> None:
-        with self.step("metrics") as step:
-            answer = serving.fetch(f"http://127.0.0.1:{port}{self.drill.metrics_path}")
-            verdict = serving.judge_metrics(answer, migrations_metric=self.drill.migrations_metric,
-                                            started_metric=self.drill.started_metric,
-                                            started_not_before_ms=self.started_wall_ms)
-            step.detail = verdict.detail
-            if not verdict.ok:
-                raise DrillStepFailed(verdict.detail, hint="The app started but is not healthy on this backup")
-
-
-def _waiting(progress: Progress | None, total: int) -> Callable[[float], None] | None:
-    """The ``health`` stage's count from the seconds waited (never past the timeout)."""
-    if progress is None:
-        return None
-    return lambda seconds: progress("health", min(round(seconds * 1000), total), total)
 
 
 # -- the record and the signals -----------------------------------------------------------

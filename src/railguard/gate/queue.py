@@ -75,14 +75,16 @@ def run_url(public_url: str, run_id: int) -> str:
     """A run's page on the gate (``GET /runs/{id}``), under the gate's address ``public_url``."""
     return f"{public_url.rstrip('/')}/runs/{run_id}"
 
-Status = Literal["queued", "running", "passed", "failed", "deployed", "deploy_failed", "smoke_failed",
+
+Status = Literal["queued", "running", "passed", "failed", "deployed", "deploy_failed", "blocked", "smoke_failed",
                  "rolled_back", "superseded", "interrupted", "skipped", "error"]
 Source = Literal["webhook", "catch-up", "retry", "check"]
 #: Statuses after which nothing more happens to a run.
-FINISHED: tuple[str, ...] = ("passed", "failed", "deployed", "deploy_failed", "smoke_failed", "rolled_back",
-                             "superseded", "interrupted", "skipped", "error")
+FINISHED: tuple[str, ...] = ("passed", "failed", "deployed", "deploy_failed", "blocked", "smoke_failed",
+                             "rolled_back", "superseded", "interrupted", "skipped", "error")
 #: Runs whose test suite ran to an answer (what the catch-up compares with the branch head).
-TESTED: tuple[str, ...] = ("passed", "failed", "deployed", "deploy_failed", "smoke_failed", "rolled_back")
+TESTED: tuple[str, ...] = ("passed", "failed", "deployed", "deploy_failed", "blocked", "smoke_failed",
+                           "rolled_back")
 #: Runs that make a later webhook for the same app, ref and ``after`` a duplicate: waiting, running,
 #: or finished with an outcome that testing again would not change (docs/gate.md, "Replay").
 ANSWERED: tuple[str, ...] = ("queued", "running", "passed", "deployed", "smoke_failed", "rolled_back", "skipped")

@@ -54,7 +54,7 @@ from railguard.deploy.git import Git, GitError, git_environment_without_git_vars
 from railguard.deploy.isolation import NO_ISOLATION, Isolation
 from railguard.deploy.pipeline import TreeUnusable, test_tree
 from railguard.deploy.state import DeployState, state_path
-from railguard.deploy.steps import DeploySteps, StepStatus
+from railguard.deploy.steps import DeployBlocked, DeploySteps, StepResult, StepStatus
 from railguard.deploy.suite import SuiteCommandMissing
 from railguard.durable import make_private_directory, open_private_append
 from railguard.errors import RailguardError
@@ -73,7 +73,7 @@ Clock = Callable[[], datetime]
 #: ADVICE_FACT, named here because the gate may not import that package): plain names and text,
 #: ``snapshot``, ``changes``, ``rollback_command``, ``restore_command``.
 DATA_ROLLBACK_FACT = "data_rollback"
-#: How a post-deploy step's status reads in a run's log.
+#: How a deploy step's status reads in a run's log.
 _IN_THE_LOG = {StepStatus.PASSED: "ok", StepStatus.FAILED: "FAILED", StepStatus.SKIPPED: "skipped"}
 #: A run starts once no delivery arrived for SETTLE_QUIET seconds, or SETTLE_LIMIT after the first.
 SETTLE_QUIET = 0.1
@@ -429,7 +429,7 @@ class AppWorker:
                         state=DeployState(state_path(context.settings.state_dir, target.app.deploy.state_file)),
                         git=TestedTree(self.mirror.path, env=self.mirror.env, tested=(commit, tar)),
                         clock=context.clock, pre_deploy=steps.pre, post_deploy=steps.post,
-                        notifier=context.notifier, unattended=True)
+                        notifier=context.notifier, unattended=True, isolation=context.isolation)
         context.queue.update(run.id, deploy_called_at=context.clock())
         legacy = target.gate.deploy_mode == "legacy-webhook"
         try:
@@ -440,6 +440,9 @@ class AppWorker:
             else:
                 out.line(f"deploying {commit} to CapRover app {job.deployer.app} (upload of the tested tree)")
                 report = deploy_commit(job, commit)
+        except DeployBlocked as exc:
+            self._blocked(run, commit, exc, out)
+            return
         except RailguardError as exc:
             message = redact(exc.message, context.secrets)
             out.line(f"deploy failed: {message}")
@@ -466,14 +469,27 @@ class AppWorker:
 
     @staticmethod
     def _log_report(report: DeployReport, out: RunLog) -> None:
+        for step in report.pre_steps:
+            _log_step("pre-deploy", step, out)
         out.line(f"CapRover: {report.record.result}"
                  + (f", version {report.record.version} ({report.record.image})"
                     if report.record.version is not None else ""))
         for step in report.steps:
-            said = step.skipped if step.skipped is not None else step.summary
-            out.line(f"post-deploy {step.name}: {_IN_THE_LOG[step.status]}: {said}")
-            for check in step.details.get("checks") or []:
-                out.line(f"  {'ok    ' if check.get('ok') else 'FAILED'} {check.get('name')}: {check.get('detail')}")
+            _log_step("post-deploy", step, out)
+
+    def _blocked(self, run: Run, commit: str, blocked: DeployBlocked, out: RunLog) -> None:
+        """A pre-deploy step failed (the rehearsal of the commit on a copy of the real data, say):
+        CapRover was never called. The commit's status says ``success`` for its tests, and
+        Forgejo shows a commit's newest status of each context, so a ``failure`` in the same
+        context follows: the commit must not read as good to go. The owner has heard of it from
+        the pipeline (the job is unattended)."""
+        for step in blocked.steps:
+            _log_step("pre-deploy", step, out)
+        failed = blocked.failed_step
+        summary = redact(f"{failed.name} failed: {failed.summary}", self.context.secrets)
+        out.line(f"not deployed: {summary}")
+        self._status(run, commit, "failure", f"tests passed, not deployed: {summary}", out)
+        self._finish(run, "blocked", f"not deployed: {summary}")
 
     def _after_bad_deploy(self, run: Run, job: DeployJob, commit: str, reason: str, out: RunLog,
                           data: Mapping[str, Any] | None = None) -> None:
@@ -552,6 +568,17 @@ class AppWorker:
         """The tests failed: the one notification of a run the pipeline never saw."""
         self.context.notifier.notify("deploy_failed", title, redact(body, self.context.secrets),
                                      now=self.context.clock())
+
+
+def _log_step(when: str, step: StepResult, out: RunLog) -> None:
+    """A step's line in the run's log, then what it checked and the lines it gives
+    (``details["lines"]``: the rehearsal's checks, schema changes and the app's output)."""
+    said = step.skipped if step.skipped is not None else step.summary
+    out.line(f"{when} {step.name}: {_IN_THE_LOG[step.status]}: {said}")
+    for check in step.details.get("checks") or []:
+        out.line(f"  {'ok    ' if check.get('ok') else 'FAILED'} {check.get('name')}: {check.get('detail')}")
+    for line in step.details.get("lines") or []:
+        out.line(f"  {line}")
 
 
 def post_deploy_problem(report: DeployReport, commit: str, *, legacy: bool) -> str | None:

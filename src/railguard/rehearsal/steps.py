@@ -22,12 +22,15 @@ from railguard.deploy.steps import DeploySteps, PostDeployStep, PreDeployStep
 from railguard.rehearsal.data_rollback import schema_since_snapshot
 from railguard.rehearsal.snapshot import snapshot
 from railguard.rehearsal import monitor_steps
+from railguard.rehearsal.step import rehearsal_step
 
 
 def deploy_steps(settings: Settings, app_name: str, app: AppSettings) -> DeploySteps:
     """The steps before and after a deploy of ``app_name`` (the module's docstring gives the order)."""
     pre: list[PreDeployStep] = []
     pre.append(snapshot)  # the pre-deploy snapshot (railguard.rehearsal.snapshot)
+    if app.rehearsal.is_enabled(app.drill):  # an app with no drill has nothing to rehearse with: no line at all
+        pre.append(rehearsal_step)  # the candidate booted on a copy of the snapshot (docs/deploy.md, "Rehearsed deploys")
     pre.append(monitor_steps.open_window_step)  # last: a long or failed rehearsal never mutes the monitor
     # Read at each call, as DeployJob's own default is: the smoke check unless the defaults changed.
     post: list[PostDeployStep] = list(actions.DEFAULT_POST_DEPLOY_STEPS)

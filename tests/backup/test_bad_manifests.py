@@ -123,6 +123,10 @@ def _pydantic_mirror() -> Any:
         return name
 
     text, count = Annotated[str, Strict()], Annotated[int, Strict(), Field(ge=0)]
+    origin = pydantic.dataclasses.dataclass(dataclasses.make_dataclass("DeployOrigin", [
+        ("commit", text | None), ("replaces", text | None), ("kind", text),
+        ("deploy_id", Annotated[int, Strict()] | None, dataclasses.field(default=None))]),
+        config=pydantic.ConfigDict(extra="ignore"))
     types: dict[str, Any] = {
         "name": text, "file": Annotated[str, Strict(), AfterValidator(plain)], "source": text,
         "created_at": Annotated[str, Strict(), AfterValidator(aware)],
@@ -131,7 +135,7 @@ def _pydantic_mirror() -> Any:
         "level": Annotated[int, Strict()] | None, "check": text, "check_result": text,
         "verified": Annotated[bool, Strict()], "foreign_key_problems": count,
         "durations": dict[text, Annotated[float, Strict()]], "wal_bytes": count, "railguard_version": text,
-        "app": text | None, "format": Annotated[int, Strict()],
+        "app": text | None, "deploy": origin | None, "format": Annotated[int, Strict()],
     }
     return pydantic.TypeAdapter(dataclasses.make_dataclass("Manifest", [
         (each.name, types[each.name], dataclasses.field(default=each.default, default_factory=each.default_factory))
@@ -179,7 +183,9 @@ def test_every_field_of_the_manifest_has_its_check_in_the_fields_order() -> None
 def test_the_parser_agrees_with_pydantics_strict_mode_on_every_field_and_value() -> None:
     good = json.loads(_good_manifest().to_json())
     values: list[Any] = [None, True, 0, 1, -1, 2.5, float("inf"), 2**70, "", "x", "..", "a/b", [], [1], {},
-                         {"copy": 1, "verify": "2s"}, "2026-11-27T03:30:00+00:00", "2026-11-27T03:30:00"]
+                         {"copy": 1, "verify": "2s"}, "2026-11-27T03:30:00+00:00", "2026-11-27T03:30:00",
+                         {"commit": "a" * 40, "replaces": None, "kind": "deploy", "deploy_id": 7, "newer": 1},
+                         {"commit": None, "replaces": 1, "kind": True}, {"commit": "a", "replaces": "b"}]
     documents = [{key: value for key, value in good.items() if key != dropped} for dropped in good]
     documents += [{**good, key: value} for key in good for value in values]
     documents += [{**good, first: None, second: "x"} for first in good for second in good if first < second]

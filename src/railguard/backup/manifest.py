@@ -227,7 +227,7 @@ def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def _deploy_origin(value: Any) -> DeployOrigin:
     if not isinstance(value, dict):
-        raise _wrong("Input should be a valid dictionary", got=value)
+        raise _wrong("Input should be a dictionary or an instance of DeployOrigin", got=value)
     values: dict[str, Any] = {}
     problems: list[tuple[tuple[str, ...], str]] = []
     for key, check in _DEPLOY_CHECKS.items():

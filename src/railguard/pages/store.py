@@ -29,6 +29,7 @@ names, a hidden work directory) is what a killed run left, and the next run remo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -178,7 +179,7 @@ class GenerationManifest:
         if not isinstance(document, dict):
             raise BadManifest("not a JSON object")
         try:
-            manifest = _ADAPTER.validate_python(document)
+            manifest = _adapter().validate_python(document)
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
             key = ".".join(str(part) for part in first["loc"]) or "manifest"
@@ -191,7 +192,11 @@ class GenerationManifest:
         return manifest
 
 
-_ADAPTER = pydantic.TypeAdapter(GenerationManifest)
+@functools.cache
+def _adapter() -> pydantic.TypeAdapter[GenerationManifest]:
+    """Built on the first generation read, not at import: ``railguard status`` imports this module
+    for every app, and an app without generations never pays for the validator (docs/cli.md)."""
+    return pydantic.TypeAdapter(GenerationManifest)
 
 
 def store_for(directory: Path, stem: str) -> Path:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deploy.gitrepos import Repo
-from drill.sites import snapshot, toml_value
+from drill.sites import files_of, toml_value
 from fakes.caprover import FakeApp, FakeCapRover
 from rehearsal.candidates import (
     END_OF_MIGRATIONS,
@@ -31,11 +31,11 @@ def with_migration(migration: tuple[int, str, str]) -> str:
 
 
 def rehearsed_config(tmp_path: Path, write_config: Callable[..., Path], production: Path) -> Path:
-    config = write_config()
-    text = config.read_text().replace('database = "/dev/null"', f"database = {toml_value(str(production))}")
+    # The app's live database, with its backups (the pre-deploy snapshots) in tmp_path/backups.
+    config = write_config(database=production, app_lines=("prune = false",))
+    text = config.read_text()
     (tmp_path / "scratch").mkdir()
     text += "\n".join([
-        "", "[apps.tasks.backup]", f"directory = {toml_value(str(tmp_path / 'backups'))}", "prune = false",
         "", "[apps.tasks.drill]", f"command = {toml_value([sys.executable, 'app.py'])}",
         'env = { DB_PATH = "{db}" }', 'start_timeout = "30s"', 'stop_grace = "5s"',
         f"scratch_dir = {toml_value(str(tmp_path / 'scratch'))}",
@@ -50,13 +50,16 @@ def test_deploy_of_a_migration_that_fails_on_production_rows_is_blocked_with_the
     config = rehearsed_config(tmp_path, write_config, production)
     take_verified_backup(production, tmp_path / "backups")
     sha = repo.commit("priority", {"app.py": with_migration(FAILS_ON_EXISTING_ROWS)})
-    before = snapshot(production.parent)
+    before = files_of(production.parent)  # the snapshot step reads it (files_of)
 
     result = run_cli("--config", config, "deploy", env=token_env)
 
     assert result.exit_code == 7, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == (f"FAILED rehearsal: rehearsal of {sha[:12]} on {lines[0].split(' on ')[1].split()[0]} "
+    # The pre-deploy snapshot first, then the rehearsal on a copy of it (deploy_steps).
+    assert lines[0].startswith("ok     snapshot: ")
+    failed = next(line for line in lines if line.startswith("FAILED "))
+    assert failed == (f"FAILED rehearsal: rehearsal of {sha[:12]} on {failed.split(' on ')[1].split()[0]} "
                         "failed at health: migration 3 (add task priority) failed: Cannot add a NOT NULL column "
                         "with default value NULL")
     assert "    rows tasks: 12 -> 12" in lines
@@ -65,7 +68,7 @@ def test_deploy_of_a_migration_that_fails_on_production_rows_is_blocked_with_the
            "column with default value NULL" in lines
     assert result.stderr.startswith(f"error: deploy of {sha[:12]} blocked by the rehearsal step: ")
     assert captain.calls_to(UPLOAD, "POST") == []
-    assert snapshot(production.parent) == before
+    assert files_of(production.parent) == before
     listed = run_cli("--config", config, "deploys", "list", env=token_env)
     assert "blocked" in listed.stdout
 
@@ -74,7 +77,8 @@ def test_deploy_of_a_migration_that_fails_on_production_rows_is_blocked_with_the
     document = json.loads(as_json.stdout)
     assert document["ok"] is False and document["exit_code"] == 7
     assert document["error"].startswith(f"deploy of {sha[:12]} blocked by the rehearsal step: ")
-    [step] = document["pre_steps"]
+    snapshot_step, step = document["pre_steps"]
+    assert (snapshot_step["name"], snapshot_step["status"]) == ("snapshot", "passed")
     assert step["name"] == "rehearsal" and step["status"] == "failed"
     assert step["details"]["failed_migration"] == {"id": "3", "name": "add task priority",
                                                    "error": "Cannot add a NOT NULL column with default value NULL"}
@@ -92,7 +96,8 @@ def test_deploy_of_a_good_migration_is_rehearsed_then_deployed(
     result = run_cli("--config", config, "deploy", env=token_env)
 
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert result.stdout.startswith(f"ok     rehearsal: rehearsal of {sha[:12]} on ")
+    assert any(line.startswith(f"ok     rehearsal: rehearsal of {sha[:12]} on ")
+               for line in result.stdout.splitlines())
     assert "    column tasks.priority INTEGER NOT NULL DEFAULT 0 added" in result.stdout.splitlines()
     assert f"deployed {sha[:12]} to tasks" in result.stdout
     [upload] = captain.calls_to(UPLOAD, "POST")

@@ -93,6 +93,13 @@ def snapshot(directory: Path) -> dict[str, tuple[bytes | None, int]]:
     return state
 
 
+def files_of(directory: Path) -> dict[str, tuple[bytes | None, int]]:
+    """:func:`snapshot` without the directory's own mtime: every entry, its bytes and mtime. For
+    a live database that a pre-deploy snapshot has read: SQLite's reader of a WAL database makes
+    and removes the ``-shm`` beside it, which moves the directory's mtime and nothing else."""
+    return {name: entry for name, entry in snapshot(directory).items() if name != "."}
+
+
 def process_gone(pid: int) -> bool:
     """No such process, or only a zombie waiting to be reaped (it runs nothing any more)."""
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from drill.sites import snapshot, toml_value
+from drill.sites import files_of, toml_value
 from gate.conftest import FORGEJO_TOKEN, PASSWORD, SECRETS, Gate, GateConfig, Remote, RunningCapRover, serve_gate
 from rehearsal.candidates import (
     END_OF_MIGRATIONS,
@@ -104,7 +104,9 @@ def start_rehearsed_gate(tmp_path: Path, write_config: Callable[..., GateConfig]
                 monkeypatch.delenv(name, raising=False)
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
-            config = write_config(smoke=True, gate={"isolation_paths": INTERPRETER_PATHS, **(gate or {})})
+            # The app's live database, its backups (the pre-deploy snapshots) in tmp_path/backups.
+            config = write_config(smoke=True, gate={"isolation_paths": INTERPRETER_PATHS, **(gate or {})},
+                                  database=production)
             _add_rehearsal(config, tmp_path, production, remote, python=python, scratch=scratch)
             return stack.enter_context(serve_gate(config, env, remote, steps_for=deploy_steps))
 
@@ -118,12 +120,11 @@ def rehearsed_gate(start_rehearsed_gate: Callable[..., Gate]) -> Gate:
 
 def _add_rehearsal(config: GateConfig, tmp_path: Path, production: Path, remote: Remote, *, python: str,
                    scratch: Path | None) -> None:
-    text = config.path.read_text().replace('database = "/dev/null"', f"database = {toml_value(str(production))}")
+    text = config.path.read_text()
     if scratch is None:
         scratch = tmp_path / "scratch"
         scratch.mkdir()
     text += "\n".join([
-        "", "[apps.tasks.backup]", f"directory = {toml_value(str(tmp_path / 'backups'))}", "prune = false",
         "", "[apps.tasks.drill]", f"command = {toml_value([python, 'app.py'])}",
         'env = { DB_PATH = "{db}" }', 'start_timeout = "30s"', 'stop_grace = "5s"',
         f"scratch_dir = {toml_value(str(scratch))}",
@@ -137,7 +138,7 @@ def _add_rehearsal(config: GateConfig, tmp_path: Path, production: Path, remote:
 def test_a_migration_that_fails_on_production_rows_is_blocked_and_the_gate_posts_failure(
         rehearsed_gate: Gate, remote: Remote, captain: RunningCapRover, forgejo, inbox, production: Path) -> None:
     gate = rehearsed_gate
-    before = snapshot(production.parent)
+    before = files_of(production.parent)  # the snapshot step reads it (files_of)
     sha = remote.commit("priority", {"app.py": with_migration((EXAMPLE / "app.py").read_text(),
                                                               FAILS_ON_EXISTING_ROWS)})
     _, _, answer = gate.push_and_deliver()
@@ -162,7 +163,7 @@ def test_a_migration_that_fails_on_production_rows_is_blocked_and_the_gate_posts
     assert "ok     start " in run["log"] and f"({confined})" in run["log"], run["log"]
     assert UNSANDBOXED not in run["log"]
     assert [d for d in captain.deployments if d.app == "tasks"] == [], "a blocked deploy reached CapRover"
-    assert snapshot(production.parent) == before, "production changed"
+    assert files_of(production.parent) == before, "production changed"
     assert any("migration 3 (add task priority) failed" in m["title"] + m["message"] for m in inbox.messages), \
         inbox.messages
 

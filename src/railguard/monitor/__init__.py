@@ -5,6 +5,7 @@
 * :mod:`maintenance`: cron + duration windows that silence alerts.
 * :mod:`control`: what other processes say: deploy windows (a deploy holds its app's alerts; a
   DOWN just after it names it) and pauses (``railguard monitor pause``).
+* :mod:`targets`: what it watches, from the configuration.
 * :mod:`probe`: one strict HTTP check.
 * :mod:`store`: SQLite persistence with bounded history.
 * :mod:`runner`: concurrent rounds, alerts, metrics.
@@ -24,8 +25,8 @@ from typing import TYPE_CHECKING
 from railguard import lazy
 
 _EXPORTS = {
-    "Target": "probe", "Monitor": "runner", "RoundReport": "runner",
-    "targets_from_settings": "runner", "Alert": "state", "CheckResult": "state", "Policy": "state",
+    "Target": "targets", "Monitor": "runner", "RoundReport": "runner",
+    "targets_from_settings": "targets", "Alert": "state", "CheckResult": "state", "Policy": "state",
     "TargetState": "state", "step": "state", "MonitorStore": "store",
     "DeployWindow": "control", "Pause": "control", "close_deploy_window": "store", "open_deploy_window": "store",
     "pause_target": "store", "resume_target": "store",
@@ -35,10 +36,10 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # the same names for mypy, which would otherwise see each as Any
     # ("X as X": exported, since mypy cannot read the computed __all__)
-    from railguard.monitor.probe import Target as Target
+    from railguard.monitor.targets import Target as Target
     from railguard.monitor.runner import Monitor as Monitor
     from railguard.monitor.runner import RoundReport as RoundReport
-    from railguard.monitor.runner import targets_from_settings as targets_from_settings
+    from railguard.monitor.targets import targets_from_settings as targets_from_settings
     from railguard.monitor.state import Alert as Alert
     from railguard.monitor.state import CheckResult as CheckResult
     from railguard.monitor.state import Policy as Policy

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from railguard.config import Settings
 from railguard.errors import ConfigError, NotFound, UsageError
 from railguard.monitor.control import Pause
-from railguard.monitor.runner import targets_from_settings
+from railguard.monitor.targets import targets_from_settings
 from railguard.monitor.store import pause_target, resume_target
 
 #: A reason is one line someone reads in ``monitor list``; longer text belongs in a ticket.

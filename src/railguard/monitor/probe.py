@@ -12,34 +12,14 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from railguard.monitor.state import CheckResult
+from railguard.monitor.targets import Target
 
 #: Enough of a health body to look for a marker in; the rest is not read.
 BODY_LIMIT = 64 * 1024
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    url: str
-    timeout: timedelta = timedelta(seconds=10)
-    expected_status: int = 200
-    body_contains: str | None = None
-    max_response_time: timedelta | None = None
-    #: The app it watches (its deploy windows and pauses hold the target's alerts), if any.
-    app: str | None = None
-
-    def describe(self) -> str:
-        parts = [f"HTTP {self.expected_status}"]
-        if self.body_contains:
-            parts.append(f"body contains {self.body_contains!r}")
-        if self.max_response_time:
-            parts.append(f"response < {self.max_response_time.total_seconds():g}s")
-        return ", ".join(parts)
 
 
 def probe(target: Target, *, clock: Callable[[], datetime]) -> CheckResult:

@@ -10,9 +10,9 @@ from typing import Any
 from railguard.config import Settings
 from railguard.errors import ConfigError
 from railguard.monitor.control import DeployWindow, Pause, active_pause, open_window
-from railguard.monitor.runner import targets_from_settings
 from railguard.monitor.state import TargetState
 from railguard.monitor.store import FILE_NAME, MonitorStore
+from railguard.monitor.targets import targets_from_settings
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 

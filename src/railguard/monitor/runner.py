@@ -26,15 +26,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from railguard.config import MonitorSettings, MonitorTarget, Settings
+from railguard.config import MonitorSettings, Settings
 from railguard.errors import ConfigError
 from railguard.locking import exclusive_lock
 from railguard.logfmt import format_line
 from railguard.monitor.control import DeployWindow, Quiet, active_pause, after_deploy, open_window, recent_deploy
 from railguard.monitor.maintenance import active_window
-from railguard.monitor.probe import Target, probe
+from railguard.monitor.probe import probe
 from railguard.monitor.state import Alert, CheckResult, Policy, TargetState, describe_duration, step
 from railguard.monitor.store import MonitorStore
+from railguard.monitor.targets import Target
 from railguard.notify import Delivery, Notifier
 
 log = logging.getLogger("railguard.monitor")
@@ -44,33 +45,6 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def targets_from_settings(settings: Settings) -> list[Target]:
-    """``[[monitor.targets]]`` when given, else each app's ``url`` + ``health_path``."""
-    monitor = settings.monitor
-    configured: list[tuple[str, str, MonitorTarget | None]] = [(t.name, t.url, t) for t in monitor.targets] or [
-        (name, app.url.rstrip("/") + monitor.health_path, None) for name, app in settings.apps.items() if app.url]
-    if not configured:
-        raise ConfigError("the monitor has no targets",
-                          hint="Set url under [apps.NAME] (its /health is checked) or add [[monitor.targets]]")
-    names = [name for name, _, _ in configured]
-    if len(set(names)) != len(names):
-        duplicate = next(name for name in names if names.count(name) > 1)
-        raise ConfigError(f"monitor target {duplicate!r} appears twice",
-                          hint="Give each [[monitor.targets]] a unique name")
-    for _, _, t in configured:
-        if t is not None and t.app is not None and t.app not in settings.apps:
-            raise ConfigError(f"monitor target {t.name!r} names app {t.app!r}, which is not under [apps]",
-                              hint=f"Set app to one of: {', '.join(sorted(settings.apps)) or 'none'}, or leave it out")
-    return [Target(
-        name=name, url=url,
-        timeout=(t.timeout if t and t.timeout else monitor.timeout),
-        expected_status=(t.expected_status if t and t.expected_status else monitor.expected_status),
-        body_contains=(t.body_contains if t and t.body_contains else monitor.body_contains),
-        max_response_time=(t.max_response_time if t and t.max_response_time else monitor.max_response_time),
-        app=(t.app if t and t.app else name if name in settings.apps else None),
-    ) for name, url, t in configured]
 
 
 @dataclass

@@ -34,15 +34,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from railguard.backup.catalog import BackupRecord, Owner, list_backups
-from railguard.pages.catalog import GenerationRecord, list_generations
 from railguard.backup.naming import stem_for
 from railguard.backup.log import last_backup_attempt
 from railguard.config import AppSettings, Settings
 from railguard.deploy.state import last_deploy
 from railguard.destinations import RemoteBackup, open_destination
+from railguard.pages import STORE_SUFFIX
 from railguard.destinations.history import last_copies
 from railguard.drill.log import drill_passed, read_drill_log
 from railguard.errors import RailguardError
@@ -50,6 +50,9 @@ from railguard.logfmt import line_time
 from railguard.monitor.report import TargetStatus, monitor_status
 from railguard.smoke.record import read_smoke_results
 from railguard.values import describe_duration
+
+if TYPE_CHECKING:
+    from railguard.pages.catalog import GenerationRecord
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,18 @@ def local_backups(name: str, app: AppSettings, settings: Settings) -> list[Backu
     return list_backups(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
 
 
+def _generations(settings: Settings, name: str, app: AppSettings) -> list[GenerationRecord]:
+    """The app's page generations, the page store's modules imported only when it has a store:
+    they bring the validator types of its manifests (pydantic's), which a whole-file app's
+    ``status`` would pay for at every start (docs/cli.md, start-up)."""
+    owner = Owner.of(settings, name, app)
+    if not (app.backup.directory / f"{owner.stem}{STORE_SUFFIX}").is_dir():
+        return []
+    from railguard.pages.catalog import list_generations
+
+    return list_generations(app.backup.directory, owner)
+
+
 def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime,
                 records: list[BackupRecord] | None = None) -> list[StatusRow]:
     """The newest backup, the newest verification and any unusable backup; ``records``: the
@@ -128,8 +143,7 @@ def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime,
     if records is None:
         records = local_backups(name, app, settings)
     # Page generations (docs/pages.md) are backups too; the newest verified one is the recovery point.
-    generations = list_generations(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
-    every: list[BackupRecord | GenerationRecord] = sorted([*records, *generations],
+    every: list[BackupRecord | GenerationRecord] = sorted([*records, *_generations(settings, name, app)],
                                                           key=lambda record: (record.created_at, record.id))
     good = [record for record in every if record.is_good]
     rows: list[StatusRow] = []
@@ -141,7 +155,7 @@ def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime,
         age = now - newest.created_at
         state = "flagged" if age > limit else "ok"
         older = f" (older than {describe_duration(limit)})" if state == "flagged" else ""
-        kind = " (generation: the recovery point)" if isinstance(newest, GenerationRecord) else ""
+        kind = "" if isinstance(newest, BackupRecord) else " (generation: the recovery point)"
         rows.append(StatusRow(name, "backup", state, f"{newest.name}, {describe_duration(age)} old{kind}{older}",
                               newest.created_at))
     if every:

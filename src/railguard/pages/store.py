@@ -47,6 +47,7 @@ from pydantic import AfterValidator, ConfigDict, Field, Strict
 from railguard.backup.manifest import BadManifest
 from railguard.backup.naming import FAILED_DIR, BackupId, id_for, parse_name
 from railguard.durable import make_private_directory
+from railguard.pages import STORE_SUFFIX
 
 FORMAT = 1
 KIND = "pages"
@@ -56,7 +57,6 @@ DIGEST_BYTES = 32
 PACKS_DIR = "packs"
 PACK_SUFFIX = ".pack"
 GENERATION_SUFFIX = ".generation.json"
-STORE_SUFFIX = ".pages"
 #: Uncompressed page bytes per pack: big enough that a gigabyte is a few dozen files, small
 #: enough that rebuilding holds one pack in memory at a time.
 PACK_BYTES = 32 * 1024 * 1024

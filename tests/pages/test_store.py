@@ -7,7 +7,7 @@ import json
 import pytest
 
 from railguard.backup.manifest import BadManifest
-from railguard.pages.store import GenerationManifest
+from railguard.pages.store import GenerationManifest, objects_of
 
 from pages.conftest import Generations
 
@@ -39,3 +39,11 @@ def test_a_page_count_that_disagrees_with_the_list_is_refused(generations: Gener
     document["page_count"] += 1
     with pytest.raises(BadManifest, match=r"^pages: \d+ digests for page_count \d+$"):
         GenerationManifest.parse(json.dumps(document))
+
+
+def test_objects_of_names_every_file_a_generation_needs_and_each_is_in_the_store(generations: Generations) -> None:
+    manifest = generations.take().manifest
+    objects = objects_of(manifest)
+    assert objects and len(objects) == len(manifest.packs)
+    for relative in objects:
+        assert (generations.store / relative).is_file(), relative

@@ -260,6 +260,15 @@ def pack_path(store: Path, digest: str) -> Path:
     return store / PACKS_DIR / f"{digest}{PACK_SUFFIX}"
 
 
+def objects_of(manifest: GenerationManifest) -> list[str]:
+    """The store's files, relative to the store, that ``manifest`` needs besides itself.
+
+    One place says what a generation is made of, so that whatever copies, collects or checks
+    a store (destinations, GC) follows a change of format without knowing it.
+    """
+    return [f"{PACKS_DIR}/{digest}{PACK_SUFFIX}" for digest in manifest.packs]
+
+
 def encode_pack(page_size: int, digests: list[bytes], compressed_pages: bytes) -> bytes:
     return PACK_MAGIC + _SIZES.pack(page_size, len(digests)) + b"".join(digests) + compressed_pages
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -115,16 +116,25 @@ def _same_path(one: str, other: str) -> bool:
     return os.path.normpath(one) == os.path.normpath(other) or os.path.realpath(one) == os.path.realpath(other)
 
 
-@dataclass
-class BackupRecord:
+class Dated(Protocol):
+    """What a record reads of its manifest: when the backup was taken (either kind of manifest)."""
+
+    @property
+    def created(self) -> datetime: ...
+
+
+class Record(ABC):
+    """What a listing says of one backup, a whole-file one (:class:`BackupRecord`) or a page
+    generation (:class:`railguard.pages.catalog.GenerationRecord`): its name, whether it is good
+    and why not, and when it was taken. One place for these, so the two kinds cannot drift apart
+    in what the retention plan, ``status`` and the listings read of them.
+    """
+
     id: BackupId
-    directory: Path
-    data_path: Path | None
-    manifest_path: Path | None
-    manifest: Manifest | None
+    manifest: Dated | None
     status: str  # "ok", or why the backup is not usable
     #: More on a status that is not "ok" (what the manifest parser refused), or "".
-    detail: str = ""
+    detail: str
 
     @property
     def name(self) -> str:
@@ -140,19 +150,39 @@ class BackupRecord:
         return f"{self.status} ({self.detail})" if self.detail else self.status
 
     @property
-    def has_bad_manifest(self) -> bool:
-        """A manifest file is there but could not be read as one: a human should look."""
-        return self.manifest_path is not None and self.manifest is None
-
-    @property
     def created_at(self) -> datetime:
         """When the backup was taken (UTC): from the manifest, else when its file was written
         (the name carries the time in the configured zone, which this record does not know)."""
         if self.manifest is not None:
             return self.manifest.created
+        return datetime.fromtimestamp(self._written.stat().st_mtime, timezone.utc)
+
+    @property
+    @abstractmethod
+    def _written(self) -> Path:
+        """The file whose time dates a record without a manifest."""
+
+
+@dataclass
+class BackupRecord(Record):
+    id: BackupId
+    directory: Path
+    data_path: Path | None
+    manifest_path: Path | None
+    manifest: Manifest | None
+    status: str
+    detail: str = ""
+
+    @property
+    def has_bad_manifest(self) -> bool:
+        """A manifest file is there but could not be read as one: a human should look."""
+        return self.manifest_path is not None and self.manifest is None
+
+    @property
+    def _written(self) -> Path:
         path = self.data_path or self.manifest_path
         assert path is not None
-        return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        return path
 
 
 def list_backups(directory: Path, stem: str | Owner | None = None) -> list[BackupRecord]:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-from railguard.backup.catalog import GOOD, Owner, check_belongs_manifest
+from railguard.backup.catalog import GOOD, Owner, Record, check_belongs_manifest
 from railguard.backup.manifest import BadManifest
 from railguard.backup.naming import BackupId
 from railguard.errors import NotFound
@@ -27,7 +27,7 @@ from railguard.pages.store import (
 
 
 @dataclass
-class GenerationRecord:
+class GenerationRecord(Record):
     id: BackupId
     directory: Path  # the backup directory (its lock and backup.log)
     store: Path
@@ -37,22 +37,8 @@ class GenerationRecord:
     detail: str = ""
 
     @property
-    def name(self) -> str:
-        return str(self.id)
-
-    @property
-    def is_good(self) -> bool:
-        return self.status == GOOD
-
-    @property
-    def reason(self) -> str:
-        return f"{self.status} ({self.detail})" if self.detail else self.status
-
-    @property
-    def created_at(self) -> datetime:
-        if self.manifest is not None:
-            return self.manifest.created
-        return datetime.fromtimestamp(self.manifest_path.stat().st_mtime, timezone.utc)
+    def _written(self) -> Path:
+        return self.manifest_path
 
 
 def list_generations(directory: Path, owner: str | Owner) -> list[GenerationRecord]:

@@ -31,16 +31,16 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from railguard.config import DrillSettings
 from railguard.drill import process, serving
 from railguard.drill.assertions import run_assertions
 from railguard.drill.launch import LaunchPlan, plan_launch
-from railguard.errors import CheckFailed, ConfigError, RailguardError
+from railguard.errors import CheckFailed, ConfigError, ExitCode, RailguardError
 from railguard.progress import Progress, finish, stage_counter
 
 OUTPUT_NAME = "app-output.log"
@@ -80,12 +80,34 @@ class Confined:
     how: str = ""
 
 
-class BootRecord(Protocol):
-    """What a boot writes into its caller's report (the drill's and the rehearsal's have these)."""
+@dataclass(kw_only=True)
+class BootReport:
+    """How a run that boots the app on a copy ended, and what the boot wrote into it: what the
+    drill's report (:class:`railguard.drill.runner.DrillReport`) and the rehearsal's
+    (:class:`railguard.rehearsal.rehearse.RehearsalReport`) share, in one place so that the two
+    cannot drift apart. Each adds what names its run (the backup, its source, the commit) as
+    positional fields: these are keyword-only, so those come first in its constructor.
+    """
 
-    steps: list[Step]
-    port: int | None
-    app_pid: int | None
+    result: str = "failed"  # passed | failed | interrupted
+    failed_step: str | None = None
+    reason: str | None = None
+    hint: str | None = None
+    exit_code: ExitCode = ExitCode.CHECK_FAILED
+    steps: list[Step] = field(default_factory=list)
+    #: The last lines the app printed (stdout and stderr), kept when the run failed.
+    output_tail: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    port: int | None = None
+    app_pid: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.result == "passed"
+
+    def step(self, name: str) -> Step | None:
+        return next((step for step in self.steps if step.name == name), None)
 
 
 def free_port() -> int:
@@ -124,7 +146,7 @@ def tail(path: Path, lines: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def timed_step(record: BootRecord, name: str, on_step: Callable[[Step], None] | None = None) -> Iterator[Step]:
+def timed_step(record: BootReport, name: str, on_step: Callable[[Step], None] | None = None) -> Iterator[Step]:
     """A step appended to ``record``: ok when the block ends normally, its detail the error
     otherwise; ``on_step`` is told each step once it ended (the gate's run log)."""
     entry = Step(name)
@@ -154,7 +176,7 @@ class AppBoot:
     rehearsal's ``{tree}``); ``cwd`` replaces the drill's working directory; ``on_step`` is told
     each step once it ended."""
 
-    def __init__(self, app_name: str, drill: DrillSettings, *, production_db: Path, record: BootRecord,
+    def __init__(self, app_name: str, drill: DrillSettings, *, production_db: Path, record: BootReport,
                  workspace: Path, watchdog: process.Watchdog, env: Mapping[str, str], docker: str = "docker",
                  on_started: Callable[[], None] | None = None, progress: Progress | None = None,
                  placeholders: Mapping[str, str] | None = None, cwd: str | None = None,

@@ -35,7 +35,7 @@ from railguard.pages.catalog import GenerationRecord, list_generations, resolve_
 from railguard.pages.rebuild import RebuiltGeneration, rebuild_generation
 from railguard.config import AppSettings, Settings
 from railguard.drill import process
-from railguard.drill.boot import OUTPUT_NAME, AppBoot, Step, make_workspace, tail, timed_step
+from railguard.drill.boot import OUTPUT_NAME, AppBoot, BootReport, Step, make_workspace, tail, timed_step
 from railguard.drill.launch import plan_launch
 from railguard.drill.log import LOG_NAME, PASSED, append_drill_line
 from railguard.drill.selection import choose_random
@@ -48,33 +48,14 @@ log = logging.getLogger("railguard.drill")
 
 
 @dataclass
-class DrillReport:
+class DrillReport(BootReport):
     app: str
     backup: str
     source: str  # "local" or "destination NAME"
     mode: str  # command | docker
     started_at: datetime
-    result: str = "failed"  # passed | failed | interrupted
-    failed_step: str | None = None
-    reason: str | None = None
-    hint: str | None = None
-    exit_code: ExitCode = ExitCode.CHECK_FAILED
-    steps: list[Step] = field(default_factory=list)
-    #: The last lines the app printed (stdout and stderr), kept when the drill failed.
-    output_tail: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    port: int | None = None
-    app_pid: int | None = None
-    seconds: float = 0.0
     #: Heartbeat pings and notifications sent about this drill.
     signals: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return self.result == "passed"
-
-    def step(self, name: str) -> Step | None:
-        return next((step for step in self.steps if step.name == name), None)
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.passed, "app": self.app, "backup": self.backup, "source": self.source, "mode": self.mode,

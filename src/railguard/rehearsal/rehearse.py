@@ -46,7 +46,7 @@ import subprocess
 import tarfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -57,7 +57,7 @@ from railguard.config import AppSettings, DrillSettings, Settings
 from railguard.deploy.isolation import NO_ISOLATION, Isolation
 from railguard.deploy.suite import UnsafeTree, extract_tree
 from railguard.drill import process
-from railguard.drill.boot import AppBoot, Confined, DrillStepFailed, Step, make_workspace, tail, timed_step
+from railguard.drill.boot import AppBoot, BootReport, Confined, DrillStepFailed, Step, make_workspace, tail, timed_step
 from railguard.drill.launch import LaunchPlan, expand
 from railguard.errors import ExitCode, RailguardError
 from railguard.rehearsal.shape import Shape, ShapeChange, compare, read_shape
@@ -102,33 +102,17 @@ def find_failed_migration(lines: list[str]) -> FailedMigration | None:
 
 
 @dataclass
-class RehearsalReport:
+class RehearsalReport(BootReport):
     app: str
     commit: str
     backup: str  # the snapshot (or backup) the copy came from
     mode: str  # command | docker
     started_at: datetime
-    result: str = "failed"  # passed | failed | interrupted
-    failed_step: str | None = None
-    reason: str | None = None
-    hint: str | None = None
-    exit_code: ExitCode = ExitCode.CHECK_FAILED
-    steps: list[Step] = field(default_factory=list)
-    #: The last lines the app printed, kept when the rehearsal failed.
-    output_tail: list[str] = field(default_factory=list)
     failed_migration: FailedMigration | None = None
     #: What the candidate's migrations changed on the copy; None when the copy was never made.
     change: ShapeChange | None = None
-    warnings: list[str] = field(default_factory=list)
     #: How the candidate's app was confined ("bwrap sandbox, ..."); None: as railguard's own user.
     sandbox: str | None = None
-    port: int | None = None
-    app_pid: int | None = None
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return self.result == "passed"
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.passed, "app": self.app, "commit": self.commit, "backup": self.backup,

@@ -23,15 +23,15 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import create_tasks_database  # noqa: E402
+from _common import EXAMPLE_APP as APP
+from _common import Timings, tests_module
 
-from railguard.backup import take_backup  # noqa: E402
-from railguard.config import AppSettings, BackupSettings, DrillAssertion, DrillSettings, Settings  # noqa: E402
-from railguard.drill import run_drill  # noqa: E402
-from railguard.drill.boot import free_port  # noqa: E402
+from railguard.backup import take_backup
+from railguard.config import AppSettings, BackupSettings, DrillAssertion, DrillSettings, Settings
+from railguard.drill import run_drill
+from railguard.drill.boot import free_port
 
-APP = Path(__file__).resolve().parents[1] / "examples" / "tasks-app" / "app.py"
+create_tasks_database = tests_module("conftest.py", "railguard_tests_conftest").create_tasks_database
 
 
 def by_hand(record, scratch: Path) -> float:  # type: ignore[no-untyped-def]
@@ -78,24 +78,21 @@ def main() -> None:
                               scratch_dir=root)
         app = AppSettings(database=database, backup=backup_settings, drill=drill)
         settings = Settings(apps={"tasks": app}, state_dir=root / "state")
-        hand, drilled, steps = [], [], {}
+        hand, drilled = [], Timings()
         for _ in range(args.runs):
             scratch = Path(tempfile.mkdtemp(dir=root))
             hand.append(by_hand(record, scratch))
             shutil.rmtree(scratch)
             report = run_drill(settings, "tasks", app, now=datetime.now(timezone.utc), env={"PATH": os.environ["PATH"]})
             assert report.passed, report.reason
-            drilled.append(report.seconds)
-            for step in report.steps:
-                steps.setdefault(step.name, []).append(step.seconds)
+            drilled.add(report)
         base = statistics.median(hand)
         print(f"database {result.manifest.size_raw / 1e6:.1f} MB raw, {result.manifest.size_stored / 1e6:.1f} MB stored, "
               f"{args.runs} runs, medians")
         print(f"by hand (verify + boot to /health 200 + SIGTERM): {base:.2f} s  = 1.00")
-        print(f"railguard drill, end to end:                      {statistics.median(drilled):.2f} s  = "
-              f"{statistics.median(drilled) / base:.2f}")
-        for name, values in steps.items():
-            print(f"  {name:<11} {statistics.median(values):.2f} s  = {statistics.median(values) / base:.2f}")
+        print(f"railguard drill, end to end:                      {drilled.median:.2f} s  = "
+              f"{drilled.median / base:.2f}")
+        print("\n".join(drilled.step_lines(base)))
 
 
 if __name__ == "__main__":

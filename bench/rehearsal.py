@@ -16,33 +16,20 @@ hide it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import random
 import sqlite3
-import statistics
 import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from _common import Timings, tests_module
+
 from railguard.drill import run_drill
 from railguard.rehearsal.rehearse import rehearse
 
-
-def _candidates():  # type: ignore[no-untyped-def]
-    """tests/rehearsal/candidates.py, by path: this file's own name would shadow the tests'
-    ``rehearsal`` directory (a namespace package loses to a module of the same name)."""
-    path = Path(__file__).resolve().parents[1] / "tests" / "rehearsal" / "candidates.py"
-    spec = importlib.util.spec_from_file_location("rehearsal_candidates", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-candidates = _candidates()
+candidates = tests_module("rehearsal/candidates.py", "rehearsal_candidates")
 
 BLOB = 64 * 1024
 
@@ -76,28 +63,23 @@ def main() -> None:
         commit = repository.add_migration(candidates.GOOD_MIGRATION)
         tar = repository.archive(commit)
         env = {"PATH": os.environ["PATH"]}
-        drilled: list[float] = []
-        rehearsed: list[float] = []
-        steps: dict[str, list[float]] = {}
+        drilled, rehearsed = Timings(), Timings()
         for _ in range(args.runs):
             drill = run_drill(settings, "tasks", app, now=datetime.now(timezone.utc), env=env)
             assert drill.passed, drill.reason
-            drilled.append(drill.seconds)
+            drilled.add(drill)
             report = rehearse(settings, "tasks", app, tar=tar, commit=commit, backup=backup,
                               now=datetime.now(timezone.utc), env=env)
             assert report.passed, report.lines()
-            rehearsed.append(report.seconds)
-            for step in report.steps:
-                steps.setdefault(step.name, []).append(step.seconds)
+            rehearsed.add(report)
         assert backup.manifest is not None
-        base = statistics.median(drilled)
+        base = drilled.median
         print(f"database {backup.manifest.size_raw / 1e6:.0f} MB raw, {backup.manifest.size_stored / 1e6:.0f} MB "
               f"stored, {args.runs} runs, medians")
         print(f"railguard drill, end to end:     {base:.2f} s  = 1.00")
-        print(f"rehearsal of {commit[:12]}:   {statistics.median(rehearsed):.2f} s  = "
-              f"{statistics.median(rehearsed) / base:.2f}  (target <= 1.20)")
-        for name, values in steps.items():
-            print(f"  {name:<11} {statistics.median(values):.2f} s")
+        print(f"rehearsal of {commit[:12]}:   {rehearsed.median:.2f} s  = "
+              f"{rehearsed.median / base:.2f}  (target <= 1.20)")
+        print("\n".join(rehearsed.step_lines()))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from rehearsal.candidates import (
 
 from railguard.backup.catalog import BackupRecord
 from railguard.config import AppSettings, DrillSettings
-from railguard.deploy.steps import PreDeployContext, StepStatus
+from railguard.deploy.steps import PreDeployContext, StepStatus, run_pre_deploy
 from railguard.notify.notifier import Notifier
 from railguard.rehearsal.step import rehearsal_step
 
@@ -170,3 +170,22 @@ def test_deploy_steps_rehearse_an_app_with_a_drill_and_leave_the_others_alone(tm
     assert rehearsal_step not in deploy_steps(settings_for(switched_off), "tasks", switched_off).pre
     plain = AppSettings(database=production)
     assert rehearsal_step not in deploy_steps(settings_for(plain), "tasks", plain).pre
+
+
+def test_a_rehearsal_that_raises_is_reported_by_its_given_name(tmp_path, production, repository):
+    """No snapshot and no verified backup to rehearse on: the step raises (NotFound) and the
+    result that blocks the deploy (what the CLI and the gate print) says ``rehearsal``, the
+    name the step was made with, not the name of its function (``rehearsal_step``)."""
+    app = app_settings(tmp_path, production)
+    commit = repository.add_migration(GOOD_MIGRATION)
+    [result] = run_pre_deploy([rehearsal_step], context(app, commit=commit, tar=repository.archive(commit)))
+    assert (result.name, result.status) == ("rehearsal", StepStatus.FAILED)
+    assert result.summary == f"no verified backup in {tmp_path / 'backups'}"
+
+
+def test_every_pre_deploy_step_has_the_name_its_results_carry(tmp_path, production):
+    from railguard.rehearsal.steps import deploy_steps
+
+    app = app_settings(tmp_path, production)
+    assert [step.name for step in deploy_steps(settings_for(app), "tasks", app).pre] == \
+        ["snapshot", "rehearsal", "monitor"]

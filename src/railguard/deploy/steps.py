@@ -109,7 +109,24 @@ class StepResult:
         return StepStatus.PASSED if self.ok else StepStatus.FAILED
 
 
-PreDeployStep = Callable[[PreDeployContext], StepResult]
+@dataclass(frozen=True)
+class PreDeployStep:
+    """A step before the deploy, with the name it is made with: the name a result of it carries
+    when it raises (the report, the CLI's and the gate's lines, ``blocked by the NAME step``),
+    so that none of them shows the name of the function behind it. Called like the function."""
+
+    name: str
+    run: Callable[[PreDeployContext], StepResult]
+
+    def __call__(self, context: PreDeployContext) -> StepResult:
+        return self.run(context)
+
+
+def pre_deploy_step(name: str) -> Callable[[Callable[[PreDeployContext], StepResult]], PreDeployStep]:
+    """Make the function below a :class:`PreDeployStep` called ``name`` (the name its results carry)."""
+    return lambda run: PreDeployStep(name, run)
+
+
 PostDeployStep = Callable[[PostDeployContext], StepResult]
 
 
@@ -136,7 +153,11 @@ class DeploySteps:
 
 
 def _step_name(step: Callable[..., StepResult]) -> str:
-    return getattr(step, "__name__", None) or getattr(step, "name", None) or "step"
+    """A :class:`PreDeployStep` by the name it was made with; a plain function (a post-deploy
+    step, or a Python caller's own pre-deploy function) by its own name."""
+    if isinstance(step, PreDeployStep):
+        return step.name
+    return getattr(step, "__name__", None) or "step"
 
 
 def run_pre_deploy(steps: Sequence[PreDeployStep], context: PreDeployContext) -> list[StepResult]:

@@ -36,12 +36,16 @@ from railguard.backup.catalog import BackupRecord, Owner
 from railguard.backup.verify import materialize
 from railguard.config import AppSettings, Settings
 from railguard.deploy.state import DeployRecord
-from railguard.deploy.steps import PostDeployContext, PreDeployContext, PreDeployStep, StepResult
+from railguard.deploy.steps import PostDeployContext, PreDeployContext, PreDeployStep, StepResult, pre_deploy_step
 from railguard.errors import NotFound, RailguardError, UsageError
 from railguard.rehearsal.rows import TableLoss, rows_written_since
 from railguard.rehearsal.shape import Shape, ShapeChange, compare, read_shape
 from railguard.rehearsal.snapshot import find_snapshot
 from railguard.restore import restore_backup
+
+
+#: The name of ``rollback --with-data``'s pre-deploy step (:func:`restore_step`).
+RESTORE_NAME = "restore-data"
 
 
 class NoSnapshot(NotFound):
@@ -175,6 +179,7 @@ def restore_step(check: DataCheck, *, force: bool) -> PreDeployStep:
     record = require_snapshot(check)
     origin = record.manifest.deploy if record.manifest else None
 
+    @pre_deploy_step(RESTORE_NAME)
     def restore_data(context: PreDeployContext) -> StepResult:
         live = check.live_commit
         if live and context.replaces and not _same_commit(live, context.replaces):
@@ -195,7 +200,7 @@ def restore_step(check: DataCheck, *, force: bool) -> PreDeployStep:
                                list(result.forced_past))
         context.facts[RESTORED_FACT] = restored
         kept = f"; the database it replaced is kept as {result.safety_copy}" if result.safety_copy else ""
-        return StepResult("restore-data", True, f"restored the snapshot {record.name} over {result.target}{kept}",
+        return StepResult(RESTORE_NAME, True, f"restored the snapshot {record.name} over {result.target}{kept}",
                           details=restored.as_dict())
 
     return restore_data

@@ -27,7 +27,7 @@ from datetime import datetime
 
 from railguard.config import Settings
 from railguard.deploy.state import DeployState, state_path
-from railguard.deploy.steps import PostDeployContext, PreDeployContext, StepResult
+from railguard.deploy.steps import PostDeployContext, PreDeployContext, StepResult, pre_deploy_step
 from railguard.errors import ConfigError, RailguardError
 from railguard.logfmt import format_line
 from railguard.monitor import DeployWindow, close_deploy_window, open_deploy_window, targets_from_settings
@@ -40,6 +40,7 @@ FACT = "deploy_window"
 NAME = "monitor"
 
 
+@pre_deploy_step(NAME)
 def open_window_step(context: PreDeployContext) -> StepResult:
     """Hold the DOWN alerts of the app's targets until :func:`close_window_step` (or the bound)."""
     app = context.app_name

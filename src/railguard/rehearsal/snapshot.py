@@ -39,7 +39,7 @@ from railguard.backup.catalog import BackupRecord, Owner, list_backups
 from railguard.backup.manifest import DeployOrigin, Manifest
 from railguard.backup.protection import Protection, protect
 from railguard.config import AppSettings, Settings
-from railguard.deploy.steps import PreDeployContext, StepResult
+from railguard.deploy.steps import PreDeployContext, StepResult, pre_deploy_step
 from railguard.destinations.replicate import replicate
 from railguard.errors import RailguardError
 from railguard.rehearsal.shape import read_shape
@@ -83,6 +83,7 @@ class PreDeploySnapshot:
                 "destinations": self.destinations, "warnings": self.warnings}
 
 
+@pre_deploy_step("snapshot")
 def snapshot(context: PreDeployContext) -> StepResult:
     """The pre-deploy step (railguard.rehearsal.steps): take the snapshot, or skip with the reason.
 

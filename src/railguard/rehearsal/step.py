@@ -32,7 +32,7 @@ from typing import Any
 from railguard.backup.catalog import BackupRecord, Owner, resolve_backup
 from railguard.deploy.git import Git, git_environment_without_git_vars
 from railguard.deploy.isolation import NO_ISOLATION
-from railguard.deploy.steps import PreDeployContext, StepResult
+from railguard.deploy.steps import PreDeployContext, StepResult, pre_deploy_step
 from railguard.errors import RailguardError
 
 NAME = "rehearsal"
@@ -43,6 +43,7 @@ UNSANDBOXED = ("the pushed commit's app ran as railguard's own user and could re
                "or use Docker mode ([drill] image), where it sees only the copy")
 
 
+@pre_deploy_step(NAME)
 def rehearsal_step(context: PreDeployContext) -> StepResult:
     """Rehearse ``context.commit`` on a copy of the snapshot; failed when the candidate does not boot."""
     app = context.app

@@ -10,6 +10,8 @@ import io
 import json
 import logging
 import os
+import pwd
+import shutil
 import sqlite3
 import subprocess
 import tarfile
@@ -31,6 +33,7 @@ from fakes.forgejo import FakeForgejo, push_payload, signed_headers
 from local_http import JsonReceiver, free_port
 
 from railguard.config import Settings, load_settings
+from railguard.deploy.isolation import bwrap_problem
 from railguard.gate.app import create_app
 from railguard.gate.service import GateService
 from railguard.rehearsal.steps import deploy_steps
@@ -204,6 +207,41 @@ def gate_env(inbox: JsonReceiver) -> dict[str, str]:
             "RAILGUARD_GATE_SECRET": WEBHOOK_SECRET, "FORGEJO_TOKEN": FORGEJO_TOKEN,
             "CAPROVER_APP_TOKEN": APP_TOKEN, "CAPROVER_PASSWORD": PASSWORD, "CAPROVER_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
             "RAILGUARD_GATE_CHECK_SECRET": CHECK_SECRET, "RAILGUARD_NOTIFY_URLS": inbox.url}
+
+
+def secrets_in_files(gate_env: dict[str, str], directory: Path) -> tuple[dict[str, str], list[Path]]:
+    """``gate_env`` as a deployed gate has it: the Forgejo token and the CapRover password in
+    ``*_FILE`` files (0600, in ``directory``, made 0700) instead of the environment; and those files."""
+    directory.mkdir(mode=0o700)
+    secret_files = {"FORGEJO_TOKEN": FORGEJO_TOKEN, "CAPROVER_PASSWORD": PASSWORD}
+    for name, value in secret_files.items():
+        (directory / name).write_text(value + "\n")
+        (directory / name).chmod(0o600)
+    env = {key: value for key, value in gate_env.items() if key not in secret_files}
+    env.update({f"{name}_FILE": str(directory / name) for name in secret_files})
+    return env, [directory / name for name in secret_files]
+
+
+def bwrap_skip_reason() -> str | None:
+    """Why the gate cannot run a bwrap sandbox on this machine, or None."""
+    executable = shutil.which("bwrap")
+    if executable is None:
+        return "bwrap is not installed (.ci/run installs bubblewrap)"
+    return bwrap_problem(executable)
+
+
+def user_skip_reason(python: str | None = None) -> str | None:
+    """Why ``isolation = "user:nobody"`` cannot run here, or None; ``python``: an interpreter
+    that account must be able to run as well."""
+    if os.geteuid() != 0:
+        return "user isolation needs the gate to run as root"
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return "there is no user nobody here"
+    if python is not None and not os.access(python, os.X_OK):
+        return f"{python} is not installed"
+    return None
 
 
 def _toml(value: object) -> str:

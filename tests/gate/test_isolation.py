@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -29,32 +28,15 @@ from fakes.forgejo import push_payload, signed_headers
 from secret_hunt import decoded_loot, hunting_suite, leaks
 from waiting import wait_until
 
-from gate.conftest import FORGEJO_TOKEN, PASSWORD, SECRETS, WEBHOOK_SECRET, Remote, serve_gate
+from gate.conftest import (SECRETS, WEBHOOK_SECRET, Remote, bwrap_skip_reason, secrets_in_files, serve_gate,
+                           user_skip_reason)
 
-from railguard.deploy.isolation import IsolationUnavailable, bwrap_problem, resolve_isolation
+from railguard.deploy.isolation import IsolationUnavailable, resolve_isolation
 from railguard.errors import ConfigError
 from railguard.gate.service import GateService
 
 READ_TOKEN = "gate-read-t0ken-never-shown"
 ALL_SECRETS = [*SECRETS, READ_TOKEN]
-
-
-def _bwrap_skip_reason() -> str | None:
-    executable = shutil.which("bwrap")
-    if executable is None:
-        return "bwrap is not installed (.ci/run installs bubblewrap)"
-    return bwrap_problem(executable)
-
-
-def _user_skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "user isolation needs the gate to run as root"
-    try:
-        pwd.getpwnam("nobody")
-    except KeyError:
-        return "there is no user nobody here"
-    return None
-
 
 
 def _request(url: str, token: str | None = READ_TOKEN, accept: str = "application/json") -> tuple[int, str]:
@@ -73,23 +55,15 @@ def _request(url: str, token: str | None = READ_TOKEN, accept: str = "applicatio
                          ids=["default", "bwrap", "user-nobody", "none-the-attack-works"])
 def test_a_pushed_suite_hunting_for_the_gates_secrets_finds_none(
         isolation, write_config, gate_env, remote: Remote, captain, forgejo, inbox, exfil, tmp_path: Path) -> None:
-    if isolation == "bwrap" and (reason := _bwrap_skip_reason()):
+    if isolation == "bwrap" and (reason := bwrap_skip_reason()):
         print(f"skipped: {reason}")
         pytest.skip(reason)
-    if isolation == "user:nobody" and (reason := _user_skip_reason()):
+    if isolation == "user:nobody" and (reason := user_skip_reason()):
         print(f"skipped: {reason}")
         pytest.skip(reason)
-    secrets_dir = tmp_path / "secrets"
-    secrets_dir.mkdir(mode=0o700)
-    secret_files = {"FORGEJO_TOKEN": FORGEJO_TOKEN, "CAPROVER_PASSWORD": PASSWORD}
-    for name, value in secret_files.items():
-        (secrets_dir / name).write_text(value + "\n")
-        (secrets_dir / name).chmod(0o600)
-    env = {key: value for key, value in gate_env.items() if key not in secret_files}
-    env.update({f"{name}_FILE": str(secrets_dir / name) for name in secret_files})
+    env, secret_files = secrets_in_files(gate_env, tmp_path / "secrets")
     env.update(RAILGUARD_GATE_TOKEN=READ_TOKEN, PYTHONPATH=os.pathsep.join(sys.path))
-    suite = hunting_suite(secret_files=[secrets_dir / name for name in secret_files],
-                          state_dir=tmp_path / "state", exfil=exfil)
+    suite = hunting_suite(secret_files=secret_files, state_dir=tmp_path / "state", exfil=exfil)
     sha = remote.commit("innocent refactor", {"run-tests.sh": suite})
     before = remote.sha("HEAD~1")
     config = write_config(gate={"isolation": isolation} if isolation else None)
@@ -168,7 +142,7 @@ def test_a_gate_on_a_public_address_refuses_to_start_without_a_read_token(write_
 
 
 def test_user_isolation_refuses_an_account_that_can_read_a_secret_file(tmp_path: Path) -> None:
-    if reason := _user_skip_reason():
+    if reason := user_skip_reason():
         print(f"skipped: {reason}")
         pytest.skip(reason)
     shared = Path(tempfile.mkdtemp(prefix="railguard-readable-"))

@@ -6,7 +6,6 @@ log. A good migration is rehearsed and deployed."""
 from __future__ import annotations
 
 import contextlib
-import os
 import pwd
 import shutil
 import sqlite3
@@ -18,7 +17,8 @@ from typing import Any
 
 import pytest
 from drill.sites import files_of, toml_value
-from gate.conftest import FORGEJO_TOKEN, PASSWORD, SECRETS, Gate, GateConfig, Remote, RunningCapRover, serve_gate
+from gate.conftest import (FORGEJO_TOKEN, PASSWORD, SECRETS, Gate, GateConfig, Remote, RunningCapRover,
+                           bwrap_skip_reason, secrets_in_files, serve_gate, user_skip_reason)
 from rehearsal.candidates import (
     END_OF_MIGRATIONS,
     EXAMPLE,
@@ -30,7 +30,6 @@ from rehearsal.candidates import (
 
 from secret_hunt import decoded_loot, leaks
 
-from railguard.deploy.isolation import bwrap_problem
 from railguard.drill.boot import OUTPUT_NAME
 from railguard.rehearsal import rehearse as rehearse_module
 from railguard.rehearsal.rehearse import SANDBOXED
@@ -43,21 +42,6 @@ from railguard.rehearsal.steps import deploy_steps
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def _bwrap_skip_reason() -> str | None:
-    executable = shutil.which("bwrap")
-    return "bwrap is not installed (.ci/run installs bubblewrap)" if executable is None else bwrap_problem(executable)
-
-
-def _user_skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "user isolation needs the gate to run as root"
-    try:
-        pwd.getpwnam("nobody")
-    except KeyError:
-        return "there is no user nobody here"
-    if not os.access(SYSTEM_PYTHON, os.X_OK):
-        return f"{SYSTEM_PYTHON} is not installed"
-    return None
 
 
 @pytest.fixture
@@ -229,21 +213,15 @@ _hunt(SECRET_FILES, STATE_DIR)
 def test_a_pushed_app_hunting_for_the_gates_secrets_in_its_rehearsal_finds_none(
         isolation: str, start_rehearsed_gate: Callable[..., Gate], gate_env: dict[str, str], remote: Remote,
         captain: RunningCapRover, tmp_path: Path, passable_scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    reason = {"bwrap": _bwrap_skip_reason, "user:nobody": _user_skip_reason}.get(isolation, lambda: None)()
+    reason = {"bwrap": bwrap_skip_reason, "user:nobody": lambda: user_skip_reason(SYSTEM_PYTHON)}.get(
+        isolation, lambda: None)()
     if reason:
         print(f"skipped: {reason}")
         pytest.skip(reason)
     # Another account must reach the interpreter and the scratch directory.
     options: dict[str, Any] = {"python": SYSTEM_PYTHON, "scratch": passable_scratch} \
         if isolation.startswith("user:") else {}
-    secrets_dir = tmp_path / "secrets"
-    secrets_dir.mkdir(mode=0o700)
-    secret_files = {"FORGEJO_TOKEN": FORGEJO_TOKEN, "CAPROVER_PASSWORD": PASSWORD}
-    for name, value in secret_files.items():
-        (secrets_dir / name).write_text(value + "\n")
-        (secrets_dir / name).chmod(0o600)
-    env = {key: value for key, value in gate_env.items() if key not in secret_files}
-    env.update({f"{name}_FILE": str(secrets_dir / name) for name in secret_files})
+    env, secret_files = secrets_in_files(gate_env, tmp_path / "secrets")
     # What the rehearsal leaves of the copy and of the app's output, read as railguard reads the
     # copy's shape after the app stopped (a spy: the shape is still read, unchanged).
     seen: list[tuple[str, str]] = []
@@ -257,7 +235,7 @@ def test_a_pushed_app_hunting_for_the_gates_secrets_in_its_rehearsal_finds_none(
 
     monkeypatch.setattr(rehearse_module, "read_shape", read_shape_and_keep)
     gate = start_rehearsed_gate(env=env, gate={"isolation": isolation}, **options)
-    hunt = HUNT.replace("_hunt(SECRET_FILES, STATE_DIR)", f"_hunt({[str(secrets_dir / n) for n in secret_files]!r}, "
+    hunt = HUNT.replace("_hunt(SECRET_FILES, STATE_DIR)", f"_hunt({[str(path) for path in secret_files]!r}, "
                                                           f"{str(tmp_path / 'state')!r})")
     source = (EXAMPLE / "app.py").read_text().replace("\nimport time\n", "\nimport time\n" + hunt, 1)
     sha = remote.commit("innocent refactor", {"app.py": source})

@@ -14,9 +14,10 @@ from click.testing import CliRunner
 
 from railguard.cli import cli
 
-# The git-user fixtures (shared_dir, git_user, git_user_python) serve tests/hook and tests/gate:
-# registered once here, so no test module imports a fixture it then takes as an argument.
-pytest_plugins = ["git_user", "secret_hunt"]
+# The git-user fixtures (shared_dir, git_user, git_user_python) serve tests/hook and tests/gate,
+# the deploy fixtures (repo, captain) tests/smoke and tests/monitor: registered once here, so no
+# test module imports a fixture it then takes as an argument.
+pytest_plugins = ["git_user", "secret_hunt", "caprover_deploy"]
 
 
 @dataclass

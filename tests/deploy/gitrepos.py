@@ -1,5 +1,6 @@
-"""Helpers shared by tests/deploy and tests/hook: real git repositories and the secrets the
-fake CapRover expects (each test checks these never reach the output)."""
+"""Helpers shared by tests/deploy, tests/hook, tests/smoke and tests/monitor: real git
+repositories and the secrets the fake CapRover expects (each test checks these never reach the
+output)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,21 @@ class Repo:
 
     def __init__(self, path: Path, origin: Path) -> None:
         self.path, self.origin = path, origin
+
+    @classmethod
+    def create(cls, root: Path) -> Repo:
+        """A bare ``origin.git`` and a work tree ``work`` under ``root``, with one commit (an
+        ``index.ts`` and the stand-in suite, :data:`TEST_SCRIPT`) pushed to main."""
+        origin, work = root / "origin.git", root / "work"
+        subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(origin)], check=True)
+        subprocess.run(["git", "init", "--quiet", "--initial-branch=main", str(work)], check=True)
+        for key, value in (("user.name", "Dev"), ("user.email", "dev@example.test"), ("commit.gpgsign", "false")):
+            git(work, "config", key, value)
+        git(work, "remote", "add", "origin", str(origin))
+        repository = cls(work, origin)
+        repository.commit("first", {"index.ts": "console.log('v1')\n", "run-tests.sh": TEST_SCRIPT})
+        repository.push("main")
+        return repository
 
     def commit(self, message: str, files: dict[str, str] | None = None) -> str:
         for name, text in (files or {}).items():

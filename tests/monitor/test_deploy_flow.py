@@ -11,21 +11,16 @@ nothing depends on timing; the only clock is the wall clock the CLI and the moni
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from deploy.gitrepos import APP_TOKEN, PASSWORD, TEST_SCRIPT, Repo, git
+from deploy.gitrepos import APP_TOKEN, PASSWORD, Repo
+from example_app import ExampleApp, start_example_app
 from fakes.caprover import FakeCapRover
 from local_http import JsonReceiver, free_port
 
@@ -35,64 +30,12 @@ from railguard.notify import Notifier
 from railguard.rehearsal.monitor_steps import close_window_step, open_window_step
 from railguard.rehearsal.steps import deploy_steps
 
-APP = Path(__file__).resolve().parents[2] / "examples" / "tasks-app" / "app.py"
 UPLOAD = "/api/v2/user/apps/appData/tasks"
 
 
-@dataclass
-class RunningApp:
-    process: subprocess.Popen[str]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def start_app(database: Path, port: int, commit: str) -> RunningApp:
-    """The example app on 127.0.0.1:port, once it accepts connections."""
-    env = {**os.environ, "DB_PATH": str(database), "PORT": str(port), "CAPROVER_GIT_COMMIT_SHA": commit}
-    env.pop("HOST", None)
-    process = subprocess.Popen([sys.executable, str(APP)], env=env, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, f"the example app exited {process.returncode}"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return RunningApp(process)
-        except OSError:
-            assert time.monotonic() < deadline, "the example app did not listen within 60 s"
-            time.sleep(0.05)
-
-
 @pytest.fixture
-def repo(tmp_path: Path) -> Repo:
-    origin, work = tmp_path / "origin.git", tmp_path / "work"
-    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(origin)], check=True)
-    subprocess.run(["git", "init", "--quiet", "--initial-branch=main", str(work)], check=True)
-    for key, value in (("user.name", "Dev"), ("user.email", "dev@example.test"), ("commit.gpgsign", "false")):
-        git(work, "config", key, value)
-    git(work, "remote", "add", "origin", str(origin))
-    repository = Repo(work, origin)
-    repository.commit("first", {"index.ts": "console.log('v1')\n", "run-tests.sh": TEST_SCRIPT})
-    repository.push("main")
-    return repository
-
-
-@pytest.fixture
-def captain(repo: Repo) -> Iterator[FakeCapRover]:
-    with FakeCapRover(password=PASSWORD) as fake:
-        fake.add_app("tasks", app_token=APP_TOKEN, repository=repo.origin)
-        yield fake
-
-
-@pytest.fixture
-def apps() -> Iterator[list[RunningApp]]:
-    started: list[RunningApp] = []
+def apps() -> Iterator[list[ExampleApp]]:
+    started: list[ExampleApp] = []
     yield started
     for app in started:
         app.stop()
@@ -121,12 +64,12 @@ def test_every_cli_deploy_opens_the_window_last_and_closes_it_after_the_smoke_ch
 
 def test_a_deploy_keeps_the_monitor_silent_while_the_app_restarts_and_a_down_after_it_names_it(
         run_cli, tmp_path: Path, captain: FakeCapRover, repo: Repo, receiver: JsonReceiver,
-        apps: list[RunningApp]) -> None:  # type: ignore[no-untyped-def]
+        apps: list[ExampleApp]) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "data").mkdir()
     port = free_port()
     config = write_config(tmp_path, captain, repo, port)
     settings = load_settings(config)
-    apps.append(start_app(tmp_path / "data" / "tasks.db", port, "0123456789abcdef0123"))
+    apps.append(start_example_app(tmp_path / "data" / "tasks.db", port, "0123456789abcdef0123"))
     store = MonitorStore(settings.state_dir / "monitor.sqlite3")
     notifier = Notifier(NotificationSettings(), settings.state_dir, env={"RAILGUARD_NOTIFY_URLS": receiver.url})
     monitor = Monitor(targets_from_settings(settings), settings.monitor, store=store, notifier=notifier)
@@ -143,7 +86,7 @@ def test_a_deploy_keeps_the_monitor_silent_while_the_app_restarts_and_a_down_aft
             for _ in range(3):
                 monitor.run_round()
             during.append(monitor.states["tasks"].status)
-            apps.append(start_app(tmp_path / "data" / "tasks.db", port, repo.sha()))
+            apps.append(start_example_app(tmp_path / "data" / "tasks.db", port, repo.sha()))
 
         restarter = threading.Thread(target=restart_once_uploaded)
         restarter.start()
@@ -245,7 +188,7 @@ def test_a_named_target_follows_its_apps_deploys(tmp_path: Path) -> None:
 
 def test_a_deploy_whose_build_fails_does_not_mute_the_monitor(
         run_cli, tmp_path: Path, captain: FakeCapRover, repo: Repo, receiver: JsonReceiver,
-        apps: list[RunningApp]) -> None:  # type: ignore[no-untyped-def]
+        apps: list[ExampleApp]) -> None:  # type: ignore[no-untyped-def]
     from railguard.rehearsal.monitor_steps import deploy_outcome
 
     (tmp_path / "data").mkdir()
@@ -253,7 +196,7 @@ def test_a_deploy_whose_build_fails_does_not_mute_the_monitor(
     config = write_config(tmp_path, captain, repo, port)
     config.write_text(config.read_text().replace('poll_interval = "0s"', 'poll_interval = "0s"\nmode = "login"', 1))
     settings = load_settings(config)
-    apps.append(start_app(tmp_path / "data" / "tasks.db", port, "0123456789abcdef0123"))
+    apps.append(start_example_app(tmp_path / "data" / "tasks.db", port, "0123456789abcdef0123"))
     store = MonitorStore(settings.state_dir / "monitor.sqlite3")
     notifier = Notifier(NotificationSettings(), settings.state_dir, env={"RAILGUARD_NOTIFY_URLS": receiver.url})
     monitor = Monitor(targets_from_settings(settings), settings.monitor, store=store, notifier=notifier,

@@ -9,38 +9,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from deploy.gitrepos import APP_TOKEN, PASSWORD, TEST_SCRIPT, WEBHOOK_TOKEN, Repo, git
+from deploy.gitrepos import APP_TOKEN, Repo
 from fakes.caprover import FakeCapRover
 from local_http import JsonReceiver, free_port
 
 from railguard.errors import ExitCode
 
 UPLOAD = "/api/v2/user/apps/appData/tasks"
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Repo:
-    origin, work = tmp_path / "origin.git", tmp_path / "work"
-    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(origin)], check=True)
-    subprocess.run(["git", "init", "--quiet", "--initial-branch=main", str(work)], check=True)
-    for key, value in (("user.name", "Dev"), ("user.email", "dev@example.test"), ("commit.gpgsign", "false")):
-        git(work, "config", key, value)
-    git(work, "remote", "add", "origin", str(origin))
-    repository = Repo(work, origin)
-    repository.commit("first", {"index.ts": "console.log('v1')\n", "run-tests.sh": TEST_SCRIPT})
-    repository.push("main")
-    return repository
-
-
-@pytest.fixture
-def captain(repo: Repo) -> Iterator[FakeCapRover]:
-    with FakeCapRover(password=PASSWORD) as fake:
-        fake.add_app("tasks", app_token=APP_TOKEN, webhook_token=WEBHOOK_TOKEN, repository=repo.origin)
-        yield fake
 
 
 def write_config(tmp_path: Path, captain: FakeCapRover, repo: Repo, port: int) -> Path:

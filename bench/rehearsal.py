@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
-import sqlite3
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -31,18 +29,8 @@ from railguard.rehearsal.rehearse import rehearse
 
 candidates = tests_module("rehearsal/candidates.py", "rehearsal_candidates")
 
-BLOB = 64 * 1024
-
-
-def grow(database: Path, megabytes: int, *, seed: int = 1) -> None:
-    """Incompressible rows up to ``megabytes`` (the app's tasks table is left as the app made it)."""
-    rng = random.Random(seed)
-    connection = sqlite3.connect(database)
-    connection.execute("CREATE TABLE IF NOT EXISTS attachments (id INTEGER PRIMARY KEY, data BLOB)")
-    for _ in range(megabytes * (1024 * 1024 // BLOB)):
-        connection.execute("INSERT INTO attachments(data) VALUES (?)", (rng.randbytes(BLOB),))
-    connection.commit()
-    connection.close()
+#: Incompressible rows up to a size (tests/conftest.py), so that compression cannot hide it.
+grow = tests_module("conftest.py", "railguard_tests_conftest").grow_with_random_rows
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ from railguard.backup.log import last_backup_attempt
 from railguard.config import AppSettings, Settings
 from railguard.deploy.state import last_deploy
 from railguard.destinations import RemoteBackup, open_destination
-from railguard.pages import STORE_SUFFIX
+from railguard.pages import stored_generations
 from railguard.destinations.history import last_copies
 from railguard.drill.log import drill_passed, read_drill_log
 from railguard.errors import RailguardError
@@ -108,12 +108,15 @@ def collect_status(settings: Settings, now: datetime, *, monitor: list[TargetSta
 
 
 def app_rows(name: str, app: AppSettings, settings: Settings, now: datetime,
-             local: list[BackupRecord] | None = None) -> list[StatusRow]:
-    """Every row of one app: backups, destinations, drill, deploy. ``local``: the app's
-    :func:`local_backups` when the caller has listed them (they are read once, either way)."""
+             local: list[BackupRecord] | None = None,
+             generations: list[GenerationRecord] | None = None) -> list[StatusRow]:
+    """Every row of one app: backups, destinations, drill, deploy. ``local`` and ``generations``:
+    the app's :func:`local_backups` and :func:`local_generations` when the caller has listed
+    them (they are read once, either way)."""
     if local is None:
         local = local_backups(name, app, settings)
-    return (backup_rows(name, app, settings, now, local) + destination_rows(name, app, settings, now, local)
+    return (backup_rows(name, app, settings, now, local, generations)
+            + destination_rows(name, app, settings, now, local)
             + drill_rows(name, app, settings, now) + deploy_rows(name, app, settings))
 
 
@@ -123,27 +126,27 @@ def local_backups(name: str, app: AppSettings, settings: Settings) -> list[Backu
     return list_backups(directory, Owner.of(settings, name, app)) if directory.is_dir() else []
 
 
-def _generations(settings: Settings, name: str, app: AppSettings) -> list[GenerationRecord]:
-    """The app's page generations, the page store's modules imported only when it has a store:
-    they bring the validator types of its manifests (pydantic's), which a whole-file app's
-    ``status`` would pay for at every start (docs/cli.md, start-up)."""
-    owner = Owner.of(settings, name, app)
-    if not (app.backup.directory / f"{owner.stem}{STORE_SUFFIX}").is_dir():
-        return []
-    from railguard.pages.catalog import list_generations
-
-    return list_generations(app.backup.directory, owner)
+def local_generations(name: str, app: AppSettings, settings: Settings) -> list[GenerationRecord]:
+    """The app's page generations (docs/pages.md), oldest first; the page store's modules
+    imported only when it has a store: they bring the validator types of its manifests
+    (pydantic's), which a whole-file app's ``status`` would pay for at every start (docs/cli.md,
+    start-up)."""
+    return stored_generations(app.backup.directory, Owner.of(settings, name, app))
 
 
 def backup_rows(name: str, app: AppSettings, settings: Settings, now: datetime,
-                records: list[BackupRecord] | None = None) -> list[StatusRow]:
-    """The newest backup, the newest verification and any unusable backup; ``records``: the
-    app's :func:`local_backups`, when the caller has listed them already."""
+                records: list[BackupRecord] | None = None,
+                generations: list[GenerationRecord] | None = None) -> list[StatusRow]:
+    """The newest backup, the newest verification and any unusable backup; ``records`` and
+    ``generations``: the app's :func:`local_backups` and :func:`local_generations`, when the
+    caller has listed them already."""
     directory = app.backup.directory
     if records is None:
         records = local_backups(name, app, settings)
+    if generations is None:
+        generations = local_generations(name, app, settings)
     # Page generations (docs/pages.md) are backups too; the newest verified one is the recovery point.
-    every: list[BackupRecord | GenerationRecord] = sorted([*records, *_generations(settings, name, app)],
+    every: list[BackupRecord | GenerationRecord] = sorted([*records, *generations],
                                                           key=lambda record: (record.created_at, record.id))
     good = [record for record in every if record.is_good]
     rows: list[StatusRow] = []

@@ -6,12 +6,14 @@ day), one of them whose verification failed, copied to a ``file://`` destination
 queue, written by the gate's own :class:`~railguard.gate.queue.RunQueue`), and a monitor whose state machine saw a
 five-minute outage, all seen at :data:`NOW`; heartbeats around the newest backup (answered) and
 the last drill (a 404), sent by the jobs' own :class:`~railguard.notify.watch.JobWatch` to a real
-ping server on 127.0.0.1; and a second app, ``notes``, never backed up. Every page and view in tests/web is of this site.
+ping server on 127.0.0.1; and a second app, ``notes``, never backed up. Every page and view in tests/web is of this site,
+but for those of :func:`build_pages_site`: an app whose backups are page generations.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ import pytest
 from conftest import create_tasks_database
 from local_http import PingReceiver
 from railguard.backup.engine import take_backup
+from railguard.backup.protection import protect
 from railguard.backup.manifest import Manifest
 from railguard.backup.naming import MANIFEST_SUFFIX
 from railguard.config import Settings
@@ -34,6 +37,8 @@ from railguard.logfmt import append_line
 from railguard.monitor.state import CheckResult, Policy, TargetState, step
 from railguard.monitor.store import MonitorStore
 from railguard.notify.watch import JobWatch
+from railguard.pages.store import GenerationManifest
+from railguard.pages.writer import take_generation
 from railguard.web.app import Access, create_web_app
 from railguard.webserver import BackgroundServer, ConnectionLimits
 
@@ -203,3 +208,50 @@ def serve() -> Iterator[Callable[..., str]]:
     yield start
     for server in servers:
         server.stop()
+
+
+#: The page-generation site (``kind = "pages"``): minutes before NOW of each generation, oldest first.
+GENERATION_MINUTES = (2 * 24 * 60, 40, 30, 20, 10)
+#: The newest generation's manifest says it was not verified (damaged at rest, or edited).
+DAMAGED_GENERATION = -1
+#: The oldest generation is protected; of the rest, retention keeps the last two verified ones.
+GENERATION_KEEP_LAST = 2
+
+
+@dataclass(frozen=True)
+class PagesSite:
+    settings: Settings
+    now: datetime
+    backups: Path
+    #: Every generation's manifest, oldest first, as the writer published it.
+    manifests: list[GenerationManifest]
+    #: The whole-file backup taken before the app moved to generations.
+    file_backup: str
+
+
+def build_pages_site(tmp_path: Path, now: datetime = NOW) -> PagesSite:
+    """An app with ``kind = "pages"``: a whole-file backup three days old (taken before it moved
+    to generations), then real generations (``take_generation``) of a growing database, the
+    oldest protected, the newest with a manifest that is not verified; retention keeps the last 2."""
+    database = create_tasks_database(tmp_path / "tasks.db", rows=5000)
+    settings = Settings.model_validate({
+        "state_dir": str(tmp_path / "state"), "daemon": {"listen": ""},
+        "apps": {"tasks": {"database": str(database), "url": "http://127.0.0.1:9/",
+                           "backup": {"directory": str(tmp_path / "backups"), "kind": "pages"},
+                           "retention": {"keep_last": GENERATION_KEEP_LAST}}}})
+    app = settings.apps["tasks"]
+    file_backup = take_backup(database, app.backup, now=now - timedelta(days=3), app="tasks").manifest.name
+    taken = []
+    for minutes in GENERATION_MINUTES:
+        _grow(database, 40)
+        taken.append(take_generation(database, app.backup, now=now - timedelta(minutes=minutes), app="tasks"))
+    manifests = [result.manifest for result in taken]
+    protect(app.backup.directory, manifests[0].name, "before the migration", until=None, now=now)
+    damaged = taken[DAMAGED_GENERATION].path
+    damaged.write_text(json.dumps({**json.loads(damaged.read_bytes()), "verified": False}))
+    return PagesSite(settings, now, app.backup.directory, manifests, file_backup)
+
+
+@pytest.fixture
+def pages_site(tmp_path: Path) -> PagesSite:
+    return build_pages_site(tmp_path)

@@ -1,21 +1,35 @@
-"""Metric families built from what is on disk; each function reads, none writes."""
+"""Metric families built from what is on disk; each function reads, none writes.
+
+Page generations (docs/pages.md) are backups: the ``railguard_backup_*`` families count the
+whole-file backups and the generations of an app together, the newest of either kind is "the
+newest backup", and a generation's stored size is what it added to the store (its new pages,
+packed). ``railguard_recovery_point_seconds`` is the age of the newest verified one at ``now``,
+which the caller passes (the scrape's time, or the textfile's writing).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from railguard.backup.catalog import Owner, list_backups
 from railguard.config import Settings
 from railguard.monitor.state import DOWN, UP, TargetState
 
+if TYPE_CHECKING:
+    from railguard.backup.catalog import BackupRecord
+    from railguard.pages.catalog import GenerationRecord
 
-def backup_families(settings: Settings) -> list[Metric]:
+
+def backup_families(settings: Settings, now: datetime) -> list[Metric]:
     from railguard.backup.log import last_backup_attempt
     from railguard.destinations.history import last_copy_success, read_copy_log
     from railguard.drill.log import last_drill_success
+    from railguard.backup.catalog import Owner, list_backups
+    from railguard.pages import stored_generations
 
     success = GaugeMetricFamily("railguard_backup_last_success_timestamp_seconds",
                                 "When the newest verified backup was taken.", labels=["app"])
@@ -30,7 +44,11 @@ def backup_families(settings: Settings) -> list[Metric]:
                                labels=["app"])
     attempt = GaugeMetricFamily("railguard_backup_last_run_success",
                                 "1 when the last backup attempt (backup.log) succeeded, else 0.", labels=["app"])
-    count = GaugeMetricFamily("railguard_backup_verified_count", "Verified backups on disk.", labels=["app"])
+    count = GaugeMetricFamily("railguard_backup_verified_count",
+                              "Verified backups on disk (whole-file backups and page generations).", labels=["app"])
+    recovery = GaugeMetricFamily("railguard_recovery_point_seconds",
+                                 "Age of the newest verified backup of either kind (whole-file or page generation).",
+                                 labels=["app"])
     drill = GaugeMetricFamily("railguard_drill_last_success_timestamp_seconds",
                               "When the last restore drill passed (drill.log).", labels=["app"])
     destination_success = GaugeMetricFamily("railguard_destination_last_success_timestamp_seconds",
@@ -40,7 +58,11 @@ def backup_families(settings: Settings) -> list[Metric]:
         directory = app.backup.directory
         if not directory.is_dir():
             continue
-        records = list_backups(directory, Owner.of(settings, name, app))
+        # Oldest first, by time, as backups list shows them: a generation is a backup like any other.
+        owner = Owner.of(settings, name, app)
+        records: list[BackupRecord | GenerationRecord] = sorted(
+            [*list_backups(directory, owner), *stored_generations(directory, owner)],
+            key=lambda record: (record.created_at, record.id))
         good = [record for record in records if record.is_good]
         count.add_metric([name], len(good))
         if good:
@@ -48,6 +70,7 @@ def backup_families(settings: Settings) -> list[Metric]:
             manifest = newest.manifest
             assert manifest is not None
             success.add_metric([name], newest.created_at.timestamp())
+            recovery.add_metric([name], max(0.0, (now - newest.created_at).total_seconds()))
             size.add_metric([name], manifest.size_stored)
             raw.add_metric([name], manifest.size_raw)
             duration.add_metric([name], float(manifest.durations.get("total", 0.0)))
@@ -64,7 +87,7 @@ def backup_families(settings: Settings) -> list[Metric]:
             copied = last_copy_success([line for line in copies if line.get("destination") == destination])
             if copied is not None:
                 destination_success.add_metric([name, destination], copied.timestamp())
-    return [success, size, raw, duration, verify, attempt, count, drill, destination_success]
+    return [success, size, raw, duration, verify, attempt, count, recovery, drill, destination_success]
 
 
 def monitor_families(states: Iterable[tuple[str, TargetState]]) -> list[Metric]:
@@ -121,13 +144,19 @@ def stored_monitor_states(settings: Settings) -> list[tuple[str, TargetState]]:
         store.close()
 
 
-class RailguardCollector(Collector):
-    """Everything, read fresh at each scrape: for a ``/metrics`` endpoint."""
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
-    def __init__(self, settings: Settings) -> None:
+
+class RailguardCollector(Collector):
+    """Everything, read fresh at each scrape: for a ``/metrics`` endpoint. ``clock``: the
+    scrape's "now", for the recovery point's age."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
+        self.clock = clock
 
     def collect(self) -> Iterator[Metric]:
-        yield from backup_families(self.settings)
+        yield from backup_families(self.settings, self.clock())
         yield from state_families(self.settings)
         yield from monitor_families(stored_monitor_states(self.settings))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
@@ -40,22 +41,23 @@ def write_textfile(directory: Path, name: str, families: Iterable[Metric]) -> Pa
     return final
 
 
-def railguard_registry(settings: Settings) -> CollectorRegistry:
-    """A registry of railguard's own metrics, collected from disk at each scrape."""
+def railguard_registry(settings: Settings, clock: Callable[[], datetime] | None = None) -> CollectorRegistry:
+    """A registry of railguard's own metrics, collected from disk at each scrape; ``clock``
+    gives the scrape's "now" (the wall clock's by default)."""
     from railguard.metrics.collect import RailguardCollector
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RailguardCollector(settings))
+    registry.register(RailguardCollector(settings, clock) if clock else RailguardCollector(settings))
     return registry
 
 
-def metrics_endpoint(settings: Settings) -> tuple[int, dict[str, str], bytes]:
+def metrics_endpoint(settings: Settings, clock: Callable[[], datetime] | None = None) -> tuple[int, dict[str, str], bytes]:
     """A plain handler for ``GET /metrics`` wherever railguard serves HTTP: (status, headers, body)."""
-    return 200, {"Content-Type": CONTENT_TYPE}, generate_latest(railguard_registry(settings))
+    return 200, {"Content-Type": CONTENT_TYPE}, generate_latest(railguard_registry(settings, clock))
 
 
-def serve_metrics(settings: Settings, host: str, port: int) -> WSGIServer:
+def serve_metrics(settings: Settings, host: str, port: int, clock: Callable[[], datetime] | None = None) -> WSGIServer:
     """``http://HOST:PORT/metrics`` in a thread (``railguard monitor --metrics-listen``); the
     caller shuts the server down."""
-    server, _thread = start_http_server(port, addr=host, registry=railguard_registry(settings))
+    server, _thread = start_http_server(port, addr=host, registry=railguard_registry(settings, clock))
     return server

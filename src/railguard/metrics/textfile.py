@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 
 from railguard.config import Settings
 from railguard.errors import RailguardError
-from railguard.metrics.collect import backup_families, monitor_families, state_families
+from railguard.metrics.collect import backup_families, monitor_families, state_families, utc_now
 from railguard.metrics.exposition import write_textfile
 from railguard.monitor.state import TargetState
 
@@ -25,13 +26,15 @@ TEXTFILE_NAME = "railguard.prom"
 MONITOR_TEXTFILE_NAME = "railguard_monitor.prom"
 
 
-def refresh_textfile(settings: Settings) -> None:
-    """Rewrite ``railguard.prom`` in the textfile directory, when one is configured; best effort."""
+def refresh_textfile(settings: Settings, now: datetime | None = None) -> None:
+    """Rewrite ``railguard.prom`` in the textfile directory, when one is configured; best effort.
+    ``now``: the time the file speaks for (the recovery point's age), by default the wall clock's."""
     directory = settings.metrics.textfile_directory
     if directory is None:
         return
     try:
-        write_textfile(directory, TEXTFILE_NAME, [*backup_families(settings), *state_families(settings)])
+        write_textfile(directory, TEXTFILE_NAME, [*backup_families(settings, now or utc_now()),
+                                                  *state_families(settings)])
     except (OSError, RailguardError) as exc:
         log.warning("cannot write the metrics textfile in %s: %s", directory, getattr(exc, "strerror", None) or exc)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from railguard.backup.catalog import BackupRecord, Owner, list_backups
-from railguard.backup.protection import read_protections, sidecar_path
+from railguard.backup.protection import Protection, read_protections, sidecar_path
 from railguard.backup.verify import remove_stale_verify_copies
 from railguard.backup.log import LOG_NAME
 from railguard.durable import remove_durably
@@ -125,13 +125,13 @@ def prune_generations(directory: Path, owner: Owner, policy: Policy, *, now: dat
     dropped manifests go first and the packs no kept generation needs after them
     (:func:`railguard.pages.gc.remove_generations`, crash-safe in that order)."""
     refuse_empty(policy)
-    records = [_GenerationAsBackup(record) for record in list_generations(directory, owner)]
-    plan = apply_policy(records, policy, now=now, tz=tz, protected=read_protections(directory))
+    plan = plan_generations(list_generations(directory, owner), policy, now=now, tz=tz,
+                            protected=read_protections(directory))
     if dry_run or not plan.remove:
         return PruneResult(plan, dry_run=dry_run)
     with exclusive_lock(directory / f".{owner.stem}.lock", f"backups of {owner.stem} in {directory}"):
-        records = [_GenerationAsBackup(record) for record in list_generations(directory, owner)]
-        plan = apply_policy(records, policy, now=now, tz=tz, protected=read_protections(directory))
+        plan = plan_generations(list_generations(directory, owner), policy, now=now, tz=tz,
+                                protected=read_protections(directory))
         _check_plan(plan)
         result = PruneResult(plan, dry_run=False)
         names = [generation_file_name(decision.backup.id) for decision in reversed(plan.remove)]
@@ -146,6 +146,14 @@ def prune_generations(directory: Path, owner: Owner, policy: Policy, *, now: dat
                              "files": generation_file_name(decision.backup.id), "reason": "; ".join(decision.reasons),
                              "policy": str(policy), "result": "removed"})
         return result
+
+
+def plan_generations(records: list[GenerationRecord], policy: Policy, *, now: datetime, tz: str,
+                     protected: dict[str, Protection] | None = None) -> Plan:
+    """The pure retention plan over page generations (what :func:`prune_generations` removes,
+    and what the status page says of each generation): each as the plan sees a backup."""
+    return apply_policy([_GenerationAsBackup(record) for record in records], policy, now=now, tz=tz,
+                        protected=protected)
 
 
 class _GenerationAsBackup(BackupRecord):

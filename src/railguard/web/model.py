@@ -6,7 +6,9 @@ The order of work, and why:
    the rows ``railguard status --json`` prints: the page can never say "fine" where the command
    says "flagged", because both read the same rows (the worst row of an app is its state).
 2. **The history** is read from the modules that write it, as ``status`` does: backups from the
-   catalog (each with the retention rule that keeps it and its protection), copies from
+   catalog and page generations from the page store's (each with the retention rule that keeps
+   it and its protection, as the app's prune would decide: a ``kind = "pages"`` app prunes its
+   generations, any other its whole-file backups), copies from
    ``destinations.log``, drills from ``drill.log``, deploys from the deploy history (each with
    the gate run that made it, from the gate's queue, read only), checks and incidents from the
    monitor's store, jobs from the daemon's run log, heartbeats from ``heartbeats.json``. Nothing
@@ -17,6 +19,11 @@ The order of work, and why:
    Drill output, test logs, a gate run's commit message and summary, and ping URLs are never
    read into a view at all (a heartbeat is named by the variable that holds its URL).
 
+The **recovery point** (the age of the newest verified backup of either kind: for a ``kind =
+"pages"`` app, of its newest verified generation) is the ``backup`` status row's time and state,
+so it turns FAILING exactly where ``railguard status`` flags the row (older than ``[status]
+backup_max_age``, or none at all). Listing generations reads their manifests, never a pack.
+
 Every function takes the clock (``now``) as a parameter; nothing here reads the wall clock.
 """
 
@@ -25,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from railguard.backup.catalog import BackupRecord
 from railguard.backup.protection import read_protections
@@ -45,7 +52,10 @@ from railguard.notify.heartbeat import STATE_FILE as HEARTBEAT_FILE
 from railguard.notify.heartbeat import HeartbeatRecord, configured_heartbeats, read_ping_state
 from railguard.retention.policy import Plan, Policy, apply_policy
 from railguard.secrets import redact
-from railguard.status import StatusRow, app_rows, collect_status, local_backups
+from railguard.status import StatusRow, app_rows, collect_status, local_backups, local_generations
+
+if TYPE_CHECKING:
+    from railguard.pages.catalog import GenerationRecord
 
 #: How far back the backup timeline, the incidents and the drill and deploy lists go.
 HISTORY = timedelta(days=30)
@@ -66,11 +76,13 @@ class AppNotFound(NotFound):
 
 @dataclass(frozen=True)
 class BackupMark:
+    """One backup in the backups panel: a whole-file backup or a page generation."""
+
     name: str
     at: datetime
     #: Usable and verified (the catalog's ``is_good``).
     good: bool
-    #: Bytes on disk (compressed), 0 when unknown.
+    #: Bytes on disk (compressed), 0 when unknown; for a generation, the new pages it stored.
     stored_bytes: int
     #: "ok", or why the backup is not usable.
     status: str
@@ -79,6 +91,23 @@ class BackupMark:
     #: The rules that keep it ("daily #1", "weekly #2"), or why it goes.
     reasons: tuple[str, ...] = ()
     protection: str | None = None
+    #: "file" (a whole-file backup) or "generation" (docs/pages.md).
+    kind: str = "file"
+    #: A generation's page count (the database's size in pages); None for a whole-file backup.
+    pages: int | None = None
+
+
+@dataclass(frozen=True)
+class RecoveryPoint:
+    """What a restore now would lose at most: the age of the newest verified backup of either
+    kind, with the ``backup`` status row's state (flagged past ``[status] backup_max_age``)."""
+
+    at: datetime | None
+    age: timedelta | None
+    #: ok | flagged: the ``backup`` row's.
+    state: str
+    #: The app's ``[apps.NAME.backup] kind``: "pages" names it the recovery point of its generations.
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -168,19 +197,18 @@ class MaintenanceView:
 
 @dataclass(frozen=True)
 class AppSummary:
+    """What the overview shows of an app, and the head of its own page."""
+
     name: str
     state: str
     newest_backup_at: datetime | None
     rows: list[StatusRow]
+    recovery_point: RecoveryPoint
 
 
 @dataclass(frozen=True)
-class AppView:
-    name: str
+class AppView(AppSummary):
     now: datetime
-    state: str
-    rows: list[StatusRow]
-    newest_backup_at: datetime | None
     backups: list[BackupMark]
     retention: str | None
     destinations: list[DestinationView]
@@ -221,10 +249,8 @@ def build_overview(settings: Settings, now: datetime) -> Overview:
     # The monitor's states and uptimes are read once, for the status rows and for the charts.
     statuses = monitor_status(settings, now) or []
     report = collect_status(settings, now, monitor=statuses)
-    apps = []
-    for name in settings.apps:
-        rows = [row for row in report.rows if row.app == name]
-        apps.append(AppSummary(name, worst([row.state for row in rows]), _newest_good(rows), rows))
+    apps = [_summary(name, app, [row for row in report.rows if row.app == name], now)
+            for name, app in settings.apps.items()]
     site_rows = [row for row in report.rows if row.app is None]
     # The backup directories were listed once, for the status rows: the jobs' last success is from them.
     newest = {summary.name: summary.newest_backup_at for summary in apps}
@@ -242,16 +268,19 @@ def build_app(settings: Settings, name: str, now: datetime) -> AppView:
     if app is None:
         raise AppNotFound(f"no app {name!r} in the configuration", hint=f"Known: {', '.join(settings.apps)}")
     # The rows collect_status makes for this app, without reading every other app's backups;
-    # the app's backups are listed once, for those rows and for the page's history.
+    # the app's backups and generations are listed once, for those rows and for the page's history.
     records = local_backups(name, app, settings)
-    rows = app_rows(name, app, settings, now, records)
-    plan = _retention_plan(records, app, settings, now)
-    newest = max((record.created_at for record in records if record.is_good), default=None)
-    jobs = [timing for timing in planned_runs(settings, now, {name: newest}) if timing.job.endswith(f":{name}")]
+    generations = local_generations(name, app, settings)
+    summary = _summary(name, app, app_rows(name, app, settings, now, records, generations), now)
+    plan = _retention_plan(app, settings, now, records, generations)
+    jobs = [timing for timing in planned_runs(settings, now, {name: summary.newest_backup_at})
+            if timing.job.endswith(f":{name}")]
+    marked: list[BackupRecord | GenerationRecord] = sorted([*records, *generations],
+                                                           key=lambda record: (record.created_at, record.id))
     return AppView(
-        name=name, now=now, state=worst([row.state for row in rows]), rows=rows, newest_backup_at=newest,
-        backups=_marks(records, plan, now), retention=str(plan.policy) if plan else None,
-        destinations=_destinations(app, rows), drills=_drills(app), deploys=_deploys(settings, name, app),
+        **{item.name: getattr(summary, item.name) for item in dataclasses.fields(summary)}, now=now,
+        backups=_marks(marked, plan, now), retention=str(plan.policy) if plan else None,
+        destinations=_destinations(app, summary.rows), drills=_drills(app), deploys=_deploys(settings, name, app),
         next_drill=next((timing.next_run for timing in jobs if timing.job == f"drill:{name}"), None), jobs=jobs,
         heartbeats=_heartbeats(settings, name, app, jobs))
 
@@ -293,30 +322,55 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(timezone.utc) if moment else None
 
 
-def _newest_good(rows: list[StatusRow]) -> datetime | None:
-    """When the newest good backup was taken: the time of the ``backup`` status row, which
-    :func:`railguard.status.backup_rows` gives only when there is one."""
-    return next((row.at for row in rows if row.name == "backup"), None)
+def _summary(name: str, app: AppSettings, rows: list[StatusRow], now: datetime) -> AppSummary:
+    """An app's state and recovery point from its status rows: the newest good backup, of
+    either kind, is the time of the ``backup`` row, which :func:`railguard.status.backup_rows`
+    gives only when there is one, and its state is that row's."""
+    backup = next((row for row in rows if row.name == "backup"), None)
+    at = backup.at if backup else None
+    point = RecoveryPoint(at, now - at if at else None, backup.state if backup else "none", app.backup.kind)
+    return AppSummary(name, worst([row.state for row in rows]), at, rows, point)
 
 
-def _retention_plan(records: list[BackupRecord], app: AppSettings, settings: Settings, now: datetime) -> Plan | None:
+def _retention_plan(app: AppSettings, settings: Settings, now: datetime, records: list[BackupRecord],
+                    generations: list[GenerationRecord]) -> Plan | None:
+    """What the app's prune would decide (``railguard prune``, the backup job's): over its
+    generations for a ``kind = "pages"`` app, over its whole-file backups otherwise."""
     policy = Policy.from_settings(app.retention)
-    if policy.is_empty() or not records:
+    pages = app.backup.kind == "pages"
+    if policy.is_empty() or not (generations if pages else records):
         return None
-    return apply_policy(records, policy, now=now, tz=settings.timezone, protected=read_protections(app.backup.directory))
+    protected = read_protections(app.backup.directory)
+    if pages:
+        # Only a store's app pays for the retention module's page store imports (pydantic's).
+        from railguard.retention.prune import plan_generations
+
+        return plan_generations(generations, policy, now=now, tz=settings.timezone, protected=protected)
+    return apply_policy(records, policy, now=now, tz=settings.timezone, protected=protected)
 
 
-def _marks(records: list[BackupRecord], plan: Plan | None, now: datetime) -> list[BackupMark]:
+def _marks(records: list[BackupRecord | GenerationRecord], plan: Plan | None, now: datetime) -> list[BackupMark]:
+    """The backups panel, oldest first: every backup and generation of the last :data:`HISTORY`,
+    with the retention decision of ``plan`` where it has one for it."""
     decisions = {decision.name: decision for decision in plan.decisions} if plan else {}
     marks = []
     for record in records:
         if now - record.created_at > HISTORY:
             continue
         decision = decisions.get(record.name)
+        if isinstance(record, BackupRecord):
+            kind, stored, pages = "file", _stored_bytes(record), None
+        else:
+            # What a generation stored is the new pages it added, packed; its size is its pages.
+            manifest = record.manifest
+            kind = "generation"
+            stored = manifest.new_bytes if manifest else 0
+            pages = manifest.page_count if manifest else None
         marks.append(BackupMark(
-            record.name, record.created_at, record.is_good, _stored_bytes(record), record.reason,
+            record.name, record.created_at, record.is_good, stored, record.reason,
             retention=decision.action if decision else None, reasons=decision.reasons if decision else (),
-            protection=decision.protection.describe() if decision and decision.protection else None))
+            protection=decision.protection.describe() if decision and decision.protection else None,
+            kind=kind, pages=pages))
     return marks
 
 

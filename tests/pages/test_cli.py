@@ -190,3 +190,24 @@ def test_a_kept_generation_survives_the_prune(tmp_path: Path, database: Path, se
     assert json.loads(result.stdout)["removed"] == ["tasks-20261201-1402"]
     assert [record.name for record in list_generations(settings.directory, "tasks")] == [
         "tasks-20261201-1401", "tasks-20261201-1403"]
+
+
+def test_unkeep_takes_a_generation_by_name_and_latest(tmp_path: Path, database: Path, settings: BackupSettings,
+                                                       run_cli) -> None:
+    config = _config(tmp_path, database)
+    for minute in (1, 2):
+        _add(database, f"minute {minute}")
+        take_generation(database, settings, now=T0 + timedelta(minutes=minute), app="tasks")
+    for name in ("latest", "tasks-20261201-1401"):
+        assert run_cli("--config", config, "backups", "keep", name, "--reason", "audit").exit_code == ExitCode.OK
+    latest = run_cli("--config", config, "backups", "unkeep", "latest")
+    assert latest.exit_code == ExitCode.OK, latest.stderr
+    assert latest.stdout == "tasks-20261201-1402: protection removed\n"
+    again = run_cli("--config", config, "backups", "unkeep", "tasks-20261201-1402")
+    assert again.exit_code == ExitCode.OK, again.stderr
+    assert again.stdout == "tasks-20261201-1402: was not protected\n"
+    older = run_cli("--config", config, "backups", "unkeep", "tasks-20261201-1401", "--json")
+    assert json.loads(older.stdout) == {"ok": True, "app": "tasks", "name": "tasks-20261201-1401",
+                                        "was_protected": True}
+    unknown = run_cli("--config", config, "backups", "unkeep", "tasks-20261201-1459")
+    assert unknown.exit_code == ExitCode.NOT_FOUND

@@ -36,12 +36,14 @@ def production(tmp_path: Path) -> Path:
 
 
 def context(app: AppSettings, *, commit: str | None, tar: bytes | None, kind: str = "deploy",
-            replaces: str | None = None, facts: dict | None = None) -> PreDeployContext:  # type: ignore[type-arg]
+            replaces: str | None = None, facts: dict | None = None,  # type: ignore[type-arg]
+            repository: Path | None = None) -> PreDeployContext:
     settings = settings_for(app)
     return PreDeployContext(settings=settings, app_name="tasks", app=app, kind=kind, deploy_id=1,  # type: ignore[arg-type]
                             commit=commit, replaces=replaces, tar=tar,
                             clock=lambda: datetime.now(timezone.utc),
-                            notifier=Notifier(settings.notifications, None, env={}), facts=facts or {})
+                            notifier=Notifier(settings.notifications, None, env={}), facts=facts or {},
+                            repository=repository)
 
 
 def test_without_a_drill_the_rehearsal_is_off_and_says_why(tmp_path):
@@ -138,6 +140,19 @@ def test_only_when_paths_change_skips_a_commit_that_touches_none_of_them(tmp_pat
     migrated = repository.add_migration(GOOD_MIGRATION)
     result = rehearsal_step(context(app, commit=migrated, tar=repository.archive(migrated), replaces=docs_only))
     assert result.status is StepStatus.PASSED, result.details.get("lines")
+
+
+def test_only_when_paths_change_diffs_in_the_repository_the_deploy_read_its_commits_from(tmp_path, production,
+                                                                                       repository):
+    """The gate's deploys read pushed commits from its mirror; [deploy] repository, on the gate's
+    host, may be another clone that lacks them (here: no repository at all)."""
+    app = app_settings(tmp_path, production, only_when_paths_change=["app.py"])
+    app.deploy.repository = tmp_path / "not-a-repository"
+    live = repository.sha()
+    docs_only = repository.commit("docs", {"docs/usage.md": "how to use it\n"})
+    result = rehearsal_step(context(app, commit=docs_only, tar=repository.archive(docs_only), replaces=live,
+                                    repository=repository.path))
+    assert result.skipped == (f"{docs_only[:12]} changes none of app.py since {live[:12]} (1 path(s) changed)")
 
 
 def test_only_when_paths_change_rehearses_when_the_repository_cannot_tell(tmp_path, production, repository):

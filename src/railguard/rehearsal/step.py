@@ -10,7 +10,9 @@ The order of work, and why:
    ``rollback`` says itself what the snapshot means for the data); no tree (an image rollback,
    the legacy branch build: nothing to rehearse that is sure to be what CapRover builds); a
    commit that touches none of ``only_when_paths_change`` (``git diff --name-only`` against the
-   commit it replaces; rehearsed anyway when that cannot be told).
+   commit it replaces, in the repository the deploy read its commits from: the gate's mirror,
+   not ``[deploy] repository``, which on the gate's host may not hold a pushed commit;
+   rehearsed anyway when that cannot be told).
 2. The copy's source: the pre-deploy snapshot the snapshot step put in ``facts["snapshot"]``,
    else the newest verified local backup (said so in the details).
 3. :func:`railguard.rehearsal.rehearse.rehearse`: for an unattended job (the gate: pushed,
@@ -54,8 +56,8 @@ def rehearsal_step(context: PreDeployContext) -> StepResult:
         return StepResult.skip(NAME, "a rollback is not rehearsed (it must not be blocked)")
     if context.tar is None or context.commit is None:
         return StepResult.skip(NAME, "no tree to rehearse (an image rollback or the legacy branch build)")
-    untouched = _untouched(app.rehearsal.only_when_paths_change, Path(app.deploy.repository),
-                           context.replaces, context.commit)
+    repository = context.repository or Path(app.deploy.repository)
+    untouched = _untouched(app.rehearsal.only_when_paths_change, repository, context.replaces, context.commit)
     if untouched is not None:
         return StepResult.skip(NAME, untouched)
     backup, source = _copy_source(context)

@@ -22,6 +22,7 @@ from railguard.backup.catalog import BackupRecord
 from railguard.config import AppSettings, DrillSettings
 from railguard.deploy.steps import PreDeployContext, StepStatus
 from railguard.notify.notifier import Notifier
+from railguard.pages.writer import take_generation
 from railguard.rehearsal.step import rehearsal_step
 
 
@@ -126,6 +127,22 @@ def test_a_good_migration_passes_with_the_schema_change_in_its_details(tmp_path,
     assert result.details["shape"]["columns_added"] == {"tasks": ["priority INTEGER NOT NULL DEFAULT 0"]}
     assert "column tasks.priority INTEGER NOT NULL DEFAULT 0 added" in result.details["lines"]
     assert result.details["warnings"] == []  # attended: the operator's own commit, no gate sandbox to miss
+
+
+def test_without_a_snapshot_a_pages_app_rehearses_on_its_newest_generation(tmp_path, production, repository):
+    """An app with kind = "pages" and no pre-deploy snapshot has no whole-file backup to copy:
+    the newest verified generation is rebuilt for the rehearsal."""
+    app = app_settings(tmp_path, production)
+    app.backup.kind = "pages"
+    older = take_verified_backup(production, app.backup.directory, minutes_ago=60)
+    generation = take_generation(production, app.backup, now=datetime.now(timezone.utc), app="tasks")
+    commit = repository.add_migration(GOOD_MIGRATION)
+    result = rehearsal_step(context(app, commit=commit, tar=repository.archive(commit)))
+    assert result.status is StepStatus.PASSED, result.details["lines"]
+    assert result.details["source"] == "newest verified backup (no pre-deploy snapshot)"
+    assert result.details["backup"] == generation.manifest.name != older.name
+    assert any(line.startswith("ok     copy ") and f"{generation.manifest.name}: page hashes ok, rebuilt " in line
+               for line in result.details["lines"]), result.details["lines"]
 
 
 def test_only_when_paths_change_skips_a_commit_that_touches_none_of_them(tmp_path, production, repository):

@@ -359,8 +359,10 @@ class _Rehearsal:
             how = SANDBOXED
         self.report.sandbox = how
         assert plan.cwd is not None  # command mode: the tree
-        argv = isolation.command(plan.argv, cwd=Path(plan.cwd), root=self.sandbox, share_net=True)
-        return Confined(argv, user=isolation.uid, group=isolation.gid, how=how)
+        # The reaper (user:NAME) must be done before the drill's stop kills it: a second less.
+        grace = self.drill.stop_grace.total_seconds() - 1
+        argv = isolation.command(plan.argv, cwd=Path(plan.cwd), root=self.sandbox, share_net=True, grace=grace)
+        return Confined(argv, how=how)
 
     def _still_a_file(self, copy: Path) -> bool:
         """The copy after the app: a confined app could have left a link in its place, which

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from railguard.backup import BackupResult, take_backup
-from railguard.backup.catalog import Owner
+from railguard.backup.catalog import Owner, list_backups
 from railguard.backup.protection import Protection, protect
 from railguard.config import AppSettings, Settings
 from railguard.destinations.replicate import exit_code_for, replicate
@@ -106,15 +106,22 @@ def _copy_off_host(settings: Settings, app_name: str, app: AppSettings, report: 
 
 def _prune_local(settings: Settings, app_name: str, app: AppSettings, report: BackupJobReport, now: datetime) -> None:
     """Apply the retention policy to the backup directory; a failure is a warning, never a lost backup."""
-    prune = prune_generations if app.backup.kind == "pages" else prune_backups
+    pages = app.backup.kind == "pages"
+    owner, policy = Owner.of(settings, app_name, app), Policy.from_settings(app.retention)
     try:
-        result = prune(app.backup.directory, Owner.of(settings, app_name, app), Policy.from_settings(app.retention),
-                       now=now, tz=settings.timezone)
+        result = (prune_generations if pages else prune_backups)(app.backup.directory, owner, policy, now=now,
+                                                                  tz=settings.timezone)
+        # Whole-file backups beside generations (pre-deploy snapshots, those from before kind =
+        # "pages") follow the same policy, or they would pile up once their protection ends.
+        whole_file = (prune_backups(app.backup.directory, owner, policy, now=now, tz=settings.timezone)
+                      if pages and list_backups(app.backup.directory, owner) else None)
     except (RailguardError, OSError) as exc:
         report.warnings.append(f"prune failed: {getattr(exc, 'message', None) or exc}")
         return
     report.steps["prune"] = result.summary()
-    for left in result.plan.leave:
+    if whole_file is not None:
+        report.steps["prune"]["whole_file"] = whole_file.summary()
+    for left in [*result.plan.leave, *(whole_file.plan.leave if whole_file else [])]:
         report.warnings.append(f"backup {left.name} is {left.backup.reason}: prune leaves it for you to inspect")
 
 

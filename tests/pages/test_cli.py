@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from railguard.backup.catalog import Owner
+from railguard.backup import take_backup
+from railguard.backup.catalog import Owner, list_backups
 from railguard.config import BackupSettings, load_settings
 from railguard.errors import ExitCode
+from railguard.jobs import backup_job
 from railguard.pages.catalog import list_generations
 from railguard.pages.store import pack_names, pack_path
 from railguard.pages.writer import take_generation
@@ -190,3 +192,57 @@ def test_a_kept_generation_survives_the_prune(tmp_path: Path, database: Path, se
     assert json.loads(result.stdout)["removed"] == ["tasks-20261201-1402"]
     assert [record.name for record in list_generations(settings.directory, "tasks")] == [
         "tasks-20261201-1401", "tasks-20261201-1403"]
+
+
+def test_unkeep_takes_a_generation_by_name_and_latest(tmp_path: Path, database: Path, settings: BackupSettings,
+                                                       run_cli) -> None:
+    config = _config(tmp_path, database)
+    for minute in (1, 2):
+        _add(database, f"minute {minute}")
+        take_generation(database, settings, now=T0 + timedelta(minutes=minute), app="tasks")
+    for name in ("latest", "tasks-20261201-1401"):
+        assert run_cli("--config", config, "backups", "keep", name, "--reason", "audit").exit_code == ExitCode.OK
+    latest = run_cli("--config", config, "backups", "unkeep", "latest")
+    assert latest.exit_code == ExitCode.OK, latest.stderr
+    assert latest.stdout == "tasks-20261201-1402: protection removed\n"
+    again = run_cli("--config", config, "backups", "unkeep", "tasks-20261201-1402")
+    assert again.exit_code == ExitCode.OK, again.stderr
+    assert again.stdout == "tasks-20261201-1402: was not protected\n"
+    older = run_cli("--config", config, "backups", "unkeep", "tasks-20261201-1401", "--json")
+    assert json.loads(older.stdout) == {"ok": True, "app": "tasks", "name": "tasks-20261201-1401",
+                                        "was_protected": True}
+    unknown = run_cli("--config", config, "backups", "unkeep", "tasks-20261201-1459")
+    assert unknown.exit_code == ExitCode.NOT_FOUND
+
+
+def test_prune_of_a_pages_app_also_prunes_the_whole_file_backups_beside_its_generations(
+        tmp_path: Path, database: Path, settings: BackupSettings, run_cli) -> None:
+    """Pre-deploy snapshots are whole-file backups even when the app takes generations: once their
+    protection ends, the same policy must apply to them, or they pile up in the directory."""
+    config = _config(tmp_path, database)
+    whole_file = BackupSettings(directory=settings.directory)
+    for minute in (1, 2, 3):
+        _add(database, f"minute {minute}")
+        take_backup(database, whole_file, now=T0 + timedelta(minutes=minute), app="tasks")
+        take_generation(database, settings, now=T0 + timedelta(minutes=minute, seconds=30), app="tasks")
+    result = run_cli("--config", config, "prune", "--keep-last", "1", "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    document = json.loads(result.stdout)
+    assert document["removed"] == ["tasks-20261201-1401-2", "tasks-20261201-1402-2"]
+    assert document["whole_file"]["removed"] == ["tasks-20261201-1401", "tasks-20261201-1402"]
+    assert [record.name for record in list_backups(settings.directory, "tasks")] == ["tasks-20261201-1403"]
+    text = run_cli("--config", config, "prune", "--keep-last", "1")
+    assert "whole-file backups beside the generations" in text.stdout
+
+
+def test_the_backup_job_of_a_pages_app_prunes_the_whole_file_backups_beside_it(
+        tmp_path: Path, database: Path, settings: BackupSettings) -> None:
+    config = _config(tmp_path, database, "[apps.tasks.retention]\nkeep_last = 1\n")
+    loaded = load_settings(config)
+    whole_file = BackupSettings(directory=settings.directory)
+    for minute in (1, 2):
+        take_backup(database, whole_file, now=T0 + timedelta(minutes=minute), app="tasks")
+    report = backup_job(loaded, "tasks", loaded.apps["tasks"], now=T0 + timedelta(minutes=3))
+    assert report.steps["prune"]["whole_file"]["removed"] == ["tasks-20261201-1401"]
+    assert [record.name for record in list_backups(settings.directory, "tasks")] == ["tasks-20261201-1402"]
+    assert [record.name for record in list_generations(settings.directory, "tasks")] == ["tasks-20261201-1403"]

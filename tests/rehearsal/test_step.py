@@ -22,6 +22,7 @@ from railguard.backup.catalog import BackupRecord
 from railguard.config import AppSettings, DrillSettings
 from railguard.deploy.steps import PreDeployContext, StepStatus, run_pre_deploy
 from railguard.notify.notifier import Notifier
+from railguard.pages.writer import take_generation
 from railguard.rehearsal.step import rehearsal_step
 
 
@@ -36,12 +37,14 @@ def production(tmp_path: Path) -> Path:
 
 
 def context(app: AppSettings, *, commit: str | None, tar: bytes | None, kind: str = "deploy",
-            replaces: str | None = None, facts: dict | None = None) -> PreDeployContext:  # type: ignore[type-arg]
+            replaces: str | None = None, facts: dict | None = None,  # type: ignore[type-arg]
+            repository: Path | None = None) -> PreDeployContext:
     settings = settings_for(app)
     return PreDeployContext(settings=settings, app_name="tasks", app=app, kind=kind, deploy_id=1,  # type: ignore[arg-type]
                             commit=commit, replaces=replaces, tar=tar,
                             clock=lambda: datetime.now(timezone.utc),
-                            notifier=Notifier(settings.notifications, None, env={}), facts=facts or {})
+                            notifier=Notifier(settings.notifications, None, env={}), facts=facts or {},
+                            repository=repository)
 
 
 def test_without_a_drill_the_rehearsal_is_off_and_says_why(tmp_path):
@@ -126,6 +129,22 @@ def test_a_good_migration_passes_with_the_schema_change_in_its_details(tmp_path,
     assert result.details["warnings"] == []  # attended: the operator's own commit, no gate sandbox to miss
 
 
+def test_without_a_snapshot_a_pages_app_rehearses_on_its_newest_generation(tmp_path, production, repository):
+    """An app with kind = "pages" and no pre-deploy snapshot has no whole-file backup to copy:
+    the newest verified generation is rebuilt for the rehearsal."""
+    app = app_settings(tmp_path, production)
+    app.backup.kind = "pages"
+    older = take_verified_backup(production, app.backup.directory, minutes_ago=60)
+    generation = take_generation(production, app.backup, now=datetime.now(timezone.utc), app="tasks")
+    commit = repository.add_migration(GOOD_MIGRATION)
+    result = rehearsal_step(context(app, commit=commit, tar=repository.archive(commit)))
+    assert result.status is StepStatus.PASSED, result.details["lines"]
+    assert result.details["source"] == "newest verified backup (no pre-deploy snapshot)"
+    assert result.details["backup"] == generation.manifest.name != older.name
+    assert any(line.startswith("ok     copy ") and f"{generation.manifest.name}: page hashes ok, rebuilt " in line
+               for line in result.details["lines"]), result.details["lines"]
+
+
 def test_only_when_paths_change_skips_a_commit_that_touches_none_of_them(tmp_path, production, repository):
     app = app_settings(tmp_path, production, only_when_paths_change=["app.py", "migrations/*"])
     app.deploy.repository = repository.path
@@ -138,6 +157,19 @@ def test_only_when_paths_change_skips_a_commit_that_touches_none_of_them(tmp_pat
     migrated = repository.add_migration(GOOD_MIGRATION)
     result = rehearsal_step(context(app, commit=migrated, tar=repository.archive(migrated), replaces=docs_only))
     assert result.status is StepStatus.PASSED, result.details.get("lines")
+
+
+def test_only_when_paths_change_diffs_in_the_repository_the_deploy_read_its_commits_from(tmp_path, production,
+                                                                                       repository):
+    """The gate's deploys read pushed commits from its mirror; [deploy] repository, on the gate's
+    host, may be another clone that lacks them (here: no repository at all)."""
+    app = app_settings(tmp_path, production, only_when_paths_change=["app.py"])
+    app.deploy.repository = tmp_path / "not-a-repository"
+    live = repository.sha()
+    docs_only = repository.commit("docs", {"docs/usage.md": "how to use it\n"})
+    result = rehearsal_step(context(app, commit=docs_only, tar=repository.archive(docs_only), replaces=live,
+                                    repository=repository.path))
+    assert result.skipped == (f"{docs_only[:12]} changes none of app.py since {live[:12]} (1 path(s) changed)")
 
 
 def test_only_when_paths_change_rehearses_when_the_repository_cannot_tell(tmp_path, production, repository):

@@ -12,11 +12,12 @@ import click
 from railguard.backup import list_backups, resolve_backup
 from railguard.backup.catalog import BackupRecord, Owner, bad_manifest_warnings
 from railguard.backup.manifest import DeployOrigin
-from railguard.backup.protection import protect, read_protections, unkeep
+from railguard.backup.protection import protect, read_protections, unkeep, unprotect
 from railguard.backup.verify import verify_backups
 from railguard.cli import dest_cmd, options, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
+from railguard.config import AppSettings
 from railguard.errors import ExitCode, UsageError
 from railguard.jobs import after_backup_lines, backup_job
 from railguard.pages.catalog import GenerationRecord, list_generations, resolve_generation
@@ -196,12 +197,7 @@ def keep_command(ctx: Context, name: str, reason: str, until_text: str | None, f
     settings, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
     now = ctx.now()
     owner = Owner.of(settings, app_name, app)
-    # A page generation (docs/pages.md) is protected by its name like a whole-file backup.
-    if any(record.name == name for record in list_generations(app.backup.directory, owner)) or (
-            name == "latest" and app.backup.kind == "pages"):
-        kept = resolve_generation(app.backup.directory, owner, name).name
-    else:
-        kept = resolve_backup(app.backup.directory, owner, name).name
+    kept = _generation_named(app, owner, name) or resolve_backup(app.backup.directory, owner, name).name
     until = _until(until_text, for_text, now)
     protection = protect(app.backup.directory, kept, reason, until=until, now=now)
     if as_json:
@@ -220,12 +216,29 @@ def keep_command(ctx: Context, name: str, reason: str, until_text: str | None, f
 def unkeep_command(ctx: Context, name: str, database: str | None, directory: str | None, as_json: bool) -> int:
     """Remove a backup's protection: the retention policy decides about it again."""
     settings, app_name, app = ctx.app({"app.database": ("--db", database), "app.backup.directory": ("--dir", directory)})
-    wanted, removed = unkeep(app.backup.directory, Owner.of(settings, app_name, app), name)
+    owner = Owner.of(settings, app_name, app)
+    generation = _generation_named(app, owner, name)
+    if generation is not None:
+        wanted, removed = generation, unprotect(app.backup.directory, generation)
+    else:
+        wanted, removed = unkeep(app.backup.directory, owner, name)
     if as_json:
         output.emit_json({"ok": True, "app": app_name, "name": wanted, "was_protected": removed})
     else:
         click.echo(f"{wanted}: protection removed" if removed else f"{wanted}: was not protected")
     return ExitCode.OK
+
+
+def _generation_named(app: AppSettings, owner: Owner, name: str) -> str | None:
+    """The page generation (docs/pages.md) ``name`` means, or None for a whole-file backup's name.
+
+    A generation is protected by its name like a whole-file backup; ``latest`` means the newest
+    generation when the app takes them.
+    """
+    if any(record.name == name for record in list_generations(app.backup.directory, owner)) or (
+            name == "latest" and app.backup.kind == "pages"):
+        return resolve_generation(app.backup.directory, owner, name).name
+    return None
 
 
 def _until(until_text: str | None, for_text: str | None, now: datetime) -> datetime | None:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from railguard.backup.catalog import Owner
+from railguard.backup.catalog import Owner, list_backups
 from railguard.cli import dest_cmd, options, output
 from railguard.cli.context import Context
 from railguard.cli.root import cli
@@ -53,23 +53,34 @@ def prune(ctx: Context, dry_run: bool, keep_last: int | None, keep_hourly: int |
     flags = {"last": keep_last, "hourly": keep_hourly, "daily": keep_daily, "weekly": keep_weekly,
              "monthly": keep_monthly, "yearly": keep_yearly}
     policy, origin = policy_in_effect(flags, _within(keep_within), app.retention)
-    # An app that takes page generations (docs/pages.md) prunes those, GC of their packs included.
-    prune = prune_generations if app.backup.kind == "pages" else prune_backups
-    result = prune(app.backup.directory, Owner.of(settings, name, app), policy, now=ctx.now(),
-                   tz=settings.timezone, dry_run=dry_run)
+    # An app that takes page generations (docs/pages.md) prunes those, GC of their packs included,
+    # then the whole-file backups beside them (pre-deploy snapshots, those from before kind =
+    # "pages") by the same policy, or they would pile up once their protection ends.
+    owner, pages = Owner.of(settings, name, app), app.backup.kind == "pages"
+    result = (prune_generations if pages else prune_backups)(app.backup.directory, owner, policy, now=ctx.now(),
+                                                              tz=settings.timezone, dry_run=dry_run)
+    whole_file = (prune_backups(app.backup.directory, owner, policy, now=ctx.now(), tz=settings.timezone,
+                                dry_run=dry_run) if pages and list_backups(app.backup.directory, owner) else None)
     # Then each destination: its own policy, else the one in effect here (docs/destinations.md).
     remote = prune_destinations(settings, app, now=ctx.now(), dry_run=dry_run, fallback=policy)
     if as_json:
         output.emit_json({**_document(name, str(app.backup.directory), result, origin),
+                          **({"whole_file": _document(name, str(app.backup.directory), whole_file, origin)}
+                             if whole_file else {}),
                           "destinations": [item.summary() for item in remote]})
     else:
         _render(result, _ORIGINS[origin].format(app=name))
+        if whole_file is not None:
+            click.echo("whole-file backups beside the generations (pre-deploy snapshots, or from before "
+                       "kind = \"pages\"):")
+            _render(whole_file, _ORIGINS[origin].format(app=name))
         dest_cmd.render_prunes(remote)
-    for decision in result.plan.leave:  # on stderr, so also beside --json
+    leave = [*result.plan.leave, *(whole_file.plan.leave if whole_file else [])]
+    for decision in leave:  # on stderr, so also beside --json
         detail = f" ({decision.backup.detail})" if decision.backup.detail else ""
         output.warning(f"{decision.name} is {decision.backup.status}: left in place{detail}; inspect it, then "
                        "remove its files by hand if it is of no use")
-    return ExitCode.WARNING if result.plan.leave or any(item.error for item in remote) else ExitCode.OK
+    return ExitCode.WARNING if leave or any(item.error for item in remote) else ExitCode.OK
 
 
 def _within(text: str | None) -> Within | None:

@@ -239,7 +239,7 @@ def _ship(job: DeployJob, *, kind: Kind, ref: str | None, git_hash: str | None, 
     pre_steps = _before(job, PreDeployContext(
         settings=job.settings, app_name=job.app_name, app=job.app, kind=kind, deploy_id=deploy_id, commit=git_hash,
         replaces=replaced, tar=tar, clock=job.clock, notifier=job.owner(), unattended=job.unattended,
-        isolation=job.isolation, facts=facts))
+        isolation=job.isolation, facts=facts, repository=job.git.path))
     try:
         if send is not None:
             outcome = send()

@@ -18,7 +18,11 @@ the gate's webhook runs, the gate's pre-receive checks and the installed hook al
     the suite runs as another (unprivileged) account. Another uid cannot read the gate's
     ``/proc/PID/environ`` (ptrace access mode, proc(5)), but it can read every file that is
     world-readable, so :func:`resolve_isolation` checks, as that user, that none of the secret
-    files, the state directory or the gate's environ is readable, and refuses otherwise.
+    files, the state directory or the gate's environ is readable, and refuses otherwise. The
+    command runs under :mod:`railguard.deploy.reaper`, which switches to the account and, when
+    the command ends or is stopped, kills whatever it left behind: a process that left the run's
+    process group with ``setsid()`` would otherwise live on as that user, beside the next run
+    (bwrap's PID namespace does the same for a sandbox).
 ``auto`` (the default)
     ``bwrap`` when it runs here; else, when railguard is root, ``user:nobody`` if that account
     passes the same check; else no isolation, with a warning in the log, on the run page and in
@@ -38,6 +42,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -56,6 +61,11 @@ ETC_ALLOWED = ("passwd", "group", "hosts", "nsswitch.conf", "resolv.conf", "host
 #: Top-level directories of a merged-/usr system: links into /usr are recreated, real ones bound.
 ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 NOT_ISOLATED = "the test suite runs as railguard's own user and could read railguard's secrets"
+#: ``user:NAME``: the command runs under this script (standard library only, run by path).
+REAPER_SCRIPT = Path(__file__).with_name("reaper.py")
+#: Seconds the reaper gives a stopped command before SIGKILL: shorter than the suite's own stop
+#: (:func:`railguard.deploy.suite._stop_group` waits 3 s), so the reaper is done before it is killed.
+REAPER_GRACE = 2.0
 
 
 class IsolationUnavailable(ConfigError):
@@ -88,10 +98,17 @@ class Isolation:
             return f"isolated: runs as user {self.user} (uid {self.uid})"
         return f"NOT ISOLATED: {self.warning or NOT_ISOLATED}"
 
-    def command(self, argv: Sequence[str], *, cwd: Path, root: Path, share_net: bool = False) -> list[str]:
-        """``argv`` as it is started: wrapped in bwrap, or unchanged. ``share_net``: the host's
-        network namespace instead of a private loopback (the rehearsed app, which railguard's
-        health check must reach on 127.0.0.1; everything else stays as for a suite)."""
+    def command(self, argv: Sequence[str], *, cwd: Path, root: Path, share_net: bool = False,
+                grace: float = REAPER_GRACE) -> list[str]:
+        """``argv`` as it is started: wrapped in bwrap, under the reaper as the account
+        (``user:NAME``), or unchanged. ``share_net``: the host's network namespace instead of a
+        private loopback (the rehearsed app, which railguard's health check must reach on
+        127.0.0.1; everything else stays as for a suite). ``grace``: how long the reaper lets a
+        stopped command end before SIGKILL; less than the caller waits before it kills the reaper."""
+        if self.mode == "user":
+            assert self.uid is not None and self.gid is not None
+            return [sys.executable, "-I", str(REAPER_SCRIPT), str(self.uid), str(self.gid), f"{max(grace, 0.0):g}",
+                    "--", *argv]
         if self.mode != "bwrap":
             return list(argv)
         assert self.bwrap is not None
@@ -121,11 +138,6 @@ class Isolation:
         for _, directories, files, directory_fd in os.fwalk(root, follow_symlinks=False):
             for name in directories + files:
                 os.chown(name, self.uid, self.gid, dir_fd=directory_fd, follow_symlinks=False)
-
-    def popen_options(self) -> dict[str, object]:
-        if self.mode != "user":
-            return {}
-        return {"user": self.uid, "group": self.gid, "extra_groups": [], "umask": 0o077}
 
 
 NO_ISOLATION = Isolation("none", warning="isolation is off")

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from railguard.config import AppSettings, Settings
@@ -59,6 +60,9 @@ class PreDeployContext:
     isolation: Isolation = NO_ISOLATION
     #: Shared by every step of this deploy, pre and post (the module's docstring).
     facts: dict[str, Any] = field(default_factory=dict)
+    #: The repository this deploy's commits were read from (the job's: the gate's mirror of the
+    #: pushed repository, the CLI's checkout); None: ``[deploy] repository``.
+    repository: Path | None = None
 
 
 @dataclass

@@ -113,13 +113,11 @@ def run_suite(argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[st
     count = 0
     started = time.monotonic()
     isolation.prepare(root)
-    # A session of its own so a timeout can stop the whole process group (bun, its workers, ...).
-    # (The ignore: popen_options() is a dict[str, object] of user/group/extra_groups/umask, which
-    # no overload of Popen can match key by key.)
+    # A session of its own so a timeout can stop the whole process group (bun, its workers, ...;
+    # under user:NAME the reaper, which stops the suite's own group and what left it).
     process = subprocess.Popen(isolation.command(argv, cwd=cwd, root=root), cwd=cwd,
                                env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                               **isolation.popen_options())  # type: ignore[call-overload]
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
     def pump() -> None:
         nonlocal count

@@ -71,11 +71,10 @@ class Step:
 @dataclass(frozen=True)
 class Confined:
     """How the app's command is started when its code is not trusted (the gate's rehearsal of a
-    pushed commit): the command wrapped in a sandbox, or the account it runs as."""
+    pushed commit): the command wrapped in a sandbox, or under the reaper as another account
+    (:meth:`railguard.deploy.isolation.Isolation.command`)."""
 
     argv: list[str]
-    user: int | None = None
-    group: int | None = None
     #: In words, for the ``start`` step ("bwrap sandbox, host network").
     how: str = ""
 
@@ -251,8 +250,7 @@ class AppBoot:
                     else Confined(plan.argv)
                 with self.output.open("ab") as output:
                     try:
-                        app_process = process.spawn(confined.argv, env=plan.env, cwd=plan.cwd, output=output,
-                                                    user=confined.user, group=confined.group)
+                        app_process = process.spawn(confined.argv, env=plan.env, cwd=plan.cwd, output=output)
                         self.app_running = True
                     except OSError as exc:
                         raise DrillStepFailed(f"cannot start the app: {plan.argv[0]}: {exc.strerror or exc}",

@@ -62,22 +62,16 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
 
 
 def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | str | None, output: IO[bytes],
-          stdin: int | IO[bytes] | None = subprocess.DEVNULL, user: int | None = None,
-          group: int | None = None) -> subprocess.Popen[bytes]:
+          stdin: int | IO[bytes] | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new session, dying with this process; stdout+stderr go to ``output``.
 
-    ``user``/``group``: run as that account, with no supplementary groups and umask 077 (the
-    rehearsal of pushed code under ``user:NAME`` isolation). The child changes its ids before
-    ``preexec_fn`` runs (CPython's _posixsubprocess.c, child_exec), which matters: the kernel
-    clears PR_SET_PDEATHSIG when the credentials change (kernel/cred.c, commit_creds)."""
-    if user is None:
-        return subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=stdin, stdout=output,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_die_with_parent(os.getpid()))
+    Untrusted code to run as another account (the rehearsal of pushed code under ``user:NAME``)
+    comes wrapped in :mod:`railguard.deploy.reaper`, which switches ids itself and sets the
+    command's PR_SET_PDEATHSIG after the switch (the kernel clears it when the credentials
+    change, kernel/cred.c, commit_creds)."""
     return subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=stdin, stdout=output,
                             stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=_die_with_parent(os.getpid()), user=user, group=group, extra_groups=[],
-                            umask=0o077)
+                            preexec_fn=_die_with_parent(os.getpid()))
 
 
 def signal_group(pgid: int, signum: int) -> bool:

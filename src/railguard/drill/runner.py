@@ -30,16 +30,15 @@ from typing import Any
 
 from railguard.backup.catalog import BackupRecord, Owner, list_backups, resolve_backup
 from railguard.backup.naming import stem_for
-from railguard.backup.verify import VerifiedCopy, materialize
 from railguard.pages.catalog import GenerationRecord, list_generations, resolve_generation
-from railguard.pages.rebuild import RebuiltGeneration, rebuild_generation
+from railguard.pages.copies import checked_copy, newest_good
 from railguard.config import AppSettings, Settings
 from railguard.drill import process
 from railguard.drill.boot import OUTPUT_NAME, AppBoot, BootReport, Step, make_workspace, tail, timed_step
 from railguard.drill.launch import plan_launch
 from railguard.drill.log import LOG_NAME, PASSED, append_drill_line
 from railguard.drill.selection import choose_random
-from railguard.errors import ExitCode, RailguardError, VerifyFailed
+from railguard.errors import ExitCode, RailguardError
 from railguard.notify.watch import JobWatch
 from railguard.progress import Progress
 
@@ -153,8 +152,9 @@ def _choose(app: AppSettings, which: str, source: str | None, rng: random.Random
         if which == "random":
             record = choose_random(everything, rng, str(app.backup.directory))
         elif which == "latest" and any(generation.is_good for generation in generations):
-            good = [candidate for candidate in everything if candidate.is_good]
-            record = max(good, key=lambda candidate: (candidate.created_at, candidate.id))
+            newest = newest_good(everything)
+            assert newest is not None  # a good generation is among them
+            record = newest
         elif any(generation.name == which for generation in generations):
             record = resolve_generation(app.backup.directory, mine, which)
         else:
@@ -222,24 +222,13 @@ class _Drill:
 
     def _verify(self, stack: contextlib.ExitStack, record: BackupRecord | GenerationRecord) -> Path:
         with self.step("verify") as step:
-            verified: VerifiedCopy | RebuiltGeneration
-            if isinstance(record, GenerationRecord):
-                if record.manifest is None or not record.is_good:
-                    raise VerifyFailed(f"generation {record.name} is {record.reason}",
-                                       hint="It cannot be trusted; drill another backup")
-                verified = stack.enter_context(rebuild_generation(record.store, record.manifest, self.workspace,
-                                                                  mode="integrity", progress=self.progress))
-                done = f"page hashes ok, rebuilt {record.manifest.size_raw} bytes"
-            else:
-                verified = stack.enter_context(materialize(record, self.workspace, mode="integrity",
-                                                           progress=self.progress))
-                assert record.manifest is not None
-                done = f"sha256 ok, decompressed {record.manifest.size_raw} bytes"
+            verified = stack.enter_context(checked_copy(record, self.workspace, mode="integrity", progress=self.progress,
+                                                        hint="It cannot be trusted; drill another backup"))
             data_dir = self.workspace / "data"
             data_dir.mkdir()
             copy = data_dir / self.app.database.name
             os.rename(verified.path, copy)
-            step.detail = (f"{done}, integrity_check ok, "
+            step.detail = (f"{verified.proven}, integrity_check ok, "
                            f"foreign_key_check {verified.check.foreign_key_problems} problem(s)")
             if verified.check.foreign_key_problems:
                 self.report.warnings.append(

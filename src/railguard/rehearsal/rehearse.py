@@ -51,8 +51,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from railguard.backup.catalog import BackupRecord
-from railguard.backup.verify import materialize
+from railguard.pages.copies import AnyRecord, checked_copy
 from railguard.config import AppSettings, DrillSettings, Settings
 from railguard.deploy.isolation import NO_ISOLATION, Isolation
 from railguard.deploy.suite import UnsafeTree, extract_tree
@@ -164,7 +163,7 @@ def effective_drill(app: AppSettings) -> DrillSettings:
 
 
 def rehearse(settings: Settings, app_name: str, app: AppSettings, *, tar: bytes, commit: str,
-             backup: BackupRecord, now: datetime, env: Mapping[str, str] = os.environ, docker: str = "docker",
+             backup: AnyRecord, now: datetime, env: Mapping[str, str] = os.environ, docker: str = "docker",
              on_line: Callable[[str], None] | None = None, isolation: Isolation = NO_ISOLATION) -> RehearsalReport:
     """Boot ``commit`` (its ``git archive`` tar, the bytes CapRover gets) on a copy of ``backup``.
 
@@ -242,7 +241,7 @@ class _Rehearsal:
         if self.on_line is not None:
             self.on_line(f"rehearsal {'ok    ' if step.ok else 'FAILED'} {step.name}: {step.detail}")
 
-    def run(self, tar: bytes, backup: BackupRecord) -> None:
+    def run(self, tar: bytes, backup: AnyRecord) -> None:
         self.sandbox.mkdir()
         if self.drill.image:
             self._build(tar)
@@ -307,19 +306,16 @@ class _Rehearsal:
             self.boot.drill = self.drill.model_copy(update={"image": tag})
             step.detail = f"image {tag} {built.stdout.decode('utf-8', 'replace').strip()[:80]}"
 
-    def _copy(self, stack: contextlib.ExitStack, backup: BackupRecord) -> tuple[Path, Shape]:
+    def _copy(self, stack: contextlib.ExitStack, backup: AnyRecord) -> tuple[Path, Shape]:
         """The verified copy in ``sandbox/data/``, and its shape before the candidate touches it."""
         with self.step("copy") as step:
-            verified = stack.enter_context(materialize(backup, self.workspace, mode="quick"))
+            verified = stack.enter_context(checked_copy(backup, self.workspace, mode="quick"))
             data_dir = self.sandbox / "data"
             data_dir.mkdir()
             copy = data_dir / self.app.database.name
             os.rename(verified.path, copy)
-            manifest = backup.manifest
-            assert manifest is not None
             before = read_shape(copy)
-            step.detail = (f"{backup.name}: sha256 ok, {manifest.size_raw} bytes, quick_check ok, "
-                           f"{len(before.tables)} table(s)")
+            step.detail = f"{backup.name}: {verified.proven}, quick_check ok, {len(before.tables)} table(s)"
         return copy, before
 
     def _confine(self, plan: LaunchPlan) -> Confined:
@@ -347,8 +343,10 @@ class _Rehearsal:
             how = SANDBOXED
         self.report.sandbox = how
         assert plan.cwd is not None  # command mode: the tree
-        argv = isolation.command(plan.argv, cwd=Path(plan.cwd), root=self.sandbox, share_net=True)
-        return Confined(argv, user=isolation.uid, group=isolation.gid, how=how)
+        # The reaper (user:NAME) must be done before the drill's stop kills it: a second less.
+        grace = self.drill.stop_grace.total_seconds() - 1
+        argv = isolation.command(plan.argv, cwd=Path(plan.cwd), root=self.sandbox, share_net=True, grace=grace)
+        return Confined(argv, how=how)
 
     def _still_a_file(self, copy: Path) -> bool:
         """The copy after the app: a confined app could have left a link in its place, which

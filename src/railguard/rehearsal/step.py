@@ -10,9 +10,12 @@ The order of work, and why:
    ``rollback`` says itself what the snapshot means for the data); no tree (an image rollback,
    the legacy branch build: nothing to rehearse that is sure to be what CapRover builds); a
    commit that touches none of ``only_when_paths_change`` (``git diff --name-only`` against the
-   commit it replaces; rehearsed anyway when that cannot be told).
+   commit it replaces, in the repository the deploy read its commits from: the gate's mirror,
+   not ``[deploy] repository``, which on the gate's host may not hold a pushed commit;
+   rehearsed anyway when that cannot be told).
 2. The copy's source: the pre-deploy snapshot the snapshot step put in ``facts["snapshot"]``,
-   else the newest verified local backup (said so in the details).
+   else the newest verified local backup of either kind (said so in the details; a page
+   generation is rebuilt from its store, :mod:`railguard.pages.copies`).
 3. :func:`railguard.rehearsal.rehearse.rehearse`: for an unattended job (the gate: pushed,
    untrusted code) in command mode under the job's isolation (:attr:`PreDeployContext.isolation`,
    the gate's ``gate.isolation``), with a warning when that isolates nothing. Its report becomes
@@ -29,11 +32,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from railguard.backup.catalog import BackupRecord, Owner, resolve_backup
+from railguard.backup.catalog import BackupRecord, Owner, list_backups, resolve_backup
 from railguard.deploy.git import Git, git_environment_without_git_vars
 from railguard.deploy.isolation import NO_ISOLATION
 from railguard.deploy.steps import PreDeployContext, StepResult, pre_deploy_step
 from railguard.errors import RailguardError
+from railguard.pages.catalog import list_generations
+from railguard.pages.copies import AnyRecord, newest_good
 
 NAME = "rehearsal"
 #: Said in every unattended (gate) rehearsal in command mode whose isolation isolates nothing
@@ -55,8 +60,8 @@ def rehearsal_step(context: PreDeployContext) -> StepResult:
         return StepResult.skip(NAME, "a rollback is not rehearsed (it must not be blocked)")
     if context.tar is None or context.commit is None:
         return StepResult.skip(NAME, "no tree to rehearse (an image rollback or the legacy branch build)")
-    untouched = _untouched(app.rehearsal.only_when_paths_change, Path(app.deploy.repository),
-                           context.replaces, context.commit)
+    repository = context.repository or Path(app.deploy.repository)
+    untouched = _untouched(app.rehearsal.only_when_paths_change, repository, context.replaces, context.commit)
     if untouched is not None:
         return StepResult.skip(NAME, untouched)
     backup, source = _copy_source(context)
@@ -76,10 +81,11 @@ def rehearsal_step(context: PreDeployContext) -> StepResult:
     return StepResult(NAME, report.passed, report.summary(), details=details)
 
 
-def _copy_source(context: PreDeployContext) -> tuple[BackupRecord, str]:
-    """The snapshot step's backup, else the newest verified local one. The snapshot step leaves a
-    ``PreDeploySnapshot`` whose ``record()`` is its catalog record (or raises when the snapshot
-    went missing since: then the step fails, rather than rehearse on another copy)."""
+def _copy_source(context: PreDeployContext) -> tuple[AnyRecord, str]:
+    """The snapshot step's backup, else the newest verified local backup of either kind (a page
+    generation is rebuilt for the copy). The snapshot step leaves a ``PreDeploySnapshot`` whose
+    ``record()`` is its catalog record (or raises when the snapshot went missing since: then the
+    step fails, rather than rehearse on another copy)."""
     snapshot = context.facts.get("snapshot")
     record = snapshot if isinstance(snapshot, BackupRecord) else getattr(snapshot, "record", None)
     if callable(record):
@@ -87,8 +93,11 @@ def _copy_source(context: PreDeployContext) -> tuple[BackupRecord, str]:
     if isinstance(record, BackupRecord):
         return record, "pre-deploy snapshot"
     app = context.app
-    latest = resolve_backup(app.backup.directory, Owner.of(context.settings, context.app_name, app), "latest")
-    return latest, "newest verified backup (no pre-deploy snapshot)"
+    owner = Owner.of(context.settings, context.app_name, app)
+    newest = newest_good([*list_backups(app.backup.directory, owner), *list_generations(app.backup.directory, owner)])
+    if newest is None:  # resolve_backup says so in its words, with its hint
+        return resolve_backup(app.backup.directory, owner, "latest"), ""
+    return newest, "newest verified backup (no pre-deploy snapshot)"
 
 
 def _untouched(globs: Sequence[str], repository: Path, replaces: str | None, commit: str) -> str | None:

@@ -179,6 +179,24 @@ def test_a_candidate_that_swaps_the_copy_for_a_link_gets_no_shape_read_through_i
     assert "gate_private_table" not in json.dumps(report.as_dict())
 
 
+def test_a_candidate_that_swaps_the_copys_directory_for_a_link_gets_no_shape_read_through_it(
+        tmp_path, production, repository):
+    """The same through the directory: lstat of the copy follows a link in its parent's place."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with contextlib.closing(sqlite3.connect(elsewhere / "tasks.db")) as database:
+        database.execute("CREATE TABLE gate_private_table (value TEXT)")
+    swap = ("import os, shutil\ndata = os.path.dirname(os.environ['DB_PATH'])\nshutil.rmtree(data)\n"
+            f"os.symlink({str(elsewhere)!r}, data)\nraise SystemExit(3)\n")
+    commit = repository.commit("swap the copy's directory", {"app.py": swap})
+    report, _ = run(tmp_path, production, repository, commit, timeout="5s")
+    assert not report.passed and report.failed_step == "health"
+    assert report.change is None
+    assert "the app replaced the copy tasks.db with something that is not a file: no shape after the rehearsal" \
+        in report.warnings
+    assert "gate_private_table" not in json.dumps(report.as_dict())
+
+
 def test_a_sandboxed_candidate_cannot_swap_its_output_file_for_a_link_to_a_secret(tmp_path, production, repository):
     """railguard reads the app's output back (the tail of a failed rehearsal) with its own rights:
     the file must be out of the confined app's reach, or a link in its place would copy any

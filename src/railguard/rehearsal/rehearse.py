@@ -349,9 +349,14 @@ class _Rehearsal:
         return Confined(argv, how=how)
 
     def _still_a_file(self, copy: Path) -> bool:
-        """The copy after the app: a confined app could have left a link in its place, which
-        railguard (with its own rights) must not follow into the report."""
-        if stat.S_ISREG(os.lstat(copy).st_mode):
+        """The copy after the app: a confined app could have left a link in its place, or in its
+        directory's (lstat follows a link in any component but the last), which railguard (with
+        its own rights) must not follow into the report. The sandbox's own name is in railguard's
+        workspace, out of the app's reach."""
+        parts = copy.relative_to(self.sandbox).parts
+        directories = [self.sandbox.joinpath(*parts[:depth]) for depth in range(1, len(parts))]
+        if all(stat.S_ISDIR(os.lstat(directory).st_mode) for directory in directories) \
+                and stat.S_ISREG(os.lstat(copy).st_mode):
             return True
         self.report.warnings.append(f"the app replaced the copy {copy.name} with something that is not a "
                                     "file: no shape after the rehearsal")

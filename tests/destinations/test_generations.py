@@ -5,6 +5,7 @@ first and the objects no document names after."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -66,6 +67,16 @@ class App:
     def replicate(self, **options: Any):  # type: ignore[no-untyped-def]
         [run] = replicate(self.settings, "tasks", self.app, now=self.now, notify=False, **options)
         return run
+
+    def config(self) -> Path:
+        """railguard.toml saying what :attr:`settings` says, for the CLI."""
+        lines = ['timezone = "UTC"', f'state_dir = "{self.tmp_path / "state"}"', "[apps.tasks]",
+                 f'database = "{self.database}"', "[apps.tasks.backup]", f'directory = "{self.directory}"',
+                 'kind = "pages"', "[apps.tasks.destinations.nas]"]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in self.destination.items()]
+        path = self.tmp_path / "railguard.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
 
     def copies(self) -> GenerationCopies:
         from railguard.destinations.base import Destination
@@ -201,3 +212,121 @@ def test_a_damaged_local_pack_is_never_sent(tmp_path: Path) -> None:
     assert not list((tmp_path / "nas").rglob("*.pack"))
     [line] = read_lines(app.directory / "destinations.log")
     assert (line["destination"], line["backup"], line["result"]) == ("nas", result.manifest.name, "failed")
+
+
+def three_generations_there(tmp_path: Path, **extra: Any) -> tuple[App, list[list[object]]]:
+    """Three generations replicated to a file:// destination, and the database as each saw it."""
+    app = App(tmp_path, file_destination(tmp_path, **extra))
+    seen = []
+    for _ in range(3):
+        app.take(new_rows=20)
+        assert app.replicate().ok
+        seen.append(contents(app.database))
+    return app, seen
+
+
+NAMES = ["tasks-20261201-1401", "tasks-20261201-1402", "tasks-20261201-1403"]
+
+
+def test_backups_list_dest_shows_the_generations_held_there(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    app, _ = three_generations_there(tmp_path)
+    result = run_cli("--config", app.config(), "backups", "list", "--dest", "nas", "--json")
+    assert result.exit_code == 0, result.stderr
+    listed = json.loads(result.stdout)["backups"]
+    assert [(item["name"], item["kind"], item["good"], item["status"]) for item in listed] == [
+        (name, "pages", True, "ok") for name in NAMES]
+    newest = app.copies().held()[-1]
+    assert listed[-1]["size"] == newest.stored_bytes == sum(item.size for item in newest.objects)
+    table = run_cli("--config", app.config(), "backups", "list", "--dest", "nas")
+    assert table.exit_code == 0 and all(name in table.stdout for name in NAMES)
+    assert "generation" in table.stdout
+
+
+def test_verify_dest_rebuilds_every_generation_and_names_a_damaged_object_with_what_it_breaks(
+        tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    app, _ = three_generations_there(tmp_path)
+    config = app.config()
+    ok = run_cli("--config", config, "backups", "verify", "--dest", "nas", "--all", "--json")
+    assert ok.exit_code == 0, ok.stdout
+    assert [(r["name"], r["ok"], r["checked"]) for r in json.loads(ok.stdout)["results"]] == [
+        (name, True, "database") for name in NAMES]
+    # The first generation's first pack is named by all three.
+    generations = app.copies().held()
+    key = generations[0].objects[0].key
+    needing = [generation.name for generation in generations if key in {item.key for item in generation.objects}]
+    assert len(needing) >= 2
+    stored = tmp_path / "nas" / "tasks.pages" / key
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.write_bytes(bytes(data))
+
+    bad = run_cli("--config", config, "backups", "verify", "--dest", "nas", "--all", "--json")
+
+    assert bad.exit_code == 4, bad.stdout
+    results = {r["name"]: r for r in json.loads(bad.stdout)["results"]}
+    message = (f"destination nas: object {key} does not match its recorded sha256 (damaged at the destination); "
+               f"it breaks generation(s) {', '.join(needing)}")
+    assert [results[name]["result"] for name in needing] == [message] * len(needing)
+    assert all(results[name]["ok"] for name in NAMES if name not in needing)
+    one = run_cli("--config", config, "backups", "verify", "--dest", "nas")  # latest
+    assert one.exit_code == 4
+    assert f"FAILED {NAMES[-1]}: {message}" in one.stdout.splitlines() or NAMES[-1] not in needing
+
+
+def test_restore_dest_rebuilds_a_generation_fetched_into_a_private_scratch_store(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    app, seen = three_generations_there(tmp_path)
+    config = app.config()
+    import shutil
+
+    shutil.rmtree(app.store)  # this host lost its store: only the destination holds the generations
+    newest = run_cli("--config", config, "restore", "--dest", "nas", "--to", tmp_path / "newest.db")
+    assert newest.exit_code == 0, newest.stderr
+    assert contents(tmp_path / "newest.db") == seen[-1]
+    first = run_cli("--config", config, "restore", NAMES[0], "--dest", "nas", "--to", tmp_path / "first.db")
+    assert first.exit_code == 0, first.stderr
+    assert contents(tmp_path / "first.db") == seen[0]
+    assert not [path for path in app.directory.iterdir() if path.name.startswith(".railguard-fetch-")]
+
+
+def test_a_missing_object_fails_its_generations_and_replicate_sends_it_again(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    app, seen = three_generations_there(tmp_path)
+    generations = app.copies().held()
+    key = generations[-1].objects[-1].key
+    (tmp_path / "nas" / "tasks.pages" / key).unlink()
+    listed = {g.name: g for g in app.copies().held()}
+    assert listed[NAMES[-1]].status == f"missing object {key}"
+    missing = run_cli("--config", app.config(), "backups", "verify", NAMES[-1], "--dest", "nas", "--json")
+    assert missing.exit_code == 4
+    [result] = json.loads(missing.stdout)["results"]
+    assert result["result"].startswith(f"destination nas: object {key} is missing; it breaks generation(s) ")
+    run = app.replicate()
+    assert run.ok and NAMES[-1] in run.replaced, run.summary()
+    assert all(generation.is_good for generation in app.copies().held())
+    restored = run_cli("--config", app.config(), "restore", "--dest", "nas", "--to", tmp_path / "again.db")
+    assert restored.exit_code == 0, restored.stderr
+    assert contents(tmp_path / "again.db") == seen[-1]
+
+
+def test_encrypted_generations_verify_by_checksum_without_the_identity_and_in_full_with_it(
+        tmp_path: Path, run_cli, age_key: AgeKey) -> None:  # type: ignore[no-untyped-def]
+    app, seen = three_generations_there(tmp_path, age_recipients=[age_key.recipient])
+    config = app.config()
+    checksum = run_cli("--config", config, "backups", "verify", "--dest", "nas", "--all", "--json")
+    assert checksum.exit_code == 0, checksum.stdout
+    assert {r["checked"] for r in json.loads(checksum.stdout)["results"]} == {"checksum"}
+    full = run_cli("--config", config, "backups", "verify", "--dest", "nas", "--all", "--identity",
+                   age_key.identity_file, "--json")
+    assert full.exit_code == 0, full.stdout
+    assert {r["checked"] for r in json.loads(full.stdout)["results"]} == {"database"}
+    from railguard.destinations.encryption import generate_identity
+
+    wrong = tmp_path / "wrong-identity.txt"
+    wrong.write_text(generate_identity()[0] + "\n")
+    refused = run_cli("--config", config, "restore", "--dest", "nas", "--identity", wrong, "--to", tmp_path / "x.db")
+    assert refused.exit_code == 4
+    assert refused.stderr.splitlines()[0] == f"error: cannot decrypt with {wrong}: No matching keys found"
+    assert not (tmp_path / "x.db").exists()
+    restored = run_cli("--config", config, "restore", "--dest", "nas", "--identity", age_key.identity_file,
+                       "--to", tmp_path / "y.db")
+    assert restored.exit_code == 0, restored.stderr
+    assert contents(tmp_path / "y.db") == seen[-1]

@@ -51,9 +51,13 @@ class App:
     def store(self) -> Path:
         return store_for(self.directory, "tasks")
 
-    def take(self, new_rows: int = 5):  # type: ignore[no-untyped-def]
+    def take(self, new_rows: int = 5, *, churn: bool = False):  # type: ignore[no-untyped-def]
+        """A generation after adding ``new_rows``; with ``churn``, after replacing every row, so
+        that the pages of the earlier generations' rows are needed by them only."""
         if self.taken:
             connection = sqlite3.connect(self.database, isolation_level=None)
+            if churn:
+                connection.executescript("DELETE FROM tasks; DELETE FROM tags; DELETE FROM notes;")
             add_rows(connection, self.rows + 1, new_rows)
             connection.close()
             self.rows += new_rows
@@ -73,7 +77,12 @@ class App:
         lines = ['timezone = "UTC"', f'state_dir = "{self.tmp_path / "state"}"', "[apps.tasks]",
                  f'database = "{self.database}"', "[apps.tasks.backup]", f'directory = "{self.directory}"',
                  'kind = "pages"', "[apps.tasks.destinations.nas]"]
-        lines += [f"{key} = {json.dumps(value)}" for key, value in self.destination.items()]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in self.destination.items()
+                  if not isinstance(value, dict)]
+        for key, value in self.destination.items():
+            if isinstance(value, dict):
+                lines.append(f"[apps.tasks.destinations.nas.{key}]")
+                lines += [f"{name} = {json.dumps(item)}" for name, item in value.items()]
         path = self.tmp_path / "railguard.toml"
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -330,3 +339,95 @@ def test_encrypted_generations_verify_by_checksum_without_the_identity_and_in_fu
                        "--to", tmp_path / "y.db")
     assert restored.exit_code == 0, restored.stderr
     assert contents(tmp_path / "y.db") == seen[-1]
+
+
+KEEP_2_LAST = {"keep_last": 2, "keep_daily": 0, "keep_weekly": 0}
+
+
+def _assert_every_document_names_objects_that_are_there(app: App) -> list[str]:
+    """Every generation there is good and rebuilds; returns the names."""
+    copies = app.copies()
+    held = copies.held()
+    assert all(generation.is_good for generation in held), [generation.status for generation in held]
+    fetched = copies.fetch(held, _private(app.tmp_path / f"check-{len(list(app.tmp_path.iterdir()))}"))
+    assert not [record for record in fetched.values() if isinstance(record, Exception)], fetched
+    return [generation.name for generation in held]
+
+
+def _objects_there(app: App) -> set[str]:
+    return {path.name for path in (app.tmp_path / "nas" / "tasks.pages" / "packs").iterdir()}
+
+
+def _named(app: App) -> set[str]:
+    return {item.key.rpartition("/")[2] for generation in app.copies().held() for item in generation.objects}
+
+
+@pytest.fixture
+def small_packs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packs of 16 pages: a generation's own pages land in packs only it needs."""
+    monkeypatch.setattr("railguard.pages.writer.PACK_BYTES", 16 * 4096)
+
+
+def test_retention_there_removes_documents_then_the_objects_no_document_names(tmp_path: Path,
+                                                                               small_packs: None) -> None:
+    app = App(tmp_path, file_destination(tmp_path, retention=KEEP_2_LAST))
+    for _ in range(5):
+        app.take(new_rows=20, churn=True)
+        run = app.replicate(prune=True)
+        assert run.ok, run.summary()
+    assert run.pruned == ["tasks-20261201-1403"]
+    assert _assert_every_document_names_objects_that_are_there(app) == ["tasks-20261201-1404", "tasks-20261201-1405"]
+    assert _objects_there(app) == _named(app)  # nothing else kept there
+    local = {path.name for path in (app.store / "packs").iterdir()}
+    assert _objects_there(app) < local  # the local store keeps its own (7 daily + 4 weekly)
+    pruned = [line for line in read_lines(app.directory / "destinations.log") if line["event"] == "prune"]
+    assert [line["backup"] for line in pruned] == [f"tasks-20261201-140{minute}" for minute in (1, 2, 3)]
+
+
+def _killed_child(app: App, point: str, prune: bool) -> int:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from datetime import datetime; from pathlib import Path; "
+            "from railguard.config import load_settings; from railguard.destinations.replicate import replicate; "
+            "s = load_settings(Path(sys.argv[1])); "
+            "replicate(s, 'tasks', s.apps['tasks'], now=datetime.fromisoformat(sys.argv[2]), prune=sys.argv[3] == '1', "
+            "notify=False)")
+    child = subprocess.run([sys.executable, "-c", code, str(app.config()), app.now.isoformat(), "1" if prune else "0"],
+                           env={**os.environ, "RAILGUARD_PAGES_KILL_AT": point}, capture_output=True, text=True,
+                           timeout=120)
+    return child.returncode
+
+
+@pytest.mark.parametrize("point", ["dest-gc-between", "dest-gc"])
+def test_a_prune_killed_between_documents_and_objects_leaves_orphans_the_next_run_removes(
+        tmp_path: Path, point: str, small_packs: None) -> None:
+    app = App(tmp_path, file_destination(tmp_path, retention=KEEP_2_LAST))
+    for _ in range(4):
+        app.take(new_rows=20, churn=True)
+        assert app.replicate().ok  # no prune yet: four generations there
+
+    assert _killed_child(app, point, prune=True) == -9
+
+    kept = _assert_every_document_names_objects_that_are_there(app)
+    assert kept == ["tasks-20261201-1403", "tasks-20261201-1404"]
+    assert _objects_there(app) > _named(app)  # orphans left
+    run = app.replicate(prune=True)
+    assert run.ok, run.summary()
+    assert _objects_there(app) == _named(app)
+    assert _assert_every_document_names_objects_that_are_there(app) == kept
+
+
+def test_a_replicate_killed_between_objects_leaves_no_document_naming_a_missing_one(tmp_path: Path) -> None:
+    app = App(tmp_path, file_destination(tmp_path))
+    app.take(new_rows=20)
+    assert app.replicate().ok
+    app.take(new_rows=400)
+
+    assert _killed_child(app, "dest-object", prune=False) == -9
+
+    assert _assert_every_document_names_objects_that_are_there(app) == ["tasks-20261201-1401"]
+    run = app.replicate()
+    assert run.ok and run.copied == ["tasks-20261201-1402"], run.summary()
+    assert _assert_every_document_names_objects_that_are_there(app) == ["tasks-20261201-1401", "tasks-20261201-1402"]

@@ -57,6 +57,7 @@ from railguard.destinations.base import (
 from railguard.errors import ConfigError, NotFound, VerifyFailed
 from railguard.pages import STORE_SUFFIX
 from railguard.pages.catalog import GenerationRecord, list_generations
+from railguard.pages.faults import fault_point
 from railguard.pages.store import (
     GENERATION_SUFFIX, GenerationManifest, objects_of, parse_generation_name, prepare_store,
 )
@@ -271,6 +272,7 @@ class GenerationCopies:
                 stored = self._send(record, path, key, recipients, scratch, key in listed)
                 listed[key] = ObjectInfo(key, stored.size)
                 sent += stored.size
+                fault_point("dest-object")
             objects.append(stored)
         document = generation_document(manifest, objects, recipients)
         manifest_key = f"{manifest.name}{GENERATION_SUFFIX}"
@@ -486,6 +488,7 @@ class GenerationCopies:
                 store, base = self._folder(key)
                 store.remove(base)
                 removed.append(key)
+                fault_point("dest-gc")
         return removed
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from destinations.conftest import AgeKey
 from pages.conftest import add_rows, contents, make_tricky
-from railguard.config import Settings
+from destinations.conftest import Backend
+from railguard.config import DestinationSettings, Settings
 from railguard.destinations.generations import GenerationCopies
 from railguard.destinations.replicate import replicate
 from railguard.logfmt import read_lines
@@ -30,7 +31,7 @@ T0 = datetime(2026, 12, 1, 14, 0, tzinfo=timezone.utc)
 class App:
     """A page-kind app with one destination, generations taken a minute apart."""
 
-    def __init__(self, tmp_path: Path, destination: dict[str, Any]) -> None:
+    def __init__(self, tmp_path: Path, destination: dict[str, Any] | DestinationSettings) -> None:
         self.tmp_path = tmp_path
         data = tmp_path / "data"
         data.mkdir()
@@ -42,8 +43,11 @@ class App:
             "timezone": "UTC", "state_dir": str(tmp_path / "state"),
             "apps": {"tasks": {"database": str(self.database),
                                "backup": {"directory": str(self.directory), "kind": "pages"},
-                               "destinations": {"nas": destination}}}})
+                               "destinations": {"nas": destination if isinstance(destination, dict) else {
+                                   "url": destination.url}}}}})
         self.app = self.settings.apps["tasks"]
+        if isinstance(destination, DestinationSettings):
+            self.app.destinations["nas"] = destination  # a backend fixture's, as it is
         self.taken = 0
         self.rows = 200
 
@@ -431,3 +435,80 @@ def test_a_replicate_killed_between_objects_leaves_no_document_naming_a_missing_
     run = app.replicate()
     assert run.ok and run.copied == ["tasks-20261201-1402"], run.summary()
     assert _assert_every_document_names_objects_that_are_there(app) == ["tasks-20261201-1401", "tasks-20261201-1402"]
+
+
+def test_generations_travel_once_and_read_back_on_every_backend(tmp_path: Path, backend: Backend) -> None:
+    app = App(tmp_path, backend.settings)
+    sent = []
+    for _ in range(2):
+        result = app.take(new_rows=20)
+        run = app.replicate()
+        assert run.ok and run.copied == [result.manifest.name], run.summary()
+        sent.append(run.bytes)
+    raw = backend.raw_keys()
+    # The store's folder (S3: the keys under it), beside where the whole-file copies go.
+    assert any(key == "tasks.pages" or key.startswith("tasks.pages/packs/") for key in raw), raw
+    copies = app.copies()
+    held = copies.held()
+    assert [generation.is_good for generation in held] == [True, True]
+    stored = {item.key: item.size for generation in held for item in generation.objects}
+    assert sum(stored.values()) == sum(sent)  # every object sent once
+    fetched = copies.fetch(held, _private(tmp_path / "fetched"))
+    from railguard.pages.rebuild import rebuild_generation
+
+    newest = fetched[held[-1].name]
+    assert not isinstance(newest, Exception), newest
+    with rebuild_generation(newest.store, newest.manifest, _private(tmp_path / "scratch")) as rebuilt:
+        assert contents(rebuilt.path) == contents(app.database)
+    again = app.replicate()
+    assert (again.copied, again.bytes) == ([], 0)
+
+
+def test_the_backup_job_copies_each_new_generation_to_the_destinations(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    app = App(tmp_path, file_destination(tmp_path))
+    first = run_cli("--config", app.config(), "backup", "--json")
+    assert first.exit_code == 0, first.stderr
+    report = json.loads(first.stdout)
+    name = report["manifest"]["name"]
+    [step] = report["steps"]["destinations"]
+    assert (step["name"], step["ok"], step["copied"]) == ("nas", True, [name])
+    assert (tmp_path / "nas" / "tasks.pages" / f"{name}.generation.json").is_file()
+    listed = json.loads(run_cli("--config", app.config(), "backups", "list", "--dest", "nas", "--json").stdout)
+    assert [(item["name"], item["good"]) for item in listed["backups"]] == [(name, True)]
+
+
+def test_stale_temporaries_of_killed_uploads_in_the_packs_folder_are_removed(tmp_path: Path) -> None:
+    import os
+
+    app = App(tmp_path, file_destination(tmp_path))
+    app.take()
+    assert app.replicate().ok
+    packs = tmp_path / "nas" / "tasks.pages" / "packs"
+    stale = packs / f".{'0' * 64}.pack.tmp-1234-abcdef"
+    fresh = packs / f".{'1' * 64}.pack.tmp-1234-abcdef"
+    for path in (stale, fresh):
+        path.write_bytes(b"half an upload")
+    day_ago = (app.now - timedelta(days=2)).timestamp()
+    os.utime(stale, (day_ago, day_ago))
+    app.take()
+    assert app.replicate().ok
+    assert not stale.exists() and fresh.exists()  # a concurrent upload's is left alone
+
+
+def test_a_generation_pruned_here_while_it_is_copied_is_skipped_not_failed(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    app = App(tmp_path, file_destination(tmp_path))
+    result = app.take()
+    from railguard.destinations import generations as module
+
+    real = module._open_local
+
+    def pruned_meanwhile(path: Path, generation: str):  # type: ignore[no-untyped-def]
+        result.path.unlink()  # the local prune removed the manifest, then its packs
+        path.unlink()
+        return real(path, generation)
+
+    monkeypatch.setattr(module, "_open_local", pruned_meanwhile)
+    run = app.replicate()
+    assert run.ok and run.copied == [] and run.failed == [], run.summary()
+    assert not list((tmp_path / "nas").rglob("*.generation.json"))

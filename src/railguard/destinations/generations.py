@@ -183,18 +183,22 @@ class GenerationCopies:
     def name(self) -> str:
         return self.destination.name
 
-    def _folder(self, key: str) -> tuple[ObjectStore, str]:
-        folder, _, base = key.rpartition("/")
+    def _store_of(self, folder: str) -> ObjectStore:
+        """The store of ``folder`` (relative to ``<stem>.pages``; "" for it)."""
         if folder not in self._folders:
             self._folders[folder] = self.root.child(folder)  # type: ignore[attr-defined]
-        return self._folders[folder], base
+        return self._folders[folder]
+
+    def _folder(self, key: str) -> tuple[ObjectStore, str]:
+        """The store holding ``key``, and the key's name in it."""
+        folder, _, base = key.rpartition("/")
+        return self._store_of(folder), base
 
     def listing(self, folders: Iterable[str]) -> dict[str, ObjectInfo]:
         """The objects in ``folders`` (relative to ``<stem>.pages``), by key: one listing each."""
         found: dict[str, ObjectInfo] = {}
         for folder in sorted(set(folders)):
-            store, _ = self._folder(f"{folder}/x" if folder else "x")
-            for info in store.objects():
+            for info in self._store_of(folder).objects():
                 key = f"{folder}/{info.key}" if folder else info.key
                 found[key] = ObjectInfo(key, info.size, info.modified)
         return found
@@ -464,6 +468,19 @@ class GenerationCopies:
                                    [generation])
 
     # -- remove -----------------------------------------------------------------------------
+
+    def remove_stale_temporaries(self, folders: Iterable[str], now: datetime,
+                                 older_than_seconds: float = 86400) -> list[str]:
+        """Temporary objects that uploads killed mid-way left in ``<stem>.pages`` and ``folders``,
+        once clearly stale (age decides, as :meth:`Destination.remove_stale_temporaries`)."""
+        removed = []
+        for folder in sorted({"", *folders}):
+            store = self._store_of(folder)
+            for info in store.temporaries():
+                if info.modified is not None and (now - info.modified).total_seconds() > older_than_seconds:
+                    store.remove(info.key)
+                    removed.append(f"{folder}/{info.key}" if folder else info.key)
+        return removed
 
     def remove_documents(self, generations: Iterable[RemoteGeneration]) -> list[str]:
         removed = []

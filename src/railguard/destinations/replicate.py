@@ -15,6 +15,12 @@ says the destination itself is unusable; then, when asked (``prune``) and only i
 succeeded, its retention (:func:`railguard.destinations.prune.prune_destination`). The
 notifications go last, once the lock is released.
 
+Page generations (docs/pages.md), when the app has a page store here, come after the whole-file
+copies (unless the destination proved unusable), chosen by the same rule below and put by
+:meth:`railguard.destinations.generations.GenerationCopies.put`: only the objects the
+destination lacks travel, then each generation's document. A generation pruned here while it
+was being copied is skipped, not failed.
+
 Which backups a destination is missing: every good local backup it lacks that is not older than
 the newest good copy it holds (all of them for a new destination). Older gaps, such as a copy
 that failed verification while a later one succeeded, are filled only on request
@@ -131,8 +137,8 @@ def _replicate_one(settings: Settings, owner: Owner, app: AppSettings, name: str
     try:
         destination = Destination(name, app.destinations[name], env)
         run.url = destination.url
-        _copy_missing(destination, local, stem, run, app.backup.directory, now, fill_gaps, progress)
-        if run.ok and store_for(app.backup.directory, stem).is_dir():
+        usable = _copy_missing(destination, local, stem, run, app.backup.directory, now, fill_gaps, progress)
+        if usable and store_for(app.backup.directory, stem).is_dir():
             _copy_missing_generations(destination, owner, stem, run, app.backup.directory, now, fill_gaps, progress)
         if prune and run.ok:
             try:
@@ -152,7 +158,8 @@ def _replicate_one(settings: Settings, owner: Owner, app: AppSettings, name: str
 
 
 def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str, run: DestinationRun,
-                  directory: Path, now: datetime, fill_gaps: bool, progress: Progress | None = None) -> None:
+                  directory: Path, now: datetime, fill_gaps: bool, progress: Progress | None = None) -> bool:
+    """Copy the whole-file backups the destination is missing; False once it proved unusable."""
     remote = {backup.name: backup for backup in destination.list_backups(stem)}
     newest_remote = max((backup.created_at for backup in remote.values() if backup.is_good), default=None)
     wanted: list[tuple[BackupRecord, RemoteBackup | None, str | None]] = []
@@ -184,13 +191,14 @@ def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str
             # Unreachable, credentials, missing bucket: the next backup would fail the same way.
             run.failed.append({"backup": record.name, "reason": exc.message})
             history.record(directory, now, destination.name, record.name, "failed", exc.message)
-            break
+            return False
         run.copied.append(record.name)
         if why is not None:
             run.replaced.append(record.name)
         run.bytes += copy.size or 0
         history.record(directory, now, destination.name, record.name, "ok", why, size=copy.size,
                        seconds=round(time.monotonic() - started, 3), encrypted=copy.encryption is not None)
+    return True
 
 
 def _copy_missing_generations(destination: Destination, owner: Owner, stem: str, run: DestinationRun,
@@ -202,6 +210,8 @@ def _copy_missing_generations(destination: Destination, owner: Owner, stem: str,
     if not local:
         return
     copies = GenerationCopies(destination, stem)
+    with contextlib.suppress(RailguardError):
+        copies.remove_stale_temporaries(_folders(local), now)
     there = copies.held()
     remote = {generation.name: generation for generation in there}
     newest_remote = max((generation.created_at for generation in there if generation.is_good), default=None)
@@ -227,6 +237,8 @@ def _copy_missing_generations(destination: Destination, owner: Owner, stem: str,
             copy, sent = copies.put(record, there, listed, scratch=scratch_beside(directory), replacing=replacing,
                                     progress=progress)
         except VerifyFailed as exc:
+            if not record.manifest_path.exists():
+                continue  # pruned here meanwhile (its packs with it): nothing left to copy, nothing wrong
             run.failed.append({"backup": record.name, "reason": exc.message})
             run.verify_failed = run.verify_failed or isinstance(exc, CopyVerifyFailed)
             history.record(directory, now, destination.name, record.name, "failed", exc.message)

@@ -512,3 +512,29 @@ def test_a_generation_pruned_here_while_it_is_copied_is_skipped_not_failed(tmp_p
     run = app.replicate()
     assert run.ok and run.copied == [] and run.failed == [], run.summary()
     assert not list((tmp_path / "nas").rglob("*.generation.json"))
+
+
+def test_railguard_prune_prunes_generations_there_and_waits_for_no_replicate(tmp_path: Path, run_cli,  # type: ignore[no-untyped-def]
+                                                                            small_packs: None) -> None:
+    app = App(tmp_path, file_destination(tmp_path, retention=KEEP_2_LAST))
+    for _ in range(4):
+        app.take(new_rows=20, churn=True)
+        assert app.replicate().ok
+    config = app.config()
+    from railguard.destinations.configured import replication_lock
+
+    with replication_lock(app.directory, "tasks"):  # a replicate is running
+        busy = run_cli("--config", config, "prune", "--json")
+    assert busy.exit_code == 1
+    [item] = json.loads(busy.stdout)["destinations"]
+    assert item["error"] == "another railguard run is already working on copies of tasks to its destinations"
+    assert len(app.copies().held()) == 4  # nothing removed there
+
+    result = run_cli("--config", config, "prune", "--json")
+
+    assert result.exit_code == 0, result.stdout
+    [item] = json.loads(result.stdout)["destinations"]
+    assert item["removed"] == ["tasks-20261201-1401", "tasks-20261201-1402"]
+    assert item["collected"] > 0
+    assert _assert_every_document_names_objects_that_are_there(app) == ["tasks-20261201-1403", "tasks-20261201-1404"]
+    assert _objects_there(app) == _named(app)

@@ -538,3 +538,25 @@ def test_railguard_prune_prunes_generations_there_and_waits_for_no_replicate(tmp
     assert item["collected"] > 0
     assert _assert_every_document_names_objects_that_are_there(app) == ["tasks-20261201-1403", "tasks-20261201-1404"]
     assert _objects_there(app) == _named(app)
+
+
+def test_an_unreadable_document_there_is_listed_as_such_and_holds_back_the_collection(tmp_path: Path, run_cli,  # type: ignore[no-untyped-def]
+                                                                                      small_packs: None) -> None:
+    app = App(tmp_path, file_destination(tmp_path, retention=KEEP_2_LAST))
+    for _ in range(3):
+        app.take(new_rows=20, churn=True)
+        assert app.replicate().ok
+    (tmp_path / "nas" / "tasks.pages" / "tasks-20261201-1330.generation.json").write_text("{not json")
+    listed = json.loads(run_cli("--config", app.config(), "backups", "list", "--dest", "nas", "--json").stdout)
+    first = listed["backups"][0]
+    assert (first["name"], first["good"]) == ("tasks-20261201-1330", False)
+    assert first["status"].startswith("unreadable document (")
+    before = _objects_there(app)
+
+    run = app.replicate(prune=True)
+
+    assert run.pruned == ["tasks-20261201-1401"]  # its document goes; the unreadable one is left to you
+    assert _objects_there(app) == before  # it might name any object: none is removed while it is there
+    (tmp_path / "nas" / "tasks.pages" / "tasks-20261201-1330.generation.json").unlink()
+    app.replicate(prune=True)
+    assert _objects_there(app) == _named(app)

@@ -45,7 +45,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -126,7 +126,8 @@ class RemoteGeneration:
             return self.manifest.created
         parsed = parse_generation_name(self.manifest_key)
         assert parsed is not None
-        return datetime.strptime(f"{parsed.date}{parsed.time}", "%Y%m%d%H%M").astimezone()
+        # As RemoteBackup's: the name's minute, read as UTC (the zone it was named in is unknown here).
+        return datetime.strptime(f"{parsed.date}{parsed.time}", "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
 
     @property
     def stored_bytes(self) -> int:

@@ -502,7 +502,8 @@ class GenerationCopies:
         needed = {item.key for generation in generations for item in generation.objects}
         removed = []
         for key in sorted(self.listing(folders)):
-            if key not in needed and "/" in key and _DIGEST.match(key.rpartition("/")[2]):
+            # Only what is named by a sha256 is an object: documents, and anything else, stay.
+            if key not in needed and _DIGEST.match(key.rpartition("/")[2]):
                 store, base = self._folder(key)
                 store.remove(base)
                 removed.append(key)

@@ -145,7 +145,11 @@ def _prune_generations(destination: Destination, settings: Settings, app: AppSet
         history.record(app.backup.directory, now, destination.name, decision.name, "removed",
                        "; ".join(decision.reasons), event="prune", policy=str(policy), kind="pages")
     fault_point("dest-gc-between")
-    result.collected = copies.collect_garbage(copies.held(), object_folders(held))
+    # Under the replication lock nothing else writes documents there: what is left is what was
+    # listed, less what was just removed (no second download of every document).
+    gone = {decision.name for decision in doomed}
+    result.collected = copies.collect_garbage([generation for generation in held if generation.name not in gone],
+                                              object_folders(held))
 
 
 class _GenerationAsRecord(BackupRecord):

@@ -304,7 +304,8 @@ def test_restore_dest_rebuilds_a_generation_fetched_into_a_private_scratch_store
 def test_a_missing_object_fails_its_generations_and_replicate_sends_it_again(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     app, seen = three_generations_there(tmp_path)
     generations = app.copies().held()
-    key = generations[-1].objects[-1].key
+    earlier = {item.key for generation in generations[:-1] for item in generation.objects}
+    [key] = [item.key for item in generations[-1].objects if item.key not in earlier]  # the newest's own pack
     (tmp_path / "nas" / "tasks.pages" / key).unlink()
     listed = {g.name: g for g in app.copies().held()}
     assert listed[NAMES[-1]].status == f"missing object {key}"
@@ -312,6 +313,14 @@ def test_a_missing_object_fails_its_generations_and_replicate_sends_it_again(tmp
     assert missing.exit_code == 4
     [result] = json.loads(missing.stdout)["results"]
     assert result["result"].startswith(f"destination nas: object {key} is missing; it breaks generation(s) ")
+    refused = run_cli("--config", app.config(), "restore", NAMES[-1], "--dest", "nas", "--to", tmp_path / "no.db")
+    assert refused.exit_code == 4
+    assert refused.stderr.splitlines()[0] == f"error: {result['result']}"
+    assert not (tmp_path / "no.db").exists()
+    # latest skips it: the newest good generation there is restored instead.
+    older = run_cli("--config", app.config(), "restore", "--dest", "nas", "--to", tmp_path / "older.db")
+    assert older.exit_code == 0, older.stderr
+    assert contents(tmp_path / "older.db") == seen[-2]
     run = app.replicate()
     assert run.ok and NAMES[-1] in run.replaced, run.summary()
     assert all(generation.is_good for generation in app.copies().held())

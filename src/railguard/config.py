@@ -393,13 +393,6 @@ class AppSettings(Section):
     rehearsal: RehearsalSettings = Field(default_factory=RehearsalSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
-    @pydantic.model_validator(mode="after")
-    def _pages_stay_local(self) -> "AppSettings":
-        if self.backup.kind == "pages" and self.destinations:
-            raise ValueError(f"destinations: backup kind \"pages\" keeps its generations on this host only for now; "
-                             f"remove destination {next(iter(self.destinations))!r} or use kind = \"file\"")
-        return self
-
 
 #: Events railguard can notify about (``[notifications] events`` and ``routes`` use these names).
 NotificationEvent = Literal[

@@ -116,8 +116,6 @@ def test_a_damaged_pack_is_refused_and_the_database_is_unchanged(tmp_path: Path,
 
 @pytest.mark.parametrize(("extra", "message"), [
     ('compression = "gzip"\n', 'compression: kind = "pages" stores its packs with zstd, got \'gzip\''),
-    ('[apps.tasks.destinations.offsite]\nurl = "file:///tmp/offsite"\n',
-     'destinations: backup kind "pages" keeps its generations on this host only for now'),
 ])
 def test_settings_pages_cannot_honour_are_refused(tmp_path: Path, database: Path, run_cli, extra: str,
                                                   message: str) -> None:

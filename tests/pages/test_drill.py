@@ -49,3 +49,26 @@ def test_a_drill_of_a_generation_with_a_damaged_pack_fails_before_the_app_starts
     assert [step["name"] for step in report["steps"]] == ["verify"]
     assert report["steps"][0]["detail"] == (f"generation {name}: pack {manifest['packs'][0][:12]} does not hash to "
                                             f"its name (changed since it was written)")
+
+
+def test_a_drill_from_a_destination_boots_the_app_on_a_generation_fetched_from_there(  # type: ignore[no-untyped-def]
+        run_cli, site: Site, clean_env, tmp_path) -> None:
+    import shutil
+
+    name = _generation(site)
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    site.configure(assertions=[{"sql": "SELECT count(*) FROM tasks", "expect": "> 0"}],
+                   destinations={"nas": {"url": f"file://{nas}"}})
+    copied = run_cli("--config", site.config, "replicate", "--json")
+    assert copied.exit_code == 0, copied.stdout
+    shutil.rmtree(site.backups / "tasks.pages")  # only the destination holds it now
+
+    result = run_cli("--config", site.config, "drill", "--dest", "nas", "--json")
+
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0, report
+    assert (report["backup"], report["source"], report["result"]) == (name, "destination nas", "passed")
+    assert [step["name"] for step in report["steps"]][:2] == ["fetch", "verify"]
+    assert report["steps"][0]["detail"] == f"{name} from file://{nas}"
+    assert site.scratch_entries() == []

@@ -13,6 +13,9 @@ from railguard.cli.context import Context
 from railguard.cli.root import cli
 from railguard.config import AppSettings
 from railguard.destinations import DestinationPrune, open_destination, verify_remote
+from railguard.destinations.configured import scratch_beside
+from railguard.destinations.generations import GenerationCopies, RemoteGeneration
+from railguard.destinations.remote import choose_remote, verify_remote_generations
 from railguard.destinations.replicate import exit_code_for
 from railguard.errors import ExitCode, RailguardError, UsageError
 from railguard.jobs import replicate_job
@@ -67,25 +70,35 @@ def replicate(ctx: Context, only: str | None, fill_gaps: bool, prune: bool, as_j
 def list_remote(ctx: Context, app_name: str, app: AppSettings, dest: str, as_json: bool) -> int:
     """``railguard backups list --dest NAME``."""
     destination = open_destination(app, dest)
-    backups = destination.list_backups(stem_for(app.database))
+    stem = stem_for(app.database)
+    backups = destination.list_backups(stem)
+    generations = GenerationCopies(destination, stem).held()
     now = ctx.now()
+    listed: list[dict[str, Any]] = [
+        {"name": b.name, "kind": "file", "file": b.data_key, "status": b.status, "good": b.is_good,
+         "damaged": b.damaged, "created_at": b.created_at, "size": b.size, "encrypted": b.encryption is not None,
+         "size_raw": b.manifest.size_raw if b.manifest else None} for b in backups]
+    # A generation's size is what restoring it downloads: every object it needs.
+    listed += [{"name": g.name, "kind": "pages", "file": g.manifest_key, "status": g.status, "good": g.is_good,
+                "damaged": None, "created_at": g.created_at, "size": g.stored_bytes, "encrypted": g.encrypted,
+                "size_raw": g.manifest.size_raw if g.manifest else None, "objects": len(g.objects),
+                "missing": g.missing} for g in generations]
+    listed.sort(key=lambda item: (item["created_at"], item["name"]))
     if as_json:
-        output.emit_json({"ok": True, "app": app_name, "destination": dest, "url": destination.url, "backups": [
-            {"name": b.name, "file": b.data_key, "status": b.status, "good": b.is_good, "damaged": b.damaged,
-             "created_at": b.created_at,
-             "size": b.size, "encrypted": b.encryption is not None,
-             "size_raw": b.manifest.size_raw if b.manifest else None} for b in backups]})
+        output.emit_json({"ok": True, "app": app_name, "destination": dest, "url": destination.url,
+                          "backups": listed})
         return ExitCode.OK
-    if not backups:
+    if not listed:
         click.echo(f"no backups at {dest} ({destination.url})")
         return ExitCode.OK
     # The same words as the local list (backups list): "verified" is the one word for "this copy
     # can be trusted", here and there.
-    rows = [[b.name, b.created_at.strftime("%Y-%m-%d %H:%M"), output.human_size(b.size) if b.size else "-",
-             "age" if b.encryption else "-", "yes" if b.is_good else f"no ({b.status})",
-             output.human_age(now - b.created_at)] for b in backups]
+    rows = [[b["name"], b["created_at"].strftime("%Y-%m-%d %H:%M"),
+             output.human_size(b["size"]) if b["size"] else "-", "generation" if b["kind"] == "pages" else "file",
+             "age" if b["encrypted"] else "-", "yes" if b["good"] else f"no ({b['status']})",
+             output.human_age(now - b["created_at"])] for b in listed]
     output.table(f"backups at {dest} ({destination.url})",
-                 ["name", "time (UTC)", "size", "encrypted", "verified", "age"], rows)
+                 ["name", "time (UTC)", "size", "kind", "encrypted", "verified", "age"], rows)
     return ExitCode.OK
 
 
@@ -99,11 +112,22 @@ def verify_remote_copies(ctx: Context, app_name: str, app: AppSettings, dest: st
     """
     destination = open_destination(app, dest)
     stem = stem_for(app.database)
-    selected = destination.list_backups(stem) if verify_all else [destination.stat_backup(name or "latest", stem)]
+    if verify_all:
+        selected: list[Any] = [*destination.list_backups(stem), *GenerationCopies(destination, stem).held()]
+    else:
+        selected = [choose_remote(destination, stem, name or "latest")]
+    generations = [copy for copy in selected if isinstance(copy, RemoteGeneration)]
     results: list[dict[str, Any]] = []
     codes: list[ExitCode] = []
     with output.progress_bar() as progress:
-        for backup in selected:
+        if generations:
+            for result in verify_remote_generations(destination, stem, generations, mode=app.backup.check,
+                                                    identity_file=identity,
+                                                    scratch=scratch_beside(app.backup.directory), progress=progress):
+                if not result["ok"]:
+                    codes.append(ExitCode(result.pop("exit_code", ExitCode.VERIFY_FAILED)))
+                results.append(result)
+        for backup in (copy for copy in selected if not isinstance(copy, RemoteGeneration)):
             try:
                 results.append(verify_remote(destination, backup, now=ctx.now(), mode=app.backup.check,
                                              identity_file=identity, progress=progress))

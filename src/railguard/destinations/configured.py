@@ -8,13 +8,16 @@ unknown name fails the same way, with the list of known ones, whichever command 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from railguard.config import AppSettings
 from railguard.destinations.base import Destination
 from railguard.errors import NotFound
+from railguard.locking import exclusive_lock
 
 
 class DestinationNotFound(NotFound):
@@ -43,3 +46,23 @@ def scratch_beside(directory: Path) -> Path | None:
     (same disk, sized for them) when railguard may write there, else the system's temporary
     directory (None)."""
     return directory if os.access(directory, os.W_OK) else None
+
+
+@contextlib.contextmanager
+def replication_lock(directory: Path, stem: str) -> Iterator[None]:
+    """One run at a time copies to, or collects garbage at, this app's destinations
+    (``.STEM.replicate.lock`` beside the backups): two runs putting the same backup would each
+    remove the other's half-verified copy, and a prune's garbage collection would take the
+    objects of a generation whose document is not uploaded yet."""
+    if not directory.is_dir():  # no backups yet: nothing to copy, nothing to race for
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive_lock(directory / f".{stem}.replicate.lock",
+                                               f"copies of {stem} to its destinations"))
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            # A read-only backup directory: no backup job can run there to race with us.
+        yield

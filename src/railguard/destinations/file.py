@@ -47,10 +47,17 @@ def open_file_store(name: str, settings: DestinationSettings, env: Mapping[str, 
 
 
 class FileStore(ListedStore):
-    def __init__(self, name: str, directory: Path, attempts: int) -> None:
+    def __init__(self, name: str, directory: Path, attempts: int, *, root: Path | None = None) -> None:
         self.name = name
         self.directory = directory
         self.attempts = attempts
+        #: For a store inside the configured directory (:meth:`child`): that directory, which
+        #: must exist (the mount check); the folders below it are made on the first upload.
+        self.root = root
+
+    def child(self, path: str) -> FileStore:
+        """The store of the folder ``path`` (``tasks.pages/packs``) inside this one."""
+        return FileStore(self.name, self.directory / path, self.attempts, root=self.root or self.directory)
 
     def _retry(self, action: Callable[[], _T]) -> _T:
         try:
@@ -62,14 +69,35 @@ class FileStore(ListedStore):
                                    hint=_hint(exc, self.directory)) from None
 
     def _existing_directory(self) -> Path:
-        if not self.directory.is_dir():
-            raise DestinationError(f"destination {self.name}: directory {self.directory} does not exist "
+        root = self.root or self.directory
+        if not root.is_dir():
+            raise DestinationError(f"destination {self.name}: directory {root} does not exist "
                                    "(is the disk mounted?)",
-                                   hint=f"Mount it, or create it once: mkdir -p {self.directory}")
+                                   hint=f"Mount it, or create it once: mkdir -p {root}")
         return self.directory
 
-    def upload(self, key: str, source: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
+    def _made_directory(self) -> Path:
+        """The directory, made (0700) below the configured one when missing. Each folder is
+        then opened without following a symbolic link: the share may be writable by others,
+        and a link planted there would send the copies anywhere."""
         directory = self._existing_directory()
+        if self.root is None:
+            return directory
+        place = self.root
+        for part in directory.relative_to(self.root).parts:
+            place = place / part
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(place, 0o700)
+            try:
+                os.close(os.open(place, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC))
+            except OSError as exc:
+                raise DestinationError(f"destination {self.name}: {place} is not a directory "
+                                       f"({exc.strerror or exc})",
+                                       hint=f"Something replaced a folder of the copies; inspect {self.root}") from None
+        return directory
+
+    def upload(self, key: str, source: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
+        directory = self._retry(self._made_directory)
         start = source.seek(0, os.SEEK_CUR) if source.seekable() else None
         sent = 0  # a retried attempt reports only what goes past the last one: done never goes back
 
@@ -133,7 +161,9 @@ class FileStore(ListedStore):
         directory = self._existing_directory()
 
         def scan() -> list[ObjectInfo]:
-            found = []
+            found: list[ObjectInfo] = []
+            if self.root is not None and not directory.is_dir():
+                return found  # a folder of the copies not made yet: nothing there
             for entry in os.scandir(directory):
                 if entry.is_file(follow_symlinks=False):
                     stat = entry.stat(follow_symlinks=False)

@@ -58,6 +58,14 @@ class RcloneStore(ListedStore):
         self.flags = ["--retries", str(settings.attempts), "--low-level-retries", str(settings.attempts),
                       "--contimeout", f"{seconds}s", "--timeout", f"{seconds}s"]
 
+    def child(self, path: str) -> RcloneStore:
+        """The store of the folder ``path`` (``tasks.pages/packs``) inside this one; rclone makes
+        folders as it uploads into them, and lists a missing one as empty (``missing_ok``)."""
+        child = object.__new__(RcloneStore)
+        child.__dict__.update(self.__dict__)
+        child.target = self._path(path)
+        return child
+
     def _path(self, key: str) -> str:
         return f"{self.target}{'' if self.target.endswith(':') else '/'}{key}"
 

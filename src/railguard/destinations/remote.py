@@ -1,5 +1,12 @@
 """Reading copies back: verify one where it is, or fetch one for ``restore --dest`` / ``drill --dest``.
 
+Page generations (docs/pages.md) are read back by
+:meth:`railguard.destinations.generations.GenerationCopies.fetch` into a private scratch store,
+then verified, restored or drilled by the local paths; a damaged or missing object is named
+with every generation there that needs it (:func:`verify_remote_generations`,
+:func:`fetch_copy`). :func:`choose_remote` picks among both kinds, so ``latest`` is the newest
+good copy of either.
+
 All three go through :func:`fetch_backup`, in this order: download the copy into a private
 directory (decrypting it on the way, the stored bytes hashed against the manifest), read that
 directory back as local backups and require exactly the one asked for, good. What goes wrong is
@@ -25,12 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from railguard.backup.catalog import BackupRecord, list_backups
+from railguard.backup.verify import VerifyOutcome
 from railguard.backup.naming import stem_for
 from railguard.backup.verify import verify_backup
 from railguard.config import AppSettings
 from railguard.destinations.base import CopyVerifyFailed, Destination, RemoteBackup
 from railguard.destinations.configured import open_destination, scratch_beside
+from railguard.destinations.generations import GenerationCopies, RemoteGeneration
 from railguard.errors import RailguardError, VerifyFailed
+from railguard.pages.catalog import GenerationRecord
 from railguard.progress import Progress
 
 log = logging.getLogger("railguard.destinations")
@@ -108,16 +118,105 @@ def verify_remote(destination: Destination, backup: RemoteBackup, *, now: dateti
             "seconds": round(outcome.seconds, 3)}
 
 
+RemoteCopy = RemoteBackup | RemoteGeneration
+
+
+def choose_remote(destination: Destination, stem: str, which: str | None,
+                  choose: Any = None) -> RemoteCopy:
+    """The copy ``which`` names at ``destination``: a generation of that name, else a
+    whole-file backup; ``latest`` (or None) the newest good of either. ``choose``, when given,
+    picks from every copy there (``drill --backup random``)."""
+    copies = GenerationCopies(destination, stem)
+    generations = copies.held()
+    if choose is not None:
+        return choose([*destination.list_backups(stem), *generations])  # type: ignore[no-any-return]
+    if which in (None, "latest"):
+        good: list[RemoteCopy] = [generation for generation in generations if generation.is_good]
+        if not good:
+            return destination.stat_backup("latest", stem)
+        backups = [backup for backup in destination.list_backups(stem) if backup.is_good]
+        return max([*good, *backups], key=lambda copy: (copy.created_at, copy.name))
+    assert which is not None
+    if any(generation.name == which.removesuffix(".generation.json") for generation in generations):
+        return copies.resolve(which, generations)
+    return destination.stat_backup(which, stem)
+
+
+def fetch_copy(destination: Destination, stem: str, copy: RemoteCopy, into: Path, *, now: datetime,
+               identity_file: Path | None = None, progress: Progress | None = None) -> BackupRecord | GenerationRecord:
+    """Fetch ``copy`` into the private directory ``into``, as the one good local backup or
+    generation there (:func:`fetch_backup` for a whole-file copy)."""
+    if isinstance(copy, RemoteBackup):
+        return fetch_backup(destination, copy, into, now=now, identity_file=identity_file, progress=progress)
+    copies = GenerationCopies(destination, stem)
+    result = copies.fetch([copy], into, identity_file=identity_file, every=copies.held())[copy.name]
+    if isinstance(result, CopyVerifyFailed):
+        raise result
+    return result
+
+
+def verify_remote_generations(destination: Destination, stem: str, generations: list[RemoteGeneration], *,
+                              mode: str = "integrity", identity_file: Path | None = None,
+                              scratch: Path | None = None, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """``backups verify --dest`` for generations: each object downloaded once into a private
+    scratch store, then each generation rebuilt there and checked (:mod:`railguard.pages.verify`).
+
+    An encrypted generation without an identity is checked against the sha256 of its stored
+    objects only (``checked: "checksum"``). A damaged or missing object fails every generation
+    that needs it, each result naming the object and those generations.
+    """
+    from railguard.pages.verify import verify_generation
+
+    copies = GenerationCopies(destination, stem)
+    every = copies.held()
+    identity = identity_file or destination.settings.age_identity_file
+    results: list[dict[str, Any]] = []
+    readable = []
+    for generation in generations:
+        if generation.encrypted and identity is None and generation.manifest is not None:
+            try:
+                copies.check_stored(generation)
+            except CopyVerifyFailed as exc:
+                results.append(_failed(generation.name, exc))
+                continue
+            results.append({"name": generation.name, "ok": True, "result": "ok", "checked": "checksum",
+                            "note": "encrypted: checksum of the stored objects only; pass --identity to check "
+                                    "the database"})
+        else:
+            readable.append(generation)
+    if readable:
+        with tempfile.TemporaryDirectory(prefix="railguard-fetch-", dir=scratch) as work:
+            fetched = copies.fetch(readable, Path(work), identity_file=identity, every=every)
+            for generation in readable:
+                record = fetched[generation.name]
+                if isinstance(record, CopyVerifyFailed):
+                    results.append(_failed(generation.name, record))
+                    continue
+                outcome: VerifyOutcome = verify_generation(record, Path(work), mode=mode, progress=progress)
+                results.append({"name": generation.name, "ok": outcome.ok, "result": outcome.result,
+                                "checked": "database", "seconds": round(outcome.seconds or 0.0, 3)} if outcome.ok else
+                               {"name": generation.name, "ok": False, "result": f"destination {destination.name}: "
+                                f"{outcome.result}", "hint": "The copy there is damaged; restore another generation"
+                                " and run: railguard replicate --dest " + destination.name + " --all"})
+    order = {generation.name: index for index, generation in enumerate(generations)}
+    return sorted(results, key=lambda result: order[result["name"]])
+
+
+def _failed(name: str, exc: RailguardError) -> dict[str, Any]:
+    return {"name": name, "ok": False, "result": exc.message, "hint": exc.hint, "exit_code": int(exc.exit_code)}
+
+
 @contextlib.contextmanager
 def fetched_for_restore(app: AppSettings, destination_name: str, name: str | None, *, now: datetime,
                         identity_file: Path | None = None, env: Mapping[str, str] | None = None,
-                        progress: Progress | None = None) -> Iterator[BackupRecord]:
+                        progress: Progress | None = None) -> Iterator[BackupRecord | GenerationRecord]:
     """``restore --dest``: fetch one remote copy into a temporary directory and yield it as a
-    local :class:`BackupRecord`, so restore takes exactly the path it takes for local backups
+    local :class:`BackupRecord` (or :class:`GenerationRecord`, :func:`fetch_copy`), so restore takes exactly the path it takes for local backups
     (sha256, decompress, raw sha256, integrity_check, then the swap). Removed afterwards.
     ``latest`` is the newest good copy: never one marked damaged.
     """
     destination = open_destination(app, destination_name, env)
-    backup = destination.stat_backup(name or "latest", stem_for(app.database))
+    stem = stem_for(app.database)
+    copy = choose_remote(destination, stem, name or "latest")
     with tempfile.TemporaryDirectory(prefix=".railguard-fetch-", dir=scratch_beside(app.backup.directory)) as work:
-        yield fetch_backup(destination, backup, Path(work), now=now, identity_file=identity_file, progress=progress)
+        yield fetch_copy(destination, stem, copy, Path(work), now=now, identity_file=identity_file, progress=progress)

@@ -15,6 +15,12 @@ says the destination itself is unusable; then, when asked (``prune``) and only i
 succeeded, its retention (:func:`railguard.destinations.prune.prune_destination`). The
 notifications go last, once the lock is released.
 
+Page generations (docs/pages.md), when the app has a page store here, come after the whole-file
+copies (unless the destination proved unusable), chosen by the same rule below and put by
+:meth:`railguard.destinations.generations.GenerationCopies.put`: only the objects the
+destination lacks travel, then each generation's document. A generation pruned here while it
+was being copied is skipped, not failed.
+
 Which backups a destination is missing: every good local backup it lacks that is not older than
 the newest good copy it holds (all of them for a new destination). Older gaps, such as a copy
 that failed verification while a later one succeeded, are filled only on request
@@ -32,11 +38,10 @@ made: :meth:`Destination.put_backup` keeps it until the new copy has been stored
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,10 +54,12 @@ from railguard.destinations import history
 from railguard.destinations.base import (
     CopyVerifyFailed, Destination, RemoteBackup, redact_text, redact_url, secrets_in,
 )
-from railguard.destinations.configured import scratch_beside, selected
+from railguard.destinations.configured import replication_lock, scratch_beside, selected
+from railguard.destinations.generations import GenerationCopies, RemoteGeneration
 from railguard.destinations.prune import prune_destination
 from railguard.errors import ExitCode, RailguardError, VerifyFailed
-from railguard.locking import exclusive_lock
+from railguard.pages.catalog import GenerationRecord, list_generations
+from railguard.pages.store import objects_of, store_for
 from railguard.progress import Progress
 
 log = logging.getLogger("railguard.destinations")
@@ -112,29 +119,13 @@ def replicate(settings: Settings, app_name: str, app: AppSettings, *, now: datet
     """
     stem = stem_for(app.database)
     names = selected(app, only)
-    with _replication_lock(app.backup.directory, stem):
+    with replication_lock(app.backup.directory, stem):
         owner = Owner.of(settings, app_name, app)
         runs = [_replicate_one(settings, owner, app, name, stem, now, fill_gaps, prune, env, progress)
                 for name in names]
     if notify:
         _notify_failures(settings, app_name, [run for run in runs if not run.ok], now)
     return runs
-
-
-@contextlib.contextmanager
-def _replication_lock(directory: Path, stem: str) -> Iterator[None]:
-    if not directory.is_dir():  # no backups yet: nothing to copy, nothing to race for
-        yield
-        return
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(exclusive_lock(directory / f".{stem}.replicate.lock",
-                                               f"copies of {stem} to its destinations"))
-        except OSError as exc:
-            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-                raise
-            # A read-only backup directory: no backup job can run there to race with us.
-        yield
 
 
 def _replicate_one(settings: Settings, owner: Owner, app: AppSettings, name: str, stem: str, now: datetime,
@@ -146,7 +137,9 @@ def _replicate_one(settings: Settings, owner: Owner, app: AppSettings, name: str
     try:
         destination = Destination(name, app.destinations[name], env)
         run.url = destination.url
-        _copy_missing(destination, local, stem, run, app.backup.directory, now, fill_gaps, progress)
+        usable = _copy_missing(destination, local, stem, run, app.backup.directory, now, fill_gaps, progress)
+        if usable and store_for(app.backup.directory, stem).is_dir():
+            _copy_missing_generations(destination, owner, stem, run, app.backup.directory, now, fill_gaps, progress)
         if prune and run.ok:
             try:
                 run.pruned = prune_destination(destination, settings, app, stem, now, dry_run=False).removed
@@ -165,7 +158,8 @@ def _replicate_one(settings: Settings, owner: Owner, app: AppSettings, name: str
 
 
 def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str, run: DestinationRun,
-                  directory: Path, now: datetime, fill_gaps: bool, progress: Progress | None = None) -> None:
+                  directory: Path, now: datetime, fill_gaps: bool, progress: Progress | None = None) -> bool:
+    """Copy the whole-file backups the destination is missing; False once it proved unusable."""
     remote = {backup.name: backup for backup in destination.list_backups(stem)}
     newest_remote = max((backup.created_at for backup in remote.values() if backup.is_good), default=None)
     wanted: list[tuple[BackupRecord, RemoteBackup | None, str | None]] = []
@@ -197,13 +191,76 @@ def _copy_missing(destination: Destination, local: list[BackupRecord], stem: str
             # Unreachable, credentials, missing bucket: the next backup would fail the same way.
             run.failed.append({"backup": record.name, "reason": exc.message})
             history.record(directory, now, destination.name, record.name, "failed", exc.message)
-            break
+            return False
         run.copied.append(record.name)
         if why is not None:
             run.replaced.append(record.name)
         run.bytes += copy.size or 0
         history.record(directory, now, destination.name, record.name, "ok", why, size=copy.size,
                        seconds=round(time.monotonic() - started, 3), encrypted=copy.encryption is not None)
+    return True
+
+
+def _copy_missing_generations(destination: Destination, owner: Owner, stem: str, run: DestinationRun,
+                              directory: Path, now: datetime, fill_gaps: bool, progress: Progress | None) -> None:
+    """Page generations (docs/pages.md): the same choice as for whole-file backups, a copy being
+    "there" when it is good and of the same database (``raw_sha256``); only the objects the
+    destination lacks travel (:meth:`GenerationCopies.put`)."""
+    local = [record for record in list_generations(directory, owner) if record.is_good]
+    if not local:
+        return
+    copies = GenerationCopies(destination, stem)
+    with contextlib.suppress(RailguardError):
+        copies.remove_stale_temporaries(_folders(local), now)
+    there = copies.held()
+    remote = {generation.name: generation for generation in there}
+    newest_remote = max((generation.created_at for generation in there if generation.is_good), default=None)
+    wanted: list[tuple[GenerationRecord, RemoteGeneration | None, str | None]] = []
+    for record in local:
+        assert record.manifest is not None
+        copy = remote.get(record.name)
+        if copy is not None and copy.is_good and copy.manifest is not None \
+                and copy.manifest.raw_sha256 == record.manifest.raw_sha256:
+            run.present += 1
+        elif copy is not None:
+            reason = (f"replaced a generation that is {copy.status}" if not copy.is_good
+                      else "replaced another generation stored under the same name")
+            wanted.append((record, copy, reason))
+        elif fill_gaps or newest_remote is None or record.created_at >= newest_remote:
+            wanted.append((record, None, None))
+    if not wanted:
+        return
+    listed = copies.listing(_folders(local))
+    for record, replacing, why in wanted:
+        started = time.monotonic()
+        try:
+            copy, sent = copies.put(record, there, listed, scratch=scratch_beside(directory), replacing=replacing,
+                                    progress=progress)
+        except VerifyFailed as exc:
+            if not record.manifest_path.exists():
+                continue  # pruned here meanwhile (its packs with it): nothing left to copy, nothing wrong
+            run.failed.append({"backup": record.name, "reason": exc.message})
+            run.verify_failed = run.verify_failed or isinstance(exc, CopyVerifyFailed)
+            history.record(directory, now, destination.name, record.name, "failed", exc.message)
+            continue
+        except RailguardError as exc:
+            run.failed.append({"backup": record.name, "reason": exc.message})
+            history.record(directory, now, destination.name, record.name, "failed", exc.message)
+            break
+        there.append(copy)
+        run.copied.append(record.name)
+        if why is not None:
+            run.replaced.append(record.name)
+        run.bytes += sent
+        history.record(directory, now, destination.name, record.name, "ok", why, size=sent,
+                       seconds=round(time.monotonic() - started, 3), encrypted=copy.encrypted, kind="pages",
+                       objects=len(copy.objects))
+
+
+def _folders(records: list[GenerationRecord]) -> set[str]:
+    """The folders of the store (relative) that the generations' objects live in."""
+    return {path.rpartition("/")[0] for record in records if record.manifest is not None
+            for path in objects_of(record.manifest)}
 
 
 def _replace_reason(there: RemoteBackup | None, record: BackupRecord) -> str | None:

@@ -86,6 +86,13 @@ class S3Store(ListedStore):
         # s3transfer's own setting, which boto3's constructor does not take.
         self.transfer.max_in_memory_upload_chunks = CONCURRENCY + 1
 
+    def child(self, path: str) -> S3Store:
+        """The store of the keys under ``PREFIX/path/`` (``tasks.pages/packs``): same client, same bucket."""
+        child = object.__new__(S3Store)
+        child.__dict__.update(self.__dict__)
+        child.prefix = f"{self.prefix}/{path}" if self.prefix else path
+        return child
+
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 

@@ -162,11 +162,12 @@ def _choose(app: AppSettings, which: str, source: str | None, rng: random.Random
         return _Chosen(record.name, local=record)
     from railguard.destinations import open_destination
 
+    from railguard.destinations.remote import choose_remote
+
     destination = open_destination(app, source, env)
-    if which == "random":
-        remote = choose_random(destination.list_backups(stem), rng, f"destination {source}")
-    else:
-        remote = destination.stat_backup(which, stem)
+    # Whole-file copies and page generations there alike (docs/pages.md).
+    chooser = (lambda copies: choose_random(copies, rng, f"destination {source}")) if which == "random" else None
+    remote = choose_remote(destination, stem, which, chooser)
     return _Chosen(remote.name, remote=remote, destination=destination)
 
 
@@ -203,22 +204,22 @@ class _Drill:
             if record is None:
                 with self.step("fetch") as step:
                     record = self._fetch(chosen, identity_file)
-                    step.detail = f"{record.data_path.name if record.data_path else record.name} from " \
-                                  f"{chosen.destination.url}"
+                    data_path = getattr(record, "data_path", None)
+                    step.detail = f"{data_path.name if data_path else record.name} from {chosen.destination.url}"
             copy = self._verify(stack, record)
             self.boot.serve(copy, assertion_hint="The backup holds an empty or stale database: check the backup "
                                                  "job and the app")
 
-    def _fetch(self, chosen: _Chosen, identity_file: Path | None) -> BackupRecord:
-        """Download (and decrypt) the copy into the drill's directory, as a local backup: the
-        destination checks the stored bytes' sha256 on the way (and marks a damaged copy so),
-        :meth:`_verify` the rest."""
-        from railguard.destinations import fetch_backup
+    def _fetch(self, chosen: _Chosen, identity_file: Path | None) -> BackupRecord | GenerationRecord:
+        """Download (and decrypt) the copy into the drill's directory, as a local backup or
+        generation: the destination checks the stored bytes' sha256 on the way (and marks a
+        damaged whole-file copy so), :meth:`_verify` the rest."""
+        from railguard.destinations.remote import fetch_copy
 
         fetch_dir = self.workspace / "fetch"
-        fetch_dir.mkdir()
-        return fetch_backup(chosen.destination, chosen.remote, fetch_dir, now=self.report.started_at,
-                            identity_file=identity_file, progress=self.progress)
+        fetch_dir.mkdir(mode=0o700)
+        return fetch_copy(chosen.destination, stem_for(self.app.database), chosen.remote, fetch_dir,
+                          now=self.report.started_at, identity_file=identity_file, progress=self.progress)
 
     def _verify(self, stack: contextlib.ExitStack, record: BackupRecord | GenerationRecord) -> Path:
         with self.step("verify") as step:

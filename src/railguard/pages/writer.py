@@ -69,8 +69,9 @@ from railguard.pages.catalog import list_generations
 from railguard.pages.gc import Collection, collect_garbage
 from railguard.pages.rebuild import RebuiltCheckFailed, rebuild_generation
 from railguard.pages.store import (
-    PACK_BYTES, PACK_SUFFIX, PACKS_DIR, BadPack, GenerationManifest, encode_pack, free_generation_id,
-    generation_file_name, pack_names, pack_path, prepare_store, read_pack_header, store_for,
+    LIST_SUFFIX, LISTS_DIR, PACK_BYTES, PACK_SUFFIX, PACKS_DIR, BadPack, GenerationManifest, encode_page_list,
+    encode_pack, free_generation_id, generation_file_name, pack_names, pack_path, prepare_store,
+    read_pack_header, store_for,
 )
 from railguard.progress import Progress, stage_counter
 
@@ -162,7 +163,7 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
     raw = workspace.route(RAW_NAME)
     started = time.monotonic()
     packer = _Packer(workspace, store, snapshot.page_size, settings.level or DEFAULT_LEVEL)
-    pages: list[str] = []
+    pages: list[bytes] = []
     packs: set[str] = set()
     whole = hashlib.sha256()
     count = stage_counter(progress, "hash", snapshot.page_size * snapshot.page_count)
@@ -170,7 +171,7 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
         while page := copy.read(snapshot.page_size):
             whole.update(page)
             digest = hashlib.sha256(page).digest()
-            pages.append(digest.hex())
+            pages.append(digest)
             holder = known.get(digest)
             if holder is None:
                 packer.add(digest, page)
@@ -180,14 +181,18 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
                 count(len(page))
     packer.flush()
     packs.update(packer.written)
+    listed = encode_page_list(snapshot.page_size, b"".join(pages), packer.level)
+    page_list, new_list = _store_object(workspace, store, LISTS_DIR, LIST_SUFFIX, listed)
+    list_bytes = len(listed) if new_list else 0
+    fault_point("list")
     durations["pack"] = round(time.monotonic() - started, 3)
 
     manifest = GenerationManifest(
         name=name, source=str(database.absolute()), created_at=now.astimezone(timezone.utc).isoformat(timespec="seconds"),
         sqlite_version=sqlite3.sqlite_version, page_size=snapshot.page_size, page_count=len(pages),
         schema_version=schema_version, user_version=user_version, journal_mode=snapshot.journal_mode,
-        pages=pages, packs=sorted(packs), raw_sha256=whole.hexdigest(), new_pages=packer.pages,
-        new_bytes=packer.bytes, check=settings.check, check_result="", verified=False, durations=durations,
+        page_list=page_list, packs=sorted(packs), raw_sha256=whole.hexdigest(), new_pages=packer.pages,
+        new_bytes=packer.bytes + list_bytes, check=settings.check, check_result="", verified=False, durations=durations,
         wal_bytes=snapshot.wal_bytes, railguard_version=__version__,
     )
     os.unlink(RAW_NAME, dir_fd=workspace.fd)  # the rebuilt copy below needs the space
@@ -257,6 +262,7 @@ class _Packer:
         self.workspace = workspace
         self.store = store
         self.page_size = page_size
+        self.level = level
         self.compressor = zstandard.ZstdCompressor(level=level)
         self.digests: list[bytes] = []
         self.buffer: list[bytes] = []
@@ -280,30 +286,41 @@ class _Packer:
 
     def _write(self) -> None:
         data = encode_pack(self.page_size, self.digests, self.compressor.compress(b"".join(self.buffer)))
-        name = hashlib.sha256(data).hexdigest()
-        temporary = f"pack-{len(self.written)}"
-        with os.fdopen(self.workspace.create(temporary), "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        packs_fd = os.open(self.store / PACKS_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            try:
-                self.workspace.link_out(temporary, packs_fd, f"{name}{PACK_SUFFIX}")
-                os.unlink(temporary, dir_fd=self.workspace.fd)
-            except FileExistsError:
-                # The same bytes were stored before: the same name. If the file there no longer
-                # hashes to it (damaged at rest), these good bytes take its place, atomically,
-                # which also mends every generation that named it.
-                if not _intact(pack_path(self.store, name), name):
-                    self.workspace.move_out(temporary, packs_fd, f"{name}{PACK_SUFFIX}")
-        finally:
-            os.close(packs_fd)
+        name, _ = _store_object(self.workspace, self.store, PACKS_DIR, PACK_SUFFIX, data)  # counted even if held
         self.written.append(name)
         self.pages += len(self.digests)
         self.bytes += len(data)
         self.digests, self.buffer = [], []
         fault_point("pack")
+
+
+def _store_object(workspace: WorkDirectory, store: Path, directory: str, suffix: str, data: bytes) -> tuple[str, bool]:
+    """Make ``data`` durable as ``<directory>/<its sha256><suffix>`` in the store before anything names it:
+    written, fsynced, linked, the directory fsynced. Returns the name, and whether the store did not
+    hold those bytes already."""
+    name = hashlib.sha256(data).hexdigest()
+    temporary = f"{directory}-{name}"
+    with os.fdopen(workspace.create(temporary), "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    directory_fd = os.open(store / directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        try:
+            workspace.link_out(temporary, directory_fd, f"{name}{suffix}")
+        except FileExistsError:
+            # The same bytes were stored before: the same name. If the file there no longer
+            # hashes to it (damaged at rest), these good bytes take its place, atomically,
+            # which also mends every generation that named it.
+            if not _intact(store / directory / f"{name}{suffix}", name):
+                workspace.move_out(temporary, directory_fd, f"{name}{suffix}")
+                return name, True
+            os.unlink(temporary, dir_fd=workspace.fd)
+            return name, False
+        os.unlink(temporary, dir_fd=workspace.fd)
+        return name, True
+    finally:
+        os.close(directory_fd)
 
 
 def _publish(workspace: WorkDirectory, store: Path, manifest: GenerationManifest, final: str) -> None:

@@ -75,7 +75,7 @@ def rebuild_generation(store: Path, manifest: GenerationManifest, into: Path, *,
         fd = os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=workspace.fd)
         try:
             _write_pages(store, manifest, fd, positions, stage_counter(progress, "rebuild", manifest.size_raw), into)
-            raw_sha = _sha256_of(fd)
+            raw_sha = sha256_of(fd)
         finally:
             os.close(fd)
         if raw_sha != manifest.raw_sha256:
@@ -152,7 +152,8 @@ def _pack_pages(store: Path, pack: str, generation: str) -> Iterator[tuple[bytes
                            hint=DAMAGED_HINT) from None
 
 
-def _sha256_of(fd: int) -> str:
+def sha256_of(fd: int) -> str:
+    """The sha256 of the whole file open at ``fd`` (read with pread: the offset is left alone)."""
     digest = hashlib.sha256()
     offset = 0
     while chunk := os.pread(fd, CHUNK, offset):

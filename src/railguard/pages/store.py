@@ -329,16 +329,20 @@ def encode_page_list(page_size: int, digests: bytes, level: int) -> bytes:
 def page_digests(store: Path, manifest: GenerationManifest) -> bytes:
     """The raw sha256 of every page of ``manifest``, concatenated (32 bytes each, page 1 first).
 
-    Format 1 has them inline; format 2 reads its page list, whose sha256 must be its name and
-    whose sizes must be the manifest's: :class:`BadPageList` otherwise, FileNotFoundError
-    when it is not there.
+    Format 1 has them inline; format 2 reads its page list (:func:`read_page_list`).
     """
     if manifest.page_list is None:
         return bytes.fromhex("".join(manifest.pages or ()))
+    return read_page_list(list_path(store, manifest.page_list), manifest.page_list, manifest.page_size,
+                          manifest.page_count)
+
+
+def read_page_list(path: Path, digest: str, page_size: int, page_count: int) -> bytes:
+    """The digests in the page list ``digest``, whose sha256 must be its name and whose sizes must be
+    these: :class:`BadPageList` otherwise, FileNotFoundError when it is not there."""
     import zstandard
 
-    digest = manifest.page_list
-    fd = os.open(list_path(store, digest), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as handle:
         data = handle.read()
     short = digest[:12]
@@ -347,16 +351,16 @@ def page_digests(store: Path, manifest: GenerationManifest) -> bytes:
     head = len(LIST_MAGIC) + _SIZES.size
     if not data.startswith(LIST_MAGIC) or len(data) < head:
         raise BadPageList(f"page list {short} does not start with {LIST_MAGIC!r}")
-    page_size, count = _SIZES.unpack(data[len(LIST_MAGIC):head])
-    if (page_size, count) != (manifest.page_size, manifest.page_count):
-        raise BadPageList(f"page list {short} is for {count} pages of {page_size} bytes, the generation has "
-                          f"{manifest.page_count} of {manifest.page_size}")
+    sizes = _SIZES.unpack(data[len(LIST_MAGIC):head])
+    if sizes != (page_size, page_count):
+        raise BadPageList(f"page list {short} is for {sizes[1]} pages of {sizes[0]} bytes, the generation has "
+                          f"{page_count} of {page_size}")
     try:
-        digests = zstandard.ZstdDecompressor().decompress(data[head:], max_output_size=count * DIGEST_BYTES)
+        digests = zstandard.ZstdDecompressor().decompress(data[head:], max_output_size=page_count * DIGEST_BYTES)
     except zstandard.ZstdError as exc:
         raise BadPageList(f"page list {short} does not decompress ({exc})") from None
-    if len(digests) != count * DIGEST_BYTES:
-        raise BadPageList(f"page list {short} holds {len(digests)} bytes, not {count} digests")
+    if len(digests) != page_count * DIGEST_BYTES:
+        raise BadPageList(f"page list {short} holds {len(digests)} bytes, not {page_count} digests")
     return digests
 
 

@@ -52,6 +52,7 @@ from railguard.pages.writer import take_generation  # noqa: E402
 OUTPUT = HERE / "output" / "generations"
 T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
 PER_DAY = 144  # one generation every 10 minutes
+IDLE_SECONDS = 5  # the writer alone, before the backups and after them
 
 _WRITER = """
 import sqlite3, sys, time
@@ -215,9 +216,8 @@ def main() -> None:
 
     writer = ProcessWriter(database)
     time.sleep(0.5)  # the writer's first commits (it creates its table)
-    idle_window = (time.monotonic(), time.monotonic() + 3)
-    time.sleep(3)
-    idle = writer.percentiles([idle_window])
+    idle_windows = [(time.monotonic(), time.monotonic() + IDLE_SECONDS)]
+    time.sleep(IDLE_SECONDS)
 
     file_settings = BackupSettings(directory=OUTPUT / "file", prune=False)
     with Cost() as file_cost:
@@ -245,6 +245,9 @@ def main() -> None:
         if grown is not None:
             restic_bytes.append(grown)
     during = writer.percentiles([(cost.started, cost.ended) for cost in costs])
+    idle_windows.append((time.monotonic(), time.monotonic() + IDLE_SECONDS))  # the machine's load moves: twice
+    time.sleep(IDLE_SECONDS)
+    idle = writer.percentiles(idle_windows)
     writer.stop()
 
     def mean(values: list[float]) -> float:

@@ -60,7 +60,6 @@ and at most packs, a page list and work directories that the next run removes.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import os
 import sqlite3
@@ -79,7 +78,7 @@ from railguard.backup.log import LOG_NAME
 from railguard.backup.naming import logged_file_names, stem_for
 from railguard.backup.priority import background_priority
 from railguard.backup.snapshot import SnapshotInfo, check_source, take_snapshot
-from railguard.backup.verify import VerifySpaceError, check_database, remove_stale_verify_copies
+from railguard.backup.verify import check_database, remove_stale_verify_copies
 from railguard.config import BackupSettings
 from railguard.durable import WorkDirectory
 from railguard.errors import RailguardError, VerifyFailed
@@ -215,7 +214,8 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
                 count(len(chunk))
         packer.flush()
         packs.update(packer.written)
-        listed = encode_page_list(page_size, b"".join(pages), packer.level)
+        digests = b"".join(pages)
+        listed = encode_page_list(page_size, digests, packer.level)
         page_list, new_list = _store_object(workspace, store, LISTS_DIR, LIST_SUFFIX, listed)
         fault_point("list")
         durations["pack"] = round(time.monotonic() - started, 3)
@@ -227,16 +227,10 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
         except BadPageList as exc:
             raise VerifyFailed(f"generation {name}: {exc} right after it was written; it was not kept",
                                hint=_DISK_HINT) from None
-        if listed_back != b"".join(pages):
+        if listed_back != digests:
             raise VerifyFailed(f"generation {name}: its page list does not read back as written; it was not kept",
                                hint=_DISK_HINT)
-        raw_sha256 = sha256_of(fd)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise VerifySpaceError(f"no space left in {workspace.path} to take generation {name}",
-                                   hint="Free space there (a generation needs the database's size while it is made)"
-                                   ) from exc
-        raise
+        raw_sha256 = sha256_of(fd)  # the materialization's, no longer the copy's alone
     finally:
         os.close(fd)
     mode = generation_check(settings)

@@ -30,7 +30,7 @@ Order of work, and why:
    every new page is read back from its new pack (the file must hash to its name, every page
    must match its digest: :func:`railguard.pages.store.read_pack`), written over its own
    offsets and read back from there; then the whole file's sha256 is taken (the manifest's
-   ``raw_sha256``, what every later rebuild must give) and ``quick_check`` (or the ``check``
+   ``raw_sha256``, what every later rebuild must give) while ``quick_check`` (or the ``check``
    setting's: :func:`generation_check`) runs on that file.
 6. Only then give the manifest its name (written, fsynced, linked, directory fsynced), and log.
 
@@ -59,6 +59,7 @@ and at most packs, a page list and work directories that the next run removes.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import os
@@ -76,7 +77,7 @@ from railguard import __version__
 from railguard.backup.engine import explain_failure, prepare_directory
 from railguard.backup.log import LOG_NAME
 from railguard.backup.naming import logged_file_names, stem_for
-from railguard.backup.priority import background_priority
+from railguard.backup.priority import background_priority, run_in_background
 from railguard.backup.snapshot import SnapshotInfo, check_source, take_snapshot
 from railguard.backup.verify import check_database, remove_stale_verify_copies
 from railguard.config import BackupSettings
@@ -230,12 +231,16 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
         if listed_back != digests:
             raise VerifyFailed(f"generation {name}: its page list does not read back as written; it was not kept",
                                hint=_DISK_HINT)
-        raw_sha256 = sha256_of(fd)  # the materialization's, no longer the copy's alone
+        mode = generation_check(settings)
+        stage_counter(progress, "check", 0)
+        # The materialization's sha256 and its check read the same file: side by side, as a
+        # whole-file backup compresses while it checks (both let go of the GIL).
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            whole = pool.submit(run_in_background, sha256_of, fd)
+            check = check_database(workspace.route(RAW_NAME), mode)
+            raw_sha256 = whole.result()
     finally:
         os.close(fd)
-    mode = generation_check(settings)
-    stage_counter(progress, "check", 0)
-    check = check_database(workspace.route(RAW_NAME), mode)
     if not check.ok:
         # Every page is the copy's, byte for byte: it is the source that is damaged.
         raise VerifyFailed(f"the copy of {database} failed {mode}_check: {check.summary}; "

@@ -4,7 +4,7 @@ Run by hand (the default takes several minutes and needs ~4 GB free in bench/out
 
     .venv/bin/python bench/generations.py [--size-gb 1.0] [--generations 20] [--churn 0.01]
 
-Measures, in one run on the same database with a writer committing every 10 ms:
+Measures, in one run on the same database with a writer process committing every 10 ms:
   (a) vs (b), how to read the pages: a read transaction reading the database file's pages
       directly (after a checkpoint, the only case where that is consistent) and hashing them,
       against a one-step backup-API copy to a private file that is then hashed;
@@ -12,7 +12,10 @@ Measures, in one run on the same database with a writer committing every 10 ms:
   a first generation, then --generations generations each after --churn of the rows changed:
   stored bytes and time per extra generation, as ratios of the whole-file backup's;
   restic on the same consistent copies, when it is installed (bytes its repository grows);
-  the writer's commit latency p99 idle vs during the generations;
+  the writer's commit latency p99 idle vs while the extra generations run (the writer is its own
+      process, as the app is: a thread in this one would measure our GIL, not the backup);
+  CPU seconds (getrusage of this process and its children) and bytes written to disk
+      (/proc/self/io) per extra generation, and the figures per day of a generation every 10 minutes;
   the rebuild of the newest generation against the decompress + check of the whole-file backup.
 """
 
@@ -23,10 +26,12 @@ import hashlib
 import importlib.util
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -46,6 +51,82 @@ from railguard.pages.writer import take_generation  # noqa: E402
 
 OUTPUT = HERE / "output" / "generations"
 T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
+PER_DAY = 144  # one generation every 10 minutes
+IDLE_SECONDS = 5  # the writer alone, before the backups and after them
+
+_WRITER = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+connection.execute("CREATE TABLE IF NOT EXISTS pings (id INTEGER PRIMARY KEY, at REAL)")
+while True:
+    started = time.monotonic()
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("INSERT INTO pings(at) VALUES (?)", (started,))
+        connection.execute("COMMIT")
+        print(started, time.monotonic() - started, flush=True)
+    except sqlite3.Error:
+        print(started, "failed", flush=True)
+    time.sleep(0.01)
+"""
+
+
+class ProcessWriter:
+    """The app: another process committing a small transaction every 10 ms; each commit's latency
+    by its start (CLOCK_MONOTONIC is one clock for every process on Linux)."""
+
+    def __init__(self, database: Path) -> None:
+        self.child = subprocess.Popen([sys.executable, "-c", _WRITER, str(database)], stdout=subprocess.PIPE,
+                                      text=True)
+        self.commits: list[tuple[float, float | None]] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.child.stdout is not None
+        for line in self.child.stdout:
+            started, latency = line.split()
+            self.commits.append((float(started), None if latency == "failed" else float(latency)))
+
+    def percentiles(self, windows: list[tuple[float, float]]) -> tuple[float, float, int, int]:
+        """p50 and p99 in ms of the commits started inside ``windows``; how many, how many failed."""
+        inside = [latency for started, latency in list(self.commits)
+                  if any(start <= started <= end for start, end in windows)]
+        ordered = sorted(latency for latency in inside if latency is not None)
+        p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)]
+        return ordered[len(ordered) // 2] * 1000, p99 * 1000, len(inside), inside.count(None)
+
+    def stop(self) -> None:
+        self.child.terminate()
+        self.child.wait(timeout=30)
+        self.reader.join(timeout=30)
+
+
+class Cost:
+    """CPU seconds (this process and its waited-for children) and bytes written to disk by a block."""
+
+    def __enter__(self) -> Cost:
+        self.started = time.monotonic()
+        self.cpu0, self.io0 = _cpu(), _written()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ended = time.monotonic()
+        self.seconds = self.ended - self.started
+        self.cpu = _cpu() - self.cpu0
+        self.written = _written() - self.io0
+
+
+def _cpu() -> float:
+    return sum(usage.ru_utime + usage.ru_stime
+               for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def _written() -> int:
+    """Bytes this process sent to the storage layer: write_bytes less the writes cancelled by
+    truncating or deleting a file before they reached the disk (the work copies)."""
+    fields = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+    return int(fields["write_bytes"]) - int(fields["cancelled_write_bytes"])
 
 
 def directory_bytes(path: Path) -> int:
@@ -133,53 +214,74 @@ def main() -> None:
     print(f"(a) read transaction + hash the file's pages: {direct:.2f} s; (b) backup-API copy + hash: "
           f"{copied:.2f} s ({copied / direct:.2f}x (a))")
 
-    writer = bench_backup.LatencyWriter(database)
-    writer.start()
-    time.sleep(3)
-    idle = writer.percentiles()
-    writer.latencies.clear()
+    writer = ProcessWriter(database)
+    time.sleep(0.5)  # the writer's first commits (it creates its table)
+    idle_windows = [(time.monotonic(), time.monotonic() + IDLE_SECONDS)]
+    time.sleep(IDLE_SECONDS)
 
     file_settings = BackupSettings(directory=OUTPUT / "file", prune=False)
-    started = time.perf_counter()
-    whole = take_backup(database, file_settings, now=T0)
-    file_seconds = time.perf_counter() - started
+    with Cost() as file_cost:
+        whole = take_backup(database, file_settings, now=T0)
+    file_seconds = file_cost.seconds
     file_bytes = whole.manifest.size_stored
-    print(f"whole-file zstd backup: {file_bytes / 1e6:.1f} MB in {file_seconds:.1f} s")
+    print(f"whole-file zstd backup: {file_bytes / 1e6:.1f} MB in {file_seconds:.1f} s, {file_cost.cpu:.1f} CPU s, "
+          f"{file_cost.written / 1e6:.0f} MB written to disk")
 
     pages_settings = BackupSettings(directory=OUTPUT / "pages", prune=False, kind="pages")
-    started = time.perf_counter()
-    first = take_generation(database, pages_settings, now=T0 + timedelta(minutes=1))
-    print(f"first generation: {first.manifest.new_bytes / 1e6:.1f} MB in {time.perf_counter() - started:.1f} s")
+    with Cost() as first_cost:
+        first = take_generation(database, pages_settings, now=T0 + timedelta(minutes=1))
+    print(f"first generation: {first.manifest.new_bytes / 1e6:.1f} MB in {first_cost.seconds:.1f} s, "
+          f"{first_cost.cpu:.1f} CPU s; durations {first.manifest.durations}")
     restic_first = restic_growth(database, OUTPUT / "restic", scratch)
     rng = random.Random(11)
-    extra_bytes, extra_seconds, restic_bytes = [], [], []
+    extra_bytes, costs, restic_bytes = [], [], []
     for number in range(args.generations):
         churn(database, args.churn, rng)
-        started = time.perf_counter()
-        result = take_generation(database, pages_settings, now=T0 + timedelta(minutes=2 + number))
-        extra_seconds.append(time.perf_counter() - started)
+        with Cost() as cost:
+            result = take_generation(database, pages_settings, now=T0 + timedelta(minutes=2 + number))
+        costs.append(cost)
         extra_bytes.append(result.manifest.new_bytes)
         grown = restic_growth(database, OUTPUT / "restic", scratch)
         if grown is not None:
             restic_bytes.append(grown)
-    during = writer.percentiles()
-    writer.stop_event.set()
-    writer.join()
+    during = writer.percentiles([(cost.started, cost.ended) for cost in costs])
+    idle_windows.append((time.monotonic(), time.monotonic() + IDLE_SECONDS))  # the machine's load moves: twice
+    time.sleep(IDLE_SECONDS)
+    idle = writer.percentiles(idle_windows)
+    writer.stop()
 
-    mean_bytes = sum(extra_bytes) / len(extra_bytes)
-    mean_seconds = sum(extra_seconds) / len(extra_seconds)
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    mean_bytes = mean(extra_bytes)
+    mean_seconds = mean([cost.seconds for cost in costs])
+    mean_cpu = mean([cost.cpu for cost in costs])
+    mean_written = mean([cost.written for cost in costs])
     print(f"extra generation: {mean_bytes / 1e6:.2f} MB stored = {mean_bytes / file_bytes:.1%} of a whole-file "
-          f"backup (target <= 15%); {mean_seconds:.1f} s = {mean_seconds / file_seconds:.2f}x (target <= 0.5x)")
+          f"backup (target <= 15%); {mean_seconds:.2f} s = {mean_seconds / file_seconds:.2f}x (target <= 0.5x); "
+          f"durations of the last {result.manifest.durations}")
+    print(f"extra generation: {mean_cpu:.2f} CPU s ({mean_cpu / file_cost.cpu:.2f}x a whole-file backup's), "
+          f"{mean_written / 1e6:.1f} MB written to disk ({mean_written / max(file_cost.written, 1):.2f}x)")
     if restic_bytes:
-        mean_restic = sum(restic_bytes) / len(restic_bytes)
+        mean_restic = mean(restic_bytes)
         print(f"restic, same copies: first {restic_first / 1e6:.1f} MB, then {mean_restic / 1e6:.2f} MB per "
               f"snapshot = {mean_restic / file_bytes:.1%} of a whole-file backup")
     else:
         print("restic: not installed, not measured")
-    print(f"writer commit p50/p99: idle {idle[0]:.1f}/{idle[1]:.1f} ms, during {during[0]:.1f}/{during[1]:.1f} ms "
-          f"({during[1] / idle[1]:.2f}x, target <= 1.5x); failed commits {writer.failures}")
-    print(f"store after {args.generations + 1} generations: {directory_bytes(OUTPUT / 'pages') / 1e6:.1f} MB "
+    print(f"writer commit p50/p99: idle {idle[0]:.1f}/{idle[1]:.1f} ms ({idle[2]} commits), during the extra "
+          f"generations {during[0]:.1f}/{during[1]:.1f} ms ({during[2]} commits) = {during[1] / idle[1]:.2f}x "
+          f"(target <= 1.5x); failed commits {idle[3] + during[3]}")
+    stored = directory_bytes(OUTPUT / "pages")
+    print(f"store after {args.generations + 1} generations: {stored / 1e6:.1f} MB "
           f"(whole-file backups: {(args.generations + 1) * file_bytes / 1e6:.1f} MB)")
+    print(f"per day at one generation every 10 minutes (x{PER_DAY}): {mean_cpu * PER_DAY / 60:.1f} CPU minutes, "
+          f"{mean_written * PER_DAY / 1e9:.2f} GB written to disk, {mean_bytes * PER_DAY / 1e9:.2f} GB of new packs "
+          f"and page lists added to the store")
+    print(f"retention frees a pruned generation's pages once no kept one has them: keeping every generation of "
+          f"the last day (keep_within = \"1d\"), the store is at most a whole generation "
+          f"({first.manifest.new_bytes / 1e6:.0f} MB) plus a day of new bytes = "
+          f"{(first.manifest.new_bytes + mean_bytes * PER_DAY) / 1e9:.2f} GB; the same day of whole-file backups "
+          f"would be {file_bytes * PER_DAY / 1e9:.2f} GB")
 
     record = list_backups(OUTPUT / "file")[-1]
     started = time.perf_counter()

@@ -3,8 +3,10 @@
 
     python3 rebuild-generation.py STORE/NAME.generation.json OUT.db
 
-Standard library only; the packs are zstd frames, decompressed by Python 3.14's compression.zstd
-or else by the stock `zstd` tool. Every page and the whole file are checked against their sha256.
+Standard library only; the packs and page lists are zstd frames, decompressed by Python 3.14's
+compression.zstd or else by the stock `zstd` tool. Reads format 1 (the page list in the manifest)
+and format 2 (the page list in STORE/lists/). Every object, every page and the whole file are
+checked against their sha256.
 """
 import hashlib
 import json
@@ -50,12 +52,24 @@ def rebuild(manifest, packs, where, partial):
     check(whole == manifest["raw_sha256"], "the rebuilt file does not match the manifest's sha256")
 
 
+def page_list(manifest, store):
+    if manifest["format"] == 1:
+        return manifest["pages"]
+    name = manifest["page_list"]
+    data = (store / "lists" / f"{name}.list").read_bytes()
+    check(hashlib.sha256(data).hexdigest() == name, f"page list {name} is damaged")
+    check(data[:8] == b"RGLIST1\n", f"page list {name}: unknown format")
+    digests = unzstd(data[16:])
+    check(len(digests) == 32 * manifest["page_count"], f"page list {name} does not match the manifest")
+    return [digests[i:i + 32].hex() for i in range(0, len(digests), 32)]
+
+
 def main(manifest_path, out_path):
     manifest = json.loads(Path(manifest_path).read_text())
-    check(manifest["kind"] == "pages" and manifest["format"] == 1, "not a format-1 generation manifest")
+    check(manifest["kind"] == "pages" and manifest["format"] in (1, 2), "not a format-1 or format-2 generation")
     size = manifest["page_size"]
     where = {}
-    for number, digest in enumerate(manifest["pages"]):
+    for number, digest in enumerate(page_list(manifest, Path(manifest_path).parent)):
         where.setdefault(digest, []).append(number)
     partial = open(f"{out_path}.partial", "xb")  # ours alone: never an existing file
     try:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from railguard.config import BackupSettings
 from railguard.pages.rebuild import rebuild_generation
-from railguard.pages.store import GenerationManifest, generation_names, store_for
+from railguard.pages.store import GenerationManifest, generation_names, page_digests, store_for
 from railguard.pages.writer import GenerationResult, take_generation
 
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=timezone.utc)
@@ -75,6 +76,11 @@ class Generations:
         return sorted((GenerationManifest.parse((self.store / name).read_bytes())
                        for name in generation_names(self.store)), key=lambda manifest: manifest.name)
 
+    def pages(self, manifest: GenerationManifest) -> list[str]:
+        """The sha256 of every page, in hex, from the generation's page list (or inline, format 1)."""
+        digests = page_digests(self.store, manifest)
+        return [digests[i:i + 32].hex() for i in range(0, len(digests), 32)]
+
     def rebuilt_contents(self, manifest: GenerationManifest, scratch: Path) -> list[object]:
         scratch.mkdir(exist_ok=True)
         with rebuild_generation(self.store, manifest, scratch) as rebuilt:
@@ -110,3 +116,20 @@ def run_generation_killed_at(point: str, database: Path, settings: BackupSetting
                            env={**os.environ, "RAILGUARD_PAGES_KILL_AT": point}, capture_output=True, text=True,
                            timeout=120)
     return child.returncode
+
+
+def as_format_1(store: Path, manifest: GenerationManifest) -> Path:
+    """Rewrite a generation as the first landing wrote it: format 1, its page list inline, no list object.
+
+    The packs are the same in both formats; only where the page list lives differs, so this is
+    exactly the store a format-1 railguard left.
+    """
+    path = store / f"{manifest.name}.generation.json"
+    document = json.loads(path.read_bytes())
+    digests = page_digests(store, manifest)
+    document["pages"] = [digests[i:i + 32].hex() for i in range(0, len(digests), 32)]
+    document["format"] = 1
+    list_object = store / "lists" / f"{document.pop('page_list')}.list"
+    path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    list_object.unlink()
+    return path

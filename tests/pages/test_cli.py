@@ -42,7 +42,7 @@ def test_backup_makes_a_generation_and_list_shows_it(tmp_path: Path, database: P
     first = run_cli("--config", config, "backup")
     assert first.exit_code == ExitCode.OK, first.stderr
     assert first.stdout.startswith(f"generation {tmp_path / 'backups' / 'tasks.pages'}/tasks-")
-    assert "integrity_check ok" in first.stdout
+    assert "quick_check ok" in first.stdout  # a generation's default check (pages/writer.py, generation_check)
     _add(database, "one more")
     second = run_cli("--config", config, "backup", "--json")
     document = json.loads(second.stdout)
@@ -54,6 +54,8 @@ def test_backup_makes_a_generation_and_list_shows_it(tmp_path: Path, database: P
     assert listed[1]["size_stored"] < listed[0]["size_stored"]
     table = run_cli("--config", config, "backups", "list")
     assert all(entry["name"] in table.stdout for entry in listed)
+    thorough = run_cli("--config", config, "backup", "--check", "integrity")
+    assert thorough.exit_code == ExitCode.OK and "integrity_check ok" in thorough.stdout, thorough.stderr
 
 
 def test_restore_puts_back_the_newest_generation_through_the_safe_restore(tmp_path: Path, database: Path,
@@ -157,7 +159,7 @@ def test_status_counts_the_newest_generation_as_the_recovery_point(tmp_path: Pat
     rows = {row["name"]: row for row in json.loads(result.stdout)["rows"] if row["app"] == "tasks"}
     assert rows["backup"]["state"] == "ok", rows
     assert rows["backup"]["detail"].endswith(" old (generation: the recovery point)")
-    assert rows["verified"]["detail"].endswith(": integrity_check ok")
+    assert rows["verified"]["detail"].endswith(": quick_check ok")
 
 
 def test_prune_removes_generations_and_says_which(tmp_path: Path, database: Path, settings: BackupSettings,

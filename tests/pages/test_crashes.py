@@ -15,7 +15,7 @@ from railguard.config import BackupSettings
 from railguard.durable import WORK_MARK
 from railguard.pages.faults import ENVIRONMENT
 from railguard.pages.gc import collect_garbage, remove_generations
-from railguard.pages.store import generation_names, pack_names
+from railguard.pages.store import generation_names, list_names, objects_of, pack_names
 
 from pages.conftest import Generations, add_rows, contents, run_generation_killed_at
 
@@ -24,7 +24,7 @@ def _work_directories(settings: BackupSettings) -> list[str]:
     return [entry.name for entry in settings.directory.iterdir() if entry.name.startswith(WORK_MARK)]
 
 
-@pytest.mark.parametrize("point", ["snapshot", "pack", "verified", "published"])
+@pytest.mark.parametrize("point", ["snapshot", "pack", "list", "verified", "published"])
 def test_a_backup_killed_at_any_point_leaves_every_generation_restorable(
         point: str, generations: Generations, database: Path, settings: BackupSettings, tmp_path: Path) -> None:
     generations.take()
@@ -33,8 +33,11 @@ def test_a_backup_killed_at_any_point_leaves_every_generation_restorable(
     add_rows(connection, 5000, 80)
     connection.close()
     assert run_generation_killed_at(point, database, settings, minute=30) == -signal.SIGKILL
-    # The killed run left its work directory behind (and, from "pack" on, packs no manifest names).
+    # The killed run left its work directory behind (and, from "pack" on, packs no manifest names;
+    # from "list" on, a page list too).
     assert _work_directories(settings)
+    orphan_list = point in ("list", "verified")
+    assert len(list_names(generations.store)) == (1 if point in ("snapshot", "pack") else 2)
     published = point == "published"
     assert len(generation_names(generations.store)) == (2 if published else 1)
     for manifest in generations.manifests():
@@ -45,7 +48,10 @@ def test_a_backup_killed_at_any_point_leaves_every_generation_restorable(
     assert _work_directories(settings) == []
     needed = {pack for manifest in generations.manifests() for pack in manifest.packs}
     assert set(pack_names(generations.store)) == needed  # no orphan pack survives the next run
-    assert (after.collection.removed_packs != []) == (point in ("pack", "verified"))
+    assert {f"lists/{name}.list" for name in list_names(generations.store)} == {
+        each for manifest in generations.manifests() for each in objects_of(manifest) if each.startswith("lists/")}
+    assert (after.collection.removed_packs != []) == (point in ("pack", "list", "verified"))
+    assert len(after.collection.removed_lists) == (1 if orphan_list else 0)
     for manifest in generations.manifests():
         generations.rebuilt_contents(manifest, tmp_path / "scratch")
 

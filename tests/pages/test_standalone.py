@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from railguard.pages.store import pack_path
+from railguard.pages.store import list_path, pack_path
 
-from pages.conftest import Generations, add_rows, contents
+from pages.conftest import Generations, add_rows, as_format_1, contents
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "rebuild-generation.py"
 
@@ -58,3 +58,26 @@ def test_the_script_refuses_a_damaged_pack_and_leaves_no_file(generations: Gener
     assert refused.returncode != 0 and "FileExistsError" in refused.stderr
     assert (tmp_path / "taken.db").read_text() == "mine"
     assert _rebuild(result.path, out).returncode == 0
+
+
+def test_the_script_rebuilds_a_format_1_generation_too(generations: Generations, database: Path,
+                                                       tmp_path: Path) -> None:
+    result = generations.take()
+    path = as_format_1(generations.store, result.manifest)  # its page list inline, no list object
+    out = tmp_path / "format-1.db"
+    run = _rebuild(path, out)
+    assert run.returncode == 0, run.stderr
+    assert contents(out) == contents(database)
+
+
+def test_the_script_refuses_a_damaged_page_list(generations: Generations, tmp_path: Path) -> None:
+    result = generations.take()
+    listed = list_path(generations.store, result.manifest.page_list or "")
+    data = bytearray(listed.read_bytes())
+    data[-2] ^= 0x01
+    listed.write_bytes(bytes(data))
+    out = tmp_path / "out.db"
+    run = _rebuild(result.path, out)
+    assert run.returncode == 1
+    assert run.stderr.strip() == f"error: page list {result.manifest.page_list} is damaged"
+    assert not out.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -11,10 +12,12 @@ import pytest
 from railguard.backup.verify import CheckResult
 from railguard.config import BackupSettings
 from railguard.errors import RailguardError, VerifyFailed
+from railguard.pages import store as store_module
 from railguard.pages import writer as writer_module
+from railguard.pages.rebuild import rebuild_generation
 from railguard.pages.store import PACK_MAGIC, generation_names, pack_names, pack_path, read_pack_header
 
-from pages.conftest import Generations, add_rows, contents, make_tricky
+from pages.conftest import Generations, add_rows, contents, make_tricky, run_generation_killed_at
 
 
 def test_first_generation_rebuilds_the_database_exactly(generations: Generations, database: Path,
@@ -22,8 +25,9 @@ def test_first_generation_rebuilds_the_database_exactly(generations: Generations
     result = generations.take()
     manifest = result.manifest
     assert manifest.verified and manifest.check_result == "ok"
-    assert manifest.page_count == len(manifest.pages) > 10
-    assert manifest.new_pages == len(set(manifest.pages))
+    assert manifest.format == 2 and manifest.pages is None
+    assert manifest.page_count == len(generations.pages(manifest)) > 10
+    assert manifest.new_pages == len(set(generations.pages(manifest)))
     assert manifest.user_version == 7 and manifest.schema_version > 0
     assert manifest.journal_mode == "wal"
     assert result.path.name == "tasks-20261201-1401.generation.json"
@@ -41,7 +45,7 @@ def test_a_small_change_stores_only_the_pages_it_touched(generations: Generation
     connection.execute("UPDATE tasks SET title = 'changed' WHERE id = 5")
     connection.close()
     second = generations.take().manifest
-    changed = sum(1 for old, new in zip(first.pages, second.pages) if old != new)
+    changed = sum(1 for old, new in zip(generations.pages(first), generations.pages(second)) if old != new)
     assert 0 < second.new_pages <= changed + 1 < first.page_count // 4
     assert second.new_bytes < first.new_bytes // 4
     assert set(first.packs) <= set(second.packs)  # the unchanged pages are still read from the first packs
@@ -101,7 +105,7 @@ def test_each_generation_holds_a_prefix_of_committed_transactions(tmp_path: Path
         seen = []
         for _ in range(3):
             manifest = generations.take().manifest
-            with writer_module.rebuild_generation(generations.store, manifest, tmp_path) as rebuilt:
+            with rebuild_generation(generations.store, manifest, tmp_path) as rebuilt:
                 connection = sqlite3.connect(rebuilt.path)
                 counter = connection.execute("SELECT n FROM counter").fetchone()[0]
                 ids = [row[0] for row in connection.execute("SELECT seq FROM ledger ORDER BY seq")]
@@ -120,11 +124,11 @@ def test_a_generation_that_fails_its_check_is_never_published(generations: Gener
     connection = sqlite3.connect(database, isolation_level=None)
     add_rows(connection, 1000, 50)
     connection.close()
-    monkeypatch.setattr("railguard.pages.rebuild.check_database",
+    monkeypatch.setattr("railguard.pages.writer.check_database",
                         lambda path, mode: CheckResult(False, ["Page 3 is never used"], 0, 0.0))
     with pytest.raises(VerifyFailed) as failed:
         generations.take()
-    assert failed.value.message == (f"the copy of {database} failed integrity_check: Page 3 is never used; "
+    assert failed.value.message == (f"the copy of {database} failed quick_check: Page 3 is never used; "
                                     f"generation tasks-20261201-1402 was not kept")
     assert failed.value.hint == "The source database is damaged: inspect it with sqlite3 and restore a good backup"
     assert generation_names(generations.store) == ["tasks-20261201-1401.generation.json"]
@@ -153,7 +157,7 @@ def test_pack_headers_list_their_pages(generations: Generations) -> None:
     manifest = generations.take().manifest
     listed = {digest.hex() for pack in manifest.packs
               for digest in read_pack_header(pack_path(generations.store, pack))[1]}
-    assert listed == set(manifest.pages)
+    assert listed == set(generations.pages(manifest))
 
 
 def test_a_damaged_pack_breaks_no_later_generation(generations: Generations, database: Path, tmp_path: Path,
@@ -217,9 +221,90 @@ def test_a_damaged_source_is_named_and_no_generation_is_kept(tmp_path: Path, set
     key = data.find(b"task 00007", (root - 1) * page_size, root * page_size)
     data[key + 9] = ord("X")  # the index entry no longer matches its row
     database.write_bytes(bytes(data))
-    generations = Generations(database, settings)
+    # quick_check does not compare an index with its table: the check configured, integrity_check, does.
+    generations = Generations(database, BackupSettings(directory=settings.directory, check="integrity"))
     with pytest.raises(VerifyFailed) as failed:
         generations.take()
     assert failed.value.message == (f"the copy of {database} failed integrity_check: row 8 missing from index "
                                     f"tasks_title; generation damaged-20261201-1401 was not kept")
     assert generation_names(generations.store) == []
+
+
+def test_an_extra_generation_reads_back_only_its_new_packs(generations: Generations, database: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("railguard.pages.writer.PACK_BYTES", 16 * 4096)
+    first = generations.take().manifest
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("UPDATE tasks SET title = 'changed' WHERE id = 5")
+    connection.close()
+    read: list[str] = []
+    real_read_pack = store_module.read_pack
+
+    def recording(path: Path, digest: str):  # type: ignore[no-untyped-def]
+        read.append(digest)
+        return real_read_pack(path, digest)
+
+    monkeypatch.setattr("railguard.pages.writer.read_pack", recording, raising=False)
+    monkeypatch.setattr("railguard.pages.rebuild.read_pack", recording)
+    second = generations.take().manifest
+    new_packs = set(second.packs) - set(first.packs)
+    assert new_packs and len(second.packs) > len(new_packs)  # most pages stay in the first generation's packs
+    assert sorted(read) == sorted(new_packs)  # each new pack read back once, no old one decompressed
+    assert second.verified and second.check_result == "ok"
+
+
+def test_a_pack_damaged_right_after_it_was_written_fails_the_generation(generations: Generations, database: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    generations.take()
+    connection = sqlite3.connect(database, isolation_level=None)
+    add_rows(connection, 1000, 50)
+    connection.close()
+    real_store_object = writer_module._store_object
+
+    def losing_a_write(workspace, store, directory, suffix, data):  # type: ignore[no-untyped-def]
+        name, new = real_store_object(workspace, store, directory, suffix, data)
+        if directory == "packs":  # the disk returns other bytes than were written
+            path = pack_path(store, name)
+            path.write_bytes(path.read_bytes()[:-1] + b"\0")
+        return name, new
+
+    monkeypatch.setattr("railguard.pages.writer._store_object", losing_a_write)
+    with pytest.raises(VerifyFailed) as failed:
+        generations.take()
+    assert failed.value.message.startswith("generation tasks-20261201-1402: pack ")
+    assert failed.value.message.endswith(" does not hash to its name (changed since it was written) right after it "
+                                         "was written; it was not kept")
+    assert generation_names(generations.store) == ["tasks-20261201-1401.generation.json"]
+
+
+def test_an_orphan_pack_is_not_trusted_while_a_held_back_gc_keeps_it(generations: Generations, database: Path,
+                                                                     settings: BackupSettings, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    generations.take()
+    connection = sqlite3.connect(database, isolation_level=None)
+    add_rows(connection, 5000, 80)
+    connection.close()
+    assert run_generation_killed_at("pack", database, settings, minute=30) == -signal.SIGKILL
+    named = {pack for manifest in generations.manifests() for pack in manifest.packs}
+    orphans = set(pack_names(generations.store)) - named
+    assert orphans  # its pages were never read back: nothing says its frame matches its header
+    (generations.store / "tasks-20261201-1459.generation.json").write_text("{ not json")
+    read: list[str] = []
+    real_read_pack = store_module.read_pack
+    monkeypatch.setattr("railguard.pages.writer.read_pack",
+                        lambda path, digest: (read.append(digest), real_read_pack(path, digest))[1])
+    result = generations.take()
+    assert result.collection.held_back and set(pack_names(generations.store)) >= orphans  # GC held back
+    # Its pages were stored again (the very same pack, by name) and it was read back before use.
+    assert orphans <= set(result.manifest.packs) and orphans <= set(read)
+    assert generations.rebuilt_contents(result.manifest, tmp_path / "scratch") == contents(database)
+
+
+def test_a_generation_runs_quick_check_unless_check_is_set(tmp_path: Path, database: Path) -> None:
+    default = Generations(database, BackupSettings(directory=tmp_path / "one"))
+    assert (default.take().manifest.check, default.take().manifest.check_result) == ("quick", "ok")
+    for mode in ("integrity", "quick"):
+        configured = Generations(database, BackupSettings(directory=tmp_path / mode, check=mode))
+        assert configured.take().manifest.check == mode
+    whole_file = BackupSettings(directory=tmp_path / "file")
+    assert whole_file.check == "integrity"  # whole-file backups keep theirs

@@ -98,23 +98,7 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
         """Validate a decoded manifest; :class:`BadManifest` (a ValueError) names what is wrong."""
-        if not isinstance(data, dict):
-            raise BadManifest(f"not a JSON object but {_json_kind(data)}")
-        values: dict[str, Any] = {}
-        problems: list[str] = []
-        for key, check in _CHECKS.items():
-            if key not in data:
-                if key in _REQUIRED:
-                    problems.append(f"{key}: missing")
-                continue
-            try:
-                values[key] = check(data[key])
-            except _Refused as refused:
-                problems += [f"{'.'.join((key, *where))}: {detail}" for where, detail in refused.problems]
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise BadManifest(problems[0] + more)
-        return cls(**values)
+        return cls(**checked_fields(data, _CHECKS, _REQUIRED))
 
     @classmethod
     def parse(cls, data: bytes | str) -> Manifest:
@@ -138,6 +122,29 @@ class Manifest:
     @property
     def ratio(self) -> float:
         return self.size_stored / self.size_raw if self.size_raw else 1.0
+
+
+def checked_fields(data: Any, checks: dict[str, Callable[[Any], Any]], required: set[str]) -> dict[str, Any]:
+    """The values of a decoded JSON object, each through its check in ``checks`` (in its order);
+    :class:`BadManifest` names the first problem and counts the others. Keys not in ``checks``
+    are ignored. The generation manifests of railguard.pages.store are read by it too."""
+    if not isinstance(data, dict):
+        raise BadManifest(f"not a JSON object but {_json_kind(data)}")
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, check in checks.items():
+        if key not in data:
+            if key in required:
+                problems.append(f"{key}: missing")
+            continue
+        try:
+            values[key] = check(data[key])
+        except _Refused as refused:
+            problems += [f"{'.'.join((key, *where))}: {detail}" for where, detail in refused.problems]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise BadManifest(problems[0] + more)
+    return values
 
 
 class _Refused(Exception):

@@ -2,8 +2,10 @@
 
 Order of work, and why:
 
-1. Map every page digest of the manifest to the page numbers that hold it (a page of zeros, or
-   two equal overflow pages, is stored once and written wherever it belongs).
+1. Read the generation's page list (format 2: its object in ``lists/``, which must hash to its
+   name; format 1: inline in the manifest) and map every page digest to the page numbers that
+   hold it (a page of zeros, or two equal overflow pages, is stored once and written wherever
+   it belongs).
 2. Make the file, 0600, in a :class:`~railguard.durable.WorkDirectory` inside ``into`` (for a
    restore: the target's directory, so the final rename is atomic), sized to page size x page
    count up front.
@@ -32,7 +34,9 @@ from railguard.backup.compression import CHUNK
 from railguard.backup.verify import CheckResult, VerifySpaceError, check_database
 from railguard.durable import WorkDirectory
 from railguard.errors import VerifyFailed
-from railguard.pages.store import BadPack, GenerationManifest, pack_path, read_pack
+from railguard.pages.store import (
+    DIGEST_BYTES, BadPack, BadPageList, GenerationManifest, page_digests, pack_path, read_pack,
+)
 from railguard.progress import Progress, finish, stage_counter
 
 DAMAGED_HINT = "The store is damaged (bit rot or tampering): run railguard backups verify, restore another generation"
@@ -64,16 +68,14 @@ def rebuild_generation(store: Path, manifest: GenerationManifest, into: Path, *,
 
     ``progress`` gets ``rebuild`` (bytes of pages written) then ``check``.
     """
-    positions: dict[bytes, list[int]] = {}
-    for number, digest in enumerate(manifest.pages):
-        positions.setdefault(bytes.fromhex(digest), []).append(number)
+    positions = page_positions(store, manifest)
     name = f"{manifest.name}.sqlite3"
     with WorkDirectory(into) as workspace:
         os.close(workspace.create(name))  # 0600, exclusive; then opened for reading back too
         fd = os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=workspace.fd)
         try:
             _write_pages(store, manifest, fd, positions, stage_counter(progress, "rebuild", manifest.size_raw), into)
-            raw_sha = _sha256_of(fd)
+            raw_sha = sha256_of(fd)
         finally:
             os.close(fd)
         if raw_sha != manifest.raw_sha256:
@@ -90,6 +92,22 @@ def rebuild_generation(store: Path, manifest: GenerationManifest, into: Path, *,
                                      summary=check.summary)
         finish(progress, "check", manifest.size_raw)
         yield RebuiltGeneration(manifest, route, check, workspace, name)
+
+
+def page_positions(store: Path, manifest: GenerationManifest) -> dict[bytes, list[int]]:
+    """Every page digest of ``manifest`` -> the page numbers (from 0) that hold it; VerifyFailed when
+    its page list is missing or damaged."""
+    try:
+        digests = page_digests(store, manifest)
+    except FileNotFoundError:
+        raise VerifyFailed(f"generation {manifest.name}: page list {(manifest.page_list or '')[:12]} is missing "
+                           f"from {store}", hint=DAMAGED_HINT) from None
+    except BadPageList as exc:
+        raise VerifyFailed(f"generation {manifest.name}: {exc}", hint=DAMAGED_HINT) from None
+    positions: dict[bytes, list[int]] = {}
+    for number in range(manifest.page_count):
+        positions.setdefault(digests[number * DIGEST_BYTES:(number + 1) * DIGEST_BYTES], []).append(number)
+    return positions
 
 
 def _write_pages(store: Path, manifest: GenerationManifest, fd: int, positions: dict[bytes, list[int]],
@@ -134,7 +152,8 @@ def _pack_pages(store: Path, pack: str, generation: str) -> Iterator[tuple[bytes
                            hint=DAMAGED_HINT) from None
 
 
-def _sha256_of(fd: int) -> str:
+def sha256_of(fd: int) -> str:
+    """The sha256 of the whole file open at ``fd`` (read with pread: the offset is left alone)."""
     digest = hashlib.sha256()
     offset = 0
     while chunk := os.pread(fd, CHUNK, offset):

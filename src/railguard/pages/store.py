@@ -1,9 +1,10 @@
-"""The page store of one database: generation manifests and the packs of pages they need.
+"""The page store of one database: generation manifests, their page lists and the packs of pages.
 
 Layout, inside the app's backup directory (docs/pages.md is the reference)::
 
     <stem>.pages/
         <stem>-YYYYMMDD-HHmm[-N].generation.json   one manifest per generation
+        lists/<sha256>.list                         the page list of a generation, named by its sha256
         packs/<sha256>.pack                         pages, each pack named by its own sha256
 
 A **pack** is one file::
@@ -18,44 +19,57 @@ The digests are outside the compressed frame, so the writer learns which pages t
 already holds by reading headers only, never by decompressing a gigabyte. A pack's name is the
 sha256 of the whole file: a pack damaged at rest is found by hashing it, without the manifest.
 
-A **generation manifest** lists the database's pages in order by their sha256 and the packs
-that hold them; it is the only thing that makes a pack needed. The writer gives a manifest its
-name only after every pack it names is durable and the generation has been rebuilt from the
-store and checked (:mod:`railguard.pages.writer`), so a manifest with its final name always
-describes a restorable, verified database. Anything else in the store (a pack no manifest
-names, a hidden work directory) is what a killed run left, and the next run removes it
-(:mod:`railguard.pages.gc`).
+A **page list** is one file in the same shape: ``b"RGLIST1\\n"``, page size and page count
+(4 bytes each, big-endian), then one zstd frame of the N raw 32-byte sha256 of the database's
+pages, page 1 first. It is named by the sha256 of the file, like a pack.
+
+A **generation manifest** (format 2) names its page list (``page_list``) and the packs that hold
+those pages; it is the only thing that makes a list or a pack needed. It stays a few hundred
+bytes whatever the database's size, so a listing (``backups list``, ``status``) reads manifests
+only and never a page list. A format-1 manifest, as the first landing wrote them, carries the
+digests inline (``pages``, hex); both read, rebuild and are collected alike
+(:func:`page_digests`, :func:`objects_of`).
+
+The writer gives a manifest its name only after every object it names is durable and the
+generation has been checked on its materialization from the store (:mod:`railguard.pages.writer`),
+so a manifest with its final name always describes a restorable, verified database. Anything
+else in the store (a pack or list no manifest names, a hidden work directory) is what a killed
+run left, and the next run removes it (:mod:`railguard.pages.gc`).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import re
 import struct
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import pydantic
-from pydantic import AfterValidator, ConfigDict, Field, Strict
-
-from railguard.backup.manifest import BadManifest
+from railguard.backup.manifest import (
+    BadManifest, _aware_time, _count, _durations, _flag, _integer, _optional, _Refused, _text, _wrong,
+    checked_fields,
+)
 from railguard.backup.naming import FAILED_DIR, BackupId, id_for, parse_name
 from railguard.durable import make_private_directory
 from railguard.pages import STORE_SUFFIX
 
-FORMAT = 1
+#: What the writer writes; :data:`FORMATS` are what reads (1: the page list inline).
+FORMAT = 2
+FORMATS = (1, 2)
 KIND = "pages"
 PACK_MAGIC = b"RGPACK1\n"
+LIST_MAGIC = b"RGLIST1\n"
 _SIZES = struct.Struct(">II")  # after the magic: page size, page count
 DIGEST_BYTES = 32
 PACKS_DIR = "packs"
 PACK_SUFFIX = ".pack"
+LISTS_DIR = "lists"
+LIST_SUFFIX = ".list"
 GENERATION_SUFFIX = ".generation.json"
 #: Uncompressed page bytes per pack: big enough that a gigabyte is a few dozen files, small
 #: enough that rebuilding holds one pack in memory at a time.
@@ -65,6 +79,7 @@ PAGE_SIZES = frozenset(1 << bits for bits in range(9, 17))
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 _PACK_NAME = re.compile(r"^(?P<digest>[0-9a-f]{64})\.pack$")
+_LIST_NAME = re.compile(r"^(?P<digest>[0-9a-f]{64})\.list$")
 _GENERATION_NAME = re.compile(
     r"^(?P<stem>.+)-(?P<date>\d{8})-(?P<time>\d{4})(?:-(?P<seq>[2-9]|[1-9]\d+))?\.generation\.json$")
 
@@ -73,85 +88,90 @@ class BadPack(ValueError):
     """A pack whose bytes do not match its name or its own header; ``str()`` says which."""
 
 
-def _aware_time(text: str) -> str:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 time: {text[:40]!r}") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"{text[:40]!r} has no UTC offset")
-    return text
+class BadPageList(ValueError):
+    """A page list whose bytes do not match its name, its header or its manifest; ``str()`` says which."""
 
 
-def _digest(text: str) -> str:
+# The checks of the fields that are the store's own; the others are backup/manifest.py's, so
+# a reason reads the same (pydantic strict mode's words) for both kinds of manifest.
+def _digest(value: Any) -> str:
+    text = _text(value)
     if not _HEX.match(text):
-        raise ValueError(f"not a sha256 in lower-case hex: {text[:70]!r}")
+        raise _wrong(f"not a sha256 in lower-case hex: {text[:70]!r}")
     return text
 
 
-def _digests(values: Any) -> list[str]:
-    # One check over the whole list: a gigabyte's generation lists 262,144 pages, and validating
-    # them one by one would make every listing of the backups slow.
+def _digest_list(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise _wrong("Input should be a valid list", got=value)
+    problems: list[tuple[tuple[str, ...], str]] = []
+    for index, each in enumerate(value):
+        try:
+            _digest(each)
+        except _Refused as refused:
+            problems += [((str(index), *where), detail) for where, detail in refused.problems]
+    if problems:
+        raise _Refused(problems)
+    return value
+
+
+def _inline_digests(values: Any) -> list[str]:
+    # Format 1's inline page list. One check over the whole list: a gigabyte's generation lists
+    # 262,144 pages, and checking them one by one would make every listing of the backups slow.
     if not isinstance(values, list) or not all(isinstance(value, str) and len(value) == 64 for value in values):
-        raise ValueError("not a list of sha256 digests in lower-case hex")
+        raise _wrong("not a list of sha256 digests in lower-case hex")
     joined = "".join(values)
     try:
         decoded = bytes.fromhex(joined)  # C speed; it skips whitespace, hence the length check
     except ValueError:
         decoded = b""
     if len(decoded) != 32 * len(values) or joined != joined.lower():
-        raise ValueError("not a list of sha256 digests in lower-case hex")
+        raise _wrong("not a list of sha256 digests in lower-case hex")
     return values
 
 
-def _page_size(value: int) -> int:
-    if value not in PAGE_SIZES:
-        raise ValueError(f"not a SQLite page size: {value}")
-    return value
-
-
-Text = Annotated[str, Strict()]
-Count = Annotated[int, Strict(), Field(ge=0)]
-Digest = Annotated[str, Strict(), AfterValidator(_digest)]
-Time = Annotated[str, Strict(), AfterValidator(_aware_time)]
-PageSize = Annotated[int, Strict(), AfterValidator(_page_size)]
-Digests = Annotated[list[str], pydantic.PlainValidator(_digests)]
+def _page_size(value: Any) -> int:
+    size = _integer(value)
+    if size not in PAGE_SIZES:
+        raise _wrong(f"not a SQLite page size: {size}")
+    return size
 
 
 @dataclass
 class GenerationManifest:
     """One generation: what the database held, page by page, and how it was verified."""
 
-    __pydantic_config__ = ConfigDict(extra="ignore")
-
-    name: Text
-    source: Text
-    created_at: Time
-    sqlite_version: Text
-    page_size: PageSize
-    page_count: Count
+    # Each field's check is in _CHECKS below; keys we do not know are ignored.
+    name: str
+    source: str
+    created_at: str  # ISO 8601 with its offset (UTC when railguard writes it)
+    sqlite_version: str
+    page_size: int
+    page_count: int
     #: ``PRAGMA schema_version`` (the header's schema cookie) and ``PRAGMA user_version``.
-    schema_version: Annotated[int, Strict()]
-    user_version: Annotated[int, Strict()]
-    journal_mode: Text  # of the source; a restore puts WAL back
-    #: sha256 of every page, page 1 first.
-    pages: Digests
+    schema_version: int
+    user_version: int
+    journal_mode: str  # of the source; a restore puts WAL back
     #: The packs (names without ``.pack``) that hold those pages, every one of them needed.
-    packs: list[Digest]
+    packs: list[str]
     #: sha256 of the whole rebuilt database file (page 1 to the last page).
-    raw_sha256: Digest
+    raw_sha256: str
     #: Pages and stored bytes this generation added to the store (0 when nothing changed).
-    new_pages: Count
-    new_bytes: Count
-    check: Text
-    check_result: Text
-    verified: Annotated[bool, Strict()]
-    durations: dict[Text, Annotated[float, Strict()]] = field(default_factory=dict)
-    wal_bytes: Count = 0
-    railguard_version: Text = ""
-    app: Text | None = None
-    kind: Text = KIND
-    format: Annotated[int, Strict()] = FORMAT
+    new_pages: int
+    new_bytes: int
+    check: str
+    check_result: str
+    verified: bool
+    durations: dict[str, float] = field(default_factory=dict)
+    wal_bytes: int = 0
+    railguard_version: str = ""
+    app: str | None = None
+    #: Format 2: the page list (its sha256, the name of ``lists/<sha256>.list``).
+    page_list: str | None = None
+    #: Format 1 only: the sha256 of every page in hex, page 1 first (:func:`page_digests` reads both).
+    pages: list[str] | None = None
+    kind: str = KIND
+    format: int = FORMAT
 
     @property
     def size_raw(self) -> int:
@@ -167,7 +187,11 @@ class GenerationManifest:
         return datetime.fromisoformat(self.created_at)
 
     def to_json(self) -> bytes:
-        return (json.dumps(asdict(self), indent=1, sort_keys=True) + "\n").encode()
+        document = asdict(self)
+        for absent in ("page_list", "pages"):  # one of them, by format
+            if document[absent] is None:
+                del document[absent]
+        return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
 
     @classmethod
     def parse(cls, data: bytes | str) -> GenerationManifest:
@@ -176,27 +200,34 @@ class GenerationManifest:
             document = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise BadManifest(f"not JSON ({type(exc).__name__})") from None
-        if not isinstance(document, dict):
-            raise BadManifest("not a JSON object")
-        try:
-            manifest = _adapter().validate_python(document)
-        except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(part) for part in first["loc"]) or "manifest"
-            detail = "missing" if first["type"] == "missing" else first["msg"].removeprefix("Value error, ")
-            raise BadManifest(f"{key}: {detail}") from None
-        if manifest.kind != KIND or manifest.format != FORMAT:
-            raise BadManifest(f"kind {manifest.kind!r} format {manifest.format}: not a format-{FORMAT} generation")
-        if len(manifest.pages) != manifest.page_count:
-            raise BadManifest(f"pages: {len(manifest.pages)} digests for page_count {manifest.page_count}")
+        manifest = cls(**checked_fields(document, _CHECKS, _REQUIRED))
+        if manifest.kind != KIND or manifest.format not in FORMATS:
+            raise BadManifest(f"kind {manifest.kind!r} format {manifest.format}: not a generation of format "
+                              f"{' or '.join(map(str, FORMATS))}")
+        if manifest.format == 1:
+            if manifest.pages is None:
+                raise BadManifest("pages: missing")
+            if len(manifest.pages) != manifest.page_count:
+                raise BadManifest(f"pages: {len(manifest.pages)} digests for page_count {manifest.page_count}")
+            manifest.page_list = None
+        else:
+            if manifest.page_list is None:
+                raise BadManifest("page_list: missing")
+            manifest.pages = None  # format 2 has its list in the store; an inline one is not trusted
         return manifest
 
 
-@functools.cache
-def _adapter() -> pydantic.TypeAdapter[GenerationManifest]:
-    """Built on the first generation read, not at import: ``railguard status`` imports this module
-    for every app, and an app without generations never pays for the validator (docs/cli.md)."""
-    return pydantic.TypeAdapter(GenerationManifest)
+#: Each field of :class:`GenerationManifest`, in its order, and the check its value must pass.
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "name": _text, "source": _text, "created_at": _aware_time, "sqlite_version": _text, "page_size": _page_size,
+    "page_count": _count, "schema_version": _integer, "user_version": _integer, "journal_mode": _text,
+    "packs": _digest_list, "raw_sha256": _digest, "new_pages": _count, "new_bytes": _count, "check": _text,
+    "check_result": _text, "verified": _flag, "durations": _durations, "wal_bytes": _count,
+    "railguard_version": _text, "app": _optional(_text), "page_list": _optional(_digest),
+    "pages": _optional(_inline_digests), "kind": _text, "format": _integer,
+}
+_REQUIRED = {each.name for each in fields(GenerationManifest)
+             if each.default is MISSING and each.default_factory is MISSING}
 
 
 def store_for(directory: Path, stem: str) -> Path:
@@ -207,6 +238,7 @@ def store_for(directory: Path, stem: str) -> Path:
 def prepare_store(store: Path) -> None:
     make_private_directory(store)
     make_private_directory(store / PACKS_DIR)
+    make_private_directory(store / LISTS_DIR)
 
 
 def generation_file_name(generation_id: BackupId) -> str:
@@ -247,26 +279,89 @@ def free_generation_id(store: Path, stem: str, local_now: datetime, logged: Iter
     return id_for(stem, local_now, highest + 1)
 
 
-def pack_names(store: Path) -> list[str]:
-    """The digests of the packs in ``store`` (final names only; temporaries are never there)."""
+def _names_in(directory: Path, pattern: re.Pattern[str]) -> list[str]:
     try:
-        return sorted(match["digest"] for entry in os.scandir(store / PACKS_DIR)
-                      if (match := _PACK_NAME.match(entry.name)) and entry.is_file(follow_symlinks=False))
+        return sorted(match["digest"] for entry in os.scandir(directory)
+                      if (match := pattern.match(entry.name)) and entry.is_file(follow_symlinks=False))
     except FileNotFoundError:
         return []
+
+
+def pack_names(store: Path) -> list[str]:
+    """The digests of the packs in ``store`` (final names only; temporaries are never there)."""
+    return _names_in(store / PACKS_DIR, _PACK_NAME)
+
+
+def list_names(store: Path) -> list[str]:
+    """The digests of the page lists in ``store``."""
+    return _names_in(store / LISTS_DIR, _LIST_NAME)
 
 
 def pack_path(store: Path, digest: str) -> Path:
     return store / PACKS_DIR / f"{digest}{PACK_SUFFIX}"
 
 
+def list_path(store: Path, digest: str) -> Path:
+    return store / LISTS_DIR / f"{digest}{LIST_SUFFIX}"
+
+
 def objects_of(manifest: GenerationManifest) -> list[str]:
     """The store's files, relative to the store, that ``manifest`` needs besides itself.
 
     One place says what a generation is made of, so that whatever copies, collects or checks
-    a store (destinations, GC) follows a change of format without knowing it.
+    a store (destinations, GC) follows a change of format without knowing it: its packs, then
+    (format 2) its page list.
     """
-    return [f"{PACKS_DIR}/{digest}{PACK_SUFFIX}" for digest in manifest.packs]
+    objects = [f"{PACKS_DIR}/{digest}{PACK_SUFFIX}" for digest in manifest.packs]
+    if manifest.page_list is not None:
+        objects.append(f"{LISTS_DIR}/{manifest.page_list}{LIST_SUFFIX}")
+    return objects
+
+
+def encode_page_list(page_size: int, digests: bytes, level: int) -> bytes:
+    """A page list's file: ``digests`` is the N raw 32-byte sha256 of the pages, concatenated."""
+    import zstandard
+
+    return (LIST_MAGIC + _SIZES.pack(page_size, len(digests) // DIGEST_BYTES)
+            + zstandard.ZstdCompressor(level=level).compress(digests))
+
+
+def page_digests(store: Path, manifest: GenerationManifest) -> bytes:
+    """The raw sha256 of every page of ``manifest``, concatenated (32 bytes each, page 1 first).
+
+    Format 1 has them inline; format 2 reads its page list (:func:`read_page_list`).
+    """
+    if manifest.page_list is None:
+        return bytes.fromhex("".join(manifest.pages or ()))
+    return read_page_list(list_path(store, manifest.page_list), manifest.page_list, manifest.page_size,
+                          manifest.page_count)
+
+
+def read_page_list(path: Path, digest: str, page_size: int, page_count: int) -> bytes:
+    """The digests in the page list ``digest``, whose sha256 must be its name and whose sizes must be
+    these: :class:`BadPageList` otherwise, FileNotFoundError when it is not there."""
+    import zstandard
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read()
+    short = digest[:12]
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise BadPageList(f"page list {short} does not hash to its name (changed since it was written)")
+    head = len(LIST_MAGIC) + _SIZES.size
+    if not data.startswith(LIST_MAGIC) or len(data) < head:
+        raise BadPageList(f"page list {short} does not start with {LIST_MAGIC!r}")
+    sizes = _SIZES.unpack(data[len(LIST_MAGIC):head])
+    if sizes != (page_size, page_count):
+        raise BadPageList(f"page list {short} is for {sizes[1]} pages of {sizes[0]} bytes, the generation has "
+                          f"{page_count} of {page_size}")
+    try:
+        digests = zstandard.ZstdDecompressor().decompress(data[head:], max_output_size=page_count * DIGEST_BYTES)
+    except zstandard.ZstdError as exc:
+        raise BadPageList(f"page list {short} does not decompress ({exc})") from None
+    if len(digests) != page_count * DIGEST_BYTES:
+        raise BadPageList(f"page list {short} holds {len(digests)} bytes, not {page_count} digests")
+    return digests
 
 
 def encode_pack(page_size: int, digests: list[bytes], compressed_pages: bytes) -> bytes:
@@ -326,7 +421,7 @@ def read_pack(path: Path, digest: str) -> Iterator[tuple[bytes, bytes]]:
 
 
 def as_dict(manifest: GenerationManifest) -> dict[str, Any]:
-    """The manifest without its page list, for ``--json`` and logs."""
+    """The manifest without a format-1 inline page list, for ``--json`` and logs."""
     document = asdict(manifest)
     document.pop("pages")
     return document

@@ -16,8 +16,8 @@ database as short as the copy; hashing happens after it has ended.
 Order of work, and why:
 
 1. Check the source, lock the database's backup lock (the one whole-file backups take: one
-   run at a time), remove work directories killed runs left, and collect garbage: packs that
-   no manifest names (a killed run wrote them) go now (:mod:`railguard.pages.gc`).
+   run at a time), remove work directories killed runs left, and collect garbage: packs and
+   page lists that no manifest names (a killed run wrote them) go now (:mod:`railguard.pages.gc`).
 2. Read the packs in the store: which pages it already holds. A pack that does not hash to its
    name is damaged and does not count: its pages are stored again (a warning names the
    generations that named it), so one bad pack never fails every backup after it; when they
@@ -25,20 +25,41 @@ Order of work, and why:
 3. Copy the database (backup API, one step) into a private work directory.
 4. Hash the copy page by page; pages the store lacks go into new packs, each compressed,
    named by its sha256, and made durable (fsync, link into ``packs/``, fsync the directory)
-   before anything names it.
-5. Rebuild the generation from the store alone into a second private file and check it: every
-   page's hash, the whole file's sha256, ``integrity_check`` (:mod:`railguard.pages.rebuild`).
-   Steps 4 and 5 run at background priority (:mod:`railguard.backup.priority`): the read
-   transaction has ended, and the app's commits must not queue behind our hashing.
+   before anything names it; then the page list, the same way (``lists/``).
+5. Make the copy into the generation **materialized from the store**, in place, and check it:
+   every new page is read back from its new pack (the file must hash to its name, every page
+   must match its digest: :func:`railguard.pages.store.read_pack`), written over its own
+   offsets and read back from there; then the whole file's sha256 is taken (the manifest's
+   ``raw_sha256``, what every later rebuild must give) while ``quick_check`` (or the ``check``
+   setting's: :func:`generation_check`) runs on that file.
 6. Only then give the manifest its name (written, fsynced, linked, directory fsynced), and log.
 
+Steps 4 and 5 run at background priority (:mod:`railguard.backup.priority`): the read
+transaction has ended, and the app's commits must not queue behind our hashing.
+
+Why step 5 checks the generation as the store holds it, without rebuilding it whole. After
+it, every page of the file is one of two kinds. A *new* page was written from the bytes its
+new pack holds on disk, decompressed and found equal to its digest. Every *other* page is
+the copy's own bytes, and their sha256 is a digest in the header of a pack that, in step 2 of
+this run, hashed to its name (so its header and pages are the bytes written then), and whose
+pages were checked against that header when it was written: by step 5 of the run that wrote
+it (or a whole rebuild, before this way). Step 2 counts only packs a readable manifest names,
+and a manifest is published only after that check; an orphan a held-back GC kept counts for
+nothing. So the pack holds those very bytes (sha256 has no known collisions), and the file is,
+page for page, what rebuilding the generation from the store gives. The page list is read back
+too and must be the digests hashed here. Reading each new page back from its offsets catches
+one written at a wrong place. What this saves is decompressing and hashing every old page and
+writing a second file: an extra generation reads back only its new pages and its list. ``backups verify``, restore and drills
+still rebuild generations whole from the store (:mod:`railguard.pages.rebuild`).
+
 ``kill -9`` anywhere leaves every earlier generation as it was (nothing they name is ever
-written or removed here but by the GC of step 1, which keeps every pack a manifest names) and
-at most packs and work directories that the next run removes.
+written or removed here but by the GC of step 1, which keeps every object a manifest names)
+and at most packs, a page list and work directories that the next run removes.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import os
@@ -56,9 +77,9 @@ from railguard import __version__
 from railguard.backup.engine import explain_failure, prepare_directory
 from railguard.backup.log import LOG_NAME
 from railguard.backup.naming import logged_file_names, stem_for
-from railguard.backup.priority import background_priority
+from railguard.backup.priority import background_priority, run_in_background
 from railguard.backup.snapshot import SnapshotInfo, check_source, take_snapshot
-from railguard.backup.verify import remove_stale_verify_copies
+from railguard.backup.verify import check_database, remove_stale_verify_copies
 from railguard.config import BackupSettings
 from railguard.durable import WorkDirectory
 from railguard.errors import RailguardError, VerifyFailed
@@ -66,18 +87,23 @@ from railguard.locking import exclusive_lock
 from railguard.logfmt import append_line
 from railguard.pages.faults import fault_point
 from railguard.pages.catalog import list_generations
-from railguard.pages.gc import Collection, collect_garbage
-from railguard.pages.rebuild import RebuiltCheckFailed, rebuild_generation
+from railguard.pages.gc import Collection, collect_garbage, referenced_objects
+from railguard.pages.rebuild import DAMAGED_HINT, sha256_of
 from railguard.pages.store import (
-    PACK_BYTES, PACK_SUFFIX, PACKS_DIR, BadPack, GenerationManifest, encode_pack, free_generation_id,
-    generation_file_name, pack_names, pack_path, prepare_store, read_pack_header, store_for,
+    LIST_SUFFIX, LISTS_DIR, PACK_BYTES, PACK_SUFFIX, PACKS_DIR, BadPack, BadPageList, GenerationManifest, encode_page_list,
+    encode_pack, free_generation_id, generation_file_name, pack_names, pack_path, prepare_store,
+    list_path, read_pack, read_pack_header, read_page_list, store_for,
 )
-from railguard.progress import Progress, stage_counter
+from railguard.progress import Progress, finish, stage_counter
 
 RAW_NAME = "raw.sqlite3"
 MANIFEST_NAME = "generation.json"
 #: zstd level of the packs when [backup] level is not set (zstd's own default).
 DEFAULT_LEVEL = 3
+#: The check of a generation when [backup] check is not set (:func:`generation_check` says why).
+DEFAULT_CHECK = "quick"
+#: Bytes of the copy read at a time while hashing its pages.
+READ_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -159,65 +185,141 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
                      now: datetime, progress: Progress | None, known: dict[bytes, str], snapshot: SnapshotInfo,
                      cookies: tuple[int, int], durations: dict[str, float]) -> GenerationManifest:
     schema_version, user_version = cookies
-    raw = workspace.route(RAW_NAME)
+    page_size = snapshot.page_size
     started = time.monotonic()
-    packer = _Packer(workspace, store, snapshot.page_size, settings.level or DEFAULT_LEVEL)
-    pages: list[str] = []
+    packer = _Packer(workspace, store, page_size, settings.level or DEFAULT_LEVEL)
+    pages: list[bytes] = []
     packs: set[str] = set()
-    whole = hashlib.sha256()
-    count = stage_counter(progress, "hash", snapshot.page_size * snapshot.page_count)
-    with raw.open("rb") as copy:
-        while page := copy.read(snapshot.page_size):
-            whole.update(page)
-            digest = hashlib.sha256(page).digest()
-            pages.append(digest.hex())
-            holder = known.get(digest)
-            if holder is None:
-                packer.add(digest, page)
-            else:
-                packs.add(holder)
-            if count:
-                count(len(page))
-    packer.flush()
-    packs.update(packer.written)
-    durations["pack"] = round(time.monotonic() - started, 3)
-
-    manifest = GenerationManifest(
-        name=name, source=str(database.absolute()), created_at=now.astimezone(timezone.utc).isoformat(timespec="seconds"),
-        sqlite_version=sqlite3.sqlite_version, page_size=snapshot.page_size, page_count=len(pages),
-        schema_version=schema_version, user_version=user_version, journal_mode=snapshot.journal_mode,
-        pages=pages, packs=sorted(packs), raw_sha256=whole.hexdigest(), new_pages=packer.pages,
-        new_bytes=packer.bytes, check=settings.check, check_result="", verified=False, durations=durations,
-        wal_bytes=snapshot.wal_bytes, railguard_version=__version__,
-    )
-    os.unlink(RAW_NAME, dir_fd=workspace.fd)  # the rebuilt copy below needs the space
-    started = time.monotonic()
+    fresh: dict[bytes, list[int]] = {}  # each page the store lacked -> the page numbers that hold it
+    count = stage_counter(progress, "hash", page_size * snapshot.page_count)
+    fd = os.open(RAW_NAME, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=workspace.fd)
     try:
-        with rebuild_generation(store, manifest, store.parent, mode=settings.check, progress=progress) as rebuilt:
-            manifest.check_result = rebuilt.check.summary
-    except RebuiltCheckFailed as exc:
-        # The rebuilt file is byte for byte the copy: it is the source that is damaged.
-        raise VerifyFailed(f"the copy of {database} failed {settings.check}_check: {exc.summary}; "
+        # A megabyte at a time, pages sliced out of it: one read per 256 pages of 4 KiB, and a
+        # page is copied out of the chunk only when it goes into a pack.
+        chunk_pages = max(1, READ_BYTES // page_size)
+        offset = 0
+        while chunk := os.pread(fd, chunk_pages * page_size, offset):
+            offset += len(chunk)
+            view = memoryview(chunk)
+            for start in range(0, len(chunk), page_size):
+                page = view[start:start + page_size]
+                digest = hashlib.sha256(page).digest()
+                holder = known.get(digest)
+                if holder is None:
+                    packer.add(digest, bytes(page))
+                    fresh.setdefault(digest, []).append(len(pages))
+                else:
+                    packs.add(holder)
+                pages.append(digest)
+            if count:
+                count(len(chunk))
+        packer.flush()
+        packs.update(packer.written)
+        digests = b"".join(pages)
+        listed = encode_page_list(page_size, digests, packer.level)
+        page_list, new_list = _store_object(workspace, store, LISTS_DIR, LIST_SUFFIX, listed)
+        fault_point("list")
+        durations["pack"] = round(time.monotonic() - started, 3)
+
+        started = time.monotonic()
+        _materialize_in_place(store, packer.written, fresh, fd, page_size, name, progress)
+        try:
+            listed_back = read_page_list(list_path(store, page_list), page_list, page_size, len(pages))
+        except BadPageList as exc:
+            raise VerifyFailed(f"generation {name}: {exc} right after it was written; it was not kept",
+                               hint=_DISK_HINT) from None
+        if listed_back != digests:
+            raise VerifyFailed(f"generation {name}: its page list does not read back as written; it was not kept",
+                               hint=_DISK_HINT)
+        mode = generation_check(settings)
+        stage_counter(progress, "check", 0)
+        # The materialization's sha256 and its check read the same file: side by side, as a
+        # whole-file backup compresses while it checks (both let go of the GIL).
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            whole = pool.submit(run_in_background, sha256_of, fd)
+            check = check_database(workspace.route(RAW_NAME), mode)
+            raw_sha256 = whole.result()
+    finally:
+        os.close(fd)
+    if not check.ok:
+        # Every page is the copy's, byte for byte: it is the source that is damaged.
+        raise VerifyFailed(f"the copy of {database} failed {mode}_check: {check.summary}; "
                            f"generation {name} was not kept",
-                           hint="The source database is damaged: inspect it with sqlite3 and restore a good "
-                                "backup") from exc
-    manifest.verified = True
+                           hint="The source database is damaged: inspect it with sqlite3 and restore a good backup")
+    finish(progress, "check", page_size * len(pages))
     durations["verify"] = round(time.monotonic() - started, 3)
     fault_point("verified")
-    return manifest
+    return GenerationManifest(
+        name=name, source=str(database.absolute()), created_at=now.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        sqlite_version=sqlite3.sqlite_version, page_size=page_size, page_count=len(pages),
+        schema_version=schema_version, user_version=user_version, journal_mode=snapshot.journal_mode,
+        page_list=page_list, packs=sorted(packs), raw_sha256=raw_sha256, new_pages=packer.pages,
+        new_bytes=packer.bytes + (len(listed) if new_list else 0), check=mode,
+        check_result=check.summary, verified=True, durations=durations, wal_bytes=snapshot.wal_bytes,
+        railguard_version=__version__,
+    )
+
+
+def generation_check(settings: BackupSettings) -> str:
+    """The check a generation runs: ``check`` when it is set (configuration, ``--check``), else quick_check.
+
+    Why quick by default, for generations only: the file checked is proven, page by page, to be
+    the generation as the store holds it (module docstring), so the check asks one question,
+    whether the source was sound when copied. quick_check answers it for every page's
+    structure (b-trees, cells, overflow chains, the freelist, NOT NULL and CHECK constraints);
+    what it skips is whether each index agrees with its table, which is O(N log N) and most of
+    integrity_check's time. ``backups verify``, restore and drills still run integrity_check
+    (their default) on a generation rebuilt whole, so an index that disagrees is still found
+    before anything is restored from it; a generation every ten minutes need not pay for it.
+    """
+    return settings.check if "check" in settings.model_fields_set else DEFAULT_CHECK
+
+
+def _materialize_in_place(store: Path, written: list[str], fresh: dict[bytes, list[int]], fd: int, page_size: int,
+                          name: str, progress: Progress | None) -> None:
+    """Write every new page over its offsets in ``fd`` as its new pack on disk holds it (step 5),
+    and read each one back from there: a page written at a wrong place fails the generation."""
+    count = stage_counter(progress, "read-back", page_size * sum(map(len, fresh.values())))
+    missing = set(fresh)
+    for pack in written:
+        try:
+            for digest, page in read_pack(pack_path(store, pack), pack):
+                for number in fresh.get(digest, ()):
+                    os.pwrite(fd, page, number * page_size)
+                    if hashlib.sha256(os.pread(fd, page_size, number * page_size)).digest() != digest:
+                        raise VerifyFailed(f"generation {name}: page {number + 1} did not read back as written; "
+                                           f"it was not kept", hint=_DISK_HINT)
+                    if count:
+                        count(page_size)
+                missing.discard(digest)
+        except BadPack as exc:
+            raise VerifyFailed(f"generation {name}: {exc} right after it was written; it was not kept",
+                               hint=_DISK_HINT) from None
+    if missing:
+        raise VerifyFailed(f"generation {name}: {len(missing)} new page(s) are in none of its new packs; "
+                           f"it was not kept", hint=DAMAGED_HINT)
+
+
+_DISK_HINT = ("The disk or file system under the backup directory loses writes: check it (dmesg, SMART) before "
+              "trusting any backup there")
 
 
 def _pages_in_store(store: Path) -> tuple[dict[bytes, str], list[str]]:
-    """Every page digest the store's intact packs hold -> the pack that holds it; and the damaged packs.
+    """Every page digest the store's intact, published packs hold -> the pack that holds it; and the damaged packs.
 
-    A pack is intact when its bytes hash to its name (reading the compressed file, not
-    decompressing it). A damaged one does not count: its pages are stored again, so one bad
-    pack breaks only the generations that already named it, never every generation after it.
+    A pack counts when a readable manifest names it (only a published generation's packs had
+    their pages checked against their header: step 5; an orphan a held-back GC left may not)
+    and its bytes hash to its name (reading the compressed file, not decompressing it). A
+    damaged one does not count: its pages are stored again, so one bad pack breaks only the
+    generations that already named it, never every generation after it.
     """
     known: dict[bytes, str] = {}
     damaged = []
+    named, _ = referenced_objects(store)
     for pack in pack_names(store):
         path = pack_path(store, pack)
+        if f"{PACKS_DIR}/{path.name}" not in named:
+            continue
         intact = _intact(path, pack)
         try:
             digests = read_pack_header(path)[1] if intact else []
@@ -257,6 +359,7 @@ class _Packer:
         self.workspace = workspace
         self.store = store
         self.page_size = page_size
+        self.level = level
         self.compressor = zstandard.ZstdCompressor(level=level)
         self.digests: list[bytes] = []
         self.buffer: list[bytes] = []
@@ -280,30 +383,41 @@ class _Packer:
 
     def _write(self) -> None:
         data = encode_pack(self.page_size, self.digests, self.compressor.compress(b"".join(self.buffer)))
-        name = hashlib.sha256(data).hexdigest()
-        temporary = f"pack-{len(self.written)}"
-        with os.fdopen(self.workspace.create(temporary), "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        packs_fd = os.open(self.store / PACKS_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            try:
-                self.workspace.link_out(temporary, packs_fd, f"{name}{PACK_SUFFIX}")
-                os.unlink(temporary, dir_fd=self.workspace.fd)
-            except FileExistsError:
-                # The same bytes were stored before: the same name. If the file there no longer
-                # hashes to it (damaged at rest), these good bytes take its place, atomically,
-                # which also mends every generation that named it.
-                if not _intact(pack_path(self.store, name), name):
-                    self.workspace.move_out(temporary, packs_fd, f"{name}{PACK_SUFFIX}")
-        finally:
-            os.close(packs_fd)
+        name, _ = _store_object(self.workspace, self.store, PACKS_DIR, PACK_SUFFIX, data)  # counted even if held
         self.written.append(name)
         self.pages += len(self.digests)
         self.bytes += len(data)
         self.digests, self.buffer = [], []
         fault_point("pack")
+
+
+def _store_object(workspace: WorkDirectory, store: Path, directory: str, suffix: str, data: bytes) -> tuple[str, bool]:
+    """Make ``data`` durable as ``<directory>/<its sha256><suffix>`` in the store before anything names it:
+    written, fsynced, linked, the directory fsynced. Returns the name, and whether the store did not
+    hold those bytes already."""
+    name = hashlib.sha256(data).hexdigest()
+    temporary = f"{directory}-{name}"
+    with os.fdopen(workspace.create(temporary), "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    directory_fd = os.open(store / directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        try:
+            workspace.link_out(temporary, directory_fd, f"{name}{suffix}")
+        except FileExistsError:
+            # The same bytes were stored before: the same name. If the file there no longer
+            # hashes to it (damaged at rest), these good bytes take its place, atomically,
+            # which also mends every generation that named it.
+            if not _intact(store / directory / f"{name}{suffix}", name):
+                workspace.move_out(temporary, directory_fd, f"{name}{suffix}")
+                return name, True
+            os.unlink(temporary, dir_fd=workspace.fd)
+            return name, False
+        os.unlink(temporary, dir_fd=workspace.fd)
+        return name, True
+    finally:
+        os.close(directory_fd)
 
 
 def _publish(workspace: WorkDirectory, store: Path, manifest: GenerationManifest, final: str) -> None:

@@ -148,8 +148,9 @@ def test_only_new_objects_travel_to_s3(tmp_path: Path, moto_endpoint: str, bucke
     figures = _sent_per_generation(app)
     assert all(sent == new for sent, new in figures), figures
     keys = {item["Key"]: item["Size"] for item in s3_client.list_objects_v2(Bucket=bucket)["Contents"]}
-    packs = {key for key in keys if key.startswith("offsite/tasks/tasks.pages/packs/")}
-    assert sum(keys[key] for key in packs) == sum(sent for sent, _ in figures)  # each object sent once
+    objects = {key for key in keys
+               if key.startswith("offsite/tasks/tasks.pages/") and not key.endswith(".generation.json")}
+    assert sum(keys[key] for key in objects) == sum(sent for sent, _ in figures)  # each object sent once
     assert len([key for key in keys if key.endswith(".generation.json")]) == 5
 
 
@@ -164,11 +165,12 @@ def test_encrypted_objects_travel_once_each_and_read_back_with_the_identity(tmp_
         assert run.ok and run.copied == [result.manifest.name], run.summary()
         firsts.append(run.bytes)
     nas = tmp_path / "nas" / "tasks.pages"
-    stored = sorted(path.name for path in (nas / "packs").iterdir())
-    assert stored and all(name.endswith(".pack.age") for name in stored)
-    assert sum((nas / "packs" / name).stat().st_size for name in stored) == sum(firsts)  # none sent twice
-    # age output is not plaintext: no stored object holds a pack's magic.
-    assert not any((nas / "packs" / name).read_bytes().startswith(b"RGPACK1") for name in stored)
+    stored = sorted(path for folder in ("packs", "lists") for path in (nas / folder).iterdir())
+    assert {path.name.rpartition(".")[0].rpartition(".")[2] for path in stored} == {"pack", "list"}
+    assert all(path.name.endswith(".age") for path in stored)
+    assert sum(path.stat().st_size for path in stored) == sum(firsts)  # none sent twice
+    # age output is not plaintext: no stored object holds a pack's or a page list's magic.
+    assert not any(path.read_bytes().startswith((b"RGPACK1", b"RGLIST1")) for path in stored)
     copies = app.copies()
     generations = copies.held()
     assert [generation.is_good for generation in generations] == [True] * 3
@@ -305,7 +307,8 @@ def test_a_missing_object_fails_its_generations_and_replicate_sends_it_again(tmp
     app, seen = three_generations_there(tmp_path)
     generations = app.copies().held()
     earlier = {item.key for generation in generations[:-1] for item in generation.objects}
-    [key] = [item.key for item in generations[-1].objects if item.key not in earlier]  # the newest's own pack
+    [key] = [item.key for item in generations[-1].objects  # the newest's own pack
+             if item.key not in earlier and item.key.startswith("packs/")]
     (tmp_path / "nas" / "tasks.pages" / key).unlink()
     listed = {g.name: g for g in app.copies().held()}
     assert listed[NAMES[-1]].status == f"missing object {key}"
@@ -367,8 +370,14 @@ def _assert_every_document_names_objects_that_are_there(app: App) -> list[str]:
     return [generation.name for generation in held]
 
 
+def _objects_in(store: Path) -> set[str]:
+    """The names of a store's objects: its packs and its page lists (objects_of's folders)."""
+    return {path.name for folder in ("packs", "lists") if (store / folder).is_dir()
+            for path in (store / folder).iterdir()}
+
+
 def _objects_there(app: App) -> set[str]:
-    return {path.name for path in (app.tmp_path / "nas" / "tasks.pages" / "packs").iterdir()}
+    return _objects_in(app.tmp_path / "nas" / "tasks.pages")
 
 
 def _named(app: App) -> set[str]:
@@ -391,7 +400,7 @@ def test_retention_there_removes_documents_then_the_objects_no_document_names(tm
     assert run.pruned == ["tasks-20261201-1403"]
     assert _assert_every_document_names_objects_that_are_there(app) == ["tasks-20261201-1404", "tasks-20261201-1405"]
     assert _objects_there(app) == _named(app)  # nothing else kept there
-    local = {path.name for path in (app.store / "packs").iterdir()}
+    local = _objects_in(app.store)
     assert _objects_there(app) < local  # the local store keeps its own (7 daily + 4 weekly)
     pruned = [line for line in read_lines(app.directory / "destinations.log") if line["event"] == "prune"]
     assert [line["backup"] for line in pruned] == [f"tasks-20261201-140{minute}" for minute in (1, 2, 3)]

@@ -4,6 +4,7 @@ At the destination, under the app's prefix, the layout of the local page store::
 
     <stem>.pages/<name>.generation.json      one document per generation (below)
     <stem>.pages/packs/<sha256>.pack[.age]   the objects, each named by the sha256 of its bytes
+    <stem>.pages/lists/<sha256>.list[.age]   (a format-2 generation's page list)
 
 What a generation is made of comes from :func:`railguard.pages.store.objects_of` only: each of
 those store-relative paths is an opaque object, content-addressed, copied under the same path

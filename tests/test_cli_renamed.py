@@ -92,5 +92,5 @@ def test_a_destinations_list_says_verified_as_the_local_list_does(run_cli, tmp_p
     local = run_cli("backups", "list", "--config", path).stdout.splitlines()
     remote = run_cli("backups", "list", "--dest", "nas", "--config", path).stdout.splitlines()
     header = next(line for line in remote if line.lstrip().startswith("name"))
-    assert header.replace("┃", " ").split() == ["name", "time", "(UTC)", "size", "encrypted", "verified", "age"]
+    assert header.replace("┃", " ").split() == ["name", "time", "(UTC)", "size", "kind", "encrypted", "verified", "age"]
     assert "verified" in next(line for line in local if line.lstrip().startswith("name")).replace("┃", " ").split()

@@ -1,15 +1,19 @@
-"""What the benchmarks that boot the example app share (bench/drill.py, bench/rehearsal.py).
+"""What the benchmarks share.
 
-Not a benchmark (``make bench`` has no use for it): the test helpers loaded by path, and the
-timings of repeated runs that each return a report with ``seconds`` and timed ``steps`` (a
-drill's or a rehearsal's, :class:`railguard.drill.boot.BootReport`), summed up as medians.
+Not a benchmark (``make bench`` has no use for it): the test helpers and another benchmark's
+setup loaded by path, a free port on 127.0.0.1 and the wait for a server started on it (the S3
+server of bench/destinations.py and bench/generation_copies.py), and the timings of repeated
+runs that each return a report with ``seconds`` and timed ``steps`` (a drill's or a
+rehearsal's, :class:`railguard.drill.boot.BootReport`), summed up as medians.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import socket
 import statistics
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +35,33 @@ def tests_module(relative: str, name: str) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def bench_module(name: str) -> ModuleType:
+    """The benchmark ``bench/NAME.py`` loaded by path, as ``bench_NAME``, to share its setup."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    """Until something listens on 127.0.0.1:``port`` (RuntimeError after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"no server started on 127.0.0.1:{port}")
 
 
 @dataclass

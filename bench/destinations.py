@@ -22,35 +22,19 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import free_port, wait_for_port
+
 KEY_ID = "bench-key"
 SECRET = "bench-secret-key"
 BUCKET = "railguard-bench"
 PART = "8M"  # same as railguard's s3.PART_SIZE, so both send the same parts
 PARALLEL = "4"  # same as railguard's s3.CONCURRENCY
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"S3 server did not start on port {port}")
 
 
 def make_backup(directory: Path, size_mb: int) -> tuple[Path, Path]:

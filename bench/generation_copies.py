@@ -8,38 +8,31 @@ On a database built like bench/backup.py's (tasks with indexes), against a local
 (moto in server mode on 127.0.0.1, started as tests/destinations/conftest.py starts it): a first
 generation and ``railguard replicate`` of it, then --generations generations each after --churn
 of the rows changed, each replicated. Per extra generation, in one run:
-  stored: the bytes that generation added to the local store (its new packs);
+  stored: the bytes that generation added to the local store (its new packs and its page list);
   sent: the bytes of the objects railguard uploaded (``DestinationRun.bytes``);
   bucket: how much the bucket grew (objects + the generation's document, as S3 lists them);
 and the ratios sent/stored (the target: ~1, no re-upload), sent/whole-file backup and
 bucket/whole-file backup (the same database as one zstd backup, taken once in the same run).
-bucket - sent is the generation's document, which lists every page's sha256 (docs/pages.md).
+bucket - sent is the generation's document, a few KB (docs/pages.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import random
 import shutil
-import socket
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
-_spec = importlib.util.spec_from_file_location("bench_backup", HERE / "backup.py")
-assert _spec and _spec.loader
-bench_backup = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_backup)
-_spec = importlib.util.spec_from_file_location("bench_generations", HERE / "generations.py")
-assert _spec and _spec.loader
-bench_generations = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_generations)
+from _common import bench_module, free_port, wait_for_port  # noqa: E402
+
+bench_backup = bench_module("backup")
+bench_generations = bench_module("generations")
 
 from railguard.backup import take_backup  # noqa: E402
 from railguard.config import BackupSettings, Settings  # noqa: E402
@@ -49,23 +42,6 @@ from railguard.pages.writer import take_generation  # noqa: E402
 OUTPUT = HERE / "output" / "generation_copies"
 T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
 BUCKET = "railguard-bench"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"S3 server did not start on port {port}")
 
 
 def bucket_bytes(client, bucket: str) -> int:  # type: ignore[no-untyped-def]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import os
 import random
 import resource
@@ -38,10 +37,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
-_spec = importlib.util.spec_from_file_location("bench_backup", HERE / "backup.py")
-assert _spec and _spec.loader
-bench_backup = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_backup)
+from _common import bench_module  # noqa: E402
+
+bench_backup = bench_module("backup")
 
 from railguard.backup import list_backups, materialize, take_backup  # noqa: E402
 from railguard.backup.snapshot import take_snapshot  # noqa: E402

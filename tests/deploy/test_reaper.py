@@ -22,22 +22,14 @@ import pytest
 from railguard.deploy.isolation import Isolation
 from railguard.deploy.suite import run_suite
 
+from gate.conftest import user_skip_reason
+
 #: Starts a sleeper in a session of its own, waits until it has written its pid, then exits 3.
 ESCAPE = ("setsid sh -c 'echo $$ > escapee.tmp && mv escapee.tmp escapee.pid && exec sleep 600' &\n"
           "while [ ! -s escapee.pid ]; do sleep 0.05; done\n")
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "user isolation needs railguard to run as root"
-    try:
-        pwd.getpwnam("nobody")
-    except KeyError:
-        return "there is no user nobody here"
-    return None
-
-
-pytestmark = pytest.mark.skipif(bool(_skip_reason()), reason=_skip_reason() or "")
+pytestmark = pytest.mark.skipif(bool(user_skip_reason()), reason=user_skip_reason() or "")
 
 
 @pytest.fixture

@@ -161,34 +161,27 @@ def test_the_tree_placeholder_names_the_candidates_tree(tmp_path, production, re
     assert report.change is not None and report.change.schema_changed
 
 
-def test_a_candidate_that_swaps_the_copy_for_a_link_gets_no_shape_read_through_it(tmp_path, production, repository):
+#: What a candidate leaves in the copy's place, given where another database (tasks.db) lies.
+SWAPS = {
+    "the copy": lambda elsewhere: (f"import os\nos.unlink(os.environ['DB_PATH'])\n"
+                                   f"os.symlink({str(elsewhere / 'tasks.db')!r}, os.environ['DB_PATH'])\n"),
+    # lstat of the copy follows a link in its directory's place
+    "its directory": lambda elsewhere: ("import os, shutil\ndata = os.path.dirname(os.environ['DB_PATH'])\n"
+                                        f"shutil.rmtree(data)\nos.symlink({str(elsewhere)!r}, data)\n"),
+}
+
+
+@pytest.mark.parametrize("swapped", sorted(SWAPS))
+def test_a_candidate_that_swaps_the_copy_for_a_link_gets_no_shape_read_through_it(tmp_path, production, repository,
+                                                                                   swapped):
     """A confined app may write only its tree and the copy's directory, but railguard reads the
-    copy back with its own rights: a link left in the copy's place must not be followed (it
-    would put another database's tables and row counts into the report)."""
-    private = tmp_path / "private.db"
-    with contextlib.closing(sqlite3.connect(private)) as database:
-        database.execute("CREATE TABLE gate_private_table (value TEXT)")
-    swap = (f"import os\nos.unlink(os.environ['DB_PATH'])\nos.symlink({str(private)!r}, os.environ['DB_PATH'])\n"
-            "raise SystemExit(3)\n")
-    commit = repository.commit("swap the copy", {"app.py": swap})
-    report, _ = run(tmp_path, production, repository, commit, timeout="5s")
-    assert not report.passed and report.failed_step == "health"
-    assert report.change is None
-    assert "the app replaced the copy tasks.db with something that is not a file: no shape after the rehearsal" \
-        in report.warnings
-    assert "gate_private_table" not in json.dumps(report.as_dict())
-
-
-def test_a_candidate_that_swaps_the_copys_directory_for_a_link_gets_no_shape_read_through_it(
-        tmp_path, production, repository):
-    """The same through the directory: lstat of the copy follows a link in its parent's place."""
+    copy back with its own rights: a link left in the copy's place, or in its directory's, must
+    not be followed (it would put another database's tables and row counts into the report)."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     with contextlib.closing(sqlite3.connect(elsewhere / "tasks.db")) as database:
         database.execute("CREATE TABLE gate_private_table (value TEXT)")
-    swap = ("import os, shutil\ndata = os.path.dirname(os.environ['DB_PATH'])\nshutil.rmtree(data)\n"
-            f"os.symlink({str(elsewhere)!r}, data)\nraise SystemExit(3)\n")
-    commit = repository.commit("swap the copy's directory", {"app.py": swap})
+    commit = repository.commit(f"swap {swapped}", {"app.py": SWAPS[swapped](elsewhere) + "raise SystemExit(3)\n"})
     report, _ = run(tmp_path, production, repository, commit, timeout="5s")
     assert not report.passed and report.failed_step == "health"
     assert report.change is None

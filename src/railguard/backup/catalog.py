@@ -244,13 +244,17 @@ def _record(backup_id: BackupId, directory: Path, data_path: Path | None, manife
                 status = "missing data file"
             elif data_path.name != manifest.file:
                 status = f"manifest names {manifest.file}"
-            elif manifest.name != str(backup_id):
-                status = f"manifest is for {manifest.name}"
-            elif not manifest.verified:
-                status = "not verified"
             else:
-                status = GOOD
+                status = manifest_status(manifest.name, manifest.verified, backup_id)
     return BackupRecord(backup_id, directory, data_path, manifest_path, manifest, status, detail)
+
+
+def manifest_status(name: str, verified: bool, backup_id: BackupId) -> str:
+    """What a readable manifest says of the backup (or generation) ``backup_id`` it was found
+    under: GOOD, or why not (it names another backup, or was never verified)."""
+    if name != str(backup_id):
+        return f"manifest is for {name}"
+    return GOOD if verified else "not verified"
 
 
 def bad_manifest_warnings(records: list[BackupRecord]) -> list[str]:

@@ -103,11 +103,7 @@ class Manifest:
     @classmethod
     def parse(cls, data: bytes | str) -> Manifest:
         """The one parser of manifest text, for local files and copies at destinations alike."""
-        try:
-            document = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise BadManifest(f"not JSON ({type(exc).__name__})") from None
-        return cls.from_dict(document)
+        return cls.from_dict(decode_document(data))
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
@@ -122,6 +118,14 @@ class Manifest:
     @property
     def ratio(self) -> float:
         return self.size_stored / self.size_raw if self.size_raw else 1.0
+
+
+def decode_document(data: bytes | str) -> Any:
+    """The JSON of a manifest (whole-file or generation); :class:`BadManifest` when it is none."""
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise BadManifest(f"not JSON ({type(exc).__name__})") from None
 
 
 def checked_fields(data: Any, checks: dict[str, Callable[[Any], Any]], required: set[str]) -> dict[str, Any]:

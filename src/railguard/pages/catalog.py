@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from railguard.backup.catalog import GOOD, Owner, Record, check_belongs_manifest
+from railguard.backup.catalog import Owner, Record, check_belongs_manifest, manifest_status
 from railguard.backup.manifest import BadManifest
 from railguard.backup.naming import BackupId
 from railguard.errors import NotFound
@@ -70,13 +70,8 @@ def _record(generation_id: BackupId, directory: Path, store: Path, path: Path) -
                                 exc.strerror or str(exc))
     except BadManifest as exc:
         return GenerationRecord(generation_id, directory, store, path, None, "unreadable manifest", str(exc))
-    if manifest.name != str(generation_id):
-        status = f"manifest is for {manifest.name}"
-    elif not manifest.verified:
-        status = "not verified"
-    else:
-        status = GOOD
-    return GenerationRecord(generation_id, directory, store, path, manifest, status)
+    return GenerationRecord(generation_id, directory, store, path, manifest,
+                            manifest_status(manifest.name, manifest.verified, generation_id))
 
 
 def is_generation_name(name: str) -> bool:

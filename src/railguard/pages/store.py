@@ -52,7 +52,7 @@ from typing import Any
 
 from railguard.backup.manifest import (
     BadManifest, _aware_time, _count, _durations, _flag, _integer, _optional, _Refused, _text, _wrong,
-    checked_fields,
+    checked_fields, decode_document,
 )
 from railguard.backup.naming import FAILED_DIR, BackupId, id_for, parse_name
 from railguard.durable import make_private_directory
@@ -196,11 +196,7 @@ class GenerationManifest:
     @classmethod
     def parse(cls, data: bytes | str) -> GenerationManifest:
         """The one parser of generation manifests; :class:`BadManifest` names what is wrong."""
-        try:
-            document = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise BadManifest(f"not JSON ({type(exc).__name__})") from None
-        manifest = cls(**checked_fields(document, _CHECKS, _REQUIRED))
+        manifest = cls(**checked_fields(decode_document(data), _CHECKS, _REQUIRED))
         if manifest.kind != KIND or manifest.format not in FORMATS:
             raise BadManifest(f"kind {manifest.kind!r} format {manifest.format}: not a generation of format "
                               f"{' or '.join(map(str, FORMATS))}")

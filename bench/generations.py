@@ -13,7 +13,9 @@ Measures, in one run on the same database with a writer process committing every
   stored bytes and time per extra generation, as ratios of the whole-file backup's;
   restic on the same consistent copies, when it is installed (bytes its repository grows);
   the writer's commit latency p99 idle vs while the extra generations run (the writer is its own
-      process, as the app is: a thread in this one would measure our GIL, not the backup);
+      process, as the app is: a thread in this one would measure our GIL, not the backup); idle is
+      the writer alone before the backups, after them, and right after each extra generation for
+      as long as it took (up to 5 s), so the machine's load of the moment is in both;
   CPU seconds (getrusage of this process and its children) and bytes written to disk
       (/proc/self/io) per extra generation, and the figures per day of a generation every 10 minutes;
   the rebuild of the newest generation against the decompress + check of the whole-file backup.
@@ -50,7 +52,7 @@ from railguard.pages.writer import take_generation  # noqa: E402
 OUTPUT = HERE / "output" / "generations"
 T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
 PER_DAY = 144  # one generation every 10 minutes
-IDLE_SECONDS = 5  # the writer alone, before the backups and after them
+IDLE_SECONDS = 5  # the writer alone: before the backups, after them, and at most this after each generation
 
 _WRITER = """
 import sqlite3, sys, time
@@ -247,6 +249,11 @@ def main() -> None:
         with Cost() as cost:
             result = take_generation(database, pages_settings, now=T0 + timedelta(minutes=2 + number))
         costs.append(cost)
+        # The writer alone right after, as long as the generation took (up to IDLE_SECONDS): idle
+        # measured under the machine's load of the moment, not only before and after it all.
+        quiet = min(cost.seconds, IDLE_SECONDS)
+        idle_windows.append((time.monotonic(), time.monotonic() + quiet))
+        time.sleep(quiet)
         extra_bytes.append(result.manifest.new_bytes)
         grown = restic_growth(database, OUTPUT / "restic", scratch)
         if grown is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from railguard.backup import priority
 from railguard.backup.verify import CheckResult
 from railguard.config import BackupSettings
 from railguard.errors import RailguardError, VerifyFailed
@@ -238,14 +239,18 @@ def test_an_extra_generation_reads_back_only_its_new_packs(generations: Generati
     connection.execute("UPDATE tasks SET title = 'changed' WHERE id = 5")
     connection.close()
     read: list[str] = []
-    real_read_pack = store_module.read_pack
+    real_read_pack, real_read_published = store_module.read_pack, store_module.read_published_pack
 
     def recording(path: Path, digest: str):  # type: ignore[no-untyped-def]
         read.append(digest)
         return real_read_pack(path, digest)
 
-    monkeypatch.setattr("railguard.pages.writer.read_pack", recording, raising=False)
-    monkeypatch.setattr("railguard.pages.rebuild.read_pack", recording)
+    def recording_published(path: Path, digest: str):  # type: ignore[no-untyped-def]
+        read.append(digest)
+        return real_read_published(path, digest)
+
+    monkeypatch.setattr("railguard.pages.writer.read_pack", recording)
+    monkeypatch.setattr("railguard.pages.rebuild.read_published_pack", recording_published)
     second = generations.take().manifest
     new_packs = set(second.packs) - set(first.packs)
     assert new_packs and len(second.packs) > len(new_packs)  # most pages stay in the first generation's packs
@@ -308,3 +313,20 @@ def test_a_generation_runs_quick_check_unless_check_is_set(tmp_path: Path, datab
         assert configured.take().manifest.check == mode
     whole_file = BackupSettings(directory=tmp_path / "file")
     assert whole_file.check == "integrity"  # whole-file backups keep theirs
+
+
+def test_every_pack_and_page_list_reaches_the_disk_paced(generations: Generations,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's objects go through paced_write (the app's commits never queue behind a whole pack);
+    the manifest, a kilobyte, does not need to."""
+    paced: list[int] = []
+
+    def recording(fd: int, data: bytes, **kwargs: int) -> None:
+        paced.append(len(data))
+        priority.paced_write(fd, data, **kwargs)
+
+    monkeypatch.setattr(writer_module, "paced_write", recording)
+    first = generations.take().manifest
+    assert len(paced) == len(first.packs) + 1  # each pack, then the page list
+    assert sum(paced) == first.new_bytes
+    assert generations.rebuilt_contents(first, generations.store.parent / "scratch") == contents(generations.database)

@@ -9,12 +9,14 @@ Order of work, and why:
 2. Make the file, 0600, in a :class:`~railguard.durable.WorkDirectory` inside ``into`` (for a
    restore: the target's directory, so the final rename is atomic), sized to page size x page
    count up front.
-3. Read each pack the manifest names once: its sha256 must be its name, and every page must
-   match its digest (:func:`railguard.pages.store.read_pack`); each needed page is written at
-   its offsets. A page that no named pack holds fails the rebuild.
+3. Read each pack the manifest names once: its sha256 must be its name (its pages were
+   matched against their digests before any generation named it:
+   :func:`railguard.pages.store.read_published_pack`); each needed page is written at its
+   offsets. A page that no named pack holds fails the rebuild.
 4. Read the file back: its sha256 must be the manifest's ``raw_sha256`` (the bytes that were
-   checked when the generation was made), then ``integrity_check`` (or ``quick_check``) runs
-   on this rebuilt file, never only on the source.
+   checked when the generation was made), and ``integrity_check`` (or ``quick_check``) runs
+   on this rebuilt file, never only on the source; the two read it side by side, and a wrong
+   sha256 is what is reported when both fail.
 
 Any failure raises :class:`~railguard.errors.VerifyFailed` naming the generation and what
 broke; the file is removed when the block exits unless the caller moved it out (restore).
@@ -22,6 +24,7 @@ broke; the file is removed when the block exits unless the caller moved it out (
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import errno
 import hashlib
@@ -35,7 +38,7 @@ from railguard.backup.verify import CheckResult, VerifySpaceError, check_databas
 from railguard.durable import WorkDirectory
 from railguard.errors import VerifyFailed
 from railguard.pages.store import (
-    DIGEST_BYTES, BadPack, BadPageList, GenerationManifest, page_digests, pack_path, read_pack,
+    DIGEST_BYTES, BadPack, BadPageList, GenerationManifest, page_digests, pack_path, read_published_pack,
 )
 from railguard.progress import Progress, finish, stage_counter
 
@@ -73,18 +76,22 @@ def rebuild_generation(store: Path, manifest: GenerationManifest, into: Path, *,
     with WorkDirectory(into) as workspace:
         os.close(workspace.create(name))  # 0600, exclusive; then opened for reading back too
         fd = os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=workspace.fd)
+        route = workspace.route(name)
         try:
             _write_pages(store, manifest, fd, positions, stage_counter(progress, "rebuild", manifest.size_raw), into)
-            raw_sha = sha256_of(fd)
+            finish(progress, "rebuild", manifest.size_raw)
+            stage_counter(progress, "check", 0)
+            # The whole file's sha256 and the check read the same pages from the page cache, and
+            # both let go of the GIL: side by side (the sha256 still decides first, below).
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                whole = pool.submit(sha256_of, fd)
+                check = check_database(route, mode)
+                raw_sha = whole.result()
         finally:
             os.close(fd)
         if raw_sha != manifest.raw_sha256:
             raise VerifyFailed(f"generation {manifest.name}: the rebuilt database does not match its manifest's sha256",
                                hint=DAMAGED_HINT)
-        finish(progress, "rebuild", manifest.size_raw)
-        route = workspace.route(name)
-        stage_counter(progress, "check", 0)
-        check = check_database(route, mode)
         if not check.ok:
             raise RebuiltCheckFailed(f"generation {manifest.name}: {mode}_check failed on the rebuilt database: "
                                      f"{check.summary}", hint="Every page matched its sha256: the database was "
@@ -144,9 +151,9 @@ def _write_pages(store: Path, manifest: GenerationManifest, fd: int, positions: 
                            hint=DAMAGED_HINT)
 
 
-def _pack_pages(store: Path, pack: str, generation: str) -> Iterator[tuple[bytes, bytes]]:
+def _pack_pages(store: Path, pack: str, generation: str) -> Iterator[tuple[bytes, memoryview]]:
     try:
-        yield from read_pack(pack_path(store, pack), pack)
+        yield from read_published_pack(pack_path(store, pack), pack)
     except FileNotFoundError:
         raise VerifyFailed(f"generation {generation}: pack {pack[:12]} is missing from {store}",
                            hint=DAMAGED_HINT) from None

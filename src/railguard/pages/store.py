@@ -391,6 +391,32 @@ def read_pack(path: Path, digest: str) -> Iterator[tuple[bytes, bytes]]:
     The file is read once, whole (a pack is at most :data:`PACK_BYTES` of pages), and its own
     sha256 must be its name: a pack changed since it was written raises :class:`BadPack`.
     """
+    page_size, count, table, pages = _open_pack(path, digest)
+    for index in range(count):
+        page = pages[index * page_size:(index + 1) * page_size]
+        expected = table[index * DIGEST_BYTES:(index + 1) * DIGEST_BYTES]
+        if hashlib.sha256(page).digest() != expected:
+            raise BadPack(f"pack {digest[:12]}: page {index} does not match its sha256")
+        yield expected, page
+
+
+def read_published_pack(path: Path, digest: str) -> Iterator[tuple[bytes, memoryview]]:
+    """Every ``(sha256, page)`` of a pack a published generation names, pages not hashed one by one.
+
+    What proves them: the file must hash to its name (as in :func:`read_pack`), so it holds the
+    bytes it was written with, and a generation is published only after every page of its new
+    packs was read back and matched its sha256 (pages/writer.py, step 5). Hashing each page
+    again proves nothing more, and a rebuild checks the whole file's ``raw_sha256`` at the end
+    in any case. Pages are views into the pack's decompressed bytes, not copies.
+    """
+    page_size, count, table, pages = _open_pack(path, digest)
+    view = memoryview(pages)
+    for index in range(count):
+        yield table[index * DIGEST_BYTES:(index + 1) * DIGEST_BYTES], view[index * page_size:(index + 1) * page_size]
+
+
+def _open_pack(path: Path, digest: str) -> tuple[int, int, bytes, bytes]:
+    """A pack's page size, page count, digest table and decompressed pages; BadPack unless it hashes to ``digest``."""
     import zstandard
 
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -408,12 +434,7 @@ def read_pack(path: Path, digest: str) -> Iterator[tuple[bytes, bytes]]:
         raise BadPack(f"pack {digest[:12]} does not decompress ({exc})") from None
     if len(pages) != count * page_size:
         raise BadPack(f"pack {digest[:12]} holds {len(pages)} bytes, not {count} pages of {page_size}")
-    for index in range(count):
-        page = pages[index * page_size:(index + 1) * page_size]
-        expected = table[index * DIGEST_BYTES:(index + 1) * DIGEST_BYTES]
-        if hashlib.sha256(page).digest() != expected:
-            raise BadPack(f"pack {digest[:12]}: page {index} does not match its sha256")
-        yield expected, page
+    return page_size, count, table, pages
 
 
 def as_dict(manifest: GenerationManifest) -> dict[str, Any]:

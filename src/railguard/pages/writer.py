@@ -24,8 +24,8 @@ Order of work, and why:
    make the very same pack, the good bytes replace the damaged file and mend those generations.
 3. Copy the database (backup API, one step) into a private work directory.
 4. Hash the copy page by page; pages the store lacks go into new packs, each compressed,
-   named by its sha256, and made durable (fsync, link into ``packs/``, fsync the directory)
-   before anything names it; then the page list, the same way (``lists/``).
+   named by its sha256, and made durable (paced writes, fsync, link into ``packs/``, fsync the
+   directory) before anything names it; then the page list, the same way (``lists/``).
 5. Make the copy into the generation **materialized from the store**, in place, and check it:
    every new page is read back from its new pack (the file must hash to its name, every page
    must match its digest: :func:`railguard.pages.store.read_pack`), written over its own
@@ -34,8 +34,10 @@ Order of work, and why:
    setting's: :func:`generation_check`) runs on that file.
 6. Only then give the manifest its name (written, fsynced, linked, directory fsynced), and log.
 
-Steps 4 and 5 run at background priority (:mod:`railguard.backup.priority`): the read
-transaction has ended, and the app's commits must not queue behind our hashing.
+Steps 2, 4 and 5 run at background priority (:mod:`railguard.backup.priority`): the app's
+commits must not queue behind our hashing (2 is before the copy's read transaction, 4 and 5
+after it), and the packs reach the disk paced (:func:`~railguard.backup.priority.paced_write`),
+so its commit fsyncs do not queue behind our writes either.
 
 Why step 5 checks the generation as the store holds it, without rebuilding it whole. After
 it, every page of the file is one of two kinds. A *new* page was written from the bytes its
@@ -77,7 +79,7 @@ from railguard import __version__
 from railguard.backup.engine import explain_failure, prepare_directory
 from railguard.backup.log import LOG_NAME
 from railguard.backup.naming import logged_file_names, stem_for
-from railguard.backup.priority import background_priority, run_in_background
+from railguard.backup.priority import background_priority, paced_write, run_in_background
 from railguard.backup.snapshot import SnapshotInfo, check_source, take_snapshot
 from railguard.backup.verify import check_database, remove_stale_verify_copies
 from railguard.config import BackupSettings
@@ -159,7 +161,8 @@ def take_generation(database: Path, settings: BackupSettings, *, now: datetime, 
 
 def _take(database: Path, settings: BackupSettings, workspace: WorkDirectory, store: Path, name: str,
           now: datetime, progress: Progress | None, warnings: list[str]) -> GenerationManifest:
-    known, damaged = _pages_in_store(store)
+    with background_priority():  # reading and hashing every pack: the app goes first
+        known, damaged = _pages_in_store(store)
     if damaged:
         broken = sorted(record.name for record in list_generations(store.parent, stem_for(database))
                         if record.manifest is not None and set(record.manifest.packs) & set(damaged))
@@ -397,10 +400,12 @@ def _store_object(workspace: WorkDirectory, store: Path, directory: str, suffix:
     hold those bytes already."""
     name = hashlib.sha256(data).hexdigest()
     temporary = f"{directory}-{name}"
-    with os.fdopen(workspace.create(temporary), "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    fd = workspace.create(temporary)
+    try:
+        paced_write(fd, data)  # the app's commits fsync too: never queue ours in front of them at once
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     directory_fd = os.open(store / directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         try:

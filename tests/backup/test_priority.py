@@ -6,6 +6,8 @@ import ctypes
 import errno
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,26 @@ def test_background_priority_is_idle_inside_the_block_and_normal_after() -> None
     assert os.sched_getscheduler(0) == before
     with background_priority(enabled=False):
         assert os.sched_getscheduler(0) == before
+
+
+@linux_only
+def test_at_most_gives_the_policy_back_while_the_block_still_runs() -> None:
+    before = os.sched_getscheduler(0)
+    with background_priority(at_most=0.0):
+        deadline = time.monotonic() + 60
+        while os.sched_getscheduler(0) != before and time.monotonic() < deadline:
+            time.sleep(0.01)  # the timer thread puts it back; wait for that, not for a guessed time
+        assert os.sched_getscheduler(0) == before
+    assert os.sched_getscheduler(0) == before
+
+
+@linux_only
+def test_a_block_shorter_than_at_most_stays_idle_and_leaves_no_timer() -> None:
+    before, threads = os.sched_getscheduler(0), threading.active_count()
+    with background_priority(at_most=3600):
+        assert os.sched_getscheduler(0) == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) == before
+    assert threading.active_count() == threads
 
 
 class _Clock:

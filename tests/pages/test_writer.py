@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import sqlite3
 from pathlib import Path
@@ -330,3 +331,20 @@ def test_every_pack_and_page_list_reaches_the_disk_paced(generations: Generation
     assert len(paced) == len(first.packs) + 1  # each pack, then the page list
     assert sum(paced) == first.new_bytes
     assert generations.rebuilt_contents(first, generations.store.parent / "scratch") == contents(generations.database)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_the_copy_runs_at_background_priority_for_at_most_its_limit(generations: Generations,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    policies: list[int] = []
+    real_take_snapshot = writer_module.take_snapshot
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        policies.append(os.sched_getscheduler(0))
+        return real_take_snapshot(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "take_snapshot", recording)
+    before = os.sched_getscheduler(0)
+    assert generations.take().manifest.verified
+    assert policies == [os.SCHED_IDLE]
+    assert os.sched_getscheduler(0) == before

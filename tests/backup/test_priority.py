@@ -61,20 +61,22 @@ class _Clock:
         self.slept.append(seconds)
 
 
-def _open(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _paced(path: Path, data: bytes, *, before: bytes = b"", **pacing: int) -> bytes:
+    """paced_write ``data`` into a new file at ``path`` after ``before``; what the file then holds."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, before)
+        paced_write(fd, data, **pacing)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path.read_bytes()
 
 
 def test_every_byte_lands_in_order_after_what_the_file_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(priority, "time", _Clock())
     data = os.urandom(5 * 65536 + 123)
-    fd = _open(tmp_path / "pack")
-    try:
-        os.write(fd, b"header")
-        paced_write(fd, data, chunk=65536)
-    finally:
-        os.close(fd)
-    assert (tmp_path / "pack").read_bytes() == b"header" + data
+    assert _paced(tmp_path / "pack", data, before=b"header", chunk=65536) == b"header" + data
 
 
 def test_each_piece_is_on_the_disk_before_the_next_is_written(tmp_path: Path,
@@ -87,12 +89,7 @@ def test_each_piece_is_on_the_disk_before_the_next_is_written(tmp_path: Path,
 
     monkeypatch.setattr(priority, "time", _Clock())
     monkeypatch.setattr(priority, "_sync_range", sync_range)
-    fd = _open(tmp_path / "pack")
-    try:
-        os.write(fd, b"x" * 10)
-        paced_write(fd, b"p" * (3 * 4096 + 1), chunk=4096)
-    finally:
-        os.close(fd)
+    _paced(tmp_path / "pack", b"p" * (3 * 4096 + 1), before=b"x" * 10, chunk=4096)
     wait_write_wait = 1 | 2 | 4  # SYNC_FILE_RANGE_WAIT_BEFORE | WRITE | WAIT_AFTER
     # Each piece is asked out and waited for while the file ends with it: the next is not written yet.
     assert calls == [(10, 4096, 10 + 4096, wait_write_wait), (10 + 4096, 4096, 10 + 8192, wait_write_wait),
@@ -103,11 +100,7 @@ def test_pieces_go_no_faster_than_the_rate(tmp_path: Path, monkeypatch: pytest.M
     clock = _Clock()
     monkeypatch.setattr(priority, "time", clock)
     monkeypatch.setattr(priority, "_sync_range", lambda fd, offset, length, flags: 0)
-    fd = _open(tmp_path / "pack")
-    try:
-        paced_write(fd, b"p" * 2500, chunk=1000, rate=10_000)
-    finally:
-        os.close(fd)
+    _paced(tmp_path / "pack", b"p" * 2500, chunk=1000, rate=10_000)
     # 1,000 bytes at 10,000 bytes/s is 0.1 s a piece; the clock stood still, so each piece waits it all.
     assert clock.slept == pytest.approx([0.1, 0.1, 0.05])
 
@@ -121,12 +114,7 @@ def test_a_file_that_cannot_sync_a_range_is_written_whole_all_the_same(tmp_path:
     monkeypatch.setattr(priority, "time", _Clock())
     monkeypatch.setattr(priority, "_sync_range", unsupported)
     data = os.urandom(10_000)
-    fd = _open(tmp_path / "pack")
-    try:
-        paced_write(fd, data, chunk=4096)
-    finally:
-        os.close(fd)
-    assert (tmp_path / "pack").read_bytes() == data
+    assert _paced(tmp_path / "pack", data, chunk=4096) == data
 
 
 def test_a_disk_error_while_syncing_a_piece_is_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,12 +124,8 @@ def test_a_disk_error_while_syncing_a_piece_is_raised(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(priority, "time", _Clock())
     monkeypatch.setattr(priority, "_sync_range", failing)
-    fd = _open(tmp_path / "pack")
-    try:
-        with pytest.raises(OSError) as raised:
-            paced_write(fd, b"p" * 10_000, chunk=4096)
-    finally:
-        os.close(fd)
+    with pytest.raises(OSError) as raised:
+        _paced(tmp_path / "pack", b"p" * 10_000, chunk=4096)
     assert raised.value.errno == errno.EIO
 
 
@@ -150,12 +134,7 @@ def test_without_sync_file_range_it_is_one_plain_write(tmp_path: Path, monkeypat
     monkeypatch.setattr(priority, "time", clock)
     monkeypatch.setattr(priority, "_sync_range", None)
     data = os.urandom(3 * 4096)
-    fd = _open(tmp_path / "pack")
-    try:
-        paced_write(fd, data, chunk=4096)
-    finally:
-        os.close(fd)
-    assert (tmp_path / "pack").read_bytes() == data
+    assert _paced(tmp_path / "pack", data, chunk=4096) == data
     assert clock.slept == []  # nothing to pace against: the kernel writes it back as it likes
 
 
@@ -163,10 +142,5 @@ def test_without_sync_file_range_it_is_one_plain_write(tmp_path: Path, monkeypat
 def test_the_real_sync_file_range_is_found_and_used(tmp_path: Path) -> None:
     assert priority._sync_range is not None
     data = os.urandom(3 * priority.PACED_CHUNK + 17)
-    fd = _open(tmp_path / "pack")
-    try:
-        paced_write(fd, data, rate=1 << 40)  # no pause worth the name; the real call on a real file
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    assert (tmp_path / "pack").read_bytes() == data
+    # No pause worth the name: the real call on a real file.
+    assert _paced(tmp_path / "pack", data, rate=1 << 40) == data

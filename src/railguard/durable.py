@@ -20,11 +20,14 @@ database's directory belongs to the app's user, who needs it for ``-wal`` and ``
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, Literal, TextIO
 from pathlib import Path
 
@@ -159,6 +162,20 @@ def create_private_database(path: Path) -> None:
     """
     with contextlib.suppress(FileExistsError):
         os.close(create_private_file(path))
+
+
+def libc_function(name: str) -> Callable[..., int] | None:
+    """The C library's function ``name`` (errno kept for ``ctypes.get_errno``), or None off Linux or
+    where the library lacks it. Look it up once, at import: a child between fork and exec must
+    not load libraries."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function: Callable[..., int] = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6",
+                                                            use_errno=True), name)
+    except (OSError, AttributeError):
+        return None
+    return function
 
 
 def pid_is_alive(pid: int) -> bool:

@@ -6,6 +6,7 @@ import hashlib
 import os
 import signal
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -338,13 +339,22 @@ def test_the_copy_runs_at_background_priority_for_at_most_its_limit(generations:
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     policies: list[int] = []
     real_take_snapshot = writer_module.take_snapshot
+    before = os.sched_getscheduler(0)
 
     def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        policies.append(os.sched_getscheduler(0))
+        deadline = time.monotonic() + 60
+        while writer_module.COPY_AT_IDLE == 0 and os.sched_getscheduler(0) != before and time.monotonic() < deadline:
+            time.sleep(0.01)  # its limit at 0: wait for the raise itself, not a guessed time
         policies.append(os.sched_getscheduler(0))
         return real_take_snapshot(*args, **kwargs)
 
     monkeypatch.setattr(writer_module, "take_snapshot", recording)
-    before = os.sched_getscheduler(0)
+    monkeypatch.setattr(writer_module, "COPY_AT_IDLE", 3600.0)
     assert generations.take().manifest.verified
-    assert policies == [os.SCHED_IDLE]
+    assert policies == [os.SCHED_IDLE, os.SCHED_IDLE]  # within its limit the copy stays idle
+    policies.clear()
+    monkeypatch.setattr(writer_module, "COPY_AT_IDLE", 0.0)
+    assert generations.take().manifest.verified
+    assert policies[-1] == before  # past its limit the copy is raised to normal while it still runs
     assert os.sched_getscheduler(0) == before

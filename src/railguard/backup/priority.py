@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
+
+from railguard.durable import libc_function
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -77,18 +77,14 @@ def run_in_background(function: Callable[_P, _T], *args: _P.args, **kwargs: _P.k
 #: How fast :func:`paced_write` lets a backup's durable writes reach the disk, and in what pieces.
 PACED_BYTES_PER_SECOND = 16 * 1024 * 1024
 PACED_CHUNK = 256 * 1024
-_SYNC_FILE_RANGE_WAIT_BEFORE, _SYNC_FILE_RANGE_WRITE, _SYNC_FILE_RANGE_WAIT_AFTER = 1, 2, 4
+#: sync_file_range's SYNC_FILE_RANGE_WAIT_BEFORE | WRITE | WAIT_AFTER: start the range's writeback, wait for it.
+_WRITE_AND_WAIT = 1 | 2 | 4
 
 
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    function.restype = ctypes.c_int
+def _sync_file_range() -> Callable[..., int] | None:
+    function = libc_function("sync_file_range")
+    if function is not None:
+        function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]  # type: ignore[attr-defined]
     return function
 
 
@@ -107,9 +103,11 @@ def paced_write(fd: int, data: bytes, *, rate: int = PACED_BYTES_PER_SECOND, chu
     ``rate``: the app's fsync never waits behind more than one piece of ours, and between
     pieces the disk is the app's. Measured there: pieces of 64 to 256 KiB at 10 to 20 MB/s kept
     the app's commit p99 within 1.0 to 1.2x of idle; written as fast as the disk took them,
-    pieces alone changed nothing (docs/pages.md, "What keeps the app's commits fast"). The caller still fsyncs (the file's
-    metadata and the disk's cache); where ``sync_file_range`` does not exist this is a plain
-    write.
+    pieces alone changed nothing (docs/pages.md, "What keeps the app's commits fast").
+
+    The caller still fsyncs (the file's metadata and the disk's cache). Where
+    ``sync_file_range`` does not exist this is a plain write; where the file system refuses it,
+    the rest is written at once.
     """
     view = memoryview(data)
     if _sync_range is None:
@@ -120,10 +118,9 @@ def paced_write(fd: int, data: bytes, *, rate: int = PACED_BYTES_PER_SECOND, chu
         began = time.monotonic()
         piece = view[start:start + chunk]
         _write_all(fd, piece)
-        flags = _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER
-        if _sync_range(fd, offset + start, len(piece), flags) != 0:
+        if _sync_range(fd, offset + start, len(piece), _WRITE_AND_WAIT) != 0:
             error = ctypes.get_errno()
-            if error not in (errno.ENOSYS, errno.EINVAL, errno.ESPIPE):
+            if error not in (errno.ENOSYS, errno.EINVAL):
                 raise OSError(error, f"sync_file_range: {os.strerror(error)}")
             _write_all(fd, view[start + chunk:])  # a file system that cannot: the caller's fsync does it all
             return

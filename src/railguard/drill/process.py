@@ -18,8 +18,6 @@ Three layers, because each one alone has a gap:
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
@@ -31,23 +29,14 @@ from pathlib import Path
 from typing import IO
 
 from railguard.drill.watchdog import group_alive
+from railguard.durable import libc_function
 
 PR_SET_PDEATHSIG = 1
 WATCHDOG_SCRIPT = Path(__file__).with_name("watchdog.py")
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl
-    except (OSError, AttributeError):
-        return None
-
-
 # Looked up once in the parent: the child between fork and exec must not load libraries.
-_PRCTL = _load_prctl()
+_PRCTL = libc_function("prctl")
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:

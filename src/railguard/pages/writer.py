@@ -34,7 +34,7 @@ Order of work, and why:
    setting's: :func:`generation_check`) runs on that file.
 6. Only then give the manifest its name (written, fsynced, linked, directory fsynced), and log.
 
-Every step runs at background priority (:mod:`railguard.backup.priority`), so the app's
+Steps 2 to 5 run at background priority (:mod:`railguard.backup.priority`), so the app's
 commits do not queue behind our copying and hashing; the copy of step 3, which holds a read
 transaction on the live database, only for its first :data:`COPY_AT_IDLE` seconds, then at
 normal priority, so a busy machine cannot stretch that transaction. The packs reach the disk
@@ -184,12 +184,11 @@ def _take(database: Path, settings: BackupSettings, workspace: WorkDirectory, st
         snapshot = take_snapshot(database, raw, method=settings.method,
                                  busy_timeout=settings.busy_timeout.total_seconds(), progress=progress)
     fault_point("snapshot")
-    schema_version, user_version = _cookies(raw)
     durations = {"copy": round(snapshot.seconds, 3)}
 
     with background_priority():  # the read transaction has ended: from here on the app goes first
         manifest = _pack_and_verify(database, settings, workspace, store, name, now, progress, known, snapshot,
-                                    (schema_version, user_version), durations)
+                                    _cookies(raw), durations)
         # The checked copy is no longer needed: its page cache (the database's size) is freed
         # here, at background priority, not when the work directory goes (measured: a 50 ms
         # commit of the app while a 1 GB copy was unlinked at normal priority).

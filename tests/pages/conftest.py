@@ -68,9 +68,12 @@ class Generations:
     def store(self) -> Path:
         return store_for(self.settings.directory, self.database.stem)
 
-    def take(self) -> GenerationResult:
+    def take(self, now: datetime | None = None) -> GenerationResult:
+        """A generation at ``now``, else a minute after the one before (from T0). A test that reads
+        an age through the CLI, whose clock is the real one, passes a time near that clock."""
         self.taken += 1
-        return take_generation(self.database, self.settings, now=T0 + timedelta(minutes=self.taken), app="tasks")
+        return take_generation(self.database, self.settings, now=now or T0 + timedelta(minutes=self.taken),
+                               app="tasks")
 
     def manifests(self) -> list[GenerationManifest]:
         return sorted((GenerationManifest.parse((self.store / name).read_bytes())

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from railguard.errors import ExitCode, VerifyFailed
@@ -43,9 +44,10 @@ def test_a_format_2_manifest_names_its_page_list_and_stays_small(generations: Ge
 
 
 def test_listing_reads_no_page_list(generations: Generations, database: Path, tmp_path: Path, run_cli) -> None:
-    generations.take()
+    clock = datetime.now(timezone.utc)  # status judges the newest generation's age by the real clock
+    generations.take(now=clock - timedelta(minutes=2))
     _changed(database, 3000)
-    generations.take()
+    generations.take(now=clock - timedelta(minutes=1))
     for name in list_names(generations.store):
         list_path(generations.store, name).unlink()  # a listing that read one would now fail
     records = list_generations(generations.settings.directory, "tasks")

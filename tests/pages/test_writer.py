@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -332,6 +334,58 @@ def test_every_pack_and_page_list_reaches_the_disk_paced(generations: Generation
     assert len(paced) == len(first.packs) + 1  # each pack, then the page list
     assert sum(paced) == first.new_bytes
     assert generations.rebuilt_contents(first, generations.store.parent / "scratch") == contents(generations.database)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_packs_are_written_beside_the_hashing_at_background_priority(generations: Generations, database: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each pack is made durable on one worker thread, at SCHED_IDLE, while the next is collected;
+    the page list on that thread too, once every pack is durable."""
+    monkeypatch.setattr(writer_module, "PACK_BYTES", 16 * 4096)
+    written: list[tuple[str, int, int]] = []  # (pack or list, thread, policy)
+
+    def recording(fd: int, data: bytes, **kwargs: int) -> None:
+        kind = "pack" if data.startswith(PACK_MAGIC) else "list"
+        written.append((kind, threading.get_ident(), os.sched_getscheduler(0)))
+        priority.paced_write(fd, data, **kwargs)
+
+    monkeypatch.setattr(writer_module, "paced_write", recording)
+    first = generations.take().manifest
+    assert [kind for kind, _, _ in written] == ["pack"] * len(first.packs) + ["list"]
+    assert len(first.packs) > 2
+    assert {thread for _, thread, _ in written} == {written[0][1]} != {threading.get_ident()}  # one worker, not us
+    assert {policy for _, _, policy in written} == {os.SCHED_IDLE}
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("railguard-pack")]
+    assert generations.rebuilt_contents(first, generations.store.parent / "scratch") == contents(database)
+
+
+def test_a_pack_that_cannot_be_written_fails_the_generation_and_keeps_none(generations: Generations, database: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    generations.take()
+    connection = sqlite3.connect(database, isolation_level=None)
+    add_rows(connection, 2000, 50)
+    connection.close()
+    monkeypatch.setattr(writer_module, "PACK_BYTES", 16 * 4096)
+    real_store_object = writer_module._store_object
+    stored: list[str] = []
+
+    def disk_full_at_the_second_pack(workspace, store, directory, suffix, data):  # type: ignore[no-untyped-def]
+        if directory == "packs" and len(stored) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        name, new = real_store_object(workspace, store, directory, suffix, data)
+        stored.append(name)
+        return name, new
+
+    monkeypatch.setattr(writer_module, "_store_object", disk_full_at_the_second_pack)
+    with pytest.raises(RailguardError) as failed:
+        generations.take()
+    assert failed.value.message.startswith("no space left in ")  # the worker's error, raised by the generation
+    assert failed.value.message.endswith("while writing the backup; older backups are untouched")
+    assert generation_names(generations.store) == ["tasks-20261201-1401.generation.json"]
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("railguard-pack")]
+    monkeypatch.setattr(writer_module, "_store_object", real_store_object)
+    result = generations.take()  # the next run cleans up and makes the generation
+    assert generations.rebuilt_contents(result.manifest, generations.store.parent / "scratch") == contents(database)
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")

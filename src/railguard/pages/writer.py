@@ -23,15 +23,17 @@ Order of work, and why:
    generations that named it), so one bad pack never fails every backup after it; when they
    make the very same pack, the good bytes replace the damaged file and mend those generations.
 3. Copy the database (backup API, one step) into a private work directory.
-4. Hash the copy page by page; pages the store lacks go into new packs, each compressed,
-   named by its sha256, and made durable (paced writes, fsync, link into ``packs/``, fsync the
-   directory) before anything names it; then the page list, the same way (``lists/``).
+4. Hash the copy page by page, and whole (the manifest's ``raw_sha256``: these pages in this
+   order are the generation, what every later rebuild must give); pages the store lacks go
+   into new packs, each compressed, named by its sha256, and made durable (paced writes, fsync,
+   link into ``packs/``, fsync the directory) on a worker thread while the next is collected,
+   all of them before anything names them; then the page list, the same way (``lists/``),
+   written on that thread while step 5 runs, and durable before step 6.
 5. Make the copy into the generation **materialized from the store**, in place, and check it:
    every new page is read back from its new pack (the file must hash to its name, every page
    must match its digest: :func:`railguard.pages.store.read_pack`), written over its own
-   offsets and read back from there; then the whole file's sha256 is taken (the manifest's
-   ``raw_sha256``, what every later rebuild must give) while ``quick_check`` (or the ``check``
-   setting's: :func:`generation_check`) runs on that file.
+   offsets and read back from there; then ``quick_check`` (or the ``check`` setting's:
+   :func:`generation_check`) runs on that file.
 6. Only then give the manifest its name (written, fsynced, linked, directory fsynced), and log.
 
 Steps 2 to 5 run at background priority (:mod:`railguard.backup.priority`), so the app's
@@ -39,7 +41,8 @@ commits do not queue behind our copying and hashing; the copy of step 3, which h
 transaction on the live database, only for its first :data:`COPY_AT_IDLE` seconds, then at
 normal priority, so a busy machine cannot stretch that transaction. The packs reach the disk
 paced (:func:`~railguard.backup.priority.paced_write`), so the app's commit fsyncs do not
-queue behind our writes either.
+queue behind our writes either, and the hashing pauses between megabytes (:data:`HASH_PAUSE`).
+One check runs at a time: nothing of ours holds both cores while the app waits for one.
 
 Why step 5 checks the generation as the store holds it, without rebuilding it whole. After
 it, every page of the file is one of two kinds. A *new* page was written from the bytes its
@@ -50,11 +53,14 @@ pages were checked against that header when it was written: by step 5 of the run
 it (or a whole rebuild, before this way). Step 2 counts only packs a readable manifest names,
 and a manifest is published only after that check; an orphan a held-back GC kept counts for
 nothing. So the pack holds those very bytes (sha256 has no known collisions), and the file is,
-page for page, what rebuilding the generation from the store gives. The page list is read back
+page for page, what rebuilding the generation from the store gives, and its whole sha256 is the
+one step 4 took (a new page read back equal to its digest is the bytes hashed then; no other
+page is written), so the file is not read a second time to hash it. The page list is read back
 too and must be the digests hashed here. Reading each new page back from its offsets catches
 one written at a wrong place. What this saves is decompressing and hashing every old page and
-writing a second file: an extra generation reads back only its new pages and its list. ``backups verify``, restore and drills
-still rebuild generations whole from the store (:mod:`railguard.pages.rebuild`).
+writing a second file: an extra generation reads back only its new pages and its list.
+``backups verify``, restore and drills still rebuild generations whole from the store
+(:mod:`railguard.pages.rebuild`).
 
 ``kill -9`` anywhere leaves every earlier generation as it was (nothing they name is ever
 written or removed here but by the GC of step 1, which keeps every object a manifest names)
@@ -92,7 +98,7 @@ from railguard.logfmt import append_line
 from railguard.pages.faults import fault_point
 from railguard.pages.catalog import list_generations
 from railguard.pages.gc import Collection, collect_garbage, referenced_objects
-from railguard.pages.rebuild import DAMAGED_HINT, sha256_of
+from railguard.pages.rebuild import DAMAGED_HINT
 from railguard.pages.store import (
     LIST_SUFFIX, LISTS_DIR, PACK_BYTES, PACK_SUFFIX, PACKS_DIR, BadPack, BadPageList, GenerationManifest, encode_page_list,
     encode_pack, free_generation_id, generation_file_name, pack_names, pack_path, prepare_store,
@@ -111,6 +117,10 @@ DEFAULT_CHECK = "quick"
 COPY_AT_IDLE = 10.0
 #: Bytes of the copy read at a time while hashing its pages.
 READ_BYTES = 1024 * 1024
+#: Seconds the hashing sleeps after each READ_BYTES. Streaming the copy through the CPU without a
+#: break put the app's commit p99 at 1.4 to 1.7x idle even at SCHED_IDLE (on the other core, through
+#: the caches they share); a break of 0.3 to 1 ms a megabyte kept it at idle's (docs/pages.md).
+HASH_PAUSE = 0.0005
 
 
 @dataclass
@@ -202,7 +212,6 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
     schema_version, user_version = cookies
     page_size = snapshot.page_size
     started = time.monotonic()
-    packer = _Packer(workspace, store, page_size, settings.level or DEFAULT_LEVEL)
     pages: list[bytes] = []
     packs: set[str] = set()
     fresh: dict[bytes, list[int]] = {}  # each page the store lacked -> the page numbers that hold it
@@ -213,31 +222,44 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
         # page is copied out of the chunk only when it goes into a pack.
         chunk_pages = max(1, READ_BYTES // page_size)
         offset = 0
-        while chunk := os.pread(fd, chunk_pages * page_size, offset):
-            offset += len(chunk)
-            view = memoryview(chunk)
-            for start in range(0, len(chunk), page_size):
-                page = view[start:start + page_size]
-                digest = hashlib.sha256(page).digest()
-                holder = known.get(digest)
-                if holder is None:
-                    packer.add(digest, bytes(page))
-                    fresh.setdefault(digest, []).append(len(pages))
-                else:
-                    packs.add(holder)
-                pages.append(digest)
-            if count:
-                count(len(chunk))
-        packer.flush()
-        packs.update(packer.written)
-        digests = b"".join(pages)
-        listed = encode_page_list(page_size, digests, packer.level)
-        page_list, new_list = _store_object(workspace, store, LISTS_DIR, LIST_SUFFIX, listed)
-        fault_point("list")
-        durations["pack"] = round(time.monotonic() - started, 3)
+        whole = hashlib.sha256()  # the manifest's raw_sha256: these pages, in order, are the generation
+        with _Packer(workspace, store, page_size, settings.level or DEFAULT_LEVEL) as packer:
+            while chunk := os.pread(fd, chunk_pages * page_size, offset):
+                offset += len(chunk)
+                whole.update(chunk)
+                view = memoryview(chunk)
+                for start in range(0, len(chunk), page_size):
+                    page = view[start:start + page_size]
+                    digest = hashlib.sha256(page).digest()
+                    holder = known.get(digest)
+                    if holder is None:
+                        packer.add(digest, bytes(page))
+                        fresh.setdefault(digest, []).append(len(pages))
+                    else:
+                        packs.add(holder)
+                    pages.append(digest)
+                if count:
+                    count(len(chunk))
+                time.sleep(HASH_PAUSE)  # a breath for the app between megabytes (HASH_PAUSE says why)
+            packer.flush()
+            packs.update(packer.written)
+            digests = b"".join(pages)
+            listed = encode_page_list(page_size, digests, packer.level)
+            listing = packer.store_list(listed)  # made durable while the new pages are read back and checked
+            durations["pack"] = round(time.monotonic() - started, 3)
 
-        started = time.monotonic()
-        _materialize_in_place(store, packer.written, fresh, fd, page_size, name, progress)
+            started = time.monotonic()
+            _materialize_in_place(store, packer.written, fresh, fd, page_size, name, progress)
+            mode = generation_check(settings)
+            stage_counter(progress, "check", 0)
+            check = check_database(workspace.route(RAW_NAME), mode)
+            if not check.ok:
+                # Every page is the copy's, byte for byte: it is the source that is damaged.
+                raise VerifyFailed(f"the copy of {database} failed {mode}_check: {check.summary}; "
+                                   f"generation {name} was not kept",
+                                   hint="The source database is damaged: inspect it with sqlite3 and restore a good "
+                                        "backup")
+            page_list, new_list = listing.result()
         try:
             listed_back = read_page_list(list_path(store, page_list), page_list, page_size, len(pages))
         except BadPageList as exc:
@@ -246,21 +268,8 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
         if listed_back != digests:
             raise VerifyFailed(f"generation {name}: its page list does not read back as written; it was not kept",
                                hint=_DISK_HINT)
-        mode = generation_check(settings)
-        stage_counter(progress, "check", 0)
-        # The materialization's sha256 and its check read the same file: side by side, as a
-        # whole-file backup compresses while it checks (both let go of the GIL).
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            whole = pool.submit(run_in_background, sha256_of, fd)
-            check = check_database(workspace.route(RAW_NAME), mode)
-            raw_sha256 = whole.result()
     finally:
         os.close(fd)
-    if not check.ok:
-        # Every page is the copy's, byte for byte: it is the source that is damaged.
-        raise VerifyFailed(f"the copy of {database} failed {mode}_check: {check.summary}; "
-                           f"generation {name} was not kept",
-                           hint="The source database is damaged: inspect it with sqlite3 and restore a good backup")
     finish(progress, "check", page_size * len(pages))
     durations["verify"] = round(time.monotonic() - started, 3)
     fault_point("verified")
@@ -268,7 +277,7 @@ def _pack_and_verify(database: Path, settings: BackupSettings, workspace: WorkDi
         name=name, source=str(database.absolute()), created_at=now.astimezone(timezone.utc).isoformat(timespec="seconds"),
         sqlite_version=sqlite3.sqlite_version, page_size=page_size, page_count=len(pages),
         schema_version=schema_version, user_version=user_version, journal_mode=snapshot.journal_mode,
-        page_list=page_list, packs=sorted(packs), raw_sha256=raw_sha256, new_pages=packer.pages,
+        page_list=page_list, packs=sorted(packs), raw_sha256=whole.hexdigest(), new_pages=packer.pages,
         new_bytes=packer.bytes + (len(listed) if new_list else 0), check=mode,
         check_result=check.summary, verified=True, durations=durations, wal_bytes=snapshot.wal_bytes,
         railguard_version=__version__,
@@ -368,7 +377,15 @@ def _cookies(raw: Path) -> tuple[int, int]:
 
 
 class _Packer:
-    """Collects new pages and writes them out, a pack at a time, durably, before any manifest names them."""
+    """Collects new pages and writes them out, a pack at a time, durably, before any manifest names them.
+
+    Each pack is made durable on a worker thread, at background priority, while the pages of the
+    next one are hashed: its paced writes spend most of their time asleep, so they overlap the
+    hashing instead of adding to it. At most one pack is being written while the next is
+    collected. :meth:`flush` returns once every pack is durable (and raises the error of one
+    that could not be written); use the packer as a context manager, so that no write is left
+    running when the work directory goes.
+    """
 
     def __init__(self, workspace: WorkDirectory, store: Path, page_size: int, level: int) -> None:
         self.workspace = workspace
@@ -382,6 +399,14 @@ class _Packer:
         self.written: list[str] = []
         self.pages = 0
         self.bytes = 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="railguard-pack")
+        self._writing: concurrent.futures.Future[str] | None = None
+
+    def __enter__(self) -> _Packer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)  # a pack still being written finishes before its directory goes
 
     def add(self, digest: bytes, page: bytes) -> None:
         if digest in self.pending:
@@ -395,15 +420,38 @@ class _Packer:
     def flush(self) -> None:
         if self.buffer:
             self._write()
+        self._wait()
 
     def _write(self) -> None:
         data = encode_pack(self.page_size, self.digests, self.compressor.compress(b"".join(self.buffer)))
-        name, _ = _store_object(self.workspace, self.store, PACKS_DIR, PACK_SUFFIX, data)  # counted even if held
-        self.written.append(name)
+        self._wait()
+        self._writing = self._pool.submit(run_in_background, _store_pack, self.workspace, self.store, data)
         self.pages += len(self.digests)
-        self.bytes += len(data)
+        self.bytes += len(data)  # counted even if the store held it already
         self.digests, self.buffer = [], []
-        fault_point("pack")
+
+    def store_list(self, data: bytes) -> concurrent.futures.Future[tuple[str, bool]]:
+        """Make the page list ``data`` durable on the worker once every pack is: the caller goes on
+        meanwhile and takes the result (its name, whether it is new) before anything names it."""
+        self.flush()
+        return self._pool.submit(run_in_background, _store_list, self.workspace, self.store, data)
+
+    def _wait(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            self.written.append(writing.result())
+
+
+def _store_pack(workspace: WorkDirectory, store: Path, data: bytes) -> str:
+    name, _ = _store_object(workspace, store, PACKS_DIR, PACK_SUFFIX, data)
+    fault_point("pack")
+    return name
+
+
+def _store_list(workspace: WorkDirectory, store: Path, data: bytes) -> tuple[str, bool]:
+    stored = _store_object(workspace, store, LISTS_DIR, LIST_SUFFIX, data)
+    fault_point("list")
+    return stored
 
 
 def _store_object(workspace: WorkDirectory, store: Path, directory: str, suffix: str, data: bytes) -> tuple[str, bool]:

@@ -9,13 +9,16 @@ Measures, in one run on the same database with a writer process committing every
       directly (after a checkpoint, the only case where that is consistent) and hashing them,
       against a one-step backup-API copy to a private file that is then hashed;
   the whole-file zstd backup (time, size) and the restore-side rebuild of it;
-  a first generation, then --generations generations each after --churn of the rows changed:
+  a first generation, then --generations generations each after --churn of the rows changed
+      (in two halves: one before a control window, one right before the generation):
   stored bytes and time per extra generation, as ratios of the whole-file backup's;
   restic on the same consistent copies, when it is installed (bytes its repository grows);
-  the writer's commit latency p99 idle vs while the extra generations run (the writer is its own
-      process, as the app is: a thread in this one would measure our GIL, not the backup); idle is
-      the writer alone before the backups, after them, and right after each extra generation for
-      as long as it took (up to 5 s), so the machine's load of the moment is in both;
+  the writer's commit latency p99 while the extra generations run against the writer alone (the
+      writer is its own process, as the app is: a thread in this one would measure our GIL, not the
+      backup), two ways: control windows, each after the same churn as a generation and as long as
+      the one before it (the A/B comparison: the target's), and quiet windows with no churn before
+      them (before the backups, after them, and right after each extra generation for as long as it
+      took, up to 5 s), so the machine's load of the moment is in every one;
   CPU seconds (getrusage of this process and its children) and bytes written to disk
       (/proc/self/io) per extra generation, and the figures per day of a generation every 10 minutes;
   the rebuild of the newest generation against the decompress + check of the whole-file backup.
@@ -162,8 +165,18 @@ def copy_then_hash(database: Path, scratch: Path, page_size: int) -> float:
     return seconds
 
 
-def churn(database: Path, fraction: float, rng: random.Random) -> None:
-    """Change ``fraction`` of the rows, then checkpoint the WAL.
+def changed_rows(database: Path, fraction: float, rng: random.Random) -> list[int]:
+    """The ids of ``fraction`` of the rows, picked at random: what the next churn changes."""
+    connection = sqlite3.connect(database, timeout=30)
+    try:
+        highest = connection.execute("SELECT max(id) FROM tasks").fetchone()[0]
+    finally:
+        connection.close()
+    return rng.sample(range(1, highest + 1), max(1, int(highest * fraction)))
+
+
+def churn(database: Path, ids: list[int]) -> None:
+    """Change the rows ``ids``, then checkpoint the WAL.
 
     The churn stands for the app's writes between two generations (ten minutes of them), done
     here in a few big transactions right before the next generation. Their WAL would have been
@@ -172,16 +185,17 @@ def churn(database: Path, fraction: float, rng: random.Random) -> None:
     starts, and the generation would be charged with the churn's cost.
     """
     connection = sqlite3.connect(database, timeout=30, isolation_level=None)
-    highest = connection.execute("SELECT max(id) FROM tasks").fetchone()[0]
-    changed = max(1, int(highest * fraction))
-    ids = rng.sample(range(1, highest + 1), changed)
-    for start in range(0, changed, 2000):
+    for start in range(0, len(ids), 2000):
         connection.execute("BEGIN IMMEDIATE")
         connection.executemany("UPDATE tasks SET done = 1 - done, title = title || '!' WHERE id = ?",
                                [(row,) for row in ids[start:start + 2000]])
         connection.execute("COMMIT")
     connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
     connection.close()
+
+
+def halves(ids: list[int]) -> tuple[list[int], list[int]]:
+    return ids[:len(ids) // 2], ids[len(ids) // 2:]
 
 
 def restic_growth(copy_from: Path, repository: Path, workdir: Path) -> int | None:
@@ -244,8 +258,15 @@ def main() -> None:
     restic_first = restic_growth(database, OUTPUT / "restic", scratch)
     rng = random.Random(11)
     extra_bytes, costs, restic_bytes = [], [], []
+    # Each generation's churn in two halves: the first before a control window (the writer alone
+    # as long as the generation before took), the second right before the generation. Both
+    # windows follow the same app writes, so the generation is compared with no generation,
+    # not with a quieter moment; every generation still holds --churn of the rows changed.
+    control_windows = []
+    before_control, before_generation = halves(changed_rows(database, args.churn, rng))
+    churn(database, before_control)
     for number in range(args.generations):
-        churn(database, args.churn, rng)
+        churn(database, before_generation)
         with Cost() as cost:
             result = take_generation(database, pages_settings, now=T0 + timedelta(minutes=2 + number))
         costs.append(cost)
@@ -258,10 +279,16 @@ def main() -> None:
         grown = restic_growth(database, OUTPUT / "restic", scratch)
         if grown is not None:
             restic_bytes.append(grown)
+            os.sync()  # restic's writes reach the disk now, not in the control window
+        before_control, before_generation = halves(changed_rows(database, args.churn, rng))
+        churn(database, before_control)
+        control_windows.append((time.monotonic(), time.monotonic() + cost.seconds))
+        time.sleep(cost.seconds)
     during = writer.percentiles([(cost.started, cost.ended) for cost in costs])
     idle_windows.append((time.monotonic(), time.monotonic() + IDLE_SECONDS))  # the machine's load moves: twice
     time.sleep(IDLE_SECONDS)
     idle = writer.percentiles(idle_windows)
+    control = writer.percentiles(control_windows)
     writer.stop()
 
     def mean(values: list[float]) -> float:
@@ -282,9 +309,11 @@ def main() -> None:
               f"snapshot = {mean_restic / file_bytes:.1%} of a whole-file backup")
     else:
         print("restic: not installed, not measured")
-    print(f"writer commit p50/p99: idle {idle[0]:.1f}/{idle[1]:.1f} ms ({idle[2]} commits), during the extra "
-          f"generations {during[0]:.1f}/{during[1]:.1f} ms ({during[2]} commits) = {during[1] / idle[1]:.2f}x "
-          f"(target <= 1.5x); failed commits {idle[3] + during[3]}")
+    print(f"writer commit p50/p99: during the extra generations {during[0]:.1f}/{during[1]:.1f} ms ({during[2]} "
+          f"commits); control windows (same churn, no generation) {control[0]:.1f}/{control[1]:.1f} ms "
+          f"({control[2]} commits) = {during[1] / control[1]:.2f}x (target <= 1.5x); quiet windows (no churn "
+          f"before) {idle[0]:.1f}/{idle[1]:.1f} ms ({idle[2]} commits) = {during[1] / idle[1]:.2f}x; failed commits "
+          f"{idle[3] + control[3] + during[3]}")
     stored = directory_bytes(OUTPUT / "pages")
     print(f"store after {args.generations + 1} generations: {stored / 1e6:.1f} MB "
           f"(whole-file backups: {(args.generations + 1) * file_bytes / 1e6:.1f} MB)")

@@ -45,6 +45,15 @@ def add_rows(connection: sqlite3.Connection, first: int, count: int) -> None:
     connection.execute("COMMIT")
 
 
+def add_rows_to(database: Path, first: int, count: int) -> None:
+    """:func:`add_rows` on a connection of its own."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        add_rows(connection, first, count)
+    finally:
+        connection.close()
+
+
 def contents(path: Path) -> list[object]:
     connection = sqlite3.connect(path)
     try:

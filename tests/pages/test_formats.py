@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -16,16 +15,14 @@ from railguard.pages.store import (
     LIST_MAGIC, GenerationManifest, list_names, list_path, objects_of, pack_names,
 )
 
-from pages.conftest import Generations, add_rows, as_format_1, contents
+from pages.conftest import Generations, add_rows_to, as_format_1, contents
 from pages.test_cli import _config
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "rebuild-generation.py"
 
 
 def _changed(database: Path, first: int) -> None:
-    connection = sqlite3.connect(database, isolation_level=None)
-    add_rows(connection, first, 40)
-    connection.close()
+    add_rows_to(database, first, 40)
 
 
 def test_a_format_2_manifest_names_its_page_list_and_stays_small(generations: Generations) -> None:

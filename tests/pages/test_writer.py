@@ -22,7 +22,7 @@ from railguard.pages import writer as writer_module
 from railguard.pages.rebuild import rebuild_generation
 from railguard.pages.store import PACK_MAGIC, generation_names, pack_names, pack_path, read_pack_header
 
-from pages.conftest import Generations, add_rows, contents, make_tricky, run_generation_killed_at
+from pages.conftest import Generations, add_rows_to, contents, make_tricky, run_generation_killed_at
 
 
 def test_first_generation_rebuilds_the_database_exactly(generations: Generations, database: Path,
@@ -126,9 +126,7 @@ def test_each_generation_holds_a_prefix_of_committed_transactions(tmp_path: Path
 def test_a_generation_that_fails_its_check_is_never_published(generations: Generations, database: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     generations.take()
-    connection = sqlite3.connect(database, isolation_level=None)
-    add_rows(connection, 1000, 50)
-    connection.close()
+    add_rows_to(database, 1000, 50)
     monkeypatch.setattr("railguard.pages.writer.check_database",
                         lambda path, mode: CheckResult(False, ["Page 3 is never used"], 0, 0.0))
     with pytest.raises(VerifyFailed) as failed:
@@ -265,9 +263,7 @@ def test_an_extra_generation_reads_back_only_its_new_packs(generations: Generati
 def test_a_pack_damaged_right_after_it_was_written_fails_the_generation(generations: Generations, database: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     generations.take()
-    connection = sqlite3.connect(database, isolation_level=None)
-    add_rows(connection, 1000, 50)
-    connection.close()
+    add_rows_to(database, 1000, 50)
     real_store_object = writer_module._store_object
 
     def losing_a_write(workspace, store, directory, suffix, data):  # type: ignore[no-untyped-def]
@@ -290,9 +286,7 @@ def test_an_orphan_pack_is_not_trusted_while_a_held_back_gc_keeps_it(generations
                                                                      settings: BackupSettings, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     generations.take()
-    connection = sqlite3.connect(database, isolation_level=None)
-    add_rows(connection, 5000, 80)
-    connection.close()
+    add_rows_to(database, 5000, 80)
     assert run_generation_killed_at("pack", database, settings, minute=30) == -signal.SIGKILL
     named = {pack for manifest in generations.manifests() for pack in manifest.packs}
     orphans = set(pack_names(generations.store)) - named
@@ -362,9 +356,7 @@ def test_packs_are_written_beside_the_hashing_at_background_priority(generations
 def test_a_pack_that_cannot_be_written_fails_the_generation_and_keeps_none(generations: Generations, database: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     generations.take()
-    connection = sqlite3.connect(database, isolation_level=None)
-    add_rows(connection, 2000, 50)
-    connection.close()
+    add_rows_to(database, 2000, 50)
     monkeypatch.setattr(writer_module, "PACK_BYTES", 16 * 4096)
     real_store_object = writer_module._store_object
     stored: list[str] = []
